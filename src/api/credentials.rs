@@ -1,0 +1,365 @@
+//! `credentials/list`, `credentials/info`, `credentials/authorize` (CSC §3.1–3.3).
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Caller, CscJson};
+use crate::crypto::b64;
+use crate::error::CscError;
+use crate::pki;
+use crate::secret::Secret;
+use crate::service::authorize::{self as authz, AuthorizeInput};
+use crate::service::credentials::{self as creds, CredentialView};
+use crate::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRequest {
+    #[serde(default, rename = "userID")]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub credential_info: Option<bool>,
+    #[serde(default)]
+    pub certificates: Option<String>,
+    #[serde(default)]
+    pub cert_info: Option<bool>,
+    #[serde(default)]
+    pub auth_info: Option<bool>,
+    #[serde(default)]
+    pub only_valid: Option<bool>,
+    #[serde(default)]
+    pub lang: Option<String>,
+    #[serde(default)]
+    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoRequest {
+    #[serde(default, rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(default)]
+    pub certificates: Option<String>,
+    #[serde(default)]
+    pub cert_info: Option<bool>,
+    #[serde(default)]
+    pub auth_info: Option<bool>,
+    #[serde(default)]
+    pub lang: Option<String>,
+    #[serde(default)]
+    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuthDataItem {
+    pub id: String,
+    #[serde(default)]
+    pub value: Option<Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizeRequest {
+    #[serde(default, rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(default)]
+    pub num_signatures: Option<i64>,
+    #[serde(default)]
+    pub hashes: Option<Vec<String>>,
+    /// v1 name of `hashes` (pyHanko).
+    #[serde(default)]
+    pub hash: Option<Vec<String>>,
+    #[serde(default, rename = "hashAlgorithmOID", alias = "hashAlgo")]
+    pub hash_algorithm_oid: Option<String>,
+    #[serde(default)]
+    pub auth_data: Option<Vec<AuthDataItem>>,
+    /// v1 top-level PIN.
+    #[serde(default, rename = "PIN")]
+    pub pin: Option<Secret>,
+    /// v1 top-level OTP.
+    #[serde(default, rename = "OTP")]
+    pub otp: Option<Secret>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyJson {
+    pub status: &'static str,
+    pub algo: Vec<&'static str>,
+    pub len: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertJson {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<Vec<String>>,
+    #[serde(rename = "issuerDN", skip_serializing_if = "Option::is_none")]
+    pub issuer_dn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    #[serde(rename = "subjectDN", skip_serializing_if = "Option::is_none")]
+    pub subject_dn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthObject {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: &'static str,
+    pub format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<&'static str>,
+    pub label: &'static str,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthJson {
+    pub mode: &'static str,
+    pub expression: &'static str,
+    pub objects: Vec<AuthObject>,
+}
+
+/// v1 `PIN` / `OTP` description objects, kept for v1-era clients.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct V1AuthJson {
+    pub presence: &'static str,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub format: &'static str,
+    pub label: &'static str,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialInfoJson {
+    #[serde(rename = "credentialID", skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub key: KeyJson,
+    pub cert: CertJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthJson>,
+    #[serde(rename = "SCAL")]
+    pub scal: &'static str,
+    pub multisign: i32,
+    pub lang: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_mode: Option<&'static str>,
+    #[serde(rename = "PIN", skip_serializing_if = "Option::is_none")]
+    pub pin: Option<V1AuthJson>,
+    #[serde(rename = "OTP", skip_serializing_if = "Option::is_none")]
+    pub otp: Option<V1AuthJson>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse {
+    #[serde(rename = "credentialIDs")]
+    pub credential_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_infos: Option<Vec<CredentialInfoJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_valid: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizeResponse {
+    #[serde(rename = "SAD")]
+    pub sad: String,
+    pub expires_in: i64,
+}
+
+#[derive(Clone, Copy)]
+enum Certificates {
+    None,
+    Single,
+    Chain,
+}
+
+fn certificates_param(value: Option<&str>) -> Result<Certificates, CscError> {
+    match value {
+        None | Some("single") => Ok(Certificates::Single),
+        Some("none") => Ok(Certificates::None),
+        Some("chain") => Ok(Certificates::Chain),
+        Some(_) => Err(CscError::invalid("Invalid parameter certificates")),
+    }
+}
+
+/// Shape one credential as the CSC `credentials/info` object.
+fn to_json(
+    v: &CredentialView,
+    certs: Certificates,
+    cert_info: bool,
+    auth_info: bool,
+    with_id: bool,
+) -> CredentialInfoJson {
+    let certificates = match certs {
+        Certificates::None => None,
+        Certificates::Single => Some(v.chain.iter().take(1).map(|c| b64::encode(c)).collect()),
+        Certificates::Chain => Some(v.chain.iter().map(|c| b64::encode(c)).collect()),
+    };
+    let detail = |s: &str| cert_info.then(|| s.to_string());
+    let otp_type = if v.otp_online { "online" } else { "offline" };
+    CredentialInfoJson {
+        credential_id: with_id.then(|| v.id.clone()),
+        description: v.description.clone(),
+        key: KeyJson {
+            status: if v.enabled { "enabled" } else { "disabled" },
+            algo: v.sign_algos.iter().map(|a| a.oid()).collect(),
+            len: v.key_bits,
+            curve: v.key_type.curve_oid(),
+        },
+        cert: CertJson {
+            status: if v.cert_valid_now { "valid" } else { "expired" },
+            certificates,
+            issuer_dn: detail(&v.cert.issuer_dn),
+            serial_number: detail(&v.cert.serial_hex),
+            subject_dn: detail(&v.cert.subject_dn),
+            valid_from: cert_info.then(|| pki::generalized_time(v.cert.not_before)),
+            valid_to: cert_info.then(|| pki::generalized_time(v.cert.not_after)),
+        },
+        auth: auth_info.then(|| AuthJson {
+            mode: "explicit",
+            expression: "PIN AND OTP",
+            objects: vec![
+                AuthObject {
+                    kind: "Password",
+                    id: "PIN",
+                    format: "N",
+                    generator: None,
+                    label: "PIN",
+                    description: "The signing PIN (6 to 8 digits)",
+                },
+                AuthObject {
+                    kind: "Password",
+                    id: "OTP",
+                    format: "N",
+                    generator: Some("totp"),
+                    label: "OTP",
+                    description: "The 6-digit code from the authenticator app",
+                },
+            ],
+        }),
+        scal: "2",
+        multisign: v.multisign,
+        lang: "en-US",
+        auth_mode: auth_info.then_some("explicit"),
+        pin: auth_info.then_some(V1AuthJson {
+            presence: "true",
+            kind: None,
+            format: "N",
+            label: "PIN",
+            description: "The signing PIN (6 to 8 digits)",
+        }),
+        otp: auth_info.then_some(V1AuthJson {
+            presence: "true",
+            kind: Some(otp_type),
+            format: "N",
+            label: "OTP",
+            description: "The 6-digit code from the authenticator app",
+        }),
+    }
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: CscJson<ListRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    if req.user_id.is_some() {
+        return Err(CscError::invalid("userID parameter MUST be null"));
+    }
+    let certs = certificates_param(req.certificates.as_deref())?;
+    let only_valid = req.only_valid.unwrap_or(false);
+    let views = creds::list(&state, &caller.user, only_valid).await?;
+    let infos = req.credential_info.unwrap_or(false).then(|| {
+        views
+            .iter()
+            .map(|v| {
+                to_json(
+                    v,
+                    certs,
+                    req.cert_info.unwrap_or(false),
+                    req.auth_info.unwrap_or(false),
+                    true,
+                )
+            })
+            .collect()
+    });
+    Ok(HttpResponse::Ok().json(ListResponse {
+        credential_ids: views.iter().map(|v| v.id.clone()).collect(),
+        credential_infos: infos,
+        only_valid: only_valid.then_some(true),
+    }))
+}
+
+pub async fn info(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: CscJson<InfoRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    let id = req.credential_id.ok_or_else(|| {
+        CscError::invalid("Missing (or invalid type) string parameter credentialID")
+    })?;
+    let certs = certificates_param(req.certificates.as_deref())?;
+    let view = creds::info(&state, &caller.user, &id).await?;
+    Ok(HttpResponse::Ok().json(to_json(
+        &view,
+        certs,
+        req.cert_info.unwrap_or(false),
+        true,
+        false,
+    )))
+}
+
+pub async fn authorize(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: CscJson<AuthorizeRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    let credential_id = req.credential_id.ok_or_else(|| {
+        CscError::invalid("Missing (or invalid type) string parameter credentialID")
+    })?;
+    let mut pin = req.pin;
+    let mut otp = req.otp;
+    for item in req.auth_data.unwrap_or_default() {
+        match item.id.as_str() {
+            "PIN" => pin = item.value.or(pin),
+            "OTP" => otp = item.value.or(otp),
+            _ => return Err(CscError::invalid("Invalid parameter authData: unknown id")),
+        }
+    }
+    let input = AuthorizeInput {
+        credential_id,
+        num_signatures: req.num_signatures,
+        hashes: req.hashes,
+        hashes_v1: req.hash,
+        hash_algo: req.hash_algorithm_oid,
+        pin,
+        otp,
+    };
+    let granted = authz::authorize(&state, &caller.user, caller.token_hash, input).await?;
+    Ok(HttpResponse::Ok().json(AuthorizeResponse {
+        sad: granted.sad.expose().to_string(),
+        expires_in: granted.expires_in,
+    }))
+}

@@ -1,0 +1,138 @@
+//! Request extractors: `CscJson<T>` (a JSON body of any content type, `{}` when empty, size
+//! limited, with error messages that never echo values) and `Caller` (the user behind a bearer
+//! token).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::de::DeserializeOwned;
+
+use crate::error::CscError;
+use crate::secret::Secret;
+use crate::service::session;
+use crate::state::AppState;
+use crate::store::models::UserId;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// A CSC JSON request body.
+pub struct CscJson<T>(pub T);
+
+/// Describe a serde error without quoting the offending value (it may be a PIN).
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    match e.classify() {
+        Category::Syntax | Category::Eof => "Malformed JSON request body".to_string(),
+        Category::Io => "Unreadable request body".to_string(),
+        Category::Data => {
+            if let Some(field) = msg
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                format!("Missing (or invalid type) parameter {field}")
+            } else {
+                format!(
+                    "Invalid type or value in request body (line {}, column {})",
+                    e.line(),
+                    e.column()
+                )
+            }
+        }
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for CscJson<T> {
+    type Error = CscError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, CscError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let body = bytes
+                .await
+                .map_err(|e| match e.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => CscError::PayloadTooLarge,
+                    _ if e.to_string().contains("overflow") => CscError::PayloadTooLarge,
+                    _ => CscError::invalid("Unreadable request body"),
+                })?;
+            let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else {
+                &body
+            };
+            let value = serde_json::from_slice::<T>(body)
+                .map_err(|e| CscError::invalid(describe_json_error(&e)))?;
+            Ok(CscJson(value))
+        })
+    }
+}
+
+/// The authenticated caller: user id and the hash of the bearer token used.
+pub struct Caller {
+    pub user: UserId,
+    pub token_hash: Vec<u8>,
+}
+
+/// The bearer token in the Authorization header.
+pub fn bearer(req: &HttpRequest) -> Result<Secret, CscError> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or(CscError::InvalidToken)?
+        .to_str()
+        .map_err(|_| CscError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(CscError::InvalidToken)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > 512 {
+        return Err(CscError::InvalidToken);
+    }
+    Ok(Secret::new(token))
+}
+
+impl FromRequest for Caller {
+    type Error = CscError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, CscError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| CscError::Internal("application state missing".into()))?;
+            let (user, token_hash) = session::authenticate(&state, token?).await?;
+            Ok(Caller { user, token_hash })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct T {
+        #[serde(rename = "PIN")]
+        pin: String,
+        n: u32,
+    }
+
+    #[test]
+    fn json_errors_do_not_echo_values() {
+        let e = serde_json::from_str::<T>(r#"{"PIN": 987654, "n": 1}"#).unwrap_err();
+        let d = describe_json_error(&e);
+        assert!(!d.contains("987654"), "{d}");
+        let e = serde_json::from_str::<T>(r#"{"n": 1}"#).unwrap_err();
+        assert_eq!(
+            describe_json_error(&e),
+            "Missing (or invalid type) parameter PIN"
+        );
+        let e = serde_json::from_str::<T>("{").unwrap_err();
+        assert_eq!(describe_json_error(&e), "Malformed JSON request body");
+    }
+}

@@ -1,0 +1,86 @@
+//! `POST info` (CSC §1): service metadata, unauthenticated.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::extract::CscJson;
+use crate::crypto::{KeyType, sign_algos_for};
+use crate::error::CscError;
+use crate::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct InfoRequest {
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignAlgorithms {
+    pub algos: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignatureFormats {
+    pub formats: Vec<&'static str>,
+    pub envelope_properties: Vec<Vec<&'static str>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoResponse {
+    pub specs: &'static str,
+    pub name: String,
+    pub logo: &'static str,
+    pub region: String,
+    pub lang: &'static str,
+    pub description: &'static str,
+    pub auth_type: Vec<&'static str>,
+    pub methods: Vec<&'static str>,
+    pub asynchronous_operation_mode: bool,
+    pub validation_info: bool,
+    pub sign_algorithms: SignAlgorithms,
+    #[serde(rename = "signature_formats")]
+    pub signature_formats: SignatureFormats,
+    #[serde(rename = "conformance_levels")]
+    pub conformance_levels: Vec<&'static str>,
+}
+
+/// Every signAlgo some credential type accepts, without duplicates, in a stable order.
+pub fn all_sign_algos() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for key in [KeyType::Rsa, KeyType::EcP256, KeyType::EcP384] {
+        for algo in sign_algos_for(key) {
+            if !out.contains(&algo.oid()) {
+                out.push(algo.oid());
+            }
+        }
+    }
+    out
+}
+
+pub async fn info(
+    state: web::Data<AppState>,
+    body: CscJson<InfoRequest>,
+) -> Result<HttpResponse, CscError> {
+    let _ = body.0.lang;
+    Ok(HttpResponse::Ok().json(InfoResponse {
+        specs: "2.0.0.2",
+        name: state.settings.service_name.clone(),
+        logo: "data:image/png;base64,",
+        region: state.settings.region.clone(),
+        lang: "en-US",
+        description: "Quill remote signature service (CSC API v2)",
+        auth_type: vec!["basic"],
+        methods: super::METHODS.to_vec(),
+        asynchronous_operation_mode: false,
+        validation_info: false,
+        sign_algorithms: SignAlgorithms {
+            algos: all_sign_algos(),
+        },
+        signature_formats: SignatureFormats {
+            formats: vec![],
+            envelope_properties: vec![],
+        },
+        conformance_levels: vec![],
+    }))
+}

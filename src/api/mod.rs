@@ -1,0 +1,67 @@
+//! Thin HTTP handlers for the CSC API: extract, call one service function, shape the response.
+//! The same handlers serve `/csc/v2/…` and `/csc/v1/…` (v1 field names are accepted on both).
+
+pub mod auth;
+pub mod credentials;
+pub mod extract;
+pub mod info;
+pub mod signatures;
+
+use actix_web::{HttpRequest, HttpResponse, Route, web};
+
+use crate::error::CscError;
+
+/// Every CSC method Quill serves, as listed in `info.methods`.
+pub const METHODS: &[&str] = &[
+    "info",
+    "auth/login",
+    "auth/revoke",
+    "credentials/list",
+    "credentials/info",
+    "credentials/authorize",
+    "signatures/signHash",
+];
+
+async fn method_not_allowed() -> Result<HttpResponse, CscError> {
+    Err(CscError::MethodNotAllowed)
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, CscError> {
+    Err(CscError::NotFound(req.path().chars().take(200).collect()))
+}
+
+fn method(path: &str, route: Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
+}
+
+fn csc_scope(prefix: &str) -> actix_web::Scope {
+    web::scope(prefix)
+        .service(method("/info", web::post().to(info::info)))
+        .service(method("/auth/login", web::post().to(auth::login)))
+        .service(method("/auth/revoke", web::post().to(auth::revoke)))
+        .service(method(
+            "/credentials/list",
+            web::post().to(credentials::list),
+        ))
+        .service(method(
+            "/credentials/info",
+            web::post().to(credentials::info),
+        ))
+        .service(method(
+            "/credentials/authorize",
+            web::post().to(credentials::authorize),
+        ))
+        .service(method(
+            "/signatures/signHash",
+            web::post().to(signatures::sign_hash),
+        ))
+}
+
+/// Register every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(csc_scope("/csc/v2"))
+        .service(csc_scope("/csc/v1"))
+        .default_service(web::to(not_found));
+}

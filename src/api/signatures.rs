@@ -1,0 +1,68 @@
+//! `signatures/signHash` (CSC §4.1).
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Caller, CscJson};
+use crate::error::CscError;
+use crate::secret::Secret;
+use crate::service::signing::{self, SignHashInput};
+use crate::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignHashRequest {
+    #[serde(default, rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(default, rename = "SAD")]
+    pub sad: Option<Secret>,
+    #[serde(default)]
+    pub hashes: Option<Vec<String>>,
+    /// v1 name of `hashes` (pyHanko).
+    #[serde(default)]
+    pub hash: Option<Vec<String>>,
+    #[serde(default, rename = "hashAlgorithmOID", alias = "hashAlgo")]
+    pub hash_algorithm_oid: Option<String>,
+    #[serde(default)]
+    pub sign_algo: Option<String>,
+    #[serde(default)]
+    pub sign_algo_params: Option<String>,
+    #[serde(default)]
+    pub operation_mode: Option<String>,
+    #[serde(default)]
+    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignHashResponse {
+    pub signatures: Vec<String>,
+}
+
+pub async fn sign_hash(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: CscJson<SignHashRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    let credential_id = req.credential_id.ok_or_else(|| {
+        CscError::invalid("Missing (or invalid type) string parameter credentialID")
+    })?;
+    let hashes = req
+        .hashes
+        .or(req.hash)
+        .ok_or_else(|| CscError::invalid("Missing (or invalid type) array parameter hashes"))?;
+    let sign_algo = req
+        .sign_algo
+        .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter signAlgo"))?;
+    let input = SignHashInput {
+        credential_id,
+        sad: req.sad,
+        hashes,
+        hash_algo: req.hash_algorithm_oid,
+        sign_algo,
+        sign_algo_params: req.sign_algo_params,
+        operation_mode: req.operation_mode,
+    };
+    let signatures = signing::sign_hash(&state, &caller.user, input).await?;
+    Ok(HttpResponse::Ok().json(SignHashResponse { signatures }))
+}

@@ -1,0 +1,229 @@
+//! `quill demo`: a working server on the embedded defaults in one command. On first start it
+//! creates under `./var/` a SoftHSM2 configuration and token, the SQLite database, the
+//! development CA (in the token) and a demo user with an RSA-2048 and a P-256 credential; later
+//! starts reuse all of it. It prints the demo user's secrets and a curl walk-through, then serves.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::token;
+use crate::clock::SystemClock;
+use crate::config::{HashArgs, ServeArgs, StoreArgs, TokenArgs};
+use crate::qscd::pkcs11::Pkcs11Qscd;
+use crate::secret::Secret;
+use crate::service::enrol::{self, EnrolRequest};
+
+const TOKEN_LABEL: &str = "quill-demo";
+const DEMO_USER: &str = "demo";
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, env = "QUILL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Directory holding the demo's state.
+    #[arg(long, default_value = "var")]
+    pub dir: PathBuf,
+    /// PKCS#11 module (SoftHSM2).
+    #[arg(
+        long,
+        env = "QUILL_PKCS11_MODULE",
+        default_value = "/usr/lib/softhsm/libsofthsm2.so"
+    )]
+    pub pkcs11_module: PathBuf,
+}
+
+/// What the demo remembers about its user (demo only: a real deployment never keeps these).
+#[derive(Serialize, Deserialize)]
+struct DemoUser {
+    user: String,
+    password: String,
+    pin: String,
+    totp_secret: String,
+    otpauth_uri: String,
+    rsa_credential_id: String,
+    ec_credential_id: String,
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Read a secret file, creating it with `make()` on first use.
+fn persistent_secret(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if !path.exists() {
+        write_private(path, &make())?;
+    }
+    Ok(fs::read_to_string(path)?.trim().to_string())
+}
+
+fn digits(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    fs::create_dir_all(&args.dir)?;
+    let dir = fs::canonicalize(&args.dir)?;
+    let conf = dir.join("softhsm2.conf");
+    // SoftHSM2 reads SOFTHSM2_CONF when the module initialises: point it at our own token
+    // directory by re-executing ourselves with the variable set.
+    if std::env::var_os("SOFTHSM2_CONF").as_deref() != Some(conf.as_os_str()) {
+        let tokens = dir.join("tokens");
+        fs::create_dir_all(&tokens)?;
+        fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                tokens.display()
+            ),
+        )?;
+        let err = std::process::Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env("SOFTHSM2_CONF", &conf)
+            .exec();
+        return Err(anyhow::anyhow!("cannot re-execute quill demo: {err}"));
+    }
+
+    let token_pin = persistent_secret(&dir.join("token-pin"), || token::random_id(12))?;
+    let so_pin = persistent_secret(&dir.join("token-so-pin"), || token::random_id(12))?;
+    let created = Pkcs11Qscd::init_token(
+        &args.pkcs11_module,
+        TOKEN_LABEL,
+        &SecretString::from(so_pin),
+        &SecretString::from(token_pin.clone()),
+    )?;
+    if created {
+        eprintln!(
+            "created SoftHSM2 token {TOKEN_LABEL:?} in {}",
+            dir.join("tokens").display()
+        );
+    }
+
+    let serve_args = ServeArgs {
+        listen: args.listen,
+        store: StoreArgs {
+            database_url: format!("sqlite://{}", dir.join("quill.db").display()),
+        },
+        token: TokenArgs {
+            pkcs11_module: args.pkcs11_module.clone(),
+            token_label: TOKEN_LABEL.into(),
+            token_pin: Some(token_pin),
+            pkcs11_sessions: 8,
+        },
+        hash: HashArgs {
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+        },
+        access_token_ttl: 3600,
+        sad_ttl: 300,
+        service_name: "Quill (demo)".into(),
+        region: "EU".into(),
+    };
+    let state = super::serve::state(&serve_args)?;
+
+    let user_file = dir.join("demo-user.json");
+    let demo: DemoUser = if user_file.exists() {
+        serde_json::from_str(&fs::read_to_string(&user_file)?)?
+    } else {
+        let qscd: Arc<dyn crate::qscd::Qscd> = state.qscd.clone();
+        let password = format!("demo-{}", token::random_id(6));
+        let pin = digits(6);
+        let request = |key: &str, totp: Option<String>| EnrolRequest {
+            user: DEMO_USER.into(),
+            password: Secret::new(password.clone()),
+            pin: Secret::new(pin.clone()),
+            key: key.into(),
+            totp_secret: totp.map(Secret::new),
+            common_name: Some("Demo Signer".into()),
+            multisign: 100,
+            description: Some(format!("Demo {key} signing credential")),
+        };
+        let params = serve_args.hash.params();
+        let rsa = enrol::enrol(
+            &state.store,
+            &qscd,
+            &SystemClock,
+            params,
+            request("rsa-2048", None),
+        )?;
+        let ec = enrol::enrol(
+            &state.store,
+            &qscd,
+            &SystemClock,
+            params,
+            request("ec-p256", Some(rsa.totp_secret.clone())),
+        )?;
+        let demo = DemoUser {
+            user: DEMO_USER.into(),
+            password,
+            pin,
+            totp_secret: rsa.totp_secret,
+            otpauth_uri: rsa.otpauth_uri,
+            rsa_credential_id: rsa.credential_id,
+            ec_credential_id: ec.credential_id,
+        };
+        write_private(&user_file, &serde_json::to_string_pretty(&demo)?)?;
+        demo
+    };
+    print_banner(&demo, &serve_args)?;
+    super::serve::serve(state, &serve_args)
+}
+
+fn print_banner(d: &DemoUser, args: &ServeArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let base = format!("http://{}/csc/v2", args.listen);
+    let text = format!(
+        r#"
+==================== Quill demo ====================
+CSC API v2 base URL : {base}
+user                : {user}
+password            : {password}
+PIN                 : {pin}
+TOTP secret         : {totp}
+otpauth URI         : {uri}
+RSA-2048 credential : {rsa}
+P-256 credential    : {ec}
+(kept in {file}; delete the var/ directory to start over)
+
+Walk-through (copy and paste into another terminal):
+
+B={base}
+TOKEN=$(curl -s -u '{user}:{password}' -X POST $B/auth/login -H 'Content-Type: application/json' -d '{{}}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+curl -s -X POST $B/credentials/list -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"credentialInfo":true,"certInfo":true}}'; echo
+HASH=$(printf 'Hello, Quill' | openssl dgst -sha256 -binary | base64)
+OTP=$({exe} otp --totp-secret {totp})
+SAD=$(curl -s -X POST $B/credentials/authorize -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"credentialID":"{rsa}","numSignatures":1,"hashes":["'$HASH'"],"hashAlgorithmOID":"2.16.840.1.101.3.4.2.1","authData":[{{"id":"PIN","value":"{pin}"}},{{"id":"OTP","value":"'$OTP'"}}]}}' | sed -E 's/.*"SAD":"([^"]+)".*/\1/')
+curl -s -X POST $B/signatures/signHash -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"credentialID":"{rsa}","SAD":"'$SAD'","hashes":["'$HASH'"],"signAlgo":"1.2.840.113549.1.1.11"}}'; echo
+====================================================
+"#,
+        user = d.user,
+        password = d.password,
+        pin = d.pin,
+        totp = d.totp_secret,
+        uri = d.otpauth_uri,
+        rsa = d.rsa_credential_id,
+        ec = d.ec_credential_id,
+        file = "var/demo-user.json",
+        exe = exe.display(),
+    );
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! `quill serve`: open the store and the token, then serve the CSC API until SIGTERM/SIGINT
+//! (in-flight requests are finished). Prints `{"listening":"ADDR"}` on stdout once bound.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::clock::SystemClock;
+use crate::config::ServeArgs;
+use crate::qscd::Qscd;
+use crate::qscd::pkcs11::Pkcs11Qscd;
+use crate::startup::Application;
+use crate::state::AppState;
+use crate::store::Store;
+
+/// Open everything `serve` needs.
+pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
+    let settings = args.service_settings()?;
+    let store = Store::open(&args.store.database_url, 16)?;
+    let qscd: Arc<dyn Qscd> = Arc::new(Pkcs11Qscd::open(&args.token.pkcs11_config()?)?);
+    Ok(AppState {
+        settings: Arc::new(settings),
+        store,
+        qscd,
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// Serve with an already opened state (shared with `demo`).
+pub fn serve(state: AppState, args: &ServeArgs) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(state, args.listen)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "listening": app.address.to_string() })
+        )?;
+        out.flush()?;
+        drop(out);
+        tracing::info!(address = %app.address, "Quill is serving the CSC API v2");
+        app.server.await?;
+        Ok(())
+    })
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let state = state(&args)?;
+    serve(state, &args)
+}

@@ -1,0 +1,149 @@
+//! Settings shared by `serve`, `enroll` and `demo`: each is a flag and a `QUILL_*` environment
+//! variable (flags win), validated once before anything binds or opens. Secrets (the token PIN)
+//! are typed so they cannot be printed; `--help` hides their environment values.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::auth::password::HashParams;
+use crate::qscd::pkcs11::Pkcs11Config;
+
+/// Where state lives.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Database URL: `sqlite://PATH` (or a plain path) for the embedded default.
+    #[arg(
+        long,
+        env = "QUILL_DATABASE_URL",
+        default_value = "sqlite://var/quill.db"
+    )]
+    pub database_url: String,
+}
+
+/// Which PKCS#11 token holds the keys.
+#[derive(Args, Clone)]
+pub struct TokenArgs {
+    /// PKCS#11 module (shared library). SoftHSM2 honours its own SOFTHSM2_CONF.
+    #[arg(
+        long,
+        env = "QUILL_PKCS11_MODULE",
+        default_value = "/usr/lib/softhsm/libsofthsm2.so"
+    )]
+    pub pkcs11_module: PathBuf,
+    /// Label of the token (tokens are found by label, never by slot number).
+    #[arg(long, env = "QUILL_TOKEN_LABEL", default_value = "quill")]
+    pub token_label: String,
+    /// User PIN of the token. Never printed or logged.
+    #[arg(long, env = "QUILL_TOKEN_PIN", hide_env_values = true)]
+    pub token_pin: Option<String>,
+    /// Most PKCS#11 sessions kept open at once.
+    #[arg(long, env = "QUILL_PKCS11_SESSIONS", default_value_t = 8)]
+    pub pkcs11_sessions: usize,
+}
+
+impl std::fmt::Debug for TokenArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenArgs")
+            .field("pkcs11_module", &self.pkcs11_module)
+            .field("token_label", &self.token_label)
+            .field("token_pin", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl TokenArgs {
+    pub fn pkcs11_config(&self) -> anyhow::Result<Pkcs11Config> {
+        let pin = self.token_pin.clone().ok_or_else(|| {
+            anyhow::anyhow!("the token PIN is required: --token-pin or QUILL_TOKEN_PIN")
+        })?;
+        anyhow::ensure!(
+            self.pkcs11_sessions >= 1,
+            "--pkcs11-sessions must be at least 1"
+        );
+        Ok(Pkcs11Config {
+            module: self.pkcs11_module.clone(),
+            token_label: self.token_label.clone(),
+            pin: SecretString::from(pin),
+            max_sessions: self.pkcs11_sessions,
+        })
+    }
+}
+
+/// Cost of the argon2id hashes of passwords and PINs.
+#[derive(Args, Debug, Clone)]
+pub struct HashArgs {
+    /// argon2id memory cost in KiB.
+    #[arg(long, env = "QUILL_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    #[arg(long, env = "QUILL_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+}
+
+impl HashArgs {
+    pub fn params(&self) -> HashParams {
+        HashParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+        }
+    }
+}
+
+/// Everything `quill serve` needs.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "QUILL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    #[command(flatten)]
+    pub hash: HashArgs,
+    /// Lifetime of an access token from `auth/login`, seconds.
+    #[arg(long, env = "QUILL_ACCESS_TOKEN_TTL", default_value_t = 3600)]
+    pub access_token_ttl: i64,
+    /// Lifetime of a SAD from `credentials/authorize`, seconds.
+    #[arg(long, env = "QUILL_SAD_TTL", default_value_t = 300)]
+    pub sad_ttl: i64,
+    /// Name announced by `info`.
+    #[arg(long, env = "QUILL_SERVICE_NAME", default_value = "Quill")]
+    pub service_name: String,
+    /// ISO 3166-1 alpha-2 region announced by `info`.
+    #[arg(long, env = "QUILL_REGION", default_value = "EU")]
+    pub region: String,
+}
+
+/// Validated service settings.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub access_token_ttl: i64,
+    pub sad_ttl: i64,
+    pub service_name: String,
+    pub region: String,
+    pub hash: HashParams,
+}
+
+impl ServeArgs {
+    pub fn service_settings(&self) -> anyhow::Result<ServiceSettings> {
+        anyhow::ensure!(
+            (60..=86_400).contains(&self.access_token_ttl),
+            "--access-token-ttl must be between 60 and 86400 seconds"
+        );
+        anyhow::ensure!(
+            (1..=3_600).contains(&self.sad_ttl),
+            "--sad-ttl must be between 1 and 3600 seconds"
+        );
+        Ok(ServiceSettings {
+            access_token_ttl: self.access_token_ttl,
+            sad_ttl: self.sad_ttl,
+            service_name: self.service_name.clone(),
+            region: self.region.clone(),
+            hash: self.hash.params(),
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! The ONE place a Rust error becomes a CSC error body `{"error", "error_description"}` with its
+//! HTTP status (CSC API v2 §6). Lower layers keep their own error enums; the `From` impls here
+//! decide what a client may learn. Causes of internal errors are logged, never returned.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::crypto::CryptoError;
+use crate::pki::PkiError;
+use crate::qscd::QscdError;
+use crate::store::StoreError;
+
+/// Every error a client can see.
+#[derive(Debug, thiserror::Error)]
+pub enum CscError {
+    /// 400 `invalid_request`: missing/invalid parameter, bad SAD, unknown credential …
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 401 `invalid_token`: missing, unknown, malformed or revoked bearer token.
+    #[error("Invalid or missing access token")]
+    InvalidToken,
+    /// 401 `invalid_request`: malformed or missing Authorization header on `auth/login`.
+    #[error("{0}")]
+    BadAuthorizationHeader(String),
+    /// 400 `authentication_error`: wrong user name or password on `auth/login`.
+    #[error("Authentication failed")]
+    AuthenticationError,
+    /// 400 `invalid_authentication_data`: wrong PIN or OTP on `credentials/authorize`.
+    #[error("The authentication data is invalid")]
+    InvalidAuthenticationData,
+    /// 404 `invalid_request`: no such route.
+    #[error("Unknown method: {0}")]
+    NotFound(String),
+    /// 405 `invalid_request`: CSC methods are POST.
+    #[error("Method not allowed: CSC methods are called with POST")]
+    MethodNotAllowed,
+    /// 413 `invalid_request`: body over the size limit.
+    #[error("Request body too large")]
+    PayloadTooLarge,
+    /// 503 `temporarily_unavailable`: database or token unreachable.
+    #[error("The service is temporarily unavailable")]
+    Unavailable(String),
+    /// 500 `server_error`: a bug or an unexpected state. The cause is logged, not returned.
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: String,
+}
+
+impl CscError {
+    pub fn invalid(description: impl Into<String>) -> Self {
+        CscError::InvalidRequest(description.into())
+    }
+
+    /// The CSC `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CscError::InvalidRequest(_)
+            | CscError::BadAuthorizationHeader(_)
+            | CscError::NotFound(_)
+            | CscError::MethodNotAllowed
+            | CscError::PayloadTooLarge => "invalid_request",
+            CscError::InvalidToken => "invalid_token",
+            CscError::AuthenticationError => "authentication_error",
+            CscError::InvalidAuthenticationData => "invalid_authentication_data",
+            CscError::Unavailable(_) => "temporarily_unavailable",
+            CscError::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl ResponseError for CscError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            CscError::InvalidRequest(_)
+            | CscError::AuthenticationError
+            | CscError::InvalidAuthenticationData => StatusCode::BAD_REQUEST,
+            CscError::InvalidToken | CscError::BadAuthorizationHeader(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            CscError::NotFound(_) => StatusCode::NOT_FOUND,
+            CscError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            CscError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            CscError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CscError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            CscError::Internal(cause) => tracing::error!(cause = %cause, "internal error"),
+            CscError::Unavailable(cause) => tracing::warn!(cause = %cause, "service unavailable"),
+            other => tracing::debug!(error = other.code(), "request refused"),
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, CscError::InvalidToken) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
+        }
+        if matches!(self, CscError::MethodNotAllowed) {
+            response.insert_header((header::ALLOW, "POST"));
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            error_description: self.to_string(),
+        })
+    }
+}
+
+impl From<StoreError> for CscError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => CscError::Unavailable(cause),
+            StoreError::Query(cause) => CscError::Internal(cause),
+        }
+    }
+}
+
+impl From<QscdError> for CscError {
+    fn from(e: QscdError) -> Self {
+        match e {
+            QscdError::BadInput(cause) => {
+                tracing::info!(cause = %cause, "token refused the input");
+                CscError::invalid("The signing device refused the input for this key")
+            }
+            QscdError::Device(cause) | QscdError::Config(cause) => CscError::Unavailable(cause),
+            QscdError::KeyNotFound => {
+                CscError::Internal("credential key missing from token".into())
+            }
+            QscdError::Unseal => CscError::Internal("sealed secret could not be opened".into()),
+        }
+    }
+}
+
+impl From<CryptoError> for CscError {
+    fn from(e: CryptoError) -> Self {
+        CscError::InvalidRequest(
+            match e {
+                CryptoError::UnknownHashAlgo => "Invalid parameter hashAlgorithmOID",
+                CryptoError::WeakHashAlgo => {
+                    "Invalid parameter hashAlgorithmOID: SHA-1, MD5 and SHA-224 are not accepted"
+                }
+                CryptoError::UnknownSignAlgo => "Invalid parameter signAlgo",
+                CryptoError::SignAlgoNotForKey => {
+                    "Invalid parameter signAlgo: not supported by the credential's key"
+                }
+                CryptoError::MissingHashAlgo => {
+                    "Missing (or invalid type) string parameter hashAlgorithmOID"
+                }
+                CryptoError::HashAlgoContradicts => {
+                    "String parameter hashAlgorithmOID contradicts with signAlgo parameter"
+                }
+                CryptoError::InvalidSignAlgoParams(_) => "Invalid parameter signAlgoParams",
+                CryptoError::InvalidBase64 => "Invalid Base64 hash string parameter",
+                CryptoError::InvalidDigestLength => "Invalid digest value length",
+                CryptoError::InvalidSignature => "Invalid signature value",
+            }
+            .to_string(),
+        )
+    }
+}
+
+impl From<PkiError> for CscError {
+    fn from(e: PkiError) -> Self {
+        CscError::Internal(format!("certificate handling failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn body_of(e: CscError) -> (StatusCode, serde_json::Value) {
+        let response = e.error_response();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body()).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[actix_web::test]
+    async fn every_variant_maps_to_status_and_code() {
+        let cases = [
+            (CscError::invalid("x"), 400, "invalid_request"),
+            (CscError::InvalidToken, 401, "invalid_token"),
+            (
+                CscError::BadAuthorizationHeader("h".into()),
+                401,
+                "invalid_request",
+            ),
+            (CscError::AuthenticationError, 400, "authentication_error"),
+            (
+                CscError::InvalidAuthenticationData,
+                400,
+                "invalid_authentication_data",
+            ),
+            (CscError::NotFound("/x".into()), 404, "invalid_request"),
+            (CscError::MethodNotAllowed, 405, "invalid_request"),
+            (CscError::PayloadTooLarge, 413, "invalid_request"),
+            (
+                CscError::Unavailable("db".into()),
+                503,
+                "temporarily_unavailable",
+            ),
+            (CscError::Internal("boom".into()), 500, "server_error"),
+        ];
+        for (err, status, code) in cases {
+            let (s, body) = body_of(err).await;
+            assert_eq!(s.as_u16(), status);
+            assert_eq!(body["error"], code);
+            assert!(body["error_description"].is_string());
+        }
+    }
+
+    #[actix_web::test]
+    async fn internal_cause_is_not_returned() {
+        let (_, body) = body_of(CscError::Internal("secret detail".into())).await;
+        assert!(!body.to_string().contains("secret detail"));
+    }
+
+    #[actix_web::test]
+    async fn invalid_token_has_www_authenticate() {
+        let r = CscError::InvalidToken.error_response();
+        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+}

@@ -1,0 +1,217 @@
+//! Enrolment of an identity-proofed user: a non-extractable key pair generated in the token, a
+//! certificate for it from the development CA (whose key is in the same token), the PIN hashed
+//! with argon2 and the TOTP secret sealed by a token-resident AES key. Used by `quill enroll`
+//! and `quill demo`.
+
+use std::sync::Arc;
+
+use crate::auth::{otp, password, token};
+use crate::clock::Clock;
+use crate::crypto::{self, HashAlg, KeyType};
+use crate::pki::{self, CaKey, PkiError};
+use crate::qscd::{KeySpec, Qscd, SignMechanism};
+use crate::secret::Secret;
+use crate::store::models::{CredentialRow, UserRow};
+use crate::store::{Store, StoreError, repo};
+
+/// CKA_ID and label of the development CA's key pair and certificate in the token.
+pub const CA_ID: &[u8] = b"quill-dev-ca";
+pub const CA_LABEL: &str = "quill-dev-ca";
+const CA_COMMON_NAME: &str = "Quill Development CA";
+/// End-entity certificates last two years.
+const CERT_DAYS: u32 = 730;
+
+/// The key algorithms `quill enroll --key` accepts.
+pub fn key_spec(name: &str) -> anyhow::Result<(KeySpec, KeyType, i32)> {
+    Ok(match name {
+        "rsa-2048" => (KeySpec::Rsa { bits: 2048 }, KeyType::Rsa, 2048),
+        "rsa-3072" => (KeySpec::Rsa { bits: 3072 }, KeyType::Rsa, 3072),
+        "ec-p256" => (KeySpec::EcP256, KeyType::EcP256, 256),
+        "ec-p384" => (KeySpec::EcP384, KeyType::EcP384, 384),
+        other => anyhow::bail!(
+            "unknown key algorithm {other:?}: use rsa-2048, rsa-3072, ec-p256 or ec-p384"
+        ),
+    })
+}
+
+/// What to enrol.
+pub struct EnrolRequest {
+    pub user: String,
+    pub password: Secret,
+    pub pin: Secret,
+    pub key: String,
+    /// Base32; generated when absent.
+    pub totp_secret: Option<Secret>,
+    pub common_name: Option<String>,
+    pub multisign: i32,
+    pub description: Option<String>,
+}
+
+/// What enrolment tells the operator (printed as one JSON object).
+#[derive(serde::Serialize)]
+pub struct EnrolOutcome {
+    pub user: String,
+    pub credential_id: String,
+    pub totp_secret: String,
+    pub otpauth_uri: String,
+}
+
+/// The CA key inside the token, signing through the QSCD.
+pub struct TokenCaKey {
+    qscd: Arc<dyn Qscd>,
+    spki: Vec<u8>,
+}
+
+impl CaKey for TokenCaKey {
+    fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign_sha256(&self, msg: &[u8]) -> Result<Vec<u8>, PkiError> {
+        let digest = HashAlg::Sha256.digest(msg);
+        let raw = self
+            .qscd
+            .sign(CA_ID, SignMechanism::Ecdsa, &[digest.as_slice()])
+            .map_err(|e| PkiError::Key(e.to_string()))?;
+        let raw = raw
+            .into_iter()
+            .next()
+            .ok_or_else(|| PkiError::Key("token returned no signature".into()))?;
+        crypto::ecdsa::raw_to_der(KeyType::EcP256, &raw).map_err(|e| PkiError::Key(e.to_string()))
+    }
+}
+
+/// The development CA: created in the token on first use, reused afterwards.
+pub fn ensure_ca(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<(TokenCaKey, Vec<u8>)> {
+    let spki = if qscd.has_key(CA_ID)? {
+        qscd.public_key(CA_ID)?
+    } else {
+        qscd.generate_key_pair(KeySpec::EcP256, CA_ID, CA_LABEL)?
+    };
+    let key = TokenCaKey {
+        qscd: qscd.clone(),
+        spki,
+    };
+    if let Some(cert) = qscd.find_certificate(CA_LABEL)? {
+        return Ok((key, cert));
+    }
+    let now = time::OffsetDateTime::from_unix_timestamp(now)?;
+    let cert = pki::self_signed_ca(&key, CA_COMMON_NAME, now)?;
+    qscd.put_certificate(CA_ID, CA_LABEL, &cert)?;
+    Ok((key, cert))
+}
+
+/// Enrol one credential (and the user, when new).
+pub fn enrol(
+    store: &Store,
+    qscd: &Arc<dyn Qscd>,
+    clock: &dyn Clock,
+    params: password::HashParams,
+    req: EnrolRequest,
+) -> anyhow::Result<EnrolOutcome> {
+    let (spec, key_type, key_bits) = key_spec(&req.key)?;
+    anyhow::ensure!(
+        !req.user.is_empty() && req.user.len() <= 128 && !req.user.contains(':'),
+        "the user name must be 1 to 128 characters without ':'"
+    );
+    anyhow::ensure!(
+        password::is_valid_pin(req.pin.expose()),
+        "weak PIN: a PIN is 6 to 8 digits"
+    );
+    anyhow::ensure!(
+        req.password.expose().chars().count() >= 8,
+        "the password must be at least 8 characters"
+    );
+    anyhow::ensure!(
+        (1..=1000).contains(&req.multisign),
+        "multisign must be between 1 and 1000"
+    );
+    let otp_secret = match &req.totp_secret {
+        Some(s) => otp::parse_secret(s.expose()).map_err(anyhow::Error::msg)?,
+        None => otp::generate_secret(),
+    };
+    let now = clock.now();
+
+    let existing = store.with(|c| repo::users::by_name(c, &req.user))?;
+    let new_user = match &existing {
+        Some(user) => {
+            anyhow::ensure!(
+                password::verify(&req.password, &user.password_hash),
+                "user {:?} exists and the password does not match",
+                req.user
+            );
+            None
+        }
+        None => Some(UserRow {
+            id: token::random_id(16),
+            name: req.user.clone(),
+            password_hash: password::hash(&req.password, params).map_err(anyhow::Error::msg)?,
+            failed_logins: 0,
+            created_at: now,
+        }),
+    };
+    let user_id = existing
+        .as_ref()
+        .or(new_user.as_ref())
+        .map(|u| u.id.clone())
+        .ok_or_else(|| anyhow::anyhow!("no user"))?;
+
+    let (ca_key, ca_cert) = ensure_ca(qscd, now)?;
+    let credential_id = token::random_id(16);
+    let key_id = credential_id.as_bytes().to_vec();
+    let spki = qscd.generate_key_pair(spec, &key_id, &format!("quill:{credential_id}"))?;
+    let result = (|| -> anyhow::Result<CredentialRow> {
+        let cn = req.common_name.clone().unwrap_or_else(|| req.user.clone());
+        let at = time::OffsetDateTime::from_unix_timestamp(now)?;
+        let cert = pki::issue_end_entity(&ca_cert, &ca_key, &spki, &cn, CERT_DAYS, at)?;
+        let info = pki::parse(&cert)?;
+        let sealed = qscd.seal(credential_id.as_bytes(), &otp_secret)?;
+        let mut chain = cert;
+        chain.extend_from_slice(&ca_cert);
+        Ok(CredentialRow {
+            id: credential_id.clone(),
+            user_id: user_id.clone(),
+            key_id: key_id.clone(),
+            key_type: super::key_type_name(key_type).to_string(),
+            key_bits,
+            cert_chain: chain,
+            not_before: info.not_before,
+            not_after: info.not_after,
+            pin_hash: password::hash(&req.pin, params).map_err(anyhow::Error::msg)?,
+            otp_kind: "totp".into(),
+            otp_secret: Some(sealed),
+            status: super::STATUS_ENABLED.into(),
+            multisign: req.multisign,
+            description: req.description.clone(),
+            failed_auths: 0,
+            last_otp_step: None,
+            created_at: now,
+        })
+    })()
+    .and_then(|row| {
+        store
+            .with(|c| {
+                c.immediate_transaction(|c| {
+                    if let Some(u) = &new_user {
+                        repo::users::insert(c, u)?;
+                    }
+                    repo::credentials::insert(c, &row)
+                })
+            })
+            .map_err(|e: StoreError| anyhow::anyhow!(e))
+    });
+    if let Err(e) = result {
+        // Leave no orphan key in the token.
+        let _ = qscd.destroy_key_pair(&key_id);
+        return Err(e);
+    }
+    Ok(EnrolOutcome {
+        otpauth_uri: otp::otpauth_uri(&otp_secret, &req.user)
+            .map_err(anyhow::Error::msg)?
+            .expose()
+            .to_string(),
+        totp_secret: otp::to_base32(&otp_secret).expose().to_string(),
+        user: req.user,
+        credential_id,
+    })
+}

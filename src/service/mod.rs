@@ -1,0 +1,70 @@
+//! The service layer: HTTP-free business rules. Handlers call exactly one function here; these
+//! functions meet the store and the QSCD, always off the async executor (`crate::blocking`).
+
+pub mod authorize;
+pub mod credentials;
+pub mod enrol;
+pub mod session;
+pub mod signing;
+
+use crate::blocking;
+use crate::crypto::KeyType;
+use crate::error::CscError;
+use crate::state::AppState;
+use crate::store::models::{CredentialRow, UserId};
+use crate::store::repo;
+
+/// Status of a credential's key (`key.status`).
+pub const STATUS_ENABLED: &str = "enabled";
+
+/// How a key type is written in the `credentials.key_type` column.
+pub fn key_type_name(k: KeyType) -> &'static str {
+    match k {
+        KeyType::Rsa => "rsa",
+        KeyType::EcP256 => "ec-p256",
+        KeyType::EcP384 => "ec-p384",
+    }
+}
+
+pub fn key_type_of(row: &CredentialRow) -> Result<KeyType, CscError> {
+    match row.key_type.as_str() {
+        "rsa" => Ok(KeyType::Rsa),
+        "ec-p256" => Ok(KeyType::EcP256),
+        "ec-p384" => Ok(KeyType::EcP384),
+        other => Err(CscError::Internal(format!(
+            "unknown key type {other:?} in store"
+        ))),
+    }
+}
+
+/// The caller's credential `id`; another user's credential and an unknown id give the same error.
+pub async fn owned_credential(
+    state: &AppState,
+    user: &UserId,
+    id: &str,
+) -> Result<CredentialRow, CscError> {
+    if id.is_empty() || id.len() > 256 {
+        return Err(CscError::invalid("Invalid parameter credentialID"));
+    }
+    let store = state.store.clone();
+    let (user, id) = (user.0.clone(), id.to_string());
+    blocking::run(move || Ok(store.with(|c| repo::credentials::owned(c, &user, &id))?))
+        .await?
+        .ok_or_else(|| CscError::invalid("Invalid parameter credentialID"))
+}
+
+/// Decode base64 digests for `hash`, refusing duplicates.
+pub fn decode_digests(
+    values: &[String],
+    hash: crate::crypto::HashAlg,
+) -> Result<Vec<Vec<u8>>, CscError> {
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(values.len());
+    for v in values {
+        let d = crate::crypto::b64::decode_digest(v, hash)?;
+        if out.contains(&d) {
+            return Err(CscError::invalid("Duplicate hash in the hash array"));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}

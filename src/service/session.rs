@@ -1,0 +1,77 @@
+//! Service authorization (CSC §2): `auth/login` with user name and password, bearer tokens,
+//! `auth/revoke`.
+
+use crate::auth::{password, token};
+use crate::blocking;
+use crate::error::CscError;
+use crate::secret::Secret;
+use crate::state::AppState;
+use crate::store::models::{AccessTokenRow, UserId};
+use crate::store::repo;
+
+/// A fresh access token and its lifetime in seconds.
+pub struct Login {
+    pub access_token: Secret,
+    pub expires_in: i64,
+}
+
+/// Check user name and password; on success issue an access token.
+#[tracing::instrument(skip_all)]
+pub async fn login(state: &AppState, name: String, pw: Secret) -> Result<Login, CscError> {
+    let st = state.clone();
+    blocking::run(move || {
+        let user = st.store.with(|c| repo::users::by_name(c, &name))?;
+        let Some(user) = user else {
+            password::verify_dummy(&pw, st.settings.hash);
+            return Err(CscError::AuthenticationError);
+        };
+        if !password::verify(&pw, &user.password_hash) {
+            return Err(CscError::AuthenticationError);
+        }
+        let access_token = token::generate();
+        let now = st.clock.now();
+        let expires_in = st.settings.access_token_ttl;
+        let row = AccessTokenRow {
+            token_hash: token::hash(access_token.expose()),
+            user_id: user.id,
+            expires_at: now + expires_in,
+            revoked: false,
+            created_at: now,
+        };
+        st.store.with(|c| repo::tokens::insert(c, &row))?;
+        tracing::info!("login succeeded");
+        Ok(Login {
+            access_token,
+            expires_in,
+        })
+    })
+    .await
+}
+
+/// The user behind a bearer token, and the token's hash.
+pub async fn authenticate(state: &AppState, bearer: Secret) -> Result<(UserId, Vec<u8>), CscError> {
+    let store = state.store.clone();
+    let now = state.clock.now();
+    let token_hash = token::hash(bearer.expose());
+    let th = token_hash.clone();
+    let user = blocking::run(move || Ok(store.with(|c| repo::tokens::live_user(c, &th, now))?))
+        .await?
+        .ok_or(CscError::InvalidToken)?;
+    Ok((UserId(user), token_hash))
+}
+
+/// Revoke one of the caller's tokens (and the SADs issued under it).
+pub async fn revoke(state: &AppState, user: &UserId, target: Secret) -> Result<(), CscError> {
+    let store = state.store.clone();
+    let user = user.0.clone();
+    let target_hash = token::hash(target.expose());
+    let revoked =
+        blocking::run(move || Ok(store.with(|c| repo::tokens::revoke(c, &user, &target_hash))?))
+            .await?;
+    if revoked {
+        tracing::info!("token revoked");
+        Ok(())
+    } else {
+        Err(CscError::invalid("Invalid parameter token"))
+    }
+}

@@ -1,0 +1,16 @@
+//! What every request handler shares: settings, the store, the QSCD and the clock.
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::ServiceSettings;
+use crate::qscd::Qscd;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<ServiceSettings>,
+    pub store: Store,
+    pub qscd: Arc<dyn Qscd>,
+    pub clock: SharedClock,
+}

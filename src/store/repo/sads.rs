@@ -1,0 +1,308 @@
+//! SADs (signature activation data) from `credentials/authorize`: stored only as a hash, bound
+//! to the token that asked for it, its user, its credential, its digest algorithm and the exact
+//! digests authorized. Spending is one immediate transaction of conditional updates, so two
+//! concurrent `signHash` calls can never both spend the same digest or the last signature.
+
+use diesel::prelude::*;
+
+use crate::store::models::NewSad;
+use crate::store::schema::{access_tokens, sad_hashes, sads};
+use crate::store::{DbConn, StoreError};
+
+/// Why a SAD may not sign what was asked. Each maps to a CSC error in the service layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SadRefusal {
+    /// Unknown, another user's, another credential's, or its token was revoked.
+    Unknown,
+    Expired,
+    WrongHashAlgo,
+    /// A digest that the SAD never authorized.
+    NotAuthorized,
+    /// A digest already signed with this SAD.
+    AlreadySigned,
+    /// No signatures left.
+    Exhausted,
+}
+
+/// The request to spend a SAD.
+pub struct Spend<'a> {
+    pub sad_hash: &'a [u8],
+    pub user_id: &'a str,
+    pub credential_id: &'a str,
+    pub hash_algo: &'a str,
+    pub digests: &'a [Vec<u8>],
+    pub now: i64,
+}
+
+enum TxError {
+    Refused(SadRefusal),
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+pub fn insert(conn: &mut DbConn, sad: &NewSad) -> Result<(), StoreError> {
+    conn.immediate_transaction(|c| {
+        diesel::insert_into(sads::table)
+            .values((
+                sads::sad_hash.eq(&sad.sad_hash),
+                sads::token_hash.eq(&sad.token_hash),
+                sads::user_id.eq(&sad.user_id),
+                sads::credential_id.eq(&sad.credential_id),
+                sads::hash_algo.eq(&sad.hash_algo),
+                sads::remaining.eq(sad.num_signatures),
+                sads::expires_at.eq(sad.expires_at),
+                sads::created_at.eq(sad.created_at),
+            ))
+            .execute(c)?;
+        let rows: Vec<_> = sad
+            .digests
+            .iter()
+            .map(|d| {
+                (
+                    sad_hashes::sad_hash.eq(&sad.sad_hash),
+                    sad_hashes::digest.eq(d),
+                    sad_hashes::used.eq(false),
+                )
+            })
+            .collect();
+        diesel::insert_into(sad_hashes::table)
+            .values(&rows)
+            .execute(c)?;
+        Ok::<(), diesel::result::Error>(())
+    })
+    .map_err(StoreError::from)
+}
+
+/// Check and spend, atomically. `Ok(Err(refusal))` means nothing was spent.
+pub fn spend(conn: &mut DbConn, req: &Spend<'_>) -> Result<Result<(), SadRefusal>, StoreError> {
+    let outcome = conn.immediate_transaction(|c| spend_in_tx(c, req));
+    match outcome {
+        Ok(()) => Ok(Ok(())),
+        Err(TxError::Refused(r)) => Ok(Err(r)),
+        Err(TxError::Db(e)) => Err(StoreError::from(e)),
+    }
+}
+
+fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
+    let refuse = |r| Err(TxError::Refused(r));
+    let row: Option<(Vec<u8>, String, String, String, i64)> = sads::table
+        .find(req.sad_hash)
+        .select((
+            sads::token_hash,
+            sads::user_id,
+            sads::credential_id,
+            sads::hash_algo,
+            sads::expires_at,
+        ))
+        .first(c)
+        .optional()?;
+    let Some((token_hash, user_id, credential_id, hash_algo, expires_at)) = row else {
+        return refuse(SadRefusal::Unknown);
+    };
+    if user_id != req.user_id || credential_id != req.credential_id {
+        return refuse(SadRefusal::Unknown);
+    }
+    let token_revoked: bool = access_tokens::table
+        .find(&token_hash)
+        .select(access_tokens::revoked)
+        .first(c)
+        .optional()?
+        .unwrap_or(true);
+    if token_revoked {
+        return refuse(SadRefusal::Unknown);
+    }
+    if expires_at <= req.now {
+        return refuse(SadRefusal::Expired);
+    }
+    if hash_algo != req.hash_algo {
+        return refuse(SadRefusal::WrongHashAlgo);
+    }
+    for digest in req.digests {
+        let marked = diesel::update(
+            sad_hashes::table
+                .filter(sad_hashes::sad_hash.eq(req.sad_hash))
+                .filter(sad_hashes::digest.eq(digest))
+                .filter(sad_hashes::used.eq(false)),
+        )
+        .set(sad_hashes::used.eq(true))
+        .execute(c)?;
+        if marked == 0 {
+            let exists: Option<bool> = sad_hashes::table
+                .find((req.sad_hash, digest))
+                .select(sad_hashes::used)
+                .first(c)
+                .optional()?;
+            return refuse(if exists.is_some() {
+                SadRefusal::AlreadySigned
+            } else {
+                SadRefusal::NotAuthorized
+            });
+        }
+    }
+    let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
+    let spent = diesel::update(
+        sads::table
+            .filter(sads::sad_hash.eq(req.sad_hash))
+            .filter(sads::remaining.ge(n)),
+    )
+    .set(sads::remaining.eq(sads::remaining - n))
+    .execute(c)?;
+    if spent == 0 {
+        return refuse(SadRefusal::Exhausted);
+    }
+    Ok(())
+}
+
+/// Signatures left on a SAD (diagnostics and tests).
+pub fn remaining(conn: &mut DbConn, sad_hash: &[u8]) -> Result<Option<i32>, StoreError> {
+    Ok(sads::table
+        .find(sad_hash)
+        .select(sads::remaining)
+        .first(conn)
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::models::AccessTokenRow;
+    use crate::store::repo::credentials::tests::{sample, user};
+    use crate::store::repo::{credentials, tokens, users};
+    use crate::store::tests::temp_store;
+
+    fn setup() -> (tempfile::TempDir, Store) {
+        let (d, store) = temp_store();
+        store
+            .with(|c| {
+                users::insert(c, &user("u1"))?;
+                users::insert(c, &user("u2"))?;
+                credentials::insert(c, &sample("c1", "u1"))?;
+                credentials::insert(c, &sample("c2", "u1"))?;
+                tokens::insert(
+                    c,
+                    &AccessTokenRow {
+                        token_hash: vec![7; 32],
+                        user_id: "u1".into(),
+                        expires_at: 1_000,
+                        revoked: false,
+                        created_at: 0,
+                    },
+                )?;
+                insert(
+                    c,
+                    &NewSad {
+                        sad_hash: vec![5; 32],
+                        token_hash: vec![7; 32],
+                        user_id: "u1".into(),
+                        credential_id: "c1".into(),
+                        hash_algo: "sha256".into(),
+                        num_signatures: 2,
+                        expires_at: 500,
+                        created_at: 0,
+                        digests: vec![vec![1; 32], vec![2; 32]],
+                    },
+                )
+            })
+            .unwrap();
+        (d, store)
+    }
+
+    fn try_spend(
+        store: &Store,
+        user: &str,
+        cred: &str,
+        alg: &str,
+        digests: &[Vec<u8>],
+        now: i64,
+    ) -> Result<(), SadRefusal> {
+        store
+            .with(|c| {
+                spend(
+                    c,
+                    &Spend {
+                        sad_hash: &[5; 32],
+                        user_id: user,
+                        credential_id: cred,
+                        hash_algo: alg,
+                        digests,
+                        now,
+                    },
+                )
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn refusals_spend_nothing() {
+        let (_d, store) = setup();
+        let one = vec![vec![1; 32]];
+        assert_eq!(
+            try_spend(&store, "u2", "c1", "sha256", &one, 1),
+            Err(SadRefusal::Unknown)
+        );
+        assert_eq!(
+            try_spend(&store, "u1", "c2", "sha256", &one, 1),
+            Err(SadRefusal::Unknown)
+        );
+        assert_eq!(
+            try_spend(&store, "u1", "c1", "sha256", &one, 500),
+            Err(SadRefusal::Expired)
+        );
+        assert_eq!(
+            try_spend(&store, "u1", "c1", "sha384", &one, 1),
+            Err(SadRefusal::WrongHashAlgo)
+        );
+        // an unauthorized digest after an authorized one rolls back the first mark
+        let mixed = vec![vec![1; 32], vec![3; 32]];
+        assert_eq!(
+            try_spend(&store, "u1", "c1", "sha256", &mixed, 1),
+            Err(SadRefusal::NotAuthorized)
+        );
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(2));
+        assert_eq!(try_spend(&store, "u1", "c1", "sha256", &one, 1), Ok(()));
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(1));
+        assert_eq!(
+            try_spend(&store, "u1", "c1", "sha256", &one, 1),
+            Err(SadRefusal::AlreadySigned)
+        );
+        assert_eq!(
+            try_spend(&store, "u1", "c1", "sha256", &[vec![2; 32]], 1),
+            Ok(())
+        );
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn revoked_token_kills_its_sads() {
+        let (_d, store) = setup();
+        assert!(store.with(|c| tokens::revoke(c, "u1", &[7; 32])).unwrap());
+        assert_eq!(
+            try_spend(&store, "u1", "c1", "sha256", &[vec![1; 32]], 1),
+            Err(SadRefusal::Unknown)
+        );
+    }
+
+    #[test]
+    fn concurrent_spends_of_one_digest_succeed_once() {
+        let (_d, store) = setup();
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let s = store.clone();
+                std::thread::spawn(move || try_spend(&s, "u1", "c1", "sha256", &[vec![1; 32]], 1))
+            })
+            .collect();
+        let ok = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(Result::is_ok)
+            .count();
+        assert_eq!(ok, 1);
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(1));
+    }
+}

@@ -1,0 +1,98 @@
+//! Access tokens from `auth/login`, stored only as SHA-256 hashes of the random token.
+
+use diesel::prelude::*;
+
+use crate::store::models::AccessTokenRow;
+use crate::store::schema::{access_tokens, sads};
+use crate::store::{DbConn, StoreError};
+
+pub fn insert(conn: &mut DbConn, row: &AccessTokenRow) -> Result<(), StoreError> {
+    diesel::insert_into(access_tokens::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The user owning a live (unrevoked, unexpired) token.
+pub fn live_user(
+    conn: &mut DbConn,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    Ok(access_tokens::table
+        .filter(access_tokens::token_hash.eq(token_hash))
+        .filter(access_tokens::revoked.eq(false))
+        .filter(access_tokens::expires_at.gt(now))
+        .select(access_tokens::user_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Revoke a token of `user_id` and the SADs issued under it. Returns whether a token matched.
+pub fn revoke(conn: &mut DbConn, user_id: &str, token_hash: &[u8]) -> Result<bool, StoreError> {
+    conn.immediate_transaction(|c| {
+        let n = diesel::update(
+            access_tokens::table
+                .filter(access_tokens::token_hash.eq(token_hash))
+                .filter(access_tokens::user_id.eq(user_id)),
+        )
+        .set(access_tokens::revoked.eq(true))
+        .execute(c)?;
+        if n > 0 {
+            diesel::update(sads::table.filter(sads::token_hash.eq(token_hash)))
+                .set(sads::remaining.eq(0))
+                .execute(c)?;
+        }
+        Ok::<bool, diesel::result::Error>(n > 0)
+    })
+    .map_err(StoreError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::repo::credentials::tests::user;
+    use crate::store::repo::users;
+    use crate::store::tests::temp_store;
+
+    #[test]
+    fn live_expired_and_revoked() {
+        let (_d, store) = temp_store();
+        store.with(|c| users::insert(c, &user("u1"))).unwrap();
+        let row = AccessTokenRow {
+            token_hash: vec![1; 32],
+            user_id: "u1".into(),
+            expires_at: 100,
+            revoked: false,
+            created_at: 1,
+        };
+        store.with(|c| insert(c, &row)).unwrap();
+        assert_eq!(
+            store
+                .with(|c| live_user(c, &[1; 32], 50))
+                .unwrap()
+                .as_deref(),
+            Some("u1")
+        );
+        assert!(
+            store
+                .with(|c| live_user(c, &[1; 32], 100))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .with(|c| live_user(c, &[2; 32], 50))
+                .unwrap()
+                .is_none()
+        );
+        assert!(!store.with(|c| revoke(c, "someone-else", &[1; 32])).unwrap());
+        assert!(store.with(|c| revoke(c, "u1", &[1; 32])).unwrap());
+        assert!(
+            store
+                .with(|c| live_user(c, &[1; 32], 50))
+                .unwrap()
+                .is_none()
+        );
+    }
+}

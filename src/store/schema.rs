@@ -1,0 +1,71 @@
+//! Diesel table definitions matching `migrations/sqlite`; the repository tests insert and read
+//! every column of every table, so a drift between the two fails `cargo test`.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        name -> Text,
+        password_hash -> Text,
+        failed_logins -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        key_id -> Binary,
+        key_type -> Text,
+        key_bits -> Integer,
+        cert_chain -> Binary,
+        not_before -> BigInt,
+        not_after -> BigInt,
+        pin_hash -> Text,
+        otp_kind -> Text,
+        otp_secret -> Nullable<Binary>,
+        status -> Text,
+        multisign -> Integer,
+        description -> Nullable<Text>,
+        failed_auths -> Integer,
+        last_otp_step -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    access_tokens (token_hash) {
+        token_hash -> Binary,
+        user_id -> Text,
+        expires_at -> BigInt,
+        revoked -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sads (sad_hash) {
+        sad_hash -> Binary,
+        token_hash -> Binary,
+        user_id -> Text,
+        credential_id -> Text,
+        hash_algo -> Text,
+        remaining -> Integer,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sad_hashes (sad_hash, digest) {
+        sad_hash -> Binary,
+        digest -> Binary,
+        used -> Bool,
+    }
+}
+
+diesel::joinable!(credentials -> users (user_id));
+diesel::joinable!(access_tokens -> users (user_id));
+diesel::joinable!(sads -> credentials (credential_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, credentials, access_tokens, sads, sad_hashes);

@@ -1,0 +1,167 @@
+//! `quill enroll` and `quill demo` from the outside.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::helpers::*;
+
+#[test]
+fn enroll_validates_input_and_adds_credentials() {
+    let env = Env::new();
+    let s = signer("gina");
+    let base = |key: &str, pin: &str, pw: &str| {
+        vec![
+            "--user".to_string(),
+            s.user.clone(),
+            "--password".into(),
+            pw.into(),
+            "--pin".into(),
+            pin.into(),
+            "--key".into(),
+            key.into(),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.try_enroll(&refs)
+    };
+    let err = run(base("dsa-1024", "123456", &s.password)).unwrap_err();
+    assert!(err.contains("unknown key algorithm"), "{err}");
+    for pin in ["12345", "123456789", "12a456"] {
+        let err = run(base("ec-p256", pin, &s.password)).unwrap_err();
+        assert!(err.contains("PIN"), "{err}");
+    }
+    // generated TOTP secret, one JSON object
+    let first = run(base("ec-p256", "123456", &s.password)).unwrap();
+    assert_eq!(first.user, s.user);
+    assert!(first.otpauth_uri.starts_with("otpauth://totp/"));
+    assert!(quill::auth::otp::parse_secret(&first.totp_secret).is_ok());
+    // an existing user with the wrong password
+    let err = run(base("ec-p256", "123456", "wrong-password")).unwrap_err();
+    assert!(err.contains("password"), "{err}");
+    // same password: a second credential
+    let second = run(base("ec-p384", "123456", &s.password)).unwrap();
+    assert_ne!(first.credential_id, second.credential_id);
+    // bad TOTP secret
+    let mut args = base("ec-p256", "123456", &s.password);
+    args.extend(["--totp-secret".into(), "not-base32!".into()]);
+    assert!(run(args).is_err());
+    // missing token PIN is a clear error
+    let out = env
+        .quill()
+        .env_remove("QUILL_TOKEN_PIN")
+        .arg("enroll")
+        .args(base("ec-p256", "123456", &s.password))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token PIN"));
+
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let list = app.post(
+        "/csc/v2/credentials/list",
+        Some(&token),
+        &serde_json::json!({}),
+    );
+    assert_eq!(list.body["credentialIDs"].as_array().unwrap().len(), 2);
+}
+
+/// Start `quill demo` in a directory and return what it printed before serving.
+fn demo_once(dir: &std::path::Path) -> (String, std::process::Child) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quill"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("SOFTHSM2_CONF")
+        .env("QUILL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        text.push_str(&line);
+        if line.starts_with("{\"listening\"") {
+            break;
+        }
+    }
+    (text, child)
+}
+
+fn field<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .map(|r| r.trim_start().trim_start_matches(':').trim())
+        })
+        .unwrap_or_else(|| panic!("{name} missing from demo output:\n{text}"))
+}
+
+#[test]
+fn demo_starts_serves_and_restarts_without_enrolling_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, mut child) = demo_once(dir.path());
+    let user = field(&text, "user").to_string();
+    let password = field(&text, "password").to_string();
+    let pin = field(&text, "PIN").to_string();
+    let totp = field(&text, "TOTP secret").to_string();
+    let rsa = field(&text, "RSA-2048 credential").to_string();
+    assert!(field(&text, "otpauth URI").starts_with("otpauth://"));
+    assert!(text.contains("curl"));
+    let addr: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let app_base = format!("http://{}", addr["listening"].as_str().unwrap());
+    let client = reqwest::blocking::Client::new();
+    let login = |base: &str| -> String {
+        let r: serde_json::Value = client
+            .post(format!("{base}/csc/v2/auth/login"))
+            .basic_auth(&user, Some(&password))
+            .json(&serde_json::json!({}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        r["access_token"].as_str().unwrap().to_string()
+    };
+    let token = login(&app_base);
+    let h = digest(SHA256, b"demo");
+    let s = Signer {
+        user: user.clone(),
+        password: password.clone(),
+        pin,
+        totp_secret: totp,
+    };
+    let r: serde_json::Value = client.post(format!("{app_base}/csc/v2/credentials/authorize")).bearer_auth(&token)
+        .json(&serde_json::json!({"credentialID": rsa, "numSignatures": 1, "hashes": [b64(&h)], "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": totp_now(&s.totp_secret)}]}))
+        .send().unwrap().json().unwrap();
+    let sad = r["SAD"].as_str().expect("demo credentials authorize");
+    let r: serde_json::Value = client.post(format!("{app_base}/csc/v2/signatures/signHash")).bearer_auth(&token)
+        .json(&serde_json::json!({"credentialID": rsa, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.113549.1.1.11"}))
+        .send().unwrap().json().unwrap();
+    assert_eq!(r["signatures"].as_array().unwrap().len(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // second start: same user, same credentials, nothing enrolled again
+    let (text2, mut child2) = demo_once(dir.path());
+    assert_eq!(field(&text2, "RSA-2048 credential"), rsa);
+    let addr: serde_json::Value = serde_json::from_str(text2.lines().last().unwrap()).unwrap();
+    let base2 = format!("http://{}", addr["listening"].as_str().unwrap());
+    let token = login(&base2);
+    let list: serde_json::Value = client
+        .post(format!("{base2}/csc/v2/credentials/list"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(list["credentialIDs"].as_array().unwrap().len(), 2);
+    let _ = child2.kill();
+    let _ = child2.wait();
+}

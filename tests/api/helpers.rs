@@ -1,0 +1,362 @@
+//! Test harness: a private SoftHSM2 token and database per test, the real binary, typed helpers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use der::{Decode, Encode};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const TOKEN_PIN: &str = "4321-token";
+pub const SHA256: &str = "2.16.840.1.101.3.4.2.1";
+pub const SHA384: &str = "2.16.840.1.101.3.4.2.2";
+pub const SHA512: &str = "2.16.840.1.101.3.4.2.3";
+
+/// A token directory, SoftHSM2 config and database for one test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+    pub db_url: String,
+}
+
+/// What `quill enroll` printed.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Enrolled {
+    pub user: String,
+    pub credential_id: String,
+    pub totp_secret: String,
+    pub otpauth_uri: String,
+}
+
+/// A user with password, PIN and TOTP secret.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub user: String,
+    pub password: String,
+    pub pin: String,
+    pub totp_secret: String,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let status = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", "quill-test"])
+            .args(["--pin", TOKEN_PIN, "--so-pin", "5678-so"])
+            .env("SOFTHSM2_CONF", &conf)
+            .stdout(Stdio::null())
+            .status()
+            .expect("softhsm2-util (apt-get install softhsm2)");
+        assert!(status.success());
+        let db_url = format!("sqlite://{}", dir.path().join("quill.db").display());
+        Env { dir, conf, db_url }
+    }
+
+    /// The `quill` binary with this environment's settings.
+    pub fn quill(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_quill"));
+        c.env("SOFTHSM2_CONF", &self.conf)
+            .env("QUILL_DATABASE_URL", &self.db_url)
+            .env("QUILL_PKCS11_MODULE", SOFTHSM_MODULE)
+            .env("QUILL_TOKEN_LABEL", "quill-test")
+            .env("QUILL_TOKEN_PIN", TOKEN_PIN)
+            .env("QUILL_ARGON2_MEMORY_KIB", "8192")
+            .env("QUILL_ARGON2_ITERATIONS", "1")
+            .env_remove("QUILL_LISTEN");
+        c
+    }
+
+    /// Run `quill enroll`; returns the output or the process's stderr on failure.
+    pub fn try_enroll(&self, args: &[&str]) -> Result<Enrolled, String> {
+        let out = self.quill().arg("enroll").args(args).output().unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            stdout.lines().count(),
+            1,
+            "enroll prints one JSON line: {stdout}"
+        );
+        Ok(serde_json::from_str(&stdout).unwrap())
+    }
+
+    /// Enrol `key` for a signer (creating the user on first call).
+    pub fn enroll(&self, s: &Signer, key: &str) -> Enrolled {
+        let e = self
+            .try_enroll(&[
+                "--user",
+                &s.user,
+                "--password",
+                &s.password,
+                "--pin",
+                &s.pin,
+                "--key",
+                key,
+                "--totp-secret",
+                &s.totp_secret,
+            ])
+            .unwrap();
+        assert_eq!(e.totp_secret, s.totp_secret);
+        e
+    }
+
+    pub fn spawn(&self) -> TestApp {
+        self.spawn_with(&[])
+    }
+
+    /// Start `quill serve` on a free port with extra flags.
+    pub fn spawn_with(&self, extra: &[&str]) -> TestApp {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let mut child = self
+            .quill()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("QUILL_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("server did not start: {line:?} {}", self.server_log()));
+        let addr = v["listening"].as_str().unwrap().to_string();
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::blocking::Client::new(),
+            child,
+        }
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// A new signer with a random name and a fixed test TOTP secret.
+pub fn signer(name: &str) -> Signer {
+    Signer {
+        user: name.to_string(),
+        password: format!("pw-{name}-correct"),
+        pin: "123456".into(),
+        totp_secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into(),
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::blocking::Client,
+    child: Child,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response: status and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Resp {
+    /// Assert a CSC error with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["error"], code, "body: {}", self.body);
+        assert!(
+            self.body["error_description"].is_string(),
+            "body: {}",
+            self.body
+        );
+        self
+    }
+
+    pub fn description(&self) -> String {
+        self.body["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl TestApp {
+    fn to_resp(r: reqwest::blocking::Response) -> Resp {
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
+        };
+        Resp { status, body }
+    }
+
+    /// POST raw bytes.
+    pub fn post_raw(&self, path: &str, token: Option<&str>, body: &str) -> Resp {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::to_resp(req.send().unwrap())
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.post_raw(path, token, &body.to_string())
+    }
+
+    pub fn login(&self, user: &str, password: &str) -> String {
+        let r = Self::to_resp(
+            self.client
+                .post(format!("{}/csc/v2/auth/login", self.base))
+                .basic_auth(user, Some(password))
+                .json(&json!({}))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body["expires_in"].as_i64().unwrap() > 0);
+        r.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub fn login_raw(&self, authorization: Option<&str>) -> Resp {
+        let mut req = self
+            .client
+            .post(format!("{}/csc/v2/auth/login", self.base))
+            .json(&json!({}));
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        Self::to_resp(req.send().unwrap())
+    }
+
+    /// `credentials/authorize` with PIN and the current TOTP code.
+    pub fn authorize_raw(
+        &self,
+        token: &str,
+        s: &Signer,
+        cred: &str,
+        hashes: &[Vec<u8>],
+        alg: &str,
+    ) -> Resp {
+        self.post(
+            "/csc/v2/credentials/authorize",
+            Some(token),
+            &json!({
+                "credentialID": cred,
+                "numSignatures": hashes.len(),
+                "hashes": hashes.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+                "hashAlgorithmOID": alg,
+                "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": totp_now(&s.totp_secret)}],
+            }),
+        )
+    }
+
+    pub fn authorize(
+        &self,
+        token: &str,
+        s: &Signer,
+        cred: &str,
+        hashes: &[Vec<u8>],
+        alg: &str,
+    ) -> String {
+        let r = self.authorize_raw(token, s, cred, hashes, alg);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body["expiresIn"].as_i64().unwrap() > 0);
+        r.body["SAD"].as_str().unwrap().to_string()
+    }
+
+    pub fn sign_hash_raw(&self, token: &str, body: Value) -> Resp {
+        self.post("/csc/v2/signatures/signHash", Some(token), &body)
+    }
+
+    pub fn credential_info(&self, token: &str, cred: &str) -> Value {
+        let r = self.post(
+            "/csc/v2/credentials/info",
+            Some(token),
+            &json!({"credentialID": cred, "certificates": "chain", "certInfo": true}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+}
+
+pub fn totp_now(secret: &str) -> String {
+    let bytes = quill::auth::otp::parse_secret(secret).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    quill::auth::otp::generate(&bytes, now).unwrap()
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+pub fn unb64(s: &str) -> Vec<u8> {
+    B64.decode(s).unwrap()
+}
+
+/// A digest of `data` for a hash OID.
+pub fn digest(alg: &str, data: &[u8]) -> Vec<u8> {
+    match alg {
+        SHA256 => sha2::Sha256::digest(data).to_vec(),
+        SHA384 => sha2::Sha384::digest(data).to_vec(),
+        SHA512 => sha2::Sha512::digest(data).to_vec(),
+        other => panic!("unknown hash {other}"),
+    }
+}
+
+/// The end-entity certificate and the CA certificate of a credentials/info response.
+pub fn chain(info: &Value) -> (x509_cert::Certificate, x509_cert::Certificate) {
+    let certs = info["cert"]["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 2, "chain = end entity + CA");
+    let ee = x509_cert::Certificate::from_der(&unb64(certs[0].as_str().unwrap())).unwrap();
+    let ca = x509_cert::Certificate::from_der(&unb64(certs[1].as_str().unwrap())).unwrap();
+    (ee, ca)
+}
+
+pub fn spki_der(cert: &x509_cert::Certificate) -> Vec<u8> {
+    cert.tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap()
+}
+
+/// Check that `ee` was issued by `ca` (P-256 CA key, ecdsa-with-SHA256).
+pub fn assert_issued_by(ee: &x509_cert::Certificate, ca: &x509_cert::Certificate) {
+    use p256::ecdsa::signature::Verifier;
+    use p256::pkcs8::DecodePublicKey;
+    let ca_key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der(ca)).unwrap();
+    let tbs = ee.tbs_certificate.to_der().unwrap();
+    let sig = p256::ecdsa::DerSignature::try_from(ee.signature.raw_bytes()).unwrap();
+    ca_key
+        .verify(&tbs, &sig)
+        .expect("certificate signature verifies under the CA key");
+    assert_eq!(ee.tbs_certificate.issuer, ca.tbs_certificate.subject);
+}

@@ -1,0 +1,138 @@
+//! `info`, `auth/login`, `auth/revoke`, and the error layer for routes and methods.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[test]
+fn info_describes_the_service() {
+    let env = Env::new();
+    let app = env.spawn();
+    for body in ["{}", "", r#"{"lang":"en-US"}"#] {
+        let r = app.post_raw("/csc/v2/info", None, body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["specs"], "2.0.0.2");
+        assert_eq!(r.body["authType"], json!(["basic"]));
+        let methods = r.body["methods"].as_array().unwrap();
+        for m in [
+            "info",
+            "auth/login",
+            "auth/revoke",
+            "credentials/list",
+            "credentials/info",
+            "credentials/authorize",
+            "signatures/signHash",
+        ] {
+            assert!(methods.contains(&json!(m)), "{m}");
+        }
+        let algos = r.body["signAlgorithms"]["algos"].as_array().unwrap();
+        for a in [
+            "1.2.840.113549.1.1.11",
+            "1.2.840.113549.1.1.10",
+            "1.2.840.113549.1.1.1",
+            "1.2.840.10045.4.3.2",
+            "1.2.840.10045.4.3.4",
+        ] {
+            assert!(algos.contains(&json!(a)), "{a}");
+        }
+        assert!(r.body["signature_formats"]["formats"].is_array());
+    }
+    // Every method advertised is routed (not 404/405) on v2.
+    let r = app.post_raw("/csc/v2/info", None, "{}");
+    for m in r.body["methods"].as_array().unwrap() {
+        let resp = app.post_raw(&format!("/csc/v2/{}", m.as_str().unwrap()), None, "{}");
+        assert!(
+            resp.status != 404 && resp.status != 405,
+            "{m}: {}",
+            resp.status
+        );
+    }
+}
+
+#[test]
+fn routing_errors_are_csc_json() {
+    let env = Env::new();
+    let app = env.spawn();
+    let r = app
+        .client
+        .get(format!("{}/csc/v2/info", app.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    app.post_raw("/csc/v2/signatures/signDoc", None, "{}")
+        .assert_error(404, "invalid_request");
+    app.post_raw("/nope", None, "{}")
+        .assert_error(404, "invalid_request");
+    app.post_raw("/csc/v2/info", None, "{not json")
+        .assert_error(400, "invalid_request");
+    app.post_raw("/csc/v2/info", None, "[1,2]")
+        .assert_error(400, "invalid_request");
+    let big = format!("{{\"lang\":\"{}\"}}", "x".repeat(2 << 20));
+    app.post_raw("/csc/v2/info", None, &big)
+        .assert_error(413, "invalid_request");
+}
+
+#[test]
+fn login_and_revoke() {
+    let env = Env::new();
+    let s = signer("dave");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+
+    let token = app.login(&s.user, &s.password);
+    let other = app.login(&s.user, &s.password);
+    assert_ne!(token, other, "every login gets a fresh token");
+    let list = app.post("/csc/v2/credentials/list", Some(&token), &json!({}));
+    assert_eq!(list.status, 200);
+
+    // wrong password and unknown user look the same
+    let bad = |user: &str, pw: &str| {
+        let basic = b64(format!("{user}:{pw}").as_bytes());
+        app.login_raw(Some(&format!("Basic {basic}")))
+    };
+    let a = bad(&s.user, "wrong-password");
+    a.assert_error(400, "authentication_error");
+    let b = bad("nobody", "wrong-password");
+    b.assert_error(400, "authentication_error");
+    assert_eq!(a.description(), b.description());
+
+    app.login_raw(None).assert_error(401, "invalid_request");
+    app.login_raw(Some("Basic !!!not-base64"))
+        .assert_error(401, "invalid_request");
+    app.login_raw(Some("Bearer abc"))
+        .assert_error(401, "invalid_request");
+    app.login_raw(Some(&format!("Basic {}", b64(b"no-colon"))))
+        .assert_error(400, "invalid_request");
+
+    // protected methods need a live bearer token
+    app.post("/csc/v2/credentials/list", None, &json!({}))
+        .assert_error(401, "invalid_token");
+    app.post("/csc/v2/credentials/list", Some("made-up"), &json!({}))
+        .assert_error(401, "invalid_token");
+
+    // revoke: missing token, unknown token, then the real one
+    app.post("/csc/v2/auth/revoke", Some(&token), &json!({}))
+        .assert_error(400, "invalid_request");
+    app.post(
+        "/csc/v2/auth/revoke",
+        Some(&token),
+        &json!({"token": "unknown"}),
+    )
+    .assert_error(400, "invalid_request");
+    let r = app.post(
+        "/csc/v2/auth/revoke",
+        Some(&token),
+        &json!({"token": token, "token_type_hint": "access_token"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    app.post("/csc/v2/credentials/list", Some(&token), &json!({}))
+        .assert_error(401, "invalid_token");
+    // the other token is untouched
+    assert_eq!(
+        app.post("/csc/v2/credentials/list", Some(&other), &json!({}))
+            .status,
+        200
+    );
+}

@@ -1,0 +1,19 @@
+//! Quill's integration tests: ONE test binary. Every test starts the real `quill` binary
+//! (`quill enroll`, `quill serve` on port 0) against a fresh SoftHSM2 token in a temporary
+//! directory and a fresh SQLite file, talks CSC v2 over HTTP, and verifies signatures with
+//! RustCrypto against the returned certificate.
+
+// Test code may panic: a failed expectation is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod helpers;
+
+mod cli;
+mod errors;
+mod info_login;
+mod sign_flow;
