@@ -1,120 +1,52 @@
-//! STUB (replaced by the real module).
-#![allow(clippy::all, unused)]
+//! Pure cryptographic helpers for the CSC signing path (CSC API v2 §8): digest and signature
+//! algorithm OIDs, resolution of `signAlgo` / `hashAlgorithmOID` / `signAlgoParams` into a
+//! signing plan, RSASSA-PSS parameters, PKCS#1 v1.5 `DigestInfo`, ECDSA signature encoding and
+//! lenient base64. Nothing here performs I/O or touches a key.
+
+pub mod b64;
+pub mod digest_info;
+pub mod ecdsa;
+pub mod oid;
+pub mod pss;
+pub mod resolve;
+
+pub use digest_info::digest_info;
+pub use ecdsa::raw_to_der;
+pub use oid::{HashAlg, KeyType, SignAlgo, sign_algos_for};
+pub use pss::PssParams;
+pub use resolve::{ResolvedSign, Scheme, resolve};
+
+/// Why a CSC signing request's algorithm fields or values were refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
-    #[error("x")]
+    /// The digest algorithm OID is not recognised at all.
+    #[error("unknown hash algorithm")]
     UnknownHashAlgo,
-    #[error("x")]
+    /// SHA-1, MD5 or SHA-224: recognised, but too weak to sign with.
+    #[error("hash algorithm too weak")]
     WeakHashAlgo,
-    #[error("x")]
+    /// The signature algorithm OID is not recognised.
+    #[error("unknown signature algorithm")]
     UnknownSignAlgo,
-    #[error("x")]
+    /// The signature algorithm does not fit the key (e.g. an ECDSA OID on an RSA key).
+    #[error("signature algorithm not supported by this key")]
     SignAlgoNotForKey,
-    #[error("x")]
+    /// Generic `rsaEncryption` without `hashAlgorithmOID`.
+    #[error("hashAlgorithmOID is required for this signature algorithm")]
     MissingHashAlgo,
-    #[error("x")]
+    /// `hashAlgorithmOID` disagrees with the hash implied by `signAlgo` or its parameters.
+    #[error("hashAlgorithmOID contradicts signAlgo")]
     HashAlgoContradicts,
-    #[error("x")]
+    /// `signAlgoParams` missing, malformed or unacceptable.
+    #[error("invalid signAlgoParams: {0}")]
     InvalidSignAlgoParams(String),
-    #[error("x")]
+    /// Not valid base64 (standard or URL-safe alphabet, padded or not).
+    #[error("invalid base64")]
     InvalidBase64,
-    #[error("x")]
+    /// A digest whose length does not match its algorithm.
+    #[error("invalid digest value length")]
     InvalidDigestLength,
-    #[error("x")]
+    /// A raw ECDSA signature of the wrong length or not a valid scalar pair.
+    #[error("invalid signature value")]
     InvalidSignature,
-}
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum HashAlg {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-impl HashAlg {
-    pub fn from_oid(oid: &str) -> Result<Self, CryptoError> {
-        todo!()
-    }
-    pub fn oid(self) -> &'static str {
-        todo!()
-    }
-    pub fn digest_len(self) -> usize {
-        todo!()
-    }
-    pub fn from_digest_len(len: usize) -> Option<Self> {
-        todo!()
-    }
-    pub fn name(self) -> &'static str {
-        todo!()
-    }
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        todo!()
-    }
-}
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KeyType {
-    Rsa,
-    EcP256,
-    EcP384,
-}
-impl KeyType {
-    pub fn curve_oid(self) -> Option<&'static str> {
-        todo!()
-    }
-}
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SignAlgo {
-    RsaPkcs1,
-    RsaPkcs1With(HashAlg),
-    RsaPss,
-    Ecdsa(HashAlg),
-}
-impl SignAlgo {
-    pub fn oid(self) -> &'static str {
-        todo!()
-    }
-}
-pub fn sign_algos_for(key: KeyType) -> &'static [SignAlgo] {
-    todo!()
-}
-pub enum Scheme {
-    Pkcs1v15,
-    Pss { mgf_hash: HashAlg, salt_len: u32 },
-    Ecdsa,
-}
-pub struct ResolvedSign {
-    pub algo: SignAlgo,
-    pub hash: HashAlg,
-    pub scheme: Scheme,
-}
-pub fn resolve(
-    key: KeyType,
-    rsa_modulus_bytes: Option<usize>,
-    sign_algo: &str,
-    hash_algo: Option<&str>,
-    sign_algo_params: Option<&[u8]>,
-) -> Result<ResolvedSign, CryptoError> {
-    todo!()
-}
-pub mod digest_info {
-    use super::*;
-    pub fn digest_info(hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        todo!()
-    }
-}
-pub mod ecdsa {
-    use super::*;
-    pub fn raw_to_der(key: KeyType, raw: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        todo!()
-    }
-}
-pub mod b64 {
-    use super::*;
-    pub fn decode(s: &str) -> Result<Vec<u8>, CryptoError> {
-        todo!()
-    }
-    pub fn encode(bytes: &[u8]) -> String {
-        todo!()
-    }
-    pub fn decode_digest(s: &str, hash: HashAlg) -> Result<Vec<u8>, CryptoError> {
-        todo!()
-    }
 }

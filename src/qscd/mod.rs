@@ -1,55 +1,88 @@
-//! STUB
-#![allow(clippy::all, unused)]
+//! What Quill needs from a QSCD (qualified signature creation device): generate a key pair that
+//! never leaves the device, read its public key, sign with a mechanism, and seal small secrets
+//! with a device-resident key. `pkcs11` implements it over any PKCS#11 token (SoftHSM2 in tests
+//! and CI). This module is the only one that imports cryptoki. All calls block: the service
+//! layer runs them through `crate::blocking`.
+
 pub mod pkcs11;
+mod pool;
+#[cfg(test)]
+mod tests;
+
 use crate::crypto::HashAlg;
+
+/// Key pair types Quill generates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeySpec {
     Rsa { bits: u32 },
     EcP256,
     EcP384,
 }
+
+/// How to sign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignMechanism {
+    /// CKM_RSA_PKCS over a caller-built DER DigestInfo; output k bytes.
     RsaPkcs1,
+    /// CKM_RSA_PKCS_PSS over a digest of `hash`; MGF1 with `mgf_hash`; salt length in bytes.
     RsaPss {
         hash: HashAlg,
         mgf_hash: HashAlg,
         salt_len: u64,
     },
+    /// CKM_ECDSA over a digest; output raw r‖s as the token returns it.
     Ecdsa,
 }
+
 #[derive(Debug, thiserror::Error)]
 pub enum QscdError {
-    #[error("{0}")]
+    /// Module cannot be loaded, token not found, login failed.
+    #[error("token configuration: {0}")]
     Config(String),
-    #[error("k")]
+    /// No key with that CKA_ID in the token.
+    #[error("key not found in the token")]
     KeyNotFound,
-    #[error("{0}")]
+    /// The token refused the input (data length, mechanism parameters …).
+    #[error("token refused the input: {0}")]
     BadInput(String),
-    #[error("u")]
+    /// A sealed secret failed authentication.
+    #[error("sealed data could not be opened")]
     Unseal,
-    #[error("{0}")]
+    /// Any other device error.
+    #[error("token error: {0}")]
     Device(String),
 }
+
+/// A QSCD as Quill uses it.
 pub trait Qscd: Send + Sync + 'static {
+    /// Generate a non-extractable, sensitive key pair with CKA_ID `id`; returns the DER SPKI.
     fn generate_key_pair(
         &self,
         spec: KeySpec,
         id: &[u8],
         label: &str,
     ) -> Result<Vec<u8>, QscdError>;
+    /// DER SPKI of an existing key pair.
     fn public_key(&self, id: &[u8]) -> Result<Vec<u8>, QscdError>;
+    /// Sign each input with the private key `id`, in order, in one session.
     fn sign(
         &self,
         id: &[u8],
         mechanism: SignMechanism,
         inputs: &[&[u8]],
     ) -> Result<Vec<Vec<u8>>, QscdError>;
+    /// Destroy both halves of a key pair; a missing key is not an error.
     fn destroy_key_pair(&self, id: &[u8]) -> Result<(), QscdError>;
+    /// AES-256-GCM with a token-resident key (created on first use); output iv ‖ ct ‖ tag.
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, QscdError>;
+    /// Inverse of `seal`; wrong `aad` or tampered data → `QscdError::Unseal`.
     fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, QscdError>;
+    /// Store a DER X.509 certificate as a token object.
     fn put_certificate(&self, id: &[u8], label: &str, der: &[u8]) -> Result<(), QscdError>;
+    /// A certificate object's DER by label.
     fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, QscdError>;
+    /// Whether a private key with this CKA_ID exists.
     fn has_key(&self, id: &[u8]) -> Result<bool, QscdError>;
+    /// Cheap liveness check.
     fn check(&self) -> Result<(), QscdError>;
 }

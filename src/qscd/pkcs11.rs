@@ -1,27 +1,374 @@
-#![allow(clippy::all, unused)]
-use super::*;
-use secrecy::SecretString;
+//! The `Qscd` over a PKCS#11 token with cryptoki. One `Pkcs11` context per module per process
+//! (C_Initialize once), the token found by label (SoftHSM2 renumbers slots), one login for the
+//! life of the process (the pool never closes its last healthy session), cached key handles, and
+//! one retry after session loss, logout or a stale handle.
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use der::{Decode, Encode};
+use rand::RngCore;
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use super::pool::Pool;
+use super::{KeySpec, Qscd, QscdError, SignMechanism};
+use crate::crypto::HashAlg;
+
+/// Label of the AES key that seals TOTP secrets.
+pub const SEAL_KEY_LABEL: &str = "quill-seal-key";
+const IV_LEN: usize = 12;
+
+/// How to reach the token.
 pub struct Pkcs11Config {
     pub module: PathBuf,
     pub token_label: String,
     pub pin: SecretString,
     pub max_sessions: usize,
 }
-pub struct Pkcs11Qscd;
-impl Pkcs11Qscd {
-    pub fn open(cfg: &Pkcs11Config) -> Result<Self, QscdError> {
-        todo!()
+
+pub struct Pkcs11Qscd {
+    pool: Pool,
+    pin: SecretString,
+    handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
+}
+
+/// An operation's error: cryptoki's, or ours.
+enum OpError {
+    Ck(CkError),
+    Q(QscdError),
+}
+
+impl From<CkError> for OpError {
+    fn from(e: CkError) -> Self {
+        OpError::Ck(e)
     }
+}
+
+impl From<QscdError> for OpError {
+    fn from(e: QscdError) -> Self {
+        OpError::Q(e)
+    }
+}
+
+fn rv(e: &CkError) -> Option<RvError> {
+    match e {
+        CkError::Pkcs11(rv, _) => Some(*rv),
+        _ => None,
+    }
+}
+
+/// Errors after which the operation is worth one retry on a fresh or re-logged-in session.
+fn is_session_level(e: &CkError) -> bool {
+    matches!(
+        rv(e),
+        Some(
+            RvError::UserNotLoggedIn
+                | RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::DeviceError
+                | RvError::ObjectHandleInvalid
+                | RvError::KeyHandleInvalid
+        )
+    )
+}
+
+fn map_ck(e: CkError) -> QscdError {
+    match rv(&e) {
+        Some(
+            RvError::DataLenRange
+            | RvError::DataInvalid
+            | RvError::MechanismParamInvalid
+            | RvError::MechanismInvalid
+            | RvError::KeyTypeInconsistent
+            | RvError::KeyFunctionNotPermitted,
+        ) => QscdError::BadInput(e.to_string()),
+        _ => QscdError::Device(e.to_string()),
+    }
+}
+
+/// The process-wide context for a module (C_Initialize happens once per process).
+fn context(module: &Path) -> Result<Pkcs11, QscdError> {
+    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let mut map = CONTEXTS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(ctx) = map.get(module) {
+        return Ok(ctx.clone());
+    }
+    let ctx = Pkcs11::new(module)
+        .map_err(|e| QscdError::Config(format!("cannot load {}: {e}", module.display())))?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(|e| QscdError::Config(format!("C_Initialize failed: {e}")))?;
+    map.insert(module.to_path_buf(), ctx.clone());
+    Ok(ctx)
+}
+
+fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, QscdError> {
+    for slot in ctx.get_slots_with_token().map_err(map_ck)? {
+        let info = ctx.get_token_info(slot).map_err(map_ck)?;
+        if info.token_initialized() && info.label().trim_end() == label {
+            return Ok(Some(slot));
+        }
+    }
+    Ok(None)
+}
+
+fn login(session: &Session, pin: &SecretString) -> Result<(), CkError> {
+    match session.login(UserType::User, Some(pin)) {
+        Err(e) if rv(&e) == Some(RvError::UserAlreadyLoggedIn) => Ok(()),
+        other => other,
+    }
+}
+
+fn curve_params(spec: KeySpec) -> Result<Vec<u8>, QscdError> {
+    let oid = match spec {
+        KeySpec::EcP256 => const_oid::db::rfc5912::SECP_256_R_1,
+        KeySpec::EcP384 => const_oid::db::rfc5912::SECP_384_R_1,
+        KeySpec::Rsa { .. } => return Err(QscdError::BadInput("not an EC key".into())),
+    };
+    oid.to_der().map_err(|e| QscdError::Device(e.to_string()))
+}
+
+fn hash_mech(h: HashAlg) -> (MechanismType, PkcsMgfType) {
+    match h {
+        HashAlg::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+        HashAlg::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
+        HashAlg::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
+    }
+}
+
+/// DER SPKI of a public key object.
+fn spki_of(session: &Session, public: ObjectHandle) -> Result<Vec<u8>, OpError> {
+    use rsa::pkcs8::EncodePublicKey;
+    let attrs = session.get_attributes(
+        public,
+        &[
+            AttributeType::KeyType,
+            AttributeType::Modulus,
+            AttributeType::PublicExponent,
+            AttributeType::EcParams,
+            AttributeType::EcPoint,
+        ],
+    )?;
+    let (mut kt, mut n, mut e, mut params, mut point) = (None, None, None, None, None);
+    for a in attrs {
+        match a {
+            Attribute::KeyType(k) => kt = Some(k),
+            Attribute::Modulus(v) => n = Some(v),
+            Attribute::PublicExponent(v) => e = Some(v),
+            Attribute::EcParams(v) => params = Some(v),
+            Attribute::EcPoint(v) => point = Some(v),
+            _ => {}
+        }
+    }
+    let bad = |m: &str| OpError::Q(QscdError::Device(m.to_string()));
+    let der = if kt == Some(KeyType::RSA) {
+        let (n, e) = n.zip(e).ok_or_else(|| bad("RSA key without modulus"))?;
+        rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(&n),
+            rsa::BigUint::from_bytes_be(&e),
+        )
+        .map_err(|e| bad(&e.to_string()))?
+        .to_public_key_der()
+        .map_err(|e| bad(&e.to_string()))?
+        .into_vec()
+    } else {
+        let (params, point) = params
+            .zip(point)
+            .ok_or_else(|| bad("EC key without point"))?;
+        // SoftHSM2 returns CKA_EC_POINT DER-wrapped in an OCTET STRING.
+        let raw = der::asn1::OctetString::from_der(&point)
+            .map(|o| o.into_bytes())
+            .unwrap_or(point);
+        if params == curve_params(KeySpec::EcP256)? {
+            p256::PublicKey::from_sec1_bytes(&raw)
+                .map_err(|e| bad(&e.to_string()))?
+                .to_public_key_der()
+        } else if params == curve_params(KeySpec::EcP384)? {
+            p384::PublicKey::from_sec1_bytes(&raw)
+                .map_err(|e| bad(&e.to_string()))?
+                .to_public_key_der()
+        } else {
+            return Err(bad("unsupported curve"));
+        }
+        .map_err(|e| bad(&e.to_string()))?
+        .into_vec()
+    };
+    Ok(der)
+}
+
+fn first(session: &Session, template: &[Attribute]) -> Result<Option<ObjectHandle>, CkError> {
+    Ok(session.find_objects(template)?.into_iter().next())
+}
+
+impl Pkcs11Qscd {
+    /// Load the module, find the token by label and log in once.
+    pub fn open(cfg: &Pkcs11Config) -> Result<Self, QscdError> {
+        let ctx = context(&cfg.module)?;
+        let slot = find_slot(&ctx, &cfg.token_label)?.ok_or_else(|| {
+            QscdError::Config(format!(
+                "no initialised token labelled {:?}",
+                cfg.token_label
+            ))
+        })?;
+        let session = ctx.open_rw_session(slot).map_err(map_ck)?;
+        login(&session, &cfg.pin)
+            .map_err(|e| QscdError::Config(format!("token login failed: {e}")))?;
+        Ok(Pkcs11Qscd {
+            pool: Pool::new(ctx, slot, cfg.max_sessions, session),
+            pin: cfg.pin.clone(),
+            handles: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Initialise a token labelled `label` on a free slot (SoftHSM2 always offers one) and set
+    /// its user PIN. `Ok(false)` when such a token exists already. Shares the process-wide
+    /// context, so `open` may follow in the same process.
     pub fn init_token(
         module: &Path,
         label: &str,
         so_pin: &SecretString,
         user_pin: &SecretString,
     ) -> Result<bool, QscdError> {
-        todo!()
+        static INIT: Mutex<()> = Mutex::new(());
+        let _serialised = INIT.lock().unwrap_or_else(|p| p.into_inner());
+        let ctx = context(module)?;
+        if find_slot(&ctx, label)?.is_some() {
+            return Ok(false);
+        }
+        let mut free = None;
+        for slot in ctx.get_slots_with_token().map_err(map_ck)? {
+            if !ctx
+                .get_token_info(slot)
+                .map_err(map_ck)?
+                .token_initialized()
+            {
+                free = Some(slot);
+                break;
+            }
+        }
+        let slot = free.ok_or_else(|| QscdError::Config("no free slot for a new token".into()))?;
+        ctx.init_token(slot, so_pin, label).map_err(map_ck)?;
+        let slot = find_slot(&ctx, label)?.unwrap_or(slot);
+        let session = ctx.open_rw_session(slot).map_err(map_ck)?;
+        session.login(UserType::So, Some(so_pin)).map_err(map_ck)?;
+        session.init_pin(user_pin).map_err(map_ck)?;
+        session.logout().map_err(map_ck)?;
+        Ok(true)
+    }
+
+    /// Sessions currently open.
+    pub fn open_sessions(&self) -> usize {
+        self.pool.open_sessions()
+    }
+
+    /// Run `op` on a pooled session, retrying once after a lost login, a lost session or a
+    /// stale cached handle.
+    fn with_session<T>(&self, op: impl Fn(&Session) -> Result<T, OpError>) -> Result<T, QscdError> {
+        let mut retried = false;
+        loop {
+            let lease = self.pool.acquire()?;
+            let session = lease
+                .session()
+                .ok_or_else(|| QscdError::Device("empty lease".into()))?;
+            let err = match op(session) {
+                Ok(v) => return Ok(v),
+                Err(OpError::Q(e)) => return Err(e),
+                Err(OpError::Ck(e)) => e,
+            };
+            let code = rv(&err);
+            if retried {
+                return Err(map_ck(err));
+            }
+            retried = true;
+            match code {
+                Some(RvError::UserNotLoggedIn) => {
+                    tracing::warn!("token session not logged in; logging in again");
+                    login(session, &self.pin).map_err(map_ck)?;
+                }
+                Some(
+                    RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::DeviceRemoved
+                    | RvError::DeviceError,
+                ) => {
+                    tracing::warn!(error = %err, "token session lost; opening a new one");
+                    lease.discard();
+                }
+                Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid) => {
+                    self.lock_handles().clear();
+                }
+                _ => return Err(map_ck(err)),
+            }
+        }
+    }
+
+    fn lock_handles(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, ObjectHandle>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A private key's handle, cached.
+    fn private_key(&self, session: &Session, id: &[u8]) -> Result<ObjectHandle, OpError> {
+        if let Some(h) = self.lock_handles().get(id) {
+            return Ok(*h);
+        }
+        let h = first(
+            session,
+            &[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(id.to_vec()),
+            ],
+        )?
+        .ok_or(QscdError::KeyNotFound)?;
+        self.lock_handles().insert(id.to_vec(), h);
+        Ok(h)
+    }
+
+    /// The sealing key's handle, created on first use.
+    fn seal_key(&self, session: &Session) -> Result<ObjectHandle, OpError> {
+        let cache_key = SEAL_KEY_LABEL.as_bytes().to_vec();
+        if let Some(h) = self.lock_handles().get(&cache_key) {
+            return Ok(*h);
+        }
+        let label = Attribute::Label(SEAL_KEY_LABEL.as_bytes().to_vec());
+        let class = Attribute::Class(ObjectClass::SECRET_KEY);
+        let h = match first(session, &[class.clone(), label.clone()])? {
+            Some(h) => h,
+            None => session.generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    class,
+                    label,
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::Encrypt(true),
+                    Attribute::Decrypt(true),
+                ],
+            )?,
+        };
+        self.lock_handles().insert(cache_key, h);
+        Ok(h)
     }
 }
+
 impl Qscd for Pkcs11Qscd {
     fn generate_key_pair(
         &self,
@@ -29,38 +376,193 @@ impl Qscd for Pkcs11Qscd {
         id: &[u8],
         label: &str,
     ) -> Result<Vec<u8>, QscdError> {
-        todo!()
+        let common = |private: bool| {
+            vec![
+                Attribute::Token(true),
+                Attribute::Private(private),
+                Attribute::Id(id.to_vec()),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ]
+        };
+        let mut public = common(false);
+        public.push(Attribute::Verify(true));
+        let mut private = common(true);
+        private.extend([
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+        ]);
+        let (mech, extra) = match spec {
+            KeySpec::Rsa { bits } => (
+                Mechanism::RsaPkcsKeyPairGen,
+                vec![
+                    Attribute::ModulusBits(u64::from(bits).into()),
+                    Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                ],
+            ),
+            KeySpec::EcP256 | KeySpec::EcP384 => (
+                Mechanism::EccKeyPairGen,
+                vec![Attribute::EcParams(curve_params(spec)?)],
+            ),
+        };
+        public.extend(extra);
+        self.with_session(|s| {
+            let (pubh, _) = s.generate_key_pair(&mech, &public, &private)?;
+            spki_of(s, pubh)
+        })
     }
+
     fn public_key(&self, id: &[u8]) -> Result<Vec<u8>, QscdError> {
-        todo!()
+        self.with_session(|s| {
+            let h = first(
+                s,
+                &[
+                    Attribute::Class(ObjectClass::PUBLIC_KEY),
+                    Attribute::Id(id.to_vec()),
+                ],
+            )?
+            .ok_or(QscdError::KeyNotFound)?;
+            spki_of(s, h)
+        })
     }
+
     fn sign(
         &self,
         id: &[u8],
         mechanism: SignMechanism,
         inputs: &[&[u8]],
     ) -> Result<Vec<Vec<u8>>, QscdError> {
-        todo!()
+        self.with_session(|s| {
+            let key = self.private_key(s, id)?;
+            // Mechanism is neither Send nor Sync: build it on the thread that signs.
+            let mech = match mechanism {
+                SignMechanism::RsaPkcs1 => Mechanism::RsaPkcs,
+                SignMechanism::Ecdsa => Mechanism::Ecdsa,
+                SignMechanism::RsaPss {
+                    hash,
+                    mgf_hash,
+                    salt_len,
+                } => Mechanism::RsaPkcsPss(PkcsPssParams {
+                    hash_alg: hash_mech(hash).0,
+                    mgf: hash_mech(mgf_hash).1,
+                    s_len: salt_len.into(),
+                }),
+            };
+            let mut out = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                out.push(s.sign(&mech, key, input)?);
+            }
+            Ok(out)
+        })
     }
+
     fn destroy_key_pair(&self, id: &[u8]) -> Result<(), QscdError> {
-        todo!()
+        self.lock_handles().remove(id);
+        self.with_session(|s| {
+            for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+                for h in s.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])? {
+                    s.destroy_object(h)?;
+                }
+            }
+            Ok(())
+        })
     }
+
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, QscdError> {
-        todo!()
+        self.with_session(|s| {
+            let key = self.seal_key(s)?;
+            let mut iv = [0u8; IV_LEN];
+            rand::rng().fill_bytes(&mut iv);
+            let mut iv_param = iv;
+            let params = GcmParams::new(&mut iv_param, aad, 128.into())?;
+            let ct = s.encrypt(&Mechanism::AesGcm(params), key, plaintext)?;
+            let mut out = iv.to_vec();
+            out.extend_from_slice(&ct);
+            Ok(out)
+        })
     }
-    fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, QscdError> {
-        todo!()
+
+    fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, QscdError> {
+        let (iv, ct) = sealed.split_at_checked(IV_LEN).ok_or(QscdError::Unseal)?;
+        self.with_session(|s| {
+            let key = self.seal_key(s)?;
+            let mut iv: [u8; IV_LEN] = iv.try_into().map_err(|_| OpError::Q(QscdError::Unseal))?;
+            let params = GcmParams::new(&mut iv, aad, 128.into())?;
+            match s.decrypt(&Mechanism::AesGcm(params), key, ct) {
+                Ok(pt) => Ok(Zeroizing::new(pt)),
+                // Session-level trouble is retried by `with_session`; anything else from a
+                // GCM decryption (SoftHSM2 says CKR_GENERAL_ERROR) means it did not authenticate.
+                Err(e) if is_session_level(&e) => Err(OpError::Ck(e)),
+                Err(_) => Err(OpError::Q(QscdError::Unseal)),
+            }
+        })
     }
+
     fn put_certificate(&self, id: &[u8], label: &str, der: &[u8]) -> Result<(), QscdError> {
-        todo!()
+        use x509_parser::prelude::FromDer;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+            .map_err(|e| QscdError::BadInput(format!("not a certificate: {e}")))?;
+        let subject = cert.subject().as_raw().to_vec();
+        self.with_session(|s| {
+            s.create_object(&[
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::CertificateType(CertificateType::X_509),
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Id(id.to_vec()),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Subject(subject.clone()),
+                Attribute::Value(der.to_vec()),
+            ])?;
+            Ok(())
+        })
     }
+
     fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, QscdError> {
-        todo!()
+        self.with_session(|s| {
+            let Some(h) = first(
+                s,
+                &[
+                    Attribute::Class(ObjectClass::CERTIFICATE),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ],
+            )?
+            else {
+                return Ok(None);
+            };
+            for a in s.get_attributes(h, &[AttributeType::Value])? {
+                if let Attribute::Value(v) = a {
+                    return Ok(Some(v));
+                }
+            }
+            Ok(None)
+        })
     }
+
     fn has_key(&self, id: &[u8]) -> Result<bool, QscdError> {
-        todo!()
+        self.with_session(|s| match self.private_key(s, id) {
+            Ok(_) => Ok(true),
+            Err(OpError::Q(QscdError::KeyNotFound)) => Ok(false),
+            Err(e) => Err(e),
+        })
     }
+
     fn check(&self) -> Result<(), QscdError> {
-        todo!()
+        self.with_session(|s| Ok(s.get_session_info().map(|_| ())?))
+    }
+}
+
+impl std::fmt::Debug for Pkcs11Qscd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Qscd").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+impl Pkcs11Qscd {
+    /// Run raw cryptoki calls on a pooled session (tests only).
+    pub(crate) fn with_session_for_tests<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
+        let lease = self.pool.acquire().unwrap();
+        f(lease.session().unwrap())
     }
 }

@@ -1,0 +1,199 @@
+//! Tests of the PKCS#11 QSCD against a real SoftHSM2 token. SoftHSM2 reads SOFTHSM2_CONF at
+//! C_Initialize, so the test command (`.ci/test`) points it at a private token directory; each
+//! test creates its own token with a unique label.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use rsa::pkcs8::DecodePublicKey;
+use secrecy::SecretString;
+use sha2::Digest;
+
+use super::pkcs11::{Pkcs11Config, Pkcs11Qscd};
+use super::{KeySpec, Qscd, QscdError, SignMechanism};
+use crate::crypto::{HashAlg, digest_info};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+fn token(name: &str) -> Pkcs11Qscd {
+    assert!(
+        std::env::var_os("SOFTHSM2_CONF").is_some(),
+        "run the tests through .ci/test (it sets SOFTHSM2_CONF to a private token directory)"
+    );
+    let label = format!("t-{name}-{}", crate::auth::token::random_id(4));
+    let pin = SecretString::from("1234-user");
+    let created = Pkcs11Qscd::init_token(
+        Path::new(MODULE),
+        &label,
+        &SecretString::from("so-pin-1"),
+        &pin,
+    )
+    .unwrap();
+    assert!(created);
+    Pkcs11Qscd::open(&Pkcs11Config {
+        module: MODULE.into(),
+        token_label: label,
+        pin,
+        max_sessions: 3,
+    })
+    .unwrap()
+}
+
+#[test]
+fn rsa_pkcs1_and_pss_verify() {
+    let q = token("rsa");
+    let spki = q
+        .generate_key_pair(KeySpec::Rsa { bits: 2048 }, b"k1", "k1")
+        .unwrap();
+    assert_eq!(q.public_key(b"k1").unwrap(), spki);
+    let pk = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
+    let digest = sha2::Sha256::digest(b"hello").to_vec();
+    let di = digest_info(HashAlg::Sha256, &digest).unwrap();
+    let sig = q.sign(b"k1", SignMechanism::RsaPkcs1, &[&di]).unwrap();
+    pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig[0])
+        .unwrap();
+    for salt in [32u64, 256 - 32 - 2] {
+        let mech = SignMechanism::RsaPss {
+            hash: HashAlg::Sha256,
+            mgf_hash: HashAlg::Sha256,
+            salt_len: salt,
+        };
+        let sig = q.sign(b"k1", mech, &[&digest]).unwrap();
+        pk.verify(
+            rsa::Pss::new_with_salt::<sha2::Sha256>(salt as usize),
+            &digest,
+            &sig[0],
+        )
+        .unwrap();
+    }
+    // a salt too long for the modulus is the token refusing the input, not a panic
+    let mech = SignMechanism::RsaPss {
+        hash: HashAlg::Sha256,
+        mgf_hash: HashAlg::Sha256,
+        salt_len: 300,
+    };
+    assert!(q.sign(b"k1", mech, &[&digest]).is_err());
+    // and the token keeps working afterwards
+    let sig = q.sign(b"k1", SignMechanism::RsaPkcs1, &[&di]).unwrap();
+    pk.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig[0])
+        .unwrap();
+}
+
+#[test]
+fn ecdsa_p256_and_p384_verify_and_batch() {
+    let q = token("ec");
+    let spki = q.generate_key_pair(KeySpec::EcP256, b"e1", "e1").unwrap();
+    let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+    let digests: Vec<Vec<u8>> = (0..100)
+        .map(|i: u32| sha2::Sha256::digest(i.to_be_bytes()).to_vec())
+        .collect();
+    let refs: Vec<&[u8]> = digests.iter().map(Vec::as_slice).collect();
+    let sigs = q.sign(b"e1", SignMechanism::Ecdsa, &refs).unwrap();
+    assert_eq!(sigs.len(), 100);
+    for (d, s) in digests.iter().zip(&sigs) {
+        assert_eq!(s.len(), 64);
+        vk.verify_prehash(d, &p256::ecdsa::Signature::from_slice(s).unwrap())
+            .unwrap();
+    }
+    let spki = q.generate_key_pair(KeySpec::EcP384, b"e2", "e2").unwrap();
+    let vk = p384::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+    let d = sha2::Sha384::digest(b"x").to_vec();
+    let s = q.sign(b"e2", SignMechanism::Ecdsa, &[&d]).unwrap();
+    assert_eq!(s[0].len(), 96);
+    vk.verify_prehash(&d, &p384::ecdsa::Signature::from_slice(&s[0]).unwrap())
+        .unwrap();
+    assert!(matches!(
+        q.sign(b"nope", SignMechanism::Ecdsa, &[&d]),
+        Err(QscdError::KeyNotFound)
+    ));
+}
+
+#[test]
+fn private_keys_are_sensitive_and_not_extractable() {
+    let q = token("attrs");
+    q.generate_key_pair(KeySpec::EcP256, b"x1", "x1").unwrap();
+    q.generate_key_pair(KeySpec::Rsa { bits: 2048 }, b"x2", "x2")
+        .unwrap();
+    for id in [b"x1", b"x2"] {
+        let attrs = q.with_session_for_tests(|s| {
+            let h = s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Id(id.to_vec()),
+                ])
+                .unwrap()[0];
+            s.get_attributes(
+                h,
+                &[
+                    AttributeType::Extractable,
+                    AttributeType::Sensitive,
+                    AttributeType::Value,
+                ],
+            )
+            .unwrap()
+        });
+        assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
+        assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+        assert!(
+            !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
+            "CKA_VALUE must be unreadable"
+        );
+    }
+    assert!(q.has_key(b"x1").unwrap());
+    q.destroy_key_pair(b"x1").unwrap();
+    assert!(!q.has_key(b"x1").unwrap());
+    assert!(q.destroy_key_pair(b"x1").is_ok());
+}
+
+#[test]
+fn seal_and_unseal() {
+    let q = token("seal");
+    let a = q.seal(b"cred-1", b"totp secret bytes").unwrap();
+    let b = q.seal(b"cred-1", b"totp secret bytes").unwrap();
+    assert_ne!(a, b, "fresh IV each time");
+    assert_eq!(
+        q.unseal(b"cred-1", &a).unwrap().as_slice(),
+        b"totp secret bytes"
+    );
+    assert!(matches!(q.unseal(b"cred-2", &a), Err(QscdError::Unseal)));
+    let mut t = a.clone();
+    let last = t.len() - 1;
+    t[last] ^= 1;
+    assert!(matches!(q.unseal(b"cred-1", &t), Err(QscdError::Unseal)));
+    assert!(matches!(
+        q.unseal(b"cred-1", &a[..5]),
+        Err(QscdError::Unseal)
+    ));
+}
+
+#[test]
+fn pool_is_bounded_under_concurrency() {
+    let q = Arc::new(token("pool"));
+    let spki = q.generate_key_pair(KeySpec::EcP256, b"p1", "p1").unwrap();
+    let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&spki).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|t: u32| {
+            let (q, vk) = (q.clone(), vk);
+            std::thread::spawn(move || {
+                for i in 0..50u32 {
+                    let d =
+                        sha2::Sha256::digest([t.to_be_bytes(), i.to_be_bytes()].concat()).to_vec();
+                    let s = q.sign(b"p1", SignMechanism::Ecdsa, &[&d]).unwrap();
+                    vk.verify_prehash(&d, &p256::ecdsa::Signature::from_slice(&s[0]).unwrap())
+                        .unwrap();
+                    assert!(q.open_sessions() <= 3);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert!(q.open_sessions() <= 3);
+    let d = sha2::Sha256::digest(b"after").to_vec();
+    let s = q.sign(b"p1", SignMechanism::Ecdsa, &[&d]).unwrap();
+    vk.verify_prehash(&d, &p256::ecdsa::Signature::from_slice(&s[0]).unwrap())
+        .unwrap();
+}
