@@ -1,49 +1,35 @@
-//! STUB
-#![allow(clippy::all, unused)]
+//! Certificates for Quill's credentials (CSC API v2 §3.2 `cert/*`): the development CA and
+//! end-entity issuance with rcgen over a CA key that lives in the token ([`ca`]), and parsing of
+//! stored certificates into what `credentials/info` reports ([`cert`]).
+
+pub mod ca;
+pub mod cert;
+mod dn;
+mod keys;
+#[cfg(test)]
+mod testkey;
+
+pub use ca::{issue_end_entity, self_signed_ca};
+pub use cert::{CertInfo, generalized_time, parse, split_chain, verify_signed_by_p256};
+
+/// Something that signs with the CA's private key (in Quill: a P-256 key inside the PKCS#11 token).
 pub trait CaKey {
+    /// DER SubjectPublicKeyInfo of the CA key (P-256 only for now).
     fn spki_der(&self) -> &[u8];
+    /// ECDSA-with-SHA256 signature over `msg`, DER Ecdsa-Sig-Value.
     fn sign_sha256(&self, msg: &[u8]) -> Result<Vec<u8>, PkiError>;
 }
+
+/// Why a certificate could not be issued or read.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    #[error("{0}")]
+    /// A public key we cannot certify, or a CA key that failed or does not match.
+    #[error("key: {0}")]
     Key(String),
-    #[error("{0}")]
+    /// rcgen refused the certificate parameters.
+    #[error("certificate generation: {0}")]
     Rcgen(String),
-    #[error("{0}")]
+    /// A certificate or SubjectPublicKeyInfo that does not parse.
+    #[error("certificate parsing: {0}")]
     Parse(String),
-}
-pub fn self_signed_ca(
-    key: &dyn CaKey,
-    common_name: &str,
-    now: time::OffsetDateTime,
-) -> Result<Vec<u8>, PkiError> {
-    todo!()
-}
-pub fn issue_end_entity(
-    ca_cert_der: &[u8],
-    ca_key: &dyn CaKey,
-    subject_spki_der: &[u8],
-    common_name: &str,
-    days: u32,
-    now: time::OffsetDateTime,
-) -> Result<Vec<u8>, PkiError> {
-    todo!()
-}
-pub struct CertInfo {
-    pub subject_dn: String,
-    pub issuer_dn: String,
-    pub serial_hex: String,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub spki_der: Vec<u8>,
-}
-pub fn parse(der: &[u8]) -> Result<CertInfo, PkiError> {
-    todo!()
-}
-pub fn generalized_time(unix: i64) -> String {
-    todo!()
-}
-pub fn split_chain(concatenated_der: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
-    todo!()
 }

@@ -1,0 +1,143 @@
+//! Distinguished names: RFC 4514 strings for CSC `cert/subjectDN` / `cert/issuerDN`, and the
+//! rebuilding of a parsed CA subject as an rcgen name so issued certificates name their issuer
+//! with exactly the CA's subject encoding.
+
+use rcgen::string::{Ia5String, PrintableString};
+use rcgen::{DistinguishedName, DnType, DnValue};
+use x509_parser::der_parser::asn1_rs::{Tag, ToDer as _};
+use x509_parser::x509::{AttributeTypeAndValue, X509Name};
+
+use super::PkiError;
+
+/// Attribute short names: RFC 4514 §3 plus the common eIDAS subject attributes, named as
+/// OpenSSL's RFC 2253 output names them. Anything else is written as a dotted OID.
+const SHORT_NAMES: [(&str, &str); 14] = [
+    ("2.5.4.3", "CN"),
+    ("2.5.4.7", "L"),
+    ("2.5.4.8", "ST"),
+    ("2.5.4.10", "O"),
+    ("2.5.4.11", "OU"),
+    ("2.5.4.6", "C"),
+    ("2.5.4.9", "STREET"),
+    ("0.9.2342.19200300.100.1.25", "DC"),
+    ("0.9.2342.19200300.100.1.1", "UID"),
+    ("2.5.4.5", "serialNumber"),
+    ("2.5.4.4", "SN"),
+    ("2.5.4.42", "GN"),
+    ("2.5.4.97", "organizationIdentifier"),
+    ("1.2.840.113549.1.9.1", "emailAddress"),
+];
+
+/// RFC 4514 string form: RDNs last-to-first, separated by ",", multi-valued RDNs joined by "+".
+pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
+    let rdns: Vec<String> = name
+        .iter_rdn()
+        .map(|rdn| rdn.iter().map(attribute).collect::<Vec<_>>().join("+"))
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+fn attribute(attr: &AttributeTypeAndValue<'_>) -> String {
+    let oid = attr.attr_type().to_id_string();
+    let short = SHORT_NAMES.iter().find(|(o, _)| *o == oid).map(|(_, s)| *s);
+    let value = attr.attr_value();
+    let text = match value.tag() {
+        Tag::BmpString => utf16be(value.data),
+        _ => attr.as_str().ok().map(str::to_owned),
+    };
+    match (short, text) {
+        (Some(short), Some(text)) => format!("{short}={}", escape(&text)),
+        (short, _) => {
+            // Not a string we can show: "#" and the hex of the BER encoding (RFC 4514 §2.4).
+            let ber = value.to_der_vec().unwrap_or_default();
+            format!("{}=#{}", short.unwrap_or(&oid), hex::encode(ber))
+        }
+    }
+}
+
+fn utf16be(data: &[u8]) -> Option<String> {
+    let units: Vec<u16> = data
+        .chunks(2)
+        .map(|c| match c {
+            [hi, lo] => Some(u16::from_be_bytes([*hi, *lo])),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    String::from_utf16(&units).ok()
+}
+
+/// RFC 4514 §2.4 escaping.
+fn escape(value: &str) -> String {
+    let last = value.chars().count().saturating_sub(1);
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Rebuild a parsed name as an rcgen name with the same attribute order and string types.
+/// Refuses what rcgen cannot reproduce byte for byte (multi-valued RDNs, repeated attribute
+/// types, string types other than UTF8String, PrintableString and IA5String).
+pub(crate) fn to_rcgen(name: &X509Name<'_>) -> Result<DistinguishedName, PkiError> {
+    let unsupported = |why: &str| PkiError::Parse(format!("CA subject: {why}"));
+    let mut dn = DistinguishedName::new();
+    for rdn in name.iter_rdn() {
+        let mut attrs = rdn.iter();
+        let (Some(attr), None) = (attrs.next(), attrs.next()) else {
+            return Err(unsupported("multi-valued RDN"));
+        };
+        let arcs: Vec<u64> = attr
+            .attr_type()
+            .iter()
+            .ok_or_else(|| unsupported("attribute OID too large"))?
+            .collect();
+        let ty = DnType::from_oid(&arcs);
+        if dn.get(&ty).is_some() {
+            return Err(unsupported("repeated attribute type"));
+        }
+        let text = attr
+            .as_str()
+            .map_err(|_| unsupported("non-string attribute"))?;
+        let value = match attr.attr_value().tag() {
+            Tag::Utf8String => DnValue::Utf8String(text.to_owned()),
+            Tag::PrintableString => DnValue::PrintableString(
+                PrintableString::try_from(text).map_err(|_| unsupported("bad PrintableString"))?,
+            ),
+            Tag::Ia5String => DnValue::Ia5String(
+                Ia5String::try_from(text).map_err(|_| unsupported("bad IA5String"))?,
+            ),
+            _ => return Err(unsupported("unsupported string type")),
+        };
+        dn.push(ty, value);
+    }
+    Ok(dn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape("a,b+c"), "a\\,b\\+c");
+        assert_eq!(escape("#x "), "\\#x\\ ");
+        assert_eq!(escape(" x#"), "\\ x#");
+        assert_eq!(escape("Quill development CA"), "Quill development CA");
+    }
+
+    #[test]
+    fn bmp_strings_decode() {
+        assert_eq!(utf16be(&[0x00, 0x41, 0x00, 0xe9]).as_deref(), Some("Aé"));
+        assert_eq!(utf16be(&[0x00]), None);
+    }
+}
