@@ -38,7 +38,7 @@ impl Application {
                             %method,
                             %path,
                             status,
-                            ms = started.elapsed().as_secs_f64() * 1000.0,
+                            us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                             "request"
                         );
                         res

@@ -16,4 +16,5 @@ mod helpers;
 mod cli;
 mod errors;
 mod info_login;
+mod secrets;
 mod sign_flow;

@@ -1,0 +1,72 @@
+//! Secrets never reach the log: a full flow with debug logging, then the server's log is searched
+//! for every secret that crossed the wire.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[test]
+fn no_secret_in_debug_log() {
+    let env = Env::new();
+    let s = signer("heidi");
+    let cred = env.enroll(&s, "rsa-2048").credential_id;
+    let app = env.spawn(); // QUILL_LOG=debug
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"confidential");
+    let otp = totp_now(&s.totp_secret);
+    let r = app.post(
+        "/csc/v2/credentials/authorize",
+        Some(&token),
+        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&h)], "hashAlgorithmOID": SHA256,
+                "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": otp}]}),
+    );
+    assert_eq!(r.status, 200);
+    let sad = r.body["SAD"].as_str().unwrap().to_string();
+    let r = app.sign_hash_raw(
+        &token,
+        json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.113549.1.1.11"}),
+    );
+    assert_eq!(r.status, 200);
+    // failures that carry secrets: wrong PIN (as a number, to provoke a type error), wrong password
+    let wrong_pin = "987123";
+    app.post(
+        "/csc/v2/credentials/authorize",
+        Some(&token),
+        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&h)], "hashAlgorithmOID": SHA256,
+                "PIN": 987123, "OTP": otp}),
+    )
+    .assert_error(400, "invalid_request");
+    let basic = b64(format!("{}:{}", s.user, "Wrong-Pass-777").as_bytes());
+    app.login_raw(Some(&format!("Basic {basic}")))
+        .assert_error(400, "authentication_error");
+    let r = app.post(
+        "/csc/v2/auth/revoke",
+        Some(&token),
+        &json!({"token": token}),
+    );
+    assert_eq!(r.status, 204);
+    drop(app);
+
+    let log = env.server_log();
+    assert!(
+        log.contains("DEBUG") || log.contains("INFO"),
+        "the server logged: {log}"
+    );
+    for secret in [
+        s.password.as_str(),
+        s.pin.as_str(),
+        otp.as_str(),
+        token.as_str(),
+        sad.as_str(),
+        TOKEN_PIN,
+        s.totp_secret.as_str(),
+        wrong_pin,
+        "Wrong-Pass-777",
+        basic.as_str(),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "secret {secret:?} found in the server log"
+        );
+    }
+}
