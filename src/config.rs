@@ -110,6 +110,9 @@ pub struct ServeArgs {
     /// Lifetime of a SAD from `credentials/authorize`, seconds.
     #[arg(long, env = "QUILL_SAD_TTL", default_value_t = 300)]
     pub sad_ttl: i64,
+    /// Wrong PIN/OTP attempts per credential (and wrong passwords per user) before it locks.
+    #[arg(long, env = "QUILL_MAX_AUTH_FAILURES", default_value_t = 5)]
+    pub max_auth_failures: i32,
     /// Name announced by `info`.
     #[arg(long, env = "QUILL_SERVICE_NAME", default_value = "Quill")]
     pub service_name: String,
@@ -126,6 +129,7 @@ pub struct ServiceSettings {
     pub service_name: String,
     pub region: String,
     pub hash: HashParams,
+    pub max_auth_failures: i32,
 }
 
 impl ServeArgs {
@@ -138,7 +142,12 @@ impl ServeArgs {
             (1..=3_600).contains(&self.sad_ttl),
             "--sad-ttl must be between 1 and 3600 seconds"
         );
+        anyhow::ensure!(
+            (1..=100).contains(&self.max_auth_failures),
+            "--max-auth-failures must be between 1 and 100"
+        );
         Ok(ServiceSettings {
+            max_auth_failures: self.max_auth_failures,
             access_token_ttl: self.access_token_ttl,
             sad_ttl: self.sad_ttl,
             service_name: self.service_name.clone(),

@@ -134,6 +134,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         access_token_ttl: 3600,
         sad_ttl: 300,
+        max_auth_failures: 5,
         service_name: "Quill (demo)".into(),
         region: "EU".into(),
     };

@@ -1,6 +1,7 @@
 //! The command line: one binary, one clap subcommand per file. Machine-readable output goes to
 //! stdout as one JSON object; human messages and logs go to stderr; any failure exits ≠ 0.
 
+pub mod credential;
 pub mod demo;
 pub mod enroll;
 pub mod otp;
@@ -35,6 +36,12 @@ enum Command {
     Enroll(enroll::EnrollArgs),
     /// Start a self-contained demo under ./var (SQLite, SoftHSM2 token, CA, demo user).
     Demo(demo::DemoArgs),
+    /// Operate on credentials (unblock after a lockout).
+    #[command(subcommand)]
+    Credential(credential::CredentialCommand),
+    /// Operate on users (unblock after a login lockout).
+    #[command(subcommand)]
+    User(credential::UserCommand),
     /// Print the current TOTP code for a base32 secret (demo and conformance helper).
     Otp(otp::OtpArgs),
 }
@@ -59,6 +66,8 @@ pub fn main() -> ExitCode {
         Command::Enroll(args) => enroll::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Otp(args) => otp::run(args),
+        Command::Credential(cmd) => credential::run_credential(cmd),
+        Command::User(cmd) => credential::run_user(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -95,6 +95,14 @@ pub async fn authorize(
     let user_id = user.0.clone();
     blocking::run(move || {
         let now = st.clock.now();
+        let limit = st.settings.max_auth_failures;
+        if !st
+            .store
+            .with(|c| repo::credentials::reserve_attempt(c, &cred.id, limit))?
+        {
+            tracing::warn!("authorization refused: credential locked");
+            return Err(CscError::invalid("Credential locked"));
+        }
         // Check both factors every time, so timing does not tell which one was wrong.
         let pin_ok = password::verify(&pin, &cred.pin_hash);
         let otp_ok = match &cred.otp_secret {
@@ -105,9 +113,15 @@ pub async fn authorize(
             None => false,
         };
         if !(pin_ok && otp_ok) {
-            tracing::info!("authorization refused: wrong PIN or OTP");
+            if cred.failed_auths + 1 >= limit {
+                tracing::warn!(limit, "credential locked after repeated PIN/OTP failures");
+            } else {
+                tracing::info!("authorization refused: wrong PIN or OTP");
+            }
             return Err(CscError::InvalidAuthenticationData);
         }
+        st.store
+            .with(|c| repo::credentials::clear_attempts(c, &cred.id))?;
         let sad = token::generate();
         let expires_in = st.settings.sad_ttl;
         let row = NewSad {

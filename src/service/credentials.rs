@@ -31,7 +31,12 @@ impl CredentialView {
         self.enabled && self.cert_valid_now
     }
 
-    pub fn from_row(row: &CredentialRow, now: i64) -> Result<CredentialView, CscError> {
+    /// `max_failures`: a credential at the PIN/OTP failure limit shows as disabled.
+    pub fn from_row(
+        row: &CredentialRow,
+        now: i64,
+        max_failures: i32,
+    ) -> Result<CredentialView, CscError> {
         let key_type = super::key_type_of(row)?;
         let chain = pki::split_chain(&row.cert_chain)?;
         let ee = chain
@@ -41,7 +46,7 @@ impl CredentialView {
         Ok(CredentialView {
             id: row.id.clone(),
             description: row.description.clone(),
-            enabled: row.status == super::STATUS_ENABLED,
+            enabled: row.status == super::STATUS_ENABLED && row.failed_auths < max_failures,
             key_type,
             key_bits: row.key_bits,
             sign_algos: sign_algos_for(key_type),
@@ -67,7 +72,7 @@ pub async fn list(
     let now = state.clock.now();
     let mut views = Vec::with_capacity(rows.len());
     for row in &rows {
-        let view = CredentialView::from_row(row, now)?;
+        let view = CredentialView::from_row(row, now, state.settings.max_auth_failures)?;
         if !only_valid || view.is_valid() {
             views.push(view);
         }
@@ -78,5 +83,5 @@ pub async fn list(
 /// One of the caller's credentials.
 pub async fn info(state: &AppState, user: &UserId, id: &str) -> Result<CredentialView, CscError> {
     let row = super::owned_credential(state, user, id).await?;
-    CredentialView::from_row(&row, state.clock.now())
+    CredentialView::from_row(&row, state.clock.now(), state.settings.max_auth_failures)
 }

@@ -25,9 +25,20 @@ pub async fn login(state: &AppState, name: String, pw: Secret) -> Result<Login, 
             password::verify_dummy(&pw, st.settings.hash);
             return Err(CscError::AuthenticationError);
         };
-        if !password::verify(&pw, &user.password_hash) {
+        let limit = st.settings.max_auth_failures;
+        if !st
+            .store
+            .with(|c| repo::users::reserve_login(c, &user.id, limit))?
+        {
+            // Same answer as a wrong password: a lock must not confirm that the name exists.
+            tracing::warn!("login refused: user locked after repeated failures");
             return Err(CscError::AuthenticationError);
         }
+        if !password::verify(&pw, &user.password_hash) {
+            tracing::info!("login refused: wrong password");
+            return Err(CscError::AuthenticationError);
+        }
+        st.store.with(|c| repo::users::clear_logins(c, &user.id))?;
         let access_token = token::generate();
         let now = st.clock.now();
         let expires_in = st.settings.access_token_ttl;

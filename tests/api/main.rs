@@ -16,5 +16,6 @@ mod helpers;
 mod cli;
 mod errors;
 mod info_login;
+mod lockout;
 mod secrets;
 mod sign_flow;

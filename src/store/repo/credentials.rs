@@ -37,6 +37,27 @@ pub fn of_user(conn: &mut DbConn, user_id: &str) -> Result<Vec<CredentialRow>, S
         .load(conn)?)
 }
 
+/// Reserve one PIN/OTP attempt before checking it: the attempt counts as failed up front, so
+/// parallel wrong guesses can never exceed `limit`. `false` means the credential is locked.
+pub fn reserve_attempt(conn: &mut DbConn, id: &str, limit: i32) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        credentials::table
+            .filter(credentials::id.eq(id))
+            .filter(credentials::failed_auths.lt(limit)),
+    )
+    .set(credentials::failed_auths.eq(credentials::failed_auths + 1))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// A successful authentication clears the failure count.
+pub fn clear_attempts(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
+    let n = diesel::update(credentials::table.filter(credentials::id.eq(id)))
+        .set(credentials::failed_auths.eq(0))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -90,6 +111,30 @@ pub(crate) mod tests {
         assert!(store.with(|c| owned(c, "u1", "nope")).unwrap().is_none());
         let list = store.with(|c| of_user(c, "u1")).unwrap();
         assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn attempts_stop_at_the_limit_even_in_parallel() {
+        let (_d, store) = temp_store();
+        store.with(|c| users::insert(c, &user("u1"))).unwrap();
+        store.with(|c| insert(c, &sample("c1", "u1"))).unwrap();
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                let s = store.clone();
+                std::thread::spawn(move || s.with(|c| reserve_attempt(c, "c1", 5)).unwrap())
+            })
+            .collect();
+        let granted = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count();
+        assert_eq!(granted, 5);
+        let row = store.with(|c| owned(c, "u1", "c1")).unwrap().unwrap();
+        assert_eq!(row.failed_auths, 5);
+        assert!(store.with(|c| clear_attempts(c, "c1")).unwrap());
+        assert!(store.with(|c| reserve_attempt(c, "c1", 5)).unwrap());
+        assert!(!store.with(|c| clear_attempts(c, "nope")).unwrap());
     }
 
     #[test]

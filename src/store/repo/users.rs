@@ -29,6 +29,26 @@ pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<UserRow>, StoreError>
         .optional()?)
 }
 
+/// Reserve one login attempt (counted as failed up front); `false` means the user is locked.
+pub fn reserve_login(conn: &mut DbConn, id: &str, limit: i32) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::failed_logins.lt(limit)),
+    )
+    .set(users::failed_logins.eq(users::failed_logins + 1))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// A successful login (or an operator's unblock) clears the failure count.
+pub fn clear_logins(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
+    let n = diesel::update(users::table.filter(users::id.eq(id)))
+        .set(users::failed_logins.eq(0))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +70,12 @@ mod tests {
         assert_eq!(got.password_hash, "h");
         assert!(store.with(|c| by_name(c, "bob")).unwrap().is_none());
         assert!(store.with(|c| by_id(c, "u1")).unwrap().is_some());
+        for _ in 0..3 {
+            assert!(store.with(|c| reserve_login(c, "u1", 3)).unwrap());
+        }
+        assert!(!store.with(|c| reserve_login(c, "u1", 3)).unwrap());
+        assert!(store.with(|c| clear_logins(c, "u1")).unwrap());
+        assert!(store.with(|c| reserve_login(c, "u1", 3)).unwrap());
         // names are unique
         let dup = UserRow {
             id: "u2".into(),

@@ -1,0 +1,136 @@
+//! Retry limits: wrong PIN/OTP attempts lock a credential, wrong passwords lock a login, the
+//! counters survive restarts and hold under parallel guessing, and the operator unblocks.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn wrong_pin(app: &TestApp, token: &str, s: &Signer, cred: &str) -> Resp {
+    let h = digest(SHA256, b"x");
+    app.post(
+        "/csc/v2/credentials/authorize",
+        Some(token),
+        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&h)], "hashAlgorithmOID": SHA256,
+                "authData": [{"id": "PIN", "value": "000999"}, {"id": "OTP", "value": totp_now(&s.totp_secret)}]}),
+    )
+}
+
+fn key_status(app: &TestApp, token: &str, cred: &str) -> String {
+    app.credential_info(token, cred)["key"]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn credential_locks_after_five_failures_until_unblocked() {
+    let env = Env::new();
+    let s = signer("ivan");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"doc");
+
+    // a success clears earlier failures
+    for _ in 0..4 {
+        wrong_pin(&app, &token, &s, &cred).assert_error(400, "invalid_authentication_data");
+    }
+    app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    for _ in 0..5 {
+        wrong_pin(&app, &token, &s, &cred).assert_error(400, "invalid_authentication_data");
+    }
+    // now even the right PIN and OTP are refused
+    let r = app.authorize_raw(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.description(), "Credential locked");
+    assert_eq!(key_status(&app, &token, &cred), "disabled");
+    let valid = app.post(
+        "/csc/v2/credentials/list",
+        Some(&token),
+        &json!({"onlyValid": true}),
+    );
+    assert_eq!(valid.body["credentialIDs"], json!([]));
+
+    // the lock survives a restart
+    drop(app);
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let r = app.authorize_raw(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    assert_eq!(r.description(), "Credential locked");
+
+    // operator unblocks while the server runs
+    let out = env
+        .quill()
+        .args(["credential", "unblock", "--credential", &cred])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unknown = env
+        .quill()
+        .args(["credential", "unblock", "--credential", "nope"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert_eq!(key_status(&app, &token, &cred), "enabled");
+    app.authorize(&token, &s, &cred, &[h], SHA256);
+}
+
+#[test]
+fn parallel_wrong_guesses_cannot_exceed_the_limit() {
+    let env = Env::new();
+    let s = signer("judy");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = std::sync::Arc::new(env.spawn());
+    let token = app.login(&s.user, &s.password);
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, token, s, cred) = (app.clone(), token.clone(), s.clone(), cred.clone());
+            std::thread::spawn(move || wrong_pin(&app, &token, &s, &cred))
+        })
+        .collect();
+    let results: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let checked = results
+        .iter()
+        .filter(|r| r.body["error"] == "invalid_authentication_data")
+        .count();
+    let locked = results
+        .iter()
+        .filter(|r| r.description() == "Credential locked")
+        .count();
+    assert_eq!(checked, 5, "exactly the limit of guesses was checked");
+    assert_eq!(locked, 15);
+}
+
+#[test]
+fn login_locks_after_five_wrong_passwords() {
+    let env = Env::new();
+    let s = signer("kim");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let bad = format!("Basic {}", b64(format!("{}:nope-nope", s.user).as_bytes()));
+    for _ in 0..5 {
+        app.login_raw(Some(&bad))
+            .assert_error(400, "authentication_error");
+    }
+    let good = format!(
+        "Basic {}",
+        b64(format!("{}:{}", s.user, s.password).as_bytes())
+    );
+    app.login_raw(Some(&good))
+        .assert_error(400, "authentication_error");
+    let out = env
+        .quill()
+        .args(["user", "unblock", "--user", &s.user])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.login(&s.user, &s.password);
+}
