@@ -8,7 +8,7 @@ use crate::crypto::b64;
 use crate::error::CscError;
 use crate::pki;
 use crate::secret::Secret;
-use crate::service::authorize::{self as authz, AuthorizeInput};
+use crate::service::authorize::{self as authz, AuthorizeInput, ExtendInput};
 use crate::service::credentials::{self as creds, CredentialView};
 use crate::state::AppState;
 
@@ -358,6 +358,43 @@ pub async fn authorize(
         otp,
     };
     let granted = authz::authorize(&state, &caller.user, caller.token_hash, input).await?;
+    Ok(HttpResponse::Ok().json(AuthorizeResponse {
+        sad: granted.sad.expose().to_string(),
+        expires_in: granted.expires_in,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtendRequest {
+    #[serde(default, rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(default, rename = "SAD")]
+    pub sad: Option<Secret>,
+    #[serde(default, alias = "hash")]
+    pub hashes: Option<Vec<String>>,
+    #[serde(default, rename = "hashAlgorithmOID", alias = "hashAlgo")]
+    pub hash_algorithm_oid: Option<String>,
+    #[serde(default)]
+    pub client_data: Option<String>,
+}
+
+pub async fn extend_transaction(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: CscJson<ExtendRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    let credential_id = req.credential_id.ok_or_else(|| {
+        CscError::invalid("Missing (or invalid type) string parameter credentialID")
+    })?;
+    let input = ExtendInput {
+        credential_id,
+        sad: req.sad,
+        hashes: req.hashes,
+        hash_algo: req.hash_algorithm_oid,
+    };
+    let granted = authz::extend_transaction(&state, &caller.user, input).await?;
     Ok(HttpResponse::Ok().json(AuthorizeResponse {
         sad: granted.sad.expose().to_string(),
         expires_in: granted.expires_in,

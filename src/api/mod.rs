@@ -19,6 +19,7 @@ pub const METHODS: &[&str] = &[
     "credentials/list",
     "credentials/info",
     "credentials/authorize",
+    "credentials/extendTransaction",
     "signatures/signHash",
 ];
 
@@ -52,6 +53,10 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
         .service(method(
             "/credentials/authorize",
             web::post().to(credentials::authorize),
+        ))
+        .service(method(
+            "/credentials/extendTransaction",
+            web::post().to(credentials::extend_transaction),
         ))
         .service(method(
             "/signatures/signHash",

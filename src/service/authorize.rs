@@ -141,3 +141,63 @@ pub async fn authorize(
     })
     .await
 }
+
+/// A parsed `credentials/extendTransaction` request.
+#[derive(Debug, Default)]
+pub struct ExtendInput {
+    pub credential_id: String,
+    pub sad: Option<Secret>,
+    pub hashes: Option<Vec<String>>,
+    pub hash_algo: Option<String>,
+}
+
+/// Trade a live SAD for a fresh one within the same signature budget (CSC §3.6).
+#[tracing::instrument(skip_all, fields(credential_id = %input.credential_id))]
+pub async fn extend_transaction(
+    state: &AppState,
+    user: &UserId,
+    input: ExtendInput,
+) -> Result<Authorization, CscError> {
+    let cred = super::owned_credential(state, user, &input.credential_id).await?;
+    let old = input
+        .sad
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter SAD"))?;
+    let rebind = match input.hashes {
+        Some(values) => {
+            let oid = input.hash_algo.as_deref().ok_or_else(|| {
+                CscError::invalid("Missing (or invalid type) string parameter hashAlgorithmOID")
+            })?;
+            let hash = HashAlg::from_oid(oid)?;
+            if values.is_empty() {
+                return Err(CscError::invalid("Empty hash array"));
+            }
+            Some((hash, super::decode_digests(&values, hash)?))
+        }
+        None => None,
+    };
+    let st = state.clone();
+    let user_id = user.0.clone();
+    blocking::run(move || {
+        let now = st.clock.now();
+        let sad = token::generate();
+        let expires_in = st.settings.sad_ttl;
+        let old_hash = token::hash(old.expose());
+        let new_hash = token::hash(sad.expose());
+        let req = repo::sads::Extend {
+            old_sad_hash: &old_hash,
+            new_sad_hash: &new_hash,
+            user_id: &user_id,
+            credential_id: &cred.id,
+            now,
+            expires_at: now + expires_in,
+            rebind: rebind.as_ref().map(|(h, d)| (h.name(), d.as_slice())),
+        };
+        st.store
+            .with(|c| repo::sads::extend(c, &req))?
+            .map_err(super::signing::refusal)?;
+        tracing::info!("transaction extended with a new SAD");
+        Ok(Authorization { sad, expires_in })
+    })
+    .await
+}

@@ -22,7 +22,8 @@ pub struct SignHashInput {
     pub operation_mode: Option<String>,
 }
 
-fn refusal(r: SadRefusal) -> CscError {
+/// The CSC error for a SAD refusal.
+pub fn refusal(r: SadRefusal) -> CscError {
     CscError::invalid(match r {
         SadRefusal::Unknown => "Invalid parameter SAD",
         SadRefusal::Expired => "SAD expired",
@@ -31,7 +32,7 @@ fn refusal(r: SadRefusal) -> CscError {
         }
         SadRefusal::NotAuthorized => "Hash is not authorized by the SAD",
         SadRefusal::AlreadySigned => "Hash is not authorized by the SAD: it was already signed",
-        SadRefusal::Exhausted => "Invalid parameter SAD: no signatures left",
+        SadRefusal::Exhausted => "Invalid parameter SAD: not enough signatures left",
     })
 }
 

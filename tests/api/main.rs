@@ -15,6 +15,7 @@ mod helpers;
 
 mod cli;
 mod errors;
+mod extend;
 mod info_login;
 mod lockout;
 mod secrets;

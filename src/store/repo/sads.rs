@@ -158,6 +158,110 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
     Ok(())
 }
 
+/// Swap a live SAD for a new one (`credentials/extendTransaction`): same token, user and
+/// credential, never more signatures than the old one had left; the old SAD dies in the same
+/// transaction. Without new digests the unused ones carry over.
+pub struct Extend<'a> {
+    pub old_sad_hash: &'a [u8],
+    pub new_sad_hash: &'a [u8],
+    pub user_id: &'a str,
+    pub credential_id: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+    /// New digest algorithm name and digests, if the client binds new hashes.
+    pub rebind: Option<(&'a str, &'a [Vec<u8>])>,
+}
+
+pub fn extend(conn: &mut DbConn, req: &Extend<'_>) -> Result<Result<(), SadRefusal>, StoreError> {
+    let outcome = conn.immediate_transaction(|c| extend_in_tx(c, req));
+    match outcome {
+        Ok(()) => Ok(Ok(())),
+        Err(TxError::Refused(r)) => Ok(Err(r)),
+        Err(TxError::Db(e)) => Err(StoreError::from(e)),
+    }
+}
+
+fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
+    let refuse = |r| Err(TxError::Refused(r));
+    let row: Option<(Vec<u8>, String, String, String, i32, i64)> = sads::table
+        .find(req.old_sad_hash)
+        .select((
+            sads::token_hash,
+            sads::user_id,
+            sads::credential_id,
+            sads::hash_algo,
+            sads::remaining,
+            sads::expires_at,
+        ))
+        .first(c)
+        .optional()?;
+    let Some((token_hash, user_id, credential_id, hash_algo, remaining, expires_at)) = row else {
+        return refuse(SadRefusal::Unknown);
+    };
+    if user_id != req.user_id || credential_id != req.credential_id {
+        return refuse(SadRefusal::Unknown);
+    }
+    let revoked: bool = access_tokens::table
+        .find(&token_hash)
+        .select(access_tokens::revoked)
+        .first(c)
+        .optional()?
+        .unwrap_or(true);
+    if revoked {
+        return refuse(SadRefusal::Unknown);
+    }
+    if expires_at <= req.now {
+        return refuse(SadRefusal::Expired);
+    }
+    if remaining <= 0 {
+        return refuse(SadRefusal::Exhausted);
+    }
+    let (algo, digests): (String, Vec<Vec<u8>>) = match req.rebind {
+        Some((algo, digests)) => (algo.to_string(), digests.to_vec()),
+        None => (
+            hash_algo,
+            sad_hashes::table
+                .filter(sad_hashes::sad_hash.eq(req.old_sad_hash))
+                .filter(sad_hashes::used.eq(false))
+                .select(sad_hashes::digest)
+                .load(c)?,
+        ),
+    };
+    let count = i32::try_from(digests.len()).unwrap_or(i32::MAX);
+    if count > remaining || digests.is_empty() {
+        return refuse(SadRefusal::Exhausted);
+    }
+    diesel::update(sads::table.find(req.old_sad_hash))
+        .set(sads::remaining.eq(0))
+        .execute(c)?;
+    diesel::insert_into(sads::table)
+        .values((
+            sads::sad_hash.eq(req.new_sad_hash),
+            sads::token_hash.eq(&token_hash),
+            sads::user_id.eq(req.user_id),
+            sads::credential_id.eq(req.credential_id),
+            sads::hash_algo.eq(&algo),
+            sads::remaining.eq(count),
+            sads::expires_at.eq(req.expires_at),
+            sads::created_at.eq(req.now),
+        ))
+        .execute(c)?;
+    let rows: Vec<_> = digests
+        .iter()
+        .map(|d| {
+            (
+                sad_hashes::sad_hash.eq(req.new_sad_hash),
+                sad_hashes::digest.eq(d),
+                sad_hashes::used.eq(false),
+            )
+        })
+        .collect();
+    diesel::insert_into(sad_hashes::table)
+        .values(&rows)
+        .execute(c)?;
+    Ok(())
+}
+
 /// Signatures left on a SAD (diagnostics and tests).
 pub fn remaining(conn: &mut DbConn, sad_hash: &[u8]) -> Result<Option<i32>, StoreError> {
     Ok(sads::table
