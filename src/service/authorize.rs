@@ -105,12 +105,25 @@ pub async fn authorize(
         }
         // Check both factors every time, so timing does not tell which one was wrong.
         let pin_ok = password::verify(&pin, &cred.pin_hash);
-        let otp_ok = match &cred.otp_secret {
+        let otp_step = match &cred.otp_secret {
             Some(sealed) => {
                 let secret = st.qscd.unseal(cred.id.as_bytes(), sealed)?;
-                otp::verify(&secret, &code, now).is_some()
+                otp::verify(&secret, &code, now)
             }
-            None => false,
+            None => None,
+        };
+        // A TOTP code is accepted once: its time step must be later than any accepted before.
+        let otp_ok = match (pin_ok, otp_step.and_then(|s| i64::try_from(s).ok())) {
+            (true, Some(step)) => {
+                let fresh = st
+                    .store
+                    .with(|c| repo::credentials::consume_otp_step(c, &cred.id, step))?;
+                if !fresh {
+                    tracing::warn!("authorization refused: replayed OTP");
+                }
+                fresh
+            }
+            _ => false,
         };
         if !(pin_ok && otp_ok) {
             if cred.failed_auths + 1 >= limit {

@@ -134,10 +134,11 @@ fn demo_starts_serves_and_restarts_without_enrolling_twice() {
         password: password.clone(),
         pin,
         totp_secret: totp,
+        used_steps: Default::default(),
     };
     let r: serde_json::Value = client.post(format!("{app_base}/csc/v2/credentials/authorize")).bearer_auth(&token)
         .json(&serde_json::json!({"credentialID": rsa, "numSignatures": 1, "hashes": [b64(&h)], "hashAlgorithmOID": SHA256,
-            "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": totp_now(&s.totp_secret)}]}))
+            "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": s.next_otp(&rsa)}]}))
         .send().unwrap().json().unwrap();
     let sad = r["SAD"].as_str().expect("demo credentials authorize");
     let r: serde_json::Value = client.post(format!("{app_base}/csc/v2/signatures/signHash")).bearer_auth(&token)

@@ -278,7 +278,7 @@ fn expired_sad_and_revoked_token() {
 fn authorize_errors() {
     let w = world();
     let h = digest(SHA256, b"contract");
-    let otp = totp_now(&w.s.totp_secret);
+    let otp = w.s.next_otp(&w.ec);
     let base = json!({"credentialID": w.ec, "numSignatures": 1, "hashes": [b64(&h)],
         "hashAlgorithmOID": SHA256, "authData": [{"id": "PIN", "value": w.s.pin}, {"id": "OTP", "value": otp}]});
     let with = |k: &str, v: Value| {
@@ -412,4 +412,53 @@ fn list_and_info_errors() {
     info(json!({"credentialID": w.rsa, "certificates": "bogus"}))
         .assert_error(400, "invalid_request");
     info(json!({"credentialID": "x".repeat(10_000)})).assert_error(400, "invalid_request");
+}
+
+#[test]
+fn replayed_otp_is_refused() {
+    let env = Env::new();
+    let s = signer("olga");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let body = |otp: &str, doc: &[u8]| {
+        json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&digest(SHA256, doc))],
+               "hashAlgorithmOID": SHA256, "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": otp}]})
+    };
+    let secret = quill::auth::otp::parse_secret(&s.totp_secret).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let code_now = quill::auth::otp::generate(&secret, now).unwrap();
+    let code_before = quill::auth::otp::generate(&secret, now - 30).unwrap();
+    let r = app.post(
+        "/csc/v2/credentials/authorize",
+        Some(&token),
+        &body(&code_now, b"a"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // the same code again, even for other hashes, and the neighbouring older code: refused
+    let again = app.post(
+        "/csc/v2/credentials/authorize",
+        Some(&token),
+        &body(&code_now, b"b"),
+    );
+    again.assert_error(400, "invalid_authentication_data");
+    assert!(again.body.get("SAD").is_none());
+    if code_before != code_now {
+        app.post(
+            "/csc/v2/credentials/authorize",
+            Some(&token),
+            &body(&code_before, b"c"),
+        )
+        .assert_error(400, "invalid_authentication_data");
+    }
+    // the next code works
+    let code_next = quill::auth::otp::generate(&secret, now + 30).unwrap();
+    if code_next != code_now {
+        let r = app.post(
+            "/csc/v2/credentials/authorize",
+            Some(&token),
+            &body(&code_next, b"d"),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
 }

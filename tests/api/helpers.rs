@@ -34,13 +34,35 @@ pub struct Enrolled {
     pub otpauth_uri: String,
 }
 
-/// A user with password, PIN and TOTP secret.
+/// A user with password, PIN and TOTP secret, and the last TOTP step used per credential (a
+/// code is accepted once per credential, so the signer behaves like a person reading the next
+/// code off an authenticator app).
 #[derive(Debug, Clone)]
 pub struct Signer {
     pub user: String,
     pub password: String,
     pub pin: String,
     pub totp_secret: String,
+    pub used_steps: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+}
+
+impl Signer {
+    /// A TOTP code not yet used for `cred` (waits for the next 30-second step when needed).
+    pub fn next_otp(&self, cred: &str) -> String {
+        let secret = quill::auth::otp::parse_secret(&self.totp_secret).unwrap();
+        loop {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let step = now / 30;
+            let mut used = self.used_steps.lock().unwrap();
+            let candidate = used.get(cred).map_or(step, |last| (last + 1).max(step));
+            if candidate <= step + 1 {
+                used.insert(cred.to_string(), candidate);
+                return quill::auth::otp::generate(&secret, candidate * 30).unwrap();
+            }
+            drop(used);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
 }
 
 impl Env {
@@ -159,6 +181,7 @@ pub fn signer(name: &str) -> Signer {
         password: format!("pw-{name}-correct"),
         pin: "123456".into(),
         totp_secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into(),
+        used_steps: Default::default(),
     }
 }
 
@@ -274,7 +297,7 @@ impl TestApp {
                 "numSignatures": hashes.len(),
                 "hashes": hashes.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
                 "hashAlgorithmOID": alg,
-                "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": totp_now(&s.totp_secret)}],
+                "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": s.next_otp(cred)}],
             }),
         )
     }

@@ -169,19 +169,36 @@ fn walk(key: &str) {
     assert_eq!(info["key"]["len"], len);
     assert_eq!(info["key"]["curve"].as_str(), curve);
 
+    // One SAD per digest algorithm covering every case's hashes (a TOTP code is single-use,
+    // so a signer authorizes a batch, as pyHanko's clients do), then one signHash per case.
+    let hashes_of = |i: usize, case: &Case| -> Vec<Vec<u8>> {
+        (0..2)
+            .map(|j| digest(case.digest, format!("{key} case {i} doc {j}").as_bytes()))
+            .collect()
+    };
+    let mut sads = std::collections::HashMap::new();
+    for alg in [SHA256, SHA384, SHA512] {
+        let all: Vec<Vec<u8>> = cases
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.digest == alg)
+            .flat_map(|(i, c)| hashes_of(i, c))
+            .collect();
+        sads.insert(
+            alg,
+            app.authorize(&token, &s, &enrolled.credential_id, &all, alg),
+        );
+    }
     for (i, case) in cases.iter().enumerate() {
         assert!(
             algos.contains(&case.sign_algo),
             "key.algo lists {}",
             case.sign_algo
         );
-        let hashes: Vec<Vec<u8>> = (0..2)
-            .map(|j| digest(case.digest, format!("{key} case {i} doc {j}").as_bytes()))
-            .collect();
-        let sad = app.authorize(&token, &s, &enrolled.credential_id, &hashes, case.digest);
+        let hashes = hashes_of(i, case);
         let mut body = json!({
             "credentialID": enrolled.credential_id,
-            "SAD": sad,
+            "SAD": sads[case.digest],
             "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
             "signAlgo": case.sign_algo,
         });
@@ -249,7 +266,7 @@ fn v1_names_and_paths_as_pyhanko_sends_them() {
         "/csc/v1/credentials/authorize",
         Some(&token),
         &json!({"credentialID": rsa.credential_id, "numSignatures": 1, "hash": [b64(&h)],
-                "PIN": s.pin, "OTP": totp_now(&s.totp_secret), "description": "pyHanko"}),
+                "PIN": s.pin, "OTP": s.next_otp(&rsa.credential_id), "description": "pyHanko"}),
     );
     assert_eq!(auth.status, 200, "{}", auth.body);
     let sad = auth.body["SAD"].as_str().unwrap();

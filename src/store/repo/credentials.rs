@@ -50,6 +50,21 @@ pub fn reserve_attempt(conn: &mut DbConn, id: &str, limit: i32) -> Result<bool, 
     Ok(n == 1)
 }
 
+/// Accept a TOTP time step at most once per credential: succeeds only when `step` is later than
+/// every step accepted before (so a code is never accepted twice, nor an older neighbour).
+pub fn consume_otp_step(conn: &mut DbConn, id: &str, step: i64) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        credentials::table.filter(credentials::id.eq(id)).filter(
+            credentials::last_otp_step
+                .is_null()
+                .or(credentials::last_otp_step.lt(step)),
+        ),
+    )
+    .set(credentials::last_otp_step.eq(step))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// A successful authentication clears the failure count.
 pub fn clear_attempts(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
     let n = diesel::update(credentials::table.filter(credentials::id.eq(id)))
@@ -135,6 +150,19 @@ pub(crate) mod tests {
         assert!(store.with(|c| clear_attempts(c, "c1")).unwrap());
         assert!(store.with(|c| reserve_attempt(c, "c1", 5)).unwrap());
         assert!(!store.with(|c| clear_attempts(c, "nope")).unwrap());
+    }
+
+    #[test]
+    fn otp_steps_are_single_use_and_increasing() {
+        let (_d, store) = temp_store();
+        store.with(|c| users::insert(c, &user("u1"))).unwrap();
+        let mut row = sample("c1", "u1");
+        row.last_otp_step = None;
+        store.with(|c| insert(c, &row)).unwrap();
+        assert!(store.with(|c| consume_otp_step(c, "c1", 100)).unwrap());
+        assert!(!store.with(|c| consume_otp_step(c, "c1", 100)).unwrap());
+        assert!(!store.with(|c| consume_otp_step(c, "c1", 99)).unwrap());
+        assert!(store.with(|c| consume_otp_step(c, "c1", 101)).unwrap());
     }
 
     #[test]
