@@ -4,7 +4,9 @@
 
 use clap::{Args, Subcommand};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::StoreArgs;
+use crate::service::event;
 use crate::store::{Store, repo};
 
 #[derive(Subcommand)]
@@ -38,7 +40,21 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
     match cmd {
         CredentialCommand::Unblock { store, credential } => {
             let store = Store::open(&store.database_url, 1)?;
-            let found = store.with(|c| repo::credentials::clear_attempts(c, &credential))?;
+            let audit = event(
+                SystemClock.now(),
+                "operator",
+                "unblock",
+                Some(&credential),
+                "ok",
+                serde_json::json!({}),
+            );
+            let found = store.with(|c| {
+                c.immediate_transaction(|c| {
+                    let found = repo::credentials::clear_attempts(c, &credential)?;
+                    repo::audit::append(c, &audit)?;
+                    Ok(found)
+                })
+            })?;
             anyhow::ensure!(found, "no credential {credential:?}");
             tracing::info!(credential_id = %credential, "credential unblocked by the operator");
             println!(
@@ -57,7 +73,20 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
             let user = store
                 .with(|c| repo::users::by_name(c, &args.user))?
                 .ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;
-            store.with(|c| repo::users::clear_logins(c, &user.id))?;
+            let audit = event(
+                SystemClock.now(),
+                "operator",
+                "unblock_user",
+                None,
+                "ok",
+                serde_json::json!({"user_id": user.id}),
+            );
+            store.with(|c| {
+                c.immediate_transaction(|c| {
+                    repo::users::clear_logins(c, &user.id)?;
+                    repo::audit::append(c, &audit)
+                })
+            })?;
             tracing::info!("user unblocked by the operator");
             println!("{}", serde_json::json!({ "unblocked_user": args.user }));
             Ok(())

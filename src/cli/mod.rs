@@ -1,6 +1,7 @@
 //! The command line: one binary, one clap subcommand per file. Machine-readable output goes to
 //! stdout as one JSON object; human messages and logs go to stderr; any failure exits ≠ 0.
 
+pub mod audit;
 pub mod credential;
 pub mod demo;
 pub mod enroll;
@@ -42,6 +43,9 @@ enum Command {
     /// Operate on users (unblock after a login lockout).
     #[command(subcommand)]
     User(credential::UserCommand),
+    /// Check or export the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Print the current TOTP code for a base32 secret (demo and conformance helper).
     Otp(otp::OtpArgs),
 }
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Otp(args) => otp::run(args),
         Command::Credential(cmd) => credential::run_credential(cmd),
         Command::User(cmd) => credential::run_user(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,6 +101,17 @@ pub async fn authorize(
             .with(|c| repo::credentials::reserve_attempt(c, &cred.id, limit))?
         {
             tracing::warn!("authorization refused: credential locked");
+            super::record(
+                &st,
+                &super::event(
+                    now,
+                    &user_id,
+                    "authorize",
+                    Some(&cred.id),
+                    "locked",
+                    serde_json::json!({}),
+                ),
+            )?;
             return Err(CscError::invalid("Credential locked"));
         }
         // Check both factors every time, so timing does not tell which one was wrong.
@@ -126,11 +137,23 @@ pub async fn authorize(
             _ => false,
         };
         if !(pin_ok && otp_ok) {
-            if cred.failed_auths + 1 >= limit {
+            let locks = cred.failed_auths + 1 >= limit;
+            if locks {
                 tracing::warn!(limit, "credential locked after repeated PIN/OTP failures");
             } else {
                 tracing::info!("authorization refused: wrong PIN or OTP");
             }
+            super::record(
+                &st,
+                &super::event(
+                    now,
+                    &user_id,
+                    "authorize",
+                    Some(&cred.id),
+                    if locks { "failed_and_locked" } else { "failed" },
+                    serde_json::json!({"pin_ok": pin_ok}),
+                ),
+            )?;
             return Err(CscError::InvalidAuthenticationData);
         }
         st.store
@@ -148,7 +171,19 @@ pub async fn authorize(
             created_at: now,
             digests,
         };
-        st.store.with(|c| repo::sads::insert(c, &row))?;
+        let audit = super::event(
+            now,
+            &row.user_id,
+            "authorize",
+            Some(&row.credential_id),
+            "granted",
+            serde_json::json!({
+                "num_signatures": n,
+                "hash_algo": row.hash_algo,
+                "hashes": row.digests.iter().map(hex::encode).collect::<Vec<_>>(),
+            }),
+        );
+        st.store.with(|c| repo::sads::insert(c, &row, &audit))?;
         tracing::info!(num_signatures = n, "authorization granted");
         Ok(Authorization { sad, expires_in })
     })
@@ -206,8 +241,16 @@ pub async fn extend_transaction(
             expires_at: now + expires_in,
             rebind: rebind.as_ref().map(|(h, d)| (h.name(), d.as_slice())),
         };
+        let audit = super::event(
+            now,
+            &user_id,
+            "extend_transaction",
+            Some(&cred.id),
+            "granted",
+            serde_json::json!({"rebound": req.rebind.is_some()}),
+        );
         st.store
-            .with(|c| repo::sads::extend(c, &req))?
+            .with(|c| repo::sads::extend(c, &req, &audit))?
             .map_err(super::signing::refusal)?;
         tracing::info!("transaction extended with a new SAD");
         Ok(Authorization { sad, expires_in })

@@ -13,6 +13,7 @@ use crate::error::CscError;
 use crate::state::AppState;
 use crate::store::models::{CredentialRow, UserId};
 use crate::store::repo;
+use crate::store::repo::audit::Event;
 
 /// Status of a credential's key (`key.status`).
 pub const STATUS_ENABLED: &str = "enabled";
@@ -67,4 +68,28 @@ pub fn decode_digests(
         out.push(d);
     }
     Ok(out)
+}
+
+/// An audit event by a user.
+pub fn event(
+    at: i64,
+    actor: &str,
+    action: &'static str,
+    credential_id: Option<&str>,
+    outcome: &'static str,
+    detail: serde_json::Value,
+) -> Event {
+    Event {
+        at,
+        actor: actor.to_string(),
+        action,
+        credential_id: credential_id.map(str::to_string),
+        outcome,
+        detail,
+    }
+}
+
+/// Record an event that has no state change of its own (a refusal). Blocking.
+pub fn record(state: &AppState, e: &Event) -> Result<(), CscError> {
+    Ok(state.store.with(|c| repo::audit::append_alone(c, e))?)
 }

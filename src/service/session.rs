@@ -21,9 +21,16 @@ pub async fn login(state: &AppState, name: String, pw: Secret) -> Result<Login, 
     let st = state.clone();
     blocking::run(move || {
         let user = st.store.with(|c| repo::users::by_name(c, &name))?;
+        let now = st.clock.now();
         let Some(user) = user else {
             password::verify_dummy(&pw, st.settings.hash);
             return Err(CscError::AuthenticationError);
+        };
+        let refused = |outcome| {
+            super::record(
+                &st,
+                &super::event(now, &user.id, "login", None, outcome, serde_json::json!({})),
+            )
         };
         let limit = st.settings.max_auth_failures;
         if !st
@@ -32,15 +39,16 @@ pub async fn login(state: &AppState, name: String, pw: Secret) -> Result<Login, 
         {
             // Same answer as a wrong password: a lock must not confirm that the name exists.
             tracing::warn!("login refused: user locked after repeated failures");
+            refused("locked")?;
             return Err(CscError::AuthenticationError);
         }
         if !password::verify(&pw, &user.password_hash) {
             tracing::info!("login refused: wrong password");
+            refused("failed")?;
             return Err(CscError::AuthenticationError);
         }
         st.store.with(|c| repo::users::clear_logins(c, &user.id))?;
         let access_token = token::generate();
-        let now = st.clock.now();
         let expires_in = st.settings.access_token_ttl;
         let row = AccessTokenRow {
             token_hash: token::hash(access_token.expose()),
@@ -49,7 +57,20 @@ pub async fn login(state: &AppState, name: String, pw: Secret) -> Result<Login, 
             revoked: false,
             created_at: now,
         };
-        st.store.with(|c| repo::tokens::insert(c, &row))?;
+        let audit = super::event(
+            now,
+            &row.user_id,
+            "login",
+            None,
+            "ok",
+            serde_json::json!({}),
+        );
+        st.store.with(|c| {
+            c.immediate_transaction(|c| {
+                repo::tokens::insert(c, &row)?;
+                repo::audit::append(c, &audit)
+            })
+        })?;
         tracing::info!("login succeeded");
         Ok(Login {
             access_token,

@@ -124,6 +124,7 @@ pub async fn sign_hash(
     let hash_name = resolved.hash.name();
     let cred_id = cred.id.clone();
     let key_id = cred.key_id.clone();
+    let sign_algo = input.sign_algo.clone();
     let signatures = blocking::run(move || {
         let spend = repo::sads::Spend {
             sad_hash: &sad_hash,
@@ -133,11 +134,51 @@ pub async fn sign_hash(
             digests: &digests,
             now,
         };
-        st.store
-            .with(|c| repo::sads::spend(c, &spend))?
-            .map_err(refusal)?;
+        let detail = serde_json::json!({
+            "sign_algo": sign_algo,
+            "hash_algo": hash_name,
+            "hashes": digests.iter().map(hex::encode).collect::<Vec<_>>(),
+        });
+        let spent = super::event(
+            now,
+            &user_id,
+            "sign_hash",
+            Some(&cred_id),
+            "sad_spent",
+            detail.clone(),
+        );
+        if let Err(refused) = st.store.with(|c| repo::sads::spend(c, &spend, &spent))? {
+            super::record(
+                &st,
+                &super::event(
+                    now,
+                    &user_id,
+                    "sign_hash",
+                    Some(&cred_id),
+                    "refused",
+                    detail,
+                ),
+            )?;
+            return Err(refusal(refused));
+        }
         let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-        let raw = st.qscd.sign(&key_id, mechanism(&resolved), &refs)?;
+        let signed = st.qscd.sign(&key_id, mechanism(&resolved), &refs);
+        super::record(
+            &st,
+            &super::event(
+                now,
+                &user_id,
+                "sign_hash",
+                Some(&cred_id),
+                if signed.is_ok() {
+                    "signed"
+                } else {
+                    "token_error"
+                },
+                serde_json::json!({"count": inputs.len()}),
+            ),
+        )?;
+        let raw = signed?;
         raw.into_iter()
             .map(|r| signature_value(key, &resolved.scheme, r).map(|s| crypto::b64::encode(&s)))
             .collect::<Result<Vec<_>, _>>()

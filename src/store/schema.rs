@@ -68,4 +68,25 @@ diesel::joinable!(credentials -> users (user_id));
 diesel::joinable!(access_tokens -> users (user_id));
 diesel::joinable!(sads -> credentials (credential_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, credentials, access_tokens, sads, sad_hashes);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    credentials,
+    access_tokens,
+    sads,
+    sad_hashes,
+    audit_log
+);
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        credential_id -> Nullable<Text>,
+        outcome -> Text,
+        detail -> Text,
+        prev_hash -> Binary,
+        hash -> Binary,
+    }
+}

@@ -13,6 +13,7 @@
 
 mod helpers;
 
+mod audit;
 mod cli;
 mod errors;
 mod extend;

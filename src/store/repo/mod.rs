@@ -1,6 +1,7 @@
 //! Queries, one file per aggregate. Functions take a connection so the service layer can group
 //! them in one transaction when a decision spans tables.
 
+pub mod audit;
 pub mod credentials;
 pub mod sads;
 pub mod tokens;

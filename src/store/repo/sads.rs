@@ -5,6 +5,7 @@
 
 use diesel::prelude::*;
 
+use super::audit::{self, Event};
 use crate::store::models::NewSad;
 use crate::store::schema::{access_tokens, sad_hashes, sads};
 use crate::store::{DbConn, StoreError};
@@ -39,13 +40,19 @@ enum TxError {
     Db(diesel::result::Error),
 }
 
+/// Carry a store error through a diesel transaction (it rolls the transaction back).
+fn store_to_diesel(e: StoreError) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(e.to_string().into())
+}
+
 impl From<diesel::result::Error> for TxError {
     fn from(e: diesel::result::Error) -> Self {
         TxError::Db(e)
     }
 }
 
-pub fn insert(conn: &mut DbConn, sad: &NewSad) -> Result<(), StoreError> {
+/// Store a new SAD and its audit record in one transaction.
+pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), StoreError> {
     conn.immediate_transaction(|c| {
         diesel::insert_into(sads::table)
             .values((
@@ -73,14 +80,21 @@ pub fn insert(conn: &mut DbConn, sad: &NewSad) -> Result<(), StoreError> {
         diesel::insert_into(sad_hashes::table)
             .values(&rows)
             .execute(c)?;
-        Ok::<(), diesel::result::Error>(())
+        audit::append(c, event)
     })
-    .map_err(StoreError::from)
 }
 
-/// Check and spend, atomically. `Ok(Err(refusal))` means nothing was spent.
-pub fn spend(conn: &mut DbConn, req: &Spend<'_>) -> Result<Result<(), SadRefusal>, StoreError> {
-    let outcome = conn.immediate_transaction(|c| spend_in_tx(c, req));
+/// Check and spend, atomically, with its audit record. `Ok(Err(refusal))` means nothing was
+/// spent (and nothing recorded: the caller records refusals).
+pub fn spend(
+    conn: &mut DbConn,
+    req: &Spend<'_>,
+    event: &Event,
+) -> Result<Result<(), SadRefusal>, StoreError> {
+    let outcome = conn.immediate_transaction(|c| {
+        spend_in_tx(c, req)?;
+        audit::append(c, event).map_err(|e| TxError::Db(store_to_diesel(e)))
+    });
     match outcome {
         Ok(()) => Ok(Ok(())),
         Err(TxError::Refused(r)) => Ok(Err(r)),
@@ -172,8 +186,15 @@ pub struct Extend<'a> {
     pub rebind: Option<(&'a str, &'a [Vec<u8>])>,
 }
 
-pub fn extend(conn: &mut DbConn, req: &Extend<'_>) -> Result<Result<(), SadRefusal>, StoreError> {
-    let outcome = conn.immediate_transaction(|c| extend_in_tx(c, req));
+pub fn extend(
+    conn: &mut DbConn,
+    req: &Extend<'_>,
+    event: &Event,
+) -> Result<Result<(), SadRefusal>, StoreError> {
+    let outcome = conn.immediate_transaction(|c| {
+        extend_in_tx(c, req)?;
+        audit::append(c, event).map_err(|e| TxError::Db(store_to_diesel(e)))
+    });
     match outcome {
         Ok(()) => Ok(Ok(())),
         Err(TxError::Refused(r)) => Ok(Err(r)),
@@ -311,6 +332,7 @@ mod tests {
                         created_at: 0,
                         digests: vec![vec![1; 32], vec![2; 32]],
                     },
+                    &ev(),
                 )
             })
             .unwrap();
@@ -337,9 +359,21 @@ mod tests {
                         digests,
                         now,
                     },
+                    &ev(),
                 )
             })
             .unwrap()
+    }
+
+    fn ev() -> Event {
+        Event {
+            at: 0,
+            actor: "u1".into(),
+            action: "test",
+            credential_id: None,
+            outcome: "ok",
+            detail: serde_json::json!({}),
+        }
     }
 
     #[test]

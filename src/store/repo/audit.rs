@@ -1,0 +1,206 @@
+//! The audit trail: append-only records chained by hash. `append` runs inside the caller's
+//! transaction, so a record exists exactly when its state change does. `verify` recomputes the
+//! chain and names the first record that does not fit.
+
+use diesel::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::store::schema::audit_log;
+use crate::store::{DbConn, StoreError};
+
+/// What happened (secrets never go in here: digests, algorithms, ids and outcomes only).
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub at: i64,
+    /// The user id, or `operator` for CLI actions.
+    pub actor: String,
+    pub action: &'static str,
+    pub credential_id: Option<String>,
+    pub outcome: &'static str,
+    pub detail: serde_json::Value,
+}
+
+/// One stored record.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = audit_log)]
+pub struct Record {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub credential_id: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+    #[serde(serialize_with = "hex_bytes")]
+    pub prev_hash: Vec<u8>,
+    #[serde(serialize_with = "hex_bytes")]
+    pub hash: Vec<u8>,
+}
+
+fn hex_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(b))
+}
+
+/// SHA-256 over the previous hash and every field, each length-prefixed.
+/// `fields`: actor, action, credential id ("\0" when none), outcome, detail.
+fn chain_hash(prev: &[u8], seq: i64, at: i64, fields: [&str; 5]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    h.update(at.to_be_bytes());
+    for field in fields {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    h.finalize().to_vec()
+}
+
+/// Append an event (call inside the transaction that makes the state change).
+pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
+    let last: Option<(i64, Vec<u8>)> = audit_log::table
+        .order(audit_log::seq.desc())
+        .select((audit_log::seq, audit_log::hash))
+        .first(conn)
+        .optional()?;
+    let (seq, prev) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, vec![0u8; 32]),
+    };
+    let detail = e.detail.to_string();
+    let hash = chain_hash(
+        &prev,
+        seq,
+        e.at,
+        [
+            &e.actor,
+            e.action,
+            e.credential_id.as_deref().unwrap_or("\u{0}"),
+            e.outcome,
+            &detail,
+        ],
+    );
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::seq.eq(seq),
+            audit_log::at.eq(e.at),
+            audit_log::actor.eq(&e.actor),
+            audit_log::action.eq(e.action),
+            audit_log::credential_id.eq(&e.credential_id),
+            audit_log::outcome.eq(e.outcome),
+            audit_log::detail.eq(&detail),
+            audit_log::prev_hash.eq(&prev),
+            audit_log::hash.eq(&hash),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Append in a transaction of its own (events with no other state change).
+pub fn append_alone(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
+    conn.immediate_transaction(|c| append(c, e))
+}
+
+/// The outcome of checking the chain.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub records: u64,
+    /// The first record whose hash, link or sequence number is wrong.
+    pub first_broken: Option<i64>,
+}
+
+pub fn verify(conn: &mut DbConn) -> Result<Verification, StoreError> {
+    let rows: Vec<Record> = audit_log::table
+        .order(audit_log::seq.asc())
+        .select(Record::as_select())
+        .load(conn)?;
+    let mut prev = vec![0u8; 32];
+    for (expected_seq, (n, r)) in (1..).zip(rows.iter().enumerate()) {
+        let recomputed = chain_hash(
+            &prev,
+            r.seq,
+            r.at,
+            [
+                &r.actor,
+                &r.action,
+                r.credential_id.as_deref().unwrap_or("\u{0}"),
+                &r.outcome,
+                &r.detail,
+            ],
+        );
+        if r.seq != expected_seq || r.prev_hash != prev || r.hash != recomputed {
+            return Ok(Verification {
+                records: n as u64,
+                first_broken: Some(r.seq),
+            });
+        }
+        prev = r.hash.clone();
+    }
+    Ok(Verification {
+        records: rows.len() as u64,
+        first_broken: None,
+    })
+}
+
+/// Records at or after `since` (Unix seconds), oldest first.
+pub fn since(conn: &mut DbConn, since: i64) -> Result<Vec<Record>, StoreError> {
+    Ok(audit_log::table
+        .filter(audit_log::at.ge(since))
+        .order(audit_log::seq.asc())
+        .select(Record::as_select())
+        .load(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::temp_store;
+
+    fn ev(n: i64) -> Event {
+        Event {
+            at: n,
+            actor: "u1".into(),
+            action: "login",
+            credential_id: None,
+            outcome: "ok",
+            detail: serde_json::json!({"n": n}),
+        }
+    }
+
+    #[test]
+    fn chain_verifies_and_detects_edits_and_deletions() {
+        let (_d, store) = temp_store();
+        for n in 1..=5 {
+            store.with(|c| append_alone(c, &ev(n))).unwrap();
+        }
+        let ok = store.with(verify).unwrap();
+        assert_eq!(
+            ok,
+            Verification {
+                records: 5,
+                first_broken: None
+            }
+        );
+        assert_eq!(store.with(|c| since(c, 3)).unwrap().len(), 3);
+        store
+            .with(|c| {
+                diesel::update(audit_log::table.find(3_i64))
+                    .set(audit_log::outcome.eq("error"))
+                    .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.with(verify).unwrap().first_broken, Some(3));
+        let (_d, store) = temp_store();
+        for n in 1..=3 {
+            store.with(|c| append_alone(c, &ev(n))).unwrap();
+        }
+        store
+            .with(|c| {
+                diesel::delete(audit_log::table.find(2_i64)).execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.with(verify).unwrap().first_broken, Some(3));
+    }
+}
