@@ -102,23 +102,39 @@ pub fn spend(
     }
 }
 
-fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
+/// A SAD that passed the checks every use shares.
+struct LiveSad {
+    token_hash: Vec<u8>,
+    hash_algo: String,
+    remaining: i32,
+}
+
+/// The one place a SAD is judged usable: it exists, belongs to this user and credential, its
+/// token is not revoked, and it has not expired. Another user's SAD looks unknown.
+fn load_live(
+    c: &mut DbConn,
+    sad_hash: &[u8],
+    user: &str,
+    credential: &str,
+    now: i64,
+) -> Result<LiveSad, TxError> {
     let refuse = |r| Err(TxError::Refused(r));
-    let row: Option<(Vec<u8>, String, String, String, i64)> = sads::table
-        .find(req.sad_hash)
+    let row: Option<(Vec<u8>, String, String, String, i32, i64)> = sads::table
+        .find(sad_hash)
         .select((
             sads::token_hash,
             sads::user_id,
             sads::credential_id,
             sads::hash_algo,
+            sads::remaining,
             sads::expires_at,
         ))
         .first(c)
         .optional()?;
-    let Some((token_hash, user_id, credential_id, hash_algo, expires_at)) = row else {
+    let Some((token_hash, user_id, credential_id, hash_algo, remaining, expires_at)) = row else {
         return refuse(SadRefusal::Unknown);
     };
-    if user_id != req.user_id || credential_id != req.credential_id {
+    if user_id != user || credential_id != credential {
         return refuse(SadRefusal::Unknown);
     }
     let token_revoked: bool = access_tokens::table
@@ -130,9 +146,20 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
     if token_revoked {
         return refuse(SadRefusal::Unknown);
     }
-    if expires_at <= req.now {
+    if expires_at <= now {
         return refuse(SadRefusal::Expired);
     }
+    Ok(LiveSad {
+        token_hash,
+        hash_algo,
+        remaining,
+    })
+}
+
+fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
+    let refuse = |r| Err(TxError::Refused(r));
+    let LiveSad { hash_algo, .. } =
+        load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
     if hash_algo != req.hash_algo {
         return refuse(SadRefusal::WrongHashAlgo);
     }
@@ -204,36 +231,11 @@ pub fn extend(
 
 fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
     let refuse = |r| Err(TxError::Refused(r));
-    let row: Option<(Vec<u8>, String, String, String, i32, i64)> = sads::table
-        .find(req.old_sad_hash)
-        .select((
-            sads::token_hash,
-            sads::user_id,
-            sads::credential_id,
-            sads::hash_algo,
-            sads::remaining,
-            sads::expires_at,
-        ))
-        .first(c)
-        .optional()?;
-    let Some((token_hash, user_id, credential_id, hash_algo, remaining, expires_at)) = row else {
-        return refuse(SadRefusal::Unknown);
-    };
-    if user_id != req.user_id || credential_id != req.credential_id {
-        return refuse(SadRefusal::Unknown);
-    }
-    let revoked: bool = access_tokens::table
-        .find(&token_hash)
-        .select(access_tokens::revoked)
-        .first(c)
-        .optional()?
-        .unwrap_or(true);
-    if revoked {
-        return refuse(SadRefusal::Unknown);
-    }
-    if expires_at <= req.now {
-        return refuse(SadRefusal::Expired);
-    }
+    let LiveSad {
+        token_hash,
+        hash_algo,
+        remaining,
+    } = load_live(c, req.old_sad_hash, req.user_id, req.credential_id, req.now)?;
     if remaining <= 0 {
         return refuse(SadRefusal::Exhausted);
     }
