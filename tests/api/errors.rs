@@ -462,3 +462,33 @@ fn replayed_otp_is_refused() {
         assert_eq!(r.status, 200, "{}", r.body);
     }
 }
+
+#[test]
+fn concurrent_sign_hash_cannot_double_spend() {
+    let env = Env::new();
+    let s = signer("quinn");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = std::sync::Arc::new(env.spawn());
+    let token = app.login(&s.user, &s.password);
+    let hashes = vec![digest(SHA256, b"first"), digest(SHA256, b"second")];
+    let sad = app.authorize(&token, &s, &cred, &hashes, SHA256);
+    let handles: Vec<_> = (0..24)
+        .map(|i| {
+            let (app, token, sad, cred) = (app.clone(), token.clone(), sad.clone(), cred.clone());
+            let h = hashes[i % 2].clone();
+            std::thread::spawn(move || {
+                app.sign_hash_raw(
+                    &token,
+                    json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.10045.4.3.2"}),
+                )
+            })
+        })
+        .collect();
+    let results: Vec<Resp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let signed = results.iter().filter(|r| r.status == 200).count();
+    assert_eq!(signed, 2, "exactly numSignatures signatures come out");
+    for r in results.iter().filter(|r| r.status != 200) {
+        r.assert_error(400, "invalid_request");
+        no_signature(r);
+    }
+}
