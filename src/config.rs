@@ -113,6 +113,13 @@ pub struct ServeArgs {
     /// Wrong PIN/OTP attempts per credential (and wrong passwords per user) before it locks.
     #[arg(long, env = "QUILL_MAX_AUTH_FAILURES", default_value_t = 5)]
     pub max_auth_failures: i32,
+    /// Where online OTP codes go: `outbox:PATH` (development) or `webhook:URL` (SMS/e-mail gateway).
+    #[arg(
+        long,
+        env = "QUILL_OTP_SENDER",
+        default_value = "outbox:var/otp-outbox.jsonl"
+    )]
+    pub otp_sender: String,
     /// Name announced by `info`.
     #[arg(long, env = "QUILL_SERVICE_NAME", default_value = "Quill")]
     pub service_name: String,

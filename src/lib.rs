@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod notify;
 pub mod pki;
 pub mod qscd;
 pub mod secret;

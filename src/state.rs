@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::config::ServiceSettings;
+use crate::notify::OtpSender;
 use crate::qscd::Qscd;
 use crate::store::Store;
 
@@ -13,4 +14,5 @@ pub struct AppState {
     pub store: Store,
     pub qscd: Arc<dyn Qscd>,
     pub clock: SharedClock,
+    pub otp_sender: Arc<dyn OtpSender>,
 }

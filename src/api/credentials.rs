@@ -246,13 +246,24 @@ fn to_json(
                     label: "PIN",
                     description: "The signing PIN (6 to 8 digits)",
                 },
-                AuthObject {
-                    kind: "Password",
-                    id: "OTP",
-                    format: "N",
-                    generator: Some("totp"),
-                    label: "OTP",
-                    description: "The 6-digit code from the authenticator app",
+                if v.otp_online {
+                    AuthObject {
+                        kind: "ChallengeResponse",
+                        id: "OTP",
+                        format: "N",
+                        generator: None,
+                        label: "OTP",
+                        description: "The 6-digit code sent by SMS or e-mail after credentials/getChallenge",
+                    }
+                } else {
+                    AuthObject {
+                        kind: "Password",
+                        id: "OTP",
+                        format: "N",
+                        generator: Some("totp"),
+                        label: "OTP",
+                        description: "The 6-digit code from the authenticator app",
+                    }
                 },
             ],
         }),
@@ -399,4 +410,31 @@ pub async fn extend_transaction(
         sad: granted.sad.expose().to_string(),
         expires_in: granted.expires_in,
     }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeRequest {
+    #[serde(default, rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(default, rename = "authObjectID")]
+    pub auth_object_id: Option<String>,
+    #[serde(default)]
+    pub client_data: Option<String>,
+}
+
+/// `credentials/getChallenge` (v2) and `credentials/sendOTP` (v1, `authObjectID` implied):
+/// the code goes out of band, so the answer is 204.
+pub async fn get_challenge(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: CscJson<ChallengeRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    let credential_id = req.credential_id.ok_or_else(|| {
+        CscError::invalid("Missing (or invalid type) string parameter credentialID")
+    })?;
+    let object = req.auth_object_id.unwrap_or_else(|| "OTP".to_string());
+    crate::service::challenge::send_code(&state, &caller.user, &credential_id, &object).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -20,6 +20,8 @@ pub const METHODS: &[&str] = &[
     "credentials/info",
     "credentials/authorize",
     "credentials/extendTransaction",
+    "credentials/getChallenge",
+    "credentials/sendOTP",
     "signatures/signHash",
 ];
 
@@ -57,6 +59,14 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
         .service(method(
             "/credentials/extendTransaction",
             web::post().to(credentials::extend_transaction),
+        ))
+        .service(method(
+            "/credentials/getChallenge",
+            web::post().to(credentials::get_challenge),
+        ))
+        .service(method(
+            "/credentials/sendOTP",
+            web::post().to(credentials::get_challenge),
         ))
         .service(method(
             "/signatures/signHash",

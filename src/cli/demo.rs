@@ -135,6 +135,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         access_token_ttl: 3600,
         sad_ttl: 300,
         max_auth_failures: 5,
+        otp_sender: format!("outbox:{}", dir.join("otp-outbox.jsonl").display()),
         service_name: "Quill (demo)".into(),
         region: "EU".into(),
     };
@@ -153,6 +154,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             pin: Secret::new(pin.clone()),
             key: key.into(),
             totp_secret: totp.map(Secret::new),
+            online_otp: None,
             common_name: Some("Demo Signer".into()),
             multisign: 100,
             description: Some(format!("Demo {key} signing credential")),
@@ -170,14 +172,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             &qscd,
             &SystemClock,
             params,
-            request("ec-p256", Some(rsa.totp_secret.clone())),
+            request("ec-p256", rsa.totp_secret.clone()),
         )?;
         let demo = DemoUser {
             user: DEMO_USER.into(),
             password,
             pin,
-            totp_secret: rsa.totp_secret,
-            otpauth_uri: rsa.otpauth_uri,
+            totp_secret: rsa.totp_secret.unwrap_or_default(),
+            otpauth_uri: rsa.otpauth_uri.unwrap_or_default(),
             rsa_credential_id: rsa.credential_id,
             ec_credential_id: ec.credential_id,
         };

@@ -34,8 +34,11 @@ pub struct EnrollArgs {
     #[arg(long)]
     pub key: String,
     /// Base32 TOTP secret (generated when absent).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "otp")]
     pub totp_secret: Option<String>,
+    /// Online OTP instead of TOTP: sms:+NUMBER or email:ADDRESS (a code is sent per signature).
+    #[arg(long)]
+    pub otp: Option<String>,
     /// Certificate subject common name (defaults to the user name).
     #[arg(long)]
     pub common_name: Option<String>,
@@ -67,6 +70,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<()> {
             pin: Secret::new(args.pin),
             key: args.key,
             totp_secret: args.totp_secret.map(Secret::new),
+            online_otp: args.otp,
             common_name: args.common_name,
             multisign: args.multisign,
             description: args.description,

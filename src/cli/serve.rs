@@ -22,6 +22,7 @@ pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
         store,
         qscd,
         clock: Arc::new(SystemClock),
+        otp_sender: crate::notify::from_spec(&args.otp_sender)?,
     })
 }
 

@@ -116,26 +116,38 @@ pub async fn authorize(
         }
         // Check both factors every time, so timing does not tell which one was wrong.
         let pin_ok = password::verify(&pin, &cred.pin_hash);
+        let online = super::challenge::is_online(&cred);
         let otp_step = match &cred.otp_secret {
-            Some(sealed) => {
+            Some(sealed) if !online => {
                 let secret = st.qscd.unseal(cred.id.as_bytes(), sealed)?;
                 otp::verify(&secret, &code, now)
             }
-            None => None,
+            _ => None,
         };
+        // An online code is redeemed (one try spent; a match ends the challenge).
+        let online_ok = online
+            && st.store.with(|c| {
+                repo::challenges::redeem(
+                    c,
+                    &cred.id,
+                    &super::challenge::code_hash(&cred.id, code.expose()),
+                    now,
+                )
+            })?;
         // A TOTP code is accepted once: its time step must be later than any accepted before.
-        let otp_ok = match (pin_ok, otp_step.and_then(|s| i64::try_from(s).ok())) {
-            (true, Some(step)) => {
-                let fresh = st
-                    .store
-                    .with(|c| repo::credentials::consume_otp_step(c, &cred.id, step))?;
-                if !fresh {
-                    tracing::warn!("authorization refused: replayed OTP");
+        let otp_ok = online_ok && pin_ok
+            || match (pin_ok, otp_step.and_then(|s| i64::try_from(s).ok())) {
+                (true, Some(step)) => {
+                    let fresh = st
+                        .store
+                        .with(|c| repo::credentials::consume_otp_step(c, &cred.id, step))?;
+                    if !fresh {
+                        tracing::warn!("authorization refused: replayed OTP");
+                    }
+                    fresh
                 }
-                fresh
-            }
-            _ => false,
-        };
+                _ => false,
+            };
         if !(pin_ok && otp_ok) {
             let locks = cred.failed_auths + 1 >= limit;
             if locks {

@@ -54,7 +54,7 @@ impl CredentialView {
             chain,
             cert,
             multisign: row.multisign,
-            otp_online: row.otp_kind != "totp",
+            otp_online: super::challenge::is_online(row),
         })
     }
 }

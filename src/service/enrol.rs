@@ -40,8 +40,10 @@ pub struct EnrolRequest {
     pub password: Secret,
     pub pin: Secret,
     pub key: String,
-    /// Base32; generated when absent.
+    /// Base32; generated when absent (TOTP credentials).
     pub totp_secret: Option<Secret>,
+    /// `sms:+NUMBER` or `email:ADDRESS`: an online OTP sent per signature instead of TOTP.
+    pub online_otp: Option<String>,
     pub common_name: Option<String>,
     pub multisign: i32,
     pub description: Option<String>,
@@ -52,8 +54,36 @@ pub struct EnrolRequest {
 pub struct EnrolOutcome {
     pub user: String,
     pub credential_id: String,
-    pub totp_secret: String,
-    pub otpauth_uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otpauth_uri: Option<String>,
+    /// The online OTP channel, when the credential uses one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+}
+
+/// Parse `sms:+NUMBER` / `email:ADDRESS` into (kind, destination).
+pub fn parse_online_otp(spec: &str) -> anyhow::Result<(&'static str, String)> {
+    if let Some(number) = spec.strip_prefix("sms:") {
+        let digits = number.strip_prefix('+').unwrap_or("");
+        anyhow::ensure!(
+            (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
+            "--otp sms: needs an international number like sms:+3591234567"
+        );
+        return Ok(("sms", number.to_string()));
+    }
+    if let Some(address) = spec.strip_prefix("email:") {
+        let ok = address
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !address.contains(' '));
+        anyhow::ensure!(
+            ok,
+            "--otp email: needs an address like email:user@example.org"
+        );
+        return Ok(("email", address.to_string()));
+    }
+    anyhow::bail!("--otp takes sms:+NUMBER or email:ADDRESS")
 }
 
 /// The CA key inside the token, signing through the QSCD.
@@ -126,9 +156,19 @@ pub fn enrol(
         (1..=1000).contains(&req.multisign),
         "multisign must be between 1 and 1000"
     );
-    let otp_secret = match &req.totp_secret {
-        Some(s) => otp::parse_secret(s.expose()).map_err(anyhow::Error::msg)?,
-        None => otp::generate_secret(),
+    let online = req
+        .online_otp
+        .as_deref()
+        .map(parse_online_otp)
+        .transpose()?;
+    anyhow::ensure!(
+        online.is_none() || req.totp_secret.is_none(),
+        "--otp and --totp-secret exclude each other"
+    );
+    let otp_secret = match (&req.totp_secret, &online) {
+        (_, Some((_, destination))) => zeroize::Zeroizing::new(destination.as_bytes().to_vec()),
+        (Some(s), None) => otp::parse_secret(s.expose()).map_err(anyhow::Error::msg)?,
+        (None, None) => otp::generate_secret(),
     };
     let now = clock.now();
 
@@ -178,7 +218,7 @@ pub fn enrol(
             not_before: info.not_before,
             not_after: info.not_after,
             pin_hash: password::hash(&req.pin, params).map_err(anyhow::Error::msg)?,
-            otp_kind: "totp".into(),
+            otp_kind: online.as_ref().map_or("totp", |(kind, _)| kind).into(),
             otp_secret: Some(sealed),
             status: super::STATUS_ENABLED.into(),
             multisign: req.multisign,
@@ -205,13 +245,25 @@ pub fn enrol(
         let _ = qscd.destroy_key_pair(&key_id);
         return Err(e);
     }
+    if let Some((kind, destination)) = online {
+        return Ok(EnrolOutcome {
+            user: req.user,
+            credential_id,
+            totp_secret: None,
+            otpauth_uri: None,
+            otp: Some(format!("{kind}:{destination}")),
+        });
+    }
     Ok(EnrolOutcome {
-        otpauth_uri: otp::otpauth_uri(&otp_secret, &req.user)
-            .map_err(anyhow::Error::msg)?
-            .expose()
-            .to_string(),
-        totp_secret: otp::to_base32(&otp_secret).expose().to_string(),
+        otpauth_uri: Some(
+            otp::otpauth_uri(&otp_secret, &req.user)
+                .map_err(anyhow::Error::msg)?
+                .expose()
+                .to_string(),
+        ),
+        totp_secret: Some(otp::to_base32(&otp_secret).expose().to_string()),
         user: req.user,
         credential_id,
+        otp: None,
     })
 }

@@ -2,6 +2,7 @@
 //! functions meet the store and the QSCD, always off the async executor (`crate::blocking`).
 
 pub mod authorize;
+pub mod challenge;
 pub mod credentials;
 pub mod enrol;
 pub mod session;

@@ -64,6 +64,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    otp_challenges (credential_id) {
+        credential_id -> Text,
+        code_hash -> Binary,
+        expires_at -> BigInt,
+        tries_left -> Integer,
+    }
+}
+
 diesel::joinable!(credentials -> users (user_id));
 diesel::joinable!(access_tokens -> users (user_id));
 diesel::joinable!(sads -> credentials (credential_id));
@@ -74,7 +83,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     sads,
     sad_hashes,
-    audit_log
+    audit_log,
+    otp_challenges
 );
 
 diesel::table! {

@@ -34,8 +34,14 @@ fn enroll_validates_input_and_adds_credentials() {
     // generated TOTP secret, one JSON object
     let first = run(base("ec-p256", "123456", &s.password)).unwrap();
     assert_eq!(first.user, s.user);
-    assert!(first.otpauth_uri.starts_with("otpauth://totp/"));
-    assert!(quill::auth::otp::parse_secret(&first.totp_secret).is_ok());
+    assert!(
+        first
+            .otpauth_uri
+            .as_deref()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    assert!(quill::auth::otp::parse_secret(first.totp_secret.as_deref().unwrap()).is_ok());
     // an existing user with the wrong password
     let err = run(base("ec-p256", "123456", "wrong-password")).unwrap_err();
     assert!(err.contains("password"), "{err}");

@@ -30,8 +30,9 @@ pub struct Env {
 pub struct Enrolled {
     pub user: String,
     pub credential_id: String,
-    pub totp_secret: String,
-    pub otpauth_uri: String,
+    pub totp_secret: Option<String>,
+    pub otpauth_uri: Option<String>,
+    pub otp: Option<String>,
 }
 
 /// A user with password, PIN and TOTP secret, and the last TOTP step used per credential (a
@@ -136,7 +137,7 @@ impl Env {
                 &s.totp_secret,
             ])
             .unwrap();
-        assert_eq!(e.totp_secret, s.totp_secret);
+        assert_eq!(e.totp_secret.as_deref(), Some(s.totp_secret.as_str()));
         e
     }
 

@@ -19,5 +19,6 @@ mod errors;
 mod extend;
 mod info_login;
 mod lockout;
+mod online_otp;
 mod secrets;
 mod sign_flow;

@@ -2,6 +2,7 @@
 //! them in one transaction when a decision spans tables.
 
 pub mod audit;
+pub mod challenges;
 pub mod credentials;
 pub mod sads;
 pub mod tokens;

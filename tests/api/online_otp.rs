@@ -1,0 +1,201 @@
+//! Online OTP: a credential enrolled with `--otp sms:…`/`email:…` gets a fresh code per
+//! `credentials/getChallenge` (or v1 `sendOTP`), delivered by the configured sender; the code is
+//! single-use, expires, and dies after three wrong tries.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn enroll_online(env: &Env, s: &Signer, otp: &str) -> String {
+    let e = env
+        .try_enroll(&[
+            "--user",
+            &s.user,
+            "--password",
+            &s.password,
+            "--pin",
+            &s.pin,
+            "--key",
+            "ec-p256",
+            "--otp",
+            otp,
+        ])
+        .unwrap();
+    assert_eq!(e.otp.as_deref(), Some(otp));
+    assert!(e.totp_secret.is_none());
+    e.credential_id
+}
+
+fn authorize_with(
+    app: &TestApp,
+    token: &str,
+    s: &Signer,
+    cred: &str,
+    code: &str,
+    doc: &[u8],
+) -> Resp {
+    app.post(
+        "/csc/v2/credentials/authorize",
+        Some(token),
+        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&digest(SHA256, doc))],
+                "hashAlgorithmOID": SHA256, "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": code}]}),
+    )
+}
+
+fn last_code(outbox: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(outbox).unwrap();
+    let v: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    v["code"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sms_code_through_the_outbox() {
+    let env = Env::new();
+    let s = signer("rosa");
+    let cred = enroll_online(&env, &s, "sms:+3591234567");
+    let bad = env.try_enroll(&[
+        "--user",
+        &s.user,
+        "--password",
+        &s.password,
+        "--pin",
+        &s.pin,
+        "--key",
+        "ec-p256",
+        "--otp",
+        "sms:12",
+    ]);
+    assert!(bad.is_err());
+    let outbox = env.dir.path().join("outbox.jsonl");
+    let app = env.spawn_with(&["--otp-sender", &format!("outbox:{}", outbox.display())]);
+    let token = app.login(&s.user, &s.password);
+
+    let info = app.credential_info(&token, &cred);
+    assert_eq!(info["OTP"]["type"], "online");
+    assert_eq!(info["auth"]["objects"][1]["type"], "ChallengeResponse");
+
+    // wrong object id, TOTP-only ids
+    app.post(
+        "/csc/v2/credentials/getChallenge",
+        Some(&token),
+        &json!({"credentialID": cred, "authObjectID": "PIN"}),
+    )
+    .assert_error(400, "invalid_request");
+    let r = app.post(
+        "/csc/v2/credentials/getChallenge",
+        Some(&token),
+        &json!({"credentialID": cred, "authObjectID": "OTP"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&outbox)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["to"], "+3591234567");
+    assert_eq!(line["channel"], "sms");
+    let code = last_code(&outbox);
+    assert_eq!(code.len(), 6);
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    authorize_with(&app, &token, &s, &cred, wrong, b"a")
+        .assert_error(400, "invalid_authentication_data");
+    let r = authorize_with(&app, &token, &s, &cred, &code, b"a");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sad = r.body["SAD"].as_str().unwrap();
+    let signed = app.sign_hash_raw(
+        &token,
+        json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&digest(SHA256, b"a"))], "signAlgo": "1.2.840.10045.4.3.2"}),
+    );
+    assert_eq!(signed.status, 200);
+    // single use
+    authorize_with(&app, &token, &s, &cred, &code, b"b")
+        .assert_error(400, "invalid_authentication_data");
+
+    // three wrong tries kill the challenge (v1 sendOTP path)
+    let r = app.post(
+        "/csc/v1/credentials/sendOTP",
+        Some(&token),
+        &json!({"credentialID": cred}),
+    );
+    assert_eq!(r.status, 204);
+    let code = last_code(&outbox);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..3 {
+        authorize_with(&app, &token, &s, &cred, wrong, b"c")
+            .assert_error(400, "invalid_authentication_data");
+    }
+    authorize_with(&app, &token, &s, &cred, &code, b"c")
+        .assert_error(400, "invalid_authentication_data");
+}
+
+/// A one-shot HTTP gateway on 127.0.0.1: answers 503 first, then 200; returns the JSON bodies.
+fn gateway() -> (String, std::thread::JoinHandle<Vec<Value>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/send", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for (i, stream) in listener.incoming().take(2).enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            bodies.push(serde_json::from_slice(&body).unwrap());
+            let status = if i == 0 {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+        }
+        bodies
+    });
+    (url, handle)
+}
+
+#[test]
+fn email_code_through_a_webhook_with_retry() {
+    let env = Env::new();
+    let s = signer("sam");
+    let cred = enroll_online(&env, &s, "email:sam@example.org");
+    let (url, gw) = gateway();
+    let app = env.spawn_with(&["--otp-sender", &format!("webhook:{url}")]);
+    let token = app.login(&s.user, &s.password);
+    let r = app.post(
+        "/csc/v2/credentials/getChallenge",
+        Some(&token),
+        &json!({"credentialID": cred, "authObjectID": "OTP"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let bodies = gw.join().unwrap();
+    assert_eq!(bodies.len(), 2, "the first 503 was retried");
+    assert_eq!(bodies[1]["to"], "sam@example.org");
+    assert_eq!(bodies[1]["channel"], "email");
+    let code = bodies[1]["code"].as_str().unwrap().to_string();
+    let r = authorize_with(&app, &token, &s, &cred, &code, b"mail");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // the code never reaches the server log
+    drop(app);
+    assert!(!env.server_log().contains(&code));
+}
