@@ -91,8 +91,18 @@ pub fn spend(
     req: &Spend<'_>,
     event: &Event,
 ) -> Result<Result<(), SadRefusal>, StoreError> {
+    audited(conn, event, |c| spend_in_tx(c, req))
+}
+
+/// Run a SAD decision and its audit record in one immediate transaction; a refusal rolls
+/// everything back and comes out as `Ok(Err(refusal))`.
+fn audited(
+    conn: &mut DbConn,
+    event: &Event,
+    decide: impl FnOnce(&mut DbConn) -> Result<(), TxError>,
+) -> Result<Result<(), SadRefusal>, StoreError> {
     let outcome = conn.immediate_transaction(|c| {
-        spend_in_tx(c, req)?;
+        decide(c)?;
         audit::append(c, event).map_err(|e| TxError::Db(store_to_diesel(e)))
     });
     match outcome {
@@ -218,15 +228,7 @@ pub fn extend(
     req: &Extend<'_>,
     event: &Event,
 ) -> Result<Result<(), SadRefusal>, StoreError> {
-    let outcome = conn.immediate_transaction(|c| {
-        extend_in_tx(c, req)?;
-        audit::append(c, event).map_err(|e| TxError::Db(store_to_diesel(e)))
-    });
-    match outcome {
-        Ok(()) => Ok(Ok(())),
-        Err(TxError::Refused(r)) => Ok(Err(r)),
-        Err(TxError::Db(e)) => Err(StoreError::from(e)),
-    }
+    audited(conn, event, |c| extend_in_tx(c, req))
 }
 
 fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
