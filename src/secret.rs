@@ -4,7 +4,6 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// A secret string. Never printed, never logged, wiped from memory when dropped.
@@ -23,11 +22,6 @@ impl Secret {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    /// Constant-time equality of two secrets' bytes (lengths may leak, contents do not).
-    pub fn ct_eq(&self, other: &str) -> bool {
-        self.0.as_bytes().ct_eq(other.as_bytes()).into()
     }
 }
 
@@ -64,14 +58,6 @@ mod tests {
         let s = Secret::new("123456");
         assert_eq!(format!("{s:?}"), "Secret([REDACTED])");
         assert!(!format!("{s:?}").contains("123456"));
-    }
-
-    #[test]
-    fn constant_time_equality() {
-        let s = Secret::new("123456");
-        assert!(s.ct_eq("123456"));
-        assert!(!s.ct_eq("123457"));
-        assert!(!s.ct_eq("12345"));
     }
 
     #[test]

@@ -134,20 +134,21 @@ pub async fn authorize(
                     now,
                 )
             })?;
-        // A TOTP code is accepted once: its time step must be later than any accepted before.
-        let otp_ok = online_ok && pin_ok
-            || match (pin_ok, otp_step.and_then(|s| i64::try_from(s).ok())) {
-                (true, Some(step)) => {
-                    let fresh = st
-                        .store
-                        .with(|c| repo::credentials::consume_otp_step(c, &cred.id, step))?;
-                    if !fresh {
-                        tracing::warn!("authorization refused: replayed OTP");
-                    }
-                    fresh
+        // A TOTP code is accepted once: its time step must be later than any accepted before
+        // (consumed only when the PIN is right too, so a wrong PIN does not burn the code).
+        let otp_ok = match otp_step.and_then(|s| i64::try_from(s).ok()) {
+            _ if online => online_ok,
+            Some(step) if pin_ok => {
+                let fresh = st
+                    .store
+                    .with(|c| repo::credentials::consume_otp_step(c, &cred.id, step))?;
+                if !fresh {
+                    tracing::warn!("authorization refused: replayed OTP");
                 }
-                _ => false,
-            };
+                fresh
+            }
+            _ => false,
+        };
         if !(pin_ok && otp_ok) {
             let locks = cred.failed_auths + 1 >= limit;
             if locks {

@@ -1,4 +1,4 @@
-//! Row types. ID newtypes keep user and credential ids apart in the layers above.
+//! Row types, and the `UserId` newtype the layers above use for the authenticated user.
 
 use diesel::prelude::*;
 
@@ -7,10 +7,6 @@ use super::schema::{access_tokens, credentials, users};
 /// A user's internal id (not shown to clients).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserId(pub String);
-
-/// A public credential id (`credentialID` on the wire).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CredentialId(pub String);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]

@@ -51,6 +51,28 @@ impl From<diesel::result::Error> for TxError {
     }
 }
 
+/// The digests a SAD authorizes, each not yet signed.
+fn insert_digests(
+    c: &mut DbConn,
+    sad_hash: &[u8],
+    digests: &[Vec<u8>],
+) -> Result<(), diesel::result::Error> {
+    let rows: Vec<_> = digests
+        .iter()
+        .map(|d| {
+            (
+                sad_hashes::sad_hash.eq(sad_hash),
+                sad_hashes::digest.eq(d),
+                sad_hashes::used.eq(false),
+            )
+        })
+        .collect();
+    diesel::insert_into(sad_hashes::table)
+        .values(&rows)
+        .execute(c)?;
+    Ok(())
+}
+
 /// Store a new SAD and its audit record in one transaction.
 pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), StoreError> {
     conn.immediate_transaction(|c| {
@@ -66,20 +88,7 @@ pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), Stor
                 sads::created_at.eq(sad.created_at),
             ))
             .execute(c)?;
-        let rows: Vec<_> = sad
-            .digests
-            .iter()
-            .map(|d| {
-                (
-                    sad_hashes::sad_hash.eq(&sad.sad_hash),
-                    sad_hashes::digest.eq(d),
-                    sad_hashes::used.eq(false),
-                )
-            })
-            .collect();
-        diesel::insert_into(sad_hashes::table)
-            .values(&rows)
-            .execute(c)?;
+        insert_digests(c, &sad.sad_hash, &sad.digests)?;
         audit::append(c, event)
     })
 }
@@ -271,19 +280,7 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
             sads::created_at.eq(req.now),
         ))
         .execute(c)?;
-    let rows: Vec<_> = digests
-        .iter()
-        .map(|d| {
-            (
-                sad_hashes::sad_hash.eq(req.new_sad_hash),
-                sad_hashes::digest.eq(d),
-                sad_hashes::used.eq(false),
-            )
-        })
-        .collect();
-    diesel::insert_into(sad_hashes::table)
-        .values(&rows)
-        .execute(c)?;
+    insert_digests(c, req.new_sad_hash, &digests)?;
     Ok(())
 }
 
