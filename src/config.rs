@@ -113,7 +113,8 @@ pub struct ServeArgs {
     /// Wrong PIN/OTP attempts per credential (and wrong passwords per user) before it locks.
     #[arg(long, env = "QUILL_MAX_AUTH_FAILURES", default_value_t = 5)]
     pub max_auth_failures: i32,
-    /// Where online OTP codes go: `outbox:PATH` (development) or `webhook:URL` (SMS/e-mail gateway).
+    /// Where online OTP codes go, comma-separated, first match per channel: `outbox:PATH`
+    /// (development), `webhook:URL` (SMS/e-mail gateway), `smtp[s]://[user:pass@]HOST[:PORT][?tls=required][&from=ADDR]` (e-mail).
     #[arg(
         long,
         env = "QUILL_OTP_SENDER",

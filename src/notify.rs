@@ -1,7 +1,9 @@
 //! Delivery of online OTP codes (what providers send by SMS or e-mail for each signature): a
 //! pluggable `OtpSender` — an HTTP webhook to an SMS/e-mail gateway (JSON POST, timeout,
-//! retries) or a development outbox file (JSON lines) that `quill demo` uses. The code is the
-//! message itself, so it goes only to the channel, never to the log.
+//! retries), an SMTP relay for e-mail (lettre), or a development outbox file (JSON lines) that
+//! `quill demo` uses. Several senders can be configured (comma-separated); each code goes to the
+//! first one that serves its channel. The code is the message itself, so it goes only to the
+//! channel, never to the log.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,6 +24,12 @@ pub struct OtpMessage<'a> {
 pub trait OtpSender: Send + Sync + 'static {
     /// Deliver (blocking; called from a blocking thread).
     fn send(&self, msg: &OtpMessage<'_>) -> Result<(), String>;
+
+    /// Whether this sender delivers on `channel` (`sms` or `email`).
+    fn serves(&self, channel: &str) -> bool {
+        let _ = channel;
+        true
+    }
 }
 
 fn body(msg: &OtpMessage<'_>) -> serde_json::Value {
@@ -88,8 +96,118 @@ impl OtpSender for Webhook {
     }
 }
 
-/// `outbox:PATH` or `webhook:URL`.
+/// Sends each e-mail code through an SMTP relay.
+pub struct Smtp {
+    transport: lettre::SmtpTransport,
+    from: lettre::message::Mailbox,
+}
+
+impl Smtp {
+    /// `smtp[s]://[user:password@]host[:port][?tls=required|opportunistic][&from=ADDRESS]`:
+    /// lettre's connection URL plus the sender address (default `quill@<host>`). Plain `smtp://`
+    /// without `tls=` sends in clear text and is meant for a relay on the same host.
+    pub fn from_url(spec: &str) -> anyhow::Result<Smtp> {
+        let mut url = url::Url::parse(spec).map_err(|e| anyhow::anyhow!("SMTP URL: {e}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| anyhow::anyhow!("SMTP URL needs a host"))?
+            .to_string();
+        let mut from = None;
+        let rest: Vec<(String, String)> = url
+            .query_pairs()
+            .filter_map(|(k, v)| {
+                if k == "from" {
+                    from = Some(v.into_owned());
+                    None
+                } else {
+                    Some((k.into_owned(), v.into_owned()))
+                }
+            })
+            .collect();
+        if rest.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(rest);
+        }
+        let from = from
+            .unwrap_or_else(|| format!("quill@{host}"))
+            .parse()
+            .map_err(|e| anyhow::anyhow!("SMTP sender address: {e}"))?;
+        let transport = lettre::SmtpTransport::from_url(url.as_str())
+            .map_err(|e| anyhow::anyhow!("SMTP URL: {e}"))?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
+        Ok(Smtp { transport, from })
+    }
+}
+
+impl OtpSender for Smtp {
+    fn send(&self, msg: &OtpMessage<'_>) -> Result<(), String> {
+        use lettre::Transport;
+        let to = msg
+            .destination
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| format!("bad e-mail destination: {e}"))?;
+        let email = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject("Your signing code")
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(format!(
+                "Your Quill signing code is {}\r\n\r\nIt is valid for 5 minutes and for one signature \
+                 authorization only. If you did not ask to sign a document, do not use it.\r\n",
+                msg.code.expose()
+            ))
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        self.transport
+            .send(&email)
+            .map(|_| ())
+            .map_err(|e| format!("SMTP relay: {e}"))
+    }
+
+    fn serves(&self, channel: &str) -> bool {
+        channel == "email"
+    }
+}
+
+/// Several senders; a code goes to the first that serves its channel.
+pub struct Router {
+    senders: Vec<Arc<dyn OtpSender>>,
+}
+
+impl OtpSender for Router {
+    fn send(&self, msg: &OtpMessage<'_>) -> Result<(), String> {
+        self.senders
+            .iter()
+            .find(|s| s.serves(msg.channel))
+            .ok_or_else(|| format!("no OTP sender serves {}", msg.channel))?
+            .send(msg)
+    }
+
+    fn serves(&self, channel: &str) -> bool {
+        self.senders.iter().any(|s| s.serves(channel))
+    }
+}
+
+/// A comma-separated list of `outbox:PATH`, `webhook:URL`, `smtp://…` / `smtps://…`.
 pub fn from_spec(spec: &str) -> anyhow::Result<Arc<dyn OtpSender>> {
+    let mut senders = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(one_from_spec)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    match senders.len() {
+        0 => anyhow::bail!("--otp-sender is empty"),
+        1 => Ok(senders.remove(0)),
+        _ => Ok(Arc::new(Router { senders })),
+    }
+}
+
+fn one_from_spec(spec: &str) -> anyhow::Result<Arc<dyn OtpSender>> {
+    if spec.starts_with("smtp://") || spec.starts_with("smtps://") {
+        return Ok(Arc::new(Smtp::from_url(spec)?));
+    }
     if let Some(path) = spec.strip_prefix("outbox:") {
         anyhow::ensure!(!path.is_empty(), "outbox: needs a file path");
         return Ok(Arc::new(Outbox { path: path.into() }));
@@ -105,7 +223,7 @@ pub fn from_spec(spec: &str) -> anyhow::Result<Arc<dyn OtpSender>> {
             attempts: 3,
         }));
     }
-    anyhow::bail!("--otp-sender takes outbox:PATH or webhook:URL")
+    anyhow::bail!("--otp-sender takes outbox:PATH, webhook:URL or smtp[s]://HOST")
 }
 
 #[cfg(test)]
@@ -118,6 +236,16 @@ mod tests {
         assert!(from_spec("webhook:https://gw.example/sms").is_ok());
         assert!(from_spec("webhook:ftp://x").is_err());
         assert!(from_spec("smoke").is_err());
+        assert!(from_spec("").is_err());
+        assert!(from_spec("smtp://relay.example:2525?from=signing@tsp.example").is_ok());
+        assert!(from_spec("smtps://u:p@relay.example").is_ok());
+        assert!(from_spec("smtp://relay.example?tls=required").is_ok());
+        assert!(from_spec("smtp://relay.example?from=not-an-address").is_err());
+        assert!(from_spec("smtp://relay.example?tls=bogus").is_err());
+        let both = from_spec("webhook:https://gw.example/sms, smtp://relay.example").unwrap();
+        assert!(both.serves("sms") && both.serves("email"));
+        let mail_only = from_spec("smtp://relay.example").unwrap();
+        assert!(mail_only.serves("email") && !mail_only.serves("sms"));
     }
 
     #[test]

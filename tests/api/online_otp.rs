@@ -199,3 +199,140 @@ fn email_code_through_a_webhook_with_retry() {
     drop(app);
     assert!(!env.server_log().contains(&code));
 }
+
+/// What a one-shot SMTP relay on 127.0.0.1 received: envelope and message text.
+struct Mail {
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    data: String,
+}
+
+/// A minimal SMTP relay (RFC 5321 happy path) that accepts one message and returns it.
+fn smtp_relay() -> (u16, std::thread::JoinHandle<Mail>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut mail = Mail {
+            mail_from: String::new(),
+            rcpt_to: Vec::new(),
+            data: String::new(),
+        };
+        write!(out, "220 relay.test ESMTP\r\n").unwrap();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            let upper = line.to_ascii_uppercase();
+            if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                write!(out, "250-relay.test\r\n250 8BITMIME\r\n").unwrap();
+            } else if upper.starts_with("MAIL FROM:") {
+                mail.mail_from = line.trim_end().to_string();
+                write!(out, "250 OK\r\n").unwrap();
+            } else if upper.starts_with("RCPT TO:") {
+                mail.rcpt_to.push(line.trim_end().to_string());
+                write!(out, "250 OK\r\n").unwrap();
+            } else if upper.starts_with("DATA") {
+                write!(out, "354 go ahead\r\n").unwrap();
+                loop {
+                    let mut l = String::new();
+                    assert!(reader.read_line(&mut l).unwrap() > 0, "DATA cut short");
+                    if l == ".\r\n" {
+                        break;
+                    }
+                    mail.data.push_str(&l);
+                }
+                write!(out, "250 queued\r\n").unwrap();
+            } else if upper.starts_with("QUIT") {
+                write!(out, "221 bye\r\n").unwrap();
+                break;
+            } else {
+                write!(out, "250 OK\r\n").unwrap();
+            }
+        }
+        mail
+    });
+    (port, handle)
+}
+
+#[test]
+fn email_code_through_smtp_and_sms_through_the_webhook() {
+    let env = Env::new();
+    let s = signer("eve");
+    let mail_cred = enroll_online(&env, &s, "email:eve@example.org");
+    let sms_cred = enroll_online(&env, &s, "sms:+359888123456");
+    let (port, relay) = smtp_relay();
+    let (url, gw) = gateway();
+    // one sender per channel: the SMTP relay serves only e-mail, the webhook takes the rest
+    let senders = format!("smtp://127.0.0.1:{port}?from=signing@quill.test,webhook:{url}");
+    let app = env.spawn_with(&["--otp-sender", &senders]);
+    let token = app.login(&s.user, &s.password);
+
+    let r = app.post(
+        "/csc/v2/credentials/getChallenge",
+        Some(&token),
+        &json!({"credentialID": mail_cred, "authObjectID": "OTP"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let mail = relay.join().unwrap();
+    assert!(
+        mail.mail_from.contains("<signing@quill.test>"),
+        "{}",
+        mail.mail_from
+    );
+    assert_eq!(mail.rcpt_to.len(), 1);
+    assert!(
+        mail.rcpt_to[0].contains("<eve@example.org>"),
+        "{:?}",
+        mail.rcpt_to
+    );
+    assert!(mail.data.contains("To: eve@example.org"), "{}", mail.data);
+    let code = mail
+        .data
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("a 6-digit code in the mail")
+        .to_string();
+    let r = authorize_with(&app, &token, &s, &mail_cred, &code, b"by mail");
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // the SMS credential's code goes to the webhook, not to the relay (which has stopped)
+    let r = app.post(
+        "/csc/v2/credentials/getChallenge",
+        Some(&token),
+        &json!({"credentialID": sms_cred, "authObjectID": "OTP"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let bodies = gw.join().unwrap();
+    assert_eq!(bodies[1]["channel"], "sms");
+    assert_eq!(bodies[1]["to"], "+359888123456");
+
+    drop(app);
+    assert!(!env.server_log().contains(&code));
+}
+
+#[test]
+fn unreachable_smtp_relay_is_a_503() {
+    let env = Env::new();
+    let s = signer("rob");
+    let cred = enroll_online(&env, &s, "email:rob@example.org");
+    // a port nobody listens on
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let app = env.spawn_with(&["--otp-sender", &format!("smtp://127.0.0.1:{port}")]);
+    let token = app.login(&s.user, &s.password);
+    app.post(
+        "/csc/v2/credentials/getChallenge",
+        Some(&token),
+        &json!({"credentialID": cred, "authObjectID": "OTP"}),
+    )
+    .assert_error(503, "temporarily_unavailable");
+}
