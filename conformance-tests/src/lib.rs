@@ -1,1 +1,55 @@
-//! CSC v2 conformance checks (library; the binary is a thin CLI over it).
+//! A black-box conformance suite for Cloud Signature Consortium (CSC) API v2 remote signature
+//! servers.
+//!
+//! [`run`] talks to a server over HTTP the way a relying party does — `info`, `auth/login`,
+//! `credentials/list`, `credentials/info`, `credentials/authorize` with PIN and OTP,
+//! `signatures/signHash`, `credentials/extendTransaction`, `auth/revoke` — and returns a
+//! [`Report`]: one named row per check with PASS, FAIL or SKIP and a detail. Every response
+//! (and every well-formed request the suite sends) is checked against the JSON Schemas of the
+//! repository's `schema/` directory, binary fields must be standard base64 and OIDs dotted
+//! decimal, error answers must carry the status and code the spec mandates, SCAL2 SADs must be
+//! bound to their hashes, budgets and expiry must hold, and every signature must verify against
+//! the credential's certificate. Methods `info` does not advertise are skipped.
+//!
+//! The `csc-conformance` binary is a thin command line over this library.
+
+pub mod checks;
+pub mod client;
+pub mod config;
+pub mod formats;
+pub mod otp;
+pub mod report;
+pub mod schema;
+pub mod verify;
+
+pub use checks::names;
+pub use config::{Config, OtpSource};
+pub use report::{CheckResult, Outcome, Report};
+
+/// Why a run could not happen at all (exit code 2 in the command line tool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fatal {
+    /// Bad settings (URL, TOTP secret).
+    Usage(String),
+    /// The server could not be reached.
+    Connection(String),
+    /// The suite itself is broken (e.g. an embedded schema does not compile).
+    Internal(String),
+}
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fatal::Usage(m) => write!(f, "usage error: {m}"),
+            Fatal::Connection(m) => write!(f, "cannot reach the server: {m}"),
+            Fatal::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Fatal {}
+
+/// Run every check against the server described by `config`.
+pub fn run(config: &Config) -> Result<Report, Fatal> {
+    checks::Suite::new(config)?.run()
+}

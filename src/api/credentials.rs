@@ -50,11 +50,31 @@ pub struct InfoRequest {
     pub client_data: Option<String>,
 }
 
+/// One `authData` element, `{"id", "value"?}`. Read from a JSON object only (a derived
+/// `Deserialize` would also take `["PIN", "123456"]` positionally).
 #[derive(Debug, Deserialize)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct AuthDataItem {
     pub id: String,
-    #[serde(default)]
     pub value: Option<Secret>,
+}
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for AuthDataItem {
+    type Error = &'static str;
+
+    fn try_from(mut item: serde_json::Map<String, serde_json::Value>) -> Result<Self, Self::Error> {
+        use serde_json::Value;
+        let id = match item.remove("id") {
+            Some(Value::String(id)) => id,
+            _ => return Err("authData: each item needs a string id"),
+        };
+        let value = match item.remove("value") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(value)) => Some(Secret::new(value)),
+            Some(_) => return Err("authData: value must be a string"),
+        };
+        Ok(AuthDataItem { id, value })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -350,6 +370,9 @@ pub async fn authorize(
     let credential_id = req.credential_id.ok_or_else(|| {
         CscError::invalid("Missing (or invalid type) string parameter credentialID")
     })?;
+    if req.hashes.is_some() && req.hash.is_some() {
+        return Err(super::hashes_twice());
+    }
     let mut pin = req.pin;
     let mut otp = req.otp;
     for item in req.auth_data.unwrap_or_default() {

@@ -46,6 +46,17 @@ pub fn describe_json_error(e: &serde_json::Error) -> String {
     }
 }
 
+/// Parse a CSC request body: an empty body means `{}`, anything else must be a JSON object;
+/// errors are `invalid_request` and never quote the body.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CscError> {
+    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
+    // serde would read a JSON array positionally into a struct; CSC bodies are objects.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(CscError::invalid("The request body must be a JSON object"));
+    }
+    serde_json::from_slice::<T>(body).map_err(|e| CscError::invalid(describe_json_error(&e)))
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for CscJson<T> {
     type Error = CscError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, CscError>>>>;
@@ -60,14 +71,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for CscJson<T> {
                     _ if e.to_string().contains("overflow") => CscError::PayloadTooLarge,
                     _ => CscError::invalid("Unreadable request body"),
                 })?;
-            let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-                b"{}"
-            } else {
-                &body
-            };
-            let value = serde_json::from_slice::<T>(body)
-                .map_err(|e| CscError::invalid(describe_json_error(&e)))?;
-            Ok(CscJson(value))
+            parse_body(&body).map(CscJson)
         })
     }
 }

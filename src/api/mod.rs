@@ -25,6 +25,11 @@ pub const METHODS: &[&str] = &[
     "signatures/signHash",
 ];
 
+/// `hashes` (v2) and `hash` (v1) name one field: a request with both is ambiguous.
+fn hashes_twice() -> CscError {
+    CscError::invalid("Invalid request: hashes and its v1 name hash both given")
+}
+
 async fn method_not_allowed() -> Result<HttpResponse, CscError> {
     Err(CscError::MethodNotAllowed)
 }

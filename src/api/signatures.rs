@@ -47,10 +47,15 @@ pub async fn sign_hash(
     let credential_id = req.credential_id.ok_or_else(|| {
         CscError::invalid("Missing (or invalid type) string parameter credentialID")
     })?;
-    let hashes = req
-        .hashes
-        .or(req.hash)
-        .ok_or_else(|| CscError::invalid("Missing (or invalid type) array parameter hashes"))?;
+    let hashes = match (req.hashes, req.hash) {
+        (Some(_), Some(_)) => return Err(super::hashes_twice()),
+        (Some(h), None) | (None, Some(h)) => h,
+        (None, None) => {
+            return Err(CscError::invalid(
+                "Missing (or invalid type) array parameter hashes",
+            ));
+        }
+    };
     let sign_algo = req
         .sign_algo
         .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter signAlgo"))?;

@@ -123,15 +123,18 @@ fn demo_starts_serves_and_restarts_without_enrolling_twice() {
     let app_base = format!("http://{}", addr["listening"].as_str().unwrap());
     let client = reqwest::blocking::Client::new();
     let login = |base: &str| -> String {
-        let r: serde_json::Value = client
-            .post(format!("{base}/csc/v2/auth/login"))
-            .basic_auth(&user, Some(&password))
-            .json(&serde_json::json!({}))
-            .send()
+        let path = "/csc/v2/auth/login";
+        let req = client
+            .post(format!("{base}{path}"))
+            .basic_auth(&user, Some(&password));
+        send_checked(path, req, "{}").body["access_token"]
+            .as_str()
             .unwrap()
-            .json()
-            .unwrap();
-        r["access_token"].as_str().unwrap().to_string()
+            .to_string()
+    };
+    let post = |base: &str, token: &str, path: &str, body: serde_json::Value| {
+        let req = client.post(format!("{base}{path}")).bearer_auth(token);
+        send_checked(path, req, &body.to_string()).body
     };
     let token = login(&app_base);
     let h = digest(SHA256, b"demo");
@@ -142,14 +145,20 @@ fn demo_starts_serves_and_restarts_without_enrolling_twice() {
         totp_secret: totp,
         used_steps: Default::default(),
     };
-    let r: serde_json::Value = client.post(format!("{app_base}/csc/v2/credentials/authorize")).bearer_auth(&token)
-        .json(&serde_json::json!({"credentialID": rsa, "numSignatures": 1, "hashes": [b64(&h)], "hashAlgorithmOID": SHA256,
-            "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": s.next_otp(&rsa)}]}))
-        .send().unwrap().json().unwrap();
+    let r = post(
+        &app_base,
+        &token,
+        "/csc/v2/credentials/authorize",
+        serde_json::json!({"credentialID": rsa, "numSignatures": 1, "hashes": [b64(&h)], "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": s.next_otp(&rsa)}]}),
+    );
     let sad = r["SAD"].as_str().expect("demo credentials authorize");
-    let r: serde_json::Value = client.post(format!("{app_base}/csc/v2/signatures/signHash")).bearer_auth(&token)
-        .json(&serde_json::json!({"credentialID": rsa, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.113549.1.1.11"}))
-        .send().unwrap().json().unwrap();
+    let r = post(
+        &app_base,
+        &token,
+        "/csc/v2/signatures/signHash",
+        serde_json::json!({"credentialID": rsa, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.113549.1.1.11"}),
+    );
     assert_eq!(r["signatures"].as_array().unwrap().len(), 1);
     let _ = child.kill();
     let _ = child.wait();
@@ -160,14 +169,12 @@ fn demo_starts_serves_and_restarts_without_enrolling_twice() {
     let addr: serde_json::Value = serde_json::from_str(text2.lines().last().unwrap()).unwrap();
     let base2 = format!("http://{}", addr["listening"].as_str().unwrap());
     let token = login(&base2);
-    let list: serde_json::Value = client
-        .post(format!("{base2}/csc/v2/credentials/list"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let list = post(
+        &base2,
+        &token,
+        "/csc/v2/credentials/list",
+        serde_json::json!({}),
+    );
     assert_eq!(list["credentialIDs"].as_array().unwrap().len(), 2);
     let _ = child2.kill();
     let _ = child2.wait();

@@ -80,6 +80,7 @@ fn sign_hash_input_errors() {
         ),
         (with("hashes", json!("not-an-array")), "Invalid type"),
         (with("hashes", json!([b64(&h), b64(&h)])), "Duplicate"),
+        (with("hash", json!([b64(&h)])), "both"),
         (with("signAlgo", Value::Null), "signAlgo"),
         (with("signAlgo", json!("1.2.3.4")), "signAlgo"),
         (with("signAlgo", json!("1.2.840.10045.4.3.2")), "signAlgo"),
@@ -374,6 +375,14 @@ fn authorize_errors() {
             "invalid_authentication_data",
             "authentication data",
         ),
+        // authData items are objects, not positional arrays (the right PIN and OTP, too).
+        (
+            with("authData", json!([["PIN", w.s.pin], ["OTP", otp]])),
+            "invalid_request",
+            "Invalid type",
+        ),
+        // hashes and its v1 name hash together are ambiguous.
+        (with("hash", json!([b64(&h)])), "invalid_request", "both"),
     ];
     for (body, code, needle) in cases {
         let r = w

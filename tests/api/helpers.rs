@@ -227,29 +227,38 @@ impl Resp {
     }
 }
 
-impl TestApp {
-    fn to_resp(r: reqwest::blocking::Response) -> Resp {
-        let status = r.status().as_u16();
-        let text = r.text().unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
-        };
-        Resp { status, body }
-    }
+/// Send one CSC request with `body` (as JSON) and check the exchange against `schema/` (see
+/// `schemas::check_exchange`): every request the tests make goes through here.
+pub fn send_checked(path: &str, req: reqwest::blocking::RequestBuilder, body: &str) -> Resp {
+    let r = req
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = r.text().unwrap();
+    crate::schemas::check_exchange(path, body, status, content_type.as_deref(), &text);
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
+    };
+    Resp { status, body }
+}
 
+impl TestApp {
     /// POST raw bytes.
     pub fn post_raw(&self, path: &str, token: Option<&str>, body: &str) -> Resp {
-        let mut req = self
-            .client
-            .post(format!("{}{}", self.base, path))
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
+        let mut req = self.client.post(format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        Self::to_resp(req.send().unwrap())
+        send_checked(path, req, body)
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
@@ -257,28 +266,24 @@ impl TestApp {
     }
 
     pub fn login(&self, user: &str, password: &str) -> String {
-        let r = Self::to_resp(
-            self.client
-                .post(format!("{}/csc/v2/auth/login", self.base))
-                .basic_auth(user, Some(password))
-                .json(&json!({}))
-                .send()
-                .unwrap(),
-        );
+        let path = "/csc/v2/auth/login";
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .basic_auth(user, Some(password));
+        let r = send_checked(path, req, "{}");
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(r.body["expires_in"].as_i64().unwrap() > 0);
         r.body["access_token"].as_str().unwrap().to_string()
     }
 
     pub fn login_raw(&self, authorization: Option<&str>) -> Resp {
-        let mut req = self
-            .client
-            .post(format!("{}/csc/v2/auth/login", self.base))
-            .json(&json!({}));
+        let path = "/csc/v2/auth/login";
+        let mut req = self.client.post(format!("{}{path}", self.base));
         if let Some(a) = authorization {
             req = req.header("Authorization", a);
         }
-        Self::to_resp(req.send().unwrap())
+        send_checked(path, req, "{}")
     }
 
     /// `credentials/authorize` with PIN and the current TOTP code.

@@ -1,5 +1,7 @@
 //! `info`, `auth/login`, `auth/revoke`, and the error layer for routes and methods.
 
+use std::io::{Read, Write};
+
 use serde_json::json;
 
 use crate::helpers::*;
@@ -59,7 +61,11 @@ fn routing_errors_are_csc_json() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 405);
-    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(r.headers()["Allow"], "POST");
+    let content_type = r.headers()["Content-Type"].to_str().unwrap().to_string();
+    let text = r.text().unwrap();
+    crate::schemas::check_error("/csc/v2/info", 405, Some(&content_type), &text);
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"], "invalid_request");
     app.post_raw("/csc/v2/signatures/signDoc", None, "{}")
         .assert_error(404, "invalid_request");
@@ -69,9 +75,36 @@ fn routing_errors_are_csc_json() {
         .assert_error(400, "invalid_request");
     app.post_raw("/csc/v2/info", None, "[1,2]")
         .assert_error(400, "invalid_request");
-    let big = format!("{{\"lang\":\"{}\"}}", "x".repeat(2 << 20));
-    app.post_raw("/csc/v2/info", None, &big)
-        .assert_error(413, "invalid_request");
+    // serde would read an array positionally into a request struct: only objects are bodies.
+    for body in ["[null]", "[]", "\"x\"", "1", "null"] {
+        app.post_raw("/csc/v2/info", None, body)
+            .assert_error(400, "invalid_request");
+    }
+    // An oversize body is refused from its Content-Length, before it is read: announce 2 MiB
+    // and send none of it (a client still writing would see the connection closed under it).
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /csc/v2/info HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        2 << 20
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .or_else(|| head.lines().find_map(|l| l.strip_prefix("Content-Type: ")));
+    crate::schemas::check_error("/csc/v2/info", 413, content_type, body);
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"], "invalid_request");
 }
 
 #[test]

@@ -12,13 +12,16 @@
 )]
 
 mod helpers;
+mod schemas;
 
 mod audit;
 mod cli;
+mod conformance;
 mod errors;
 mod extend;
 mod info_login;
 mod lockout;
 mod online_otp;
+mod schema_checks;
 mod secrets;
 mod sign_flow;

@@ -1,0 +1,1371 @@
+//! The checks, in the order a relying party meets them: service metadata, login, token errors,
+//! credentials, then authorizations (each needs a fresh OTP, so they are few and interleaved
+//! across credentials), signatures, SAD lifecycle, and revocation last.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::Fatal;
+use crate::client::{Auth, Client, Resp};
+use crate::config::Config;
+use crate::formats::{self, b64, std_base64};
+use crate::otp::OtpProvider;
+use crate::report::{CheckResult, Outcome, Report};
+use crate::schema::{self, Kind, Schemas};
+use crate::verify::{self, HashAlg, Leaf, SignPlan};
+
+/// The names of the checks (rows of the report). Per-credential rows carry the credential ID
+/// separately ([`CheckResult::credential`]).
+pub mod names {
+    pub const INFO: &str = "info";
+    pub const INFO_FORMATS: &str = "info: OIDs and base64";
+    pub const NO_TOKEN: &str = "errors: no bearer token";
+    pub const BAD_TOKEN: &str = "errors: invalid bearer token";
+    pub const LOGIN_MALFORMED: &str = "auth/login: malformed Authorization header";
+    pub const LOGIN: &str = "auth/login";
+    pub const LIST: &str = "credentials/list";
+    pub const LIST_INFOS: &str = "credentials/list: credentialInfo";
+    pub const INFO_MISSING_ID: &str = "credentials/info: missing credentialID";
+    pub const INFO_UNKNOWN_ID: &str = "credentials/info: unknown credentialID";
+    pub const INFO_BAD_CERTIFICATES: &str = "credentials/info: invalid certificates parameter";
+    pub const AUTHZ_MISSING_ID: &str = "credentials/authorize: missing credentialID";
+    pub const AUTHZ_UNKNOWN_ID: &str = "credentials/authorize: unknown credentialID";
+    pub const CRED_INFO: &str = "credentials/info";
+    pub const CRED_FORMATS: &str = "credentials/info: OIDs and base64";
+    pub const CRED_CHAIN: &str = "credentials/info: certificate chain";
+    pub const CRED_KEY: &str = "credentials/info: key matches certificate";
+    pub const CHALLENGE: &str = "credentials/getChallenge";
+    pub const AUTHZ_WRONG_PIN: &str = "credentials/authorize: wrong PIN";
+    pub const AUTHZ: &str = "credentials/authorize";
+    pub const SIGN_MISSING_ID: &str = "signatures/signHash: missing credentialID";
+    pub const SIGN_UNKNOWN_ID: &str = "signatures/signHash: unknown credentialID";
+    pub const SIGN_BAD_BASE64: &str = "signatures/signHash: malformed base64 hash";
+    pub const SIGN_BAD_LENGTH: &str = "signatures/signHash: wrong hash length";
+    pub const SIGN_BAD_ALGO: &str = "signatures/signHash: unsupported signAlgo";
+    pub const SCAL2_UNBOUND: &str = "SCAL2: hash not bound to the SAD is refused";
+    pub const SIGN_FIRST: &str = "signatures/signHash: first bound hash verifies";
+    pub const SIGN_SECOND: &str = "signatures/signHash: second bound hash verifies";
+    pub const SAD_EXHAUSTED: &str = "SAD: refused once its signatures are spent";
+    pub const AUTHZ_AGAIN: &str = "credentials/authorize: second SAD";
+    pub const EXTEND: &str = "credentials/extendTransaction";
+    pub const SIGN_EXTENDED: &str = "signatures/signHash: extended SAD verifies";
+    pub const SAD_EXPIRY: &str = "SAD: refused after expiresIn";
+    pub const REVOKE: &str = "auth/revoke";
+    pub const REVOKED_TOKEN: &str = "auth/revoke: token refused afterwards";
+    pub const REQUESTS: &str = "JSON Schema: requests sent by the suite";
+
+    /// Rows of the authorization that signs (per credential).
+    pub const MAIN_TASK: &[&str] = &[
+        SIGN_MISSING_ID,
+        SIGN_UNKNOWN_ID,
+        SIGN_BAD_BASE64,
+        SIGN_BAD_LENGTH,
+        SIGN_BAD_ALGO,
+        SCAL2_UNBOUND,
+        SIGN_FIRST,
+        SIGN_SECOND,
+        SAD_EXHAUSTED,
+    ];
+    /// Rows of the SAD lifecycle authorization (one credential).
+    pub const LIFECYCLE_TASK: &[&str] = &[AUTHZ_AGAIN, EXTEND, SIGN_EXTENDED, SAD_EXPIRY];
+}
+
+use names as n;
+
+const INVALID_REQUEST: &[&str] = &["invalid_request"];
+/// Wrong PIN: v2 `invalid_authentication_data`, v1 `invalid_pin`.
+const WRONG_PIN_CODES: &[&str] = &["invalid_authentication_data", "invalid_pin"];
+/// A missing token: CSC uses `invalid_token`; RFC 6750 §3.1 allows `invalid_request`.
+const MISSING_TOKEN_CODES: &[&str] = &["invalid_token", "invalid_request"];
+const BAD_TOKEN_CODES: &[&str] = &["invalid_token", "expired_token"];
+/// Methods that need a bearer token, in the order the suite prefers them for token checks.
+const PROTECTED: &[&str] = &[
+    "credentials/list",
+    "credentials/info",
+    "credentials/authorize",
+    "signatures/signHash",
+];
+/// SAD lifetime assumed when `expiresIn` is absent (CSC default).
+const DEFAULT_SAD_TTL: u64 = 3600;
+
+/// How one auth object is satisfied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Factor {
+    Pin,
+    /// Time-based OTP (computed or printed by the OTP command).
+    OfflineOtp,
+    /// Challenge first (`credentials/getChallenge` / `sendOTP`), then the OTP command.
+    OnlineOtp,
+    /// Out of band: only the id is sent.
+    NoValue,
+}
+
+/// One credential under test.
+struct Cred {
+    id: String,
+    info: Value,
+    leaf: Option<Leaf>,
+    scal2: bool,
+    multisign: u64,
+    hash: HashAlg,
+    plans: Vec<SignPlan>,
+    key_algo: Vec<String>,
+    factors: Vec<(String, Factor)>,
+    /// Why authorization-based checks cannot run (None = they can).
+    blocked: Option<String>,
+    /// An authorization failed: never try again (lockout counters).
+    authorize_failed: bool,
+    challenge_recorded: bool,
+    /// expiresIn of the first SAD.
+    sad_ttl: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    WrongPin,
+    Main,
+    Lifecycle,
+}
+
+/// A conformance run in progress.
+pub struct Suite<'a> {
+    cfg: &'a Config,
+    client: Client,
+    schemas: Schemas,
+    otp: OtpProvider,
+    report: Report,
+    last: Instant,
+    methods: Vec<String>,
+    token: Option<String>,
+    request_problems: Vec<String>,
+    requests_checked: usize,
+    nonce: String,
+}
+
+/// A PIN that differs from `pin` in its last character and keeps its format.
+pub fn wrong_pin(pin: &str) -> String {
+    let mut chars: Vec<char> = pin.chars().collect();
+    match chars.pop() {
+        Some(c) if c.is_ascii_digit() => {
+            let d = c.to_digit(10).unwrap_or(0);
+            chars.push(char::from_digit((d + 1) % 10, 10).unwrap_or('0'));
+        }
+        Some(c) => {
+            chars.push(c);
+            chars.push('x');
+        }
+        None => chars.push('0'),
+    }
+    chars.into_iter().collect()
+}
+
+/// An `error_description` (or nothing) for details.
+fn description(r: &Resp) -> String {
+    r.body
+        .get("error_description")
+        .and_then(Value::as_str)
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
+}
+
+/// Set a field of a JSON object (no-op on anything else).
+fn set(body: &mut Value, key: &str, value: Value) {
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert(key.to_string(), value);
+    }
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl<'a> Suite<'a> {
+    pub fn new(cfg: &'a Config) -> Result<Suite<'a>, Fatal> {
+        let client = Client::new(&cfg.base_url, cfg.http_timeout).map_err(Fatal::Usage)?;
+        let otp = OtpProvider::new(cfg.otp.clone()).map_err(Fatal::Usage)?;
+        let schemas = Schemas::load().map_err(Fatal::Internal)?;
+        let nonce: u64 = rand::random();
+        Ok(Suite {
+            cfg,
+            client,
+            schemas,
+            otp,
+            report: Report::new(&cfg.base_url),
+            last: Instant::now(),
+            methods: Vec::new(),
+            token: None,
+            request_problems: Vec::new(),
+            requests_checked: 0,
+            nonce: format!("{nonce:016x}"),
+        })
+    }
+
+    // ----- recording -----
+
+    fn record(&mut self, name: &str, cred: Option<&str>, outcome: Outcome, detail: String) {
+        let now = Instant::now();
+        self.report.results.push(CheckResult {
+            name: name.to_string(),
+            credential: cred.map(str::to_string),
+            outcome,
+            detail,
+            duration: now.duration_since(self.last),
+        });
+        self.last = now;
+    }
+
+    fn result(&mut self, name: &str, cred: Option<&str>, r: Result<String, String>) {
+        match r {
+            Ok(d) => self.record(name, cred, Outcome::Pass, d),
+            Err(d) => self.record(name, cred, Outcome::Fail, d),
+        }
+    }
+
+    fn skip(&mut self, name: &str, cred: Option<&str>, why: &str) {
+        self.record(name, cred, Outcome::Skip, why.to_string());
+    }
+
+    fn skip_all(&mut self, names: &[&str], cred: Option<&str>, why: &str) {
+        for name in names {
+            self.skip(name, cred, why);
+        }
+    }
+
+    fn advertised(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+
+    fn not_advertised(method: &str) -> String {
+        format!("{method} is not advertised in info.methods")
+    }
+
+    // ----- HTTP -----
+
+    /// Send a request the suite means to be valid (checked against the request schema).
+    fn call(&mut self, method: &str, auth: Auth<'_>, body: &Value) -> Result<Resp, String> {
+        let file = schema::file_for(method, Kind::Request);
+        if self.schemas.has(&file) {
+            self.requests_checked += 1;
+            if let Err(e) = self.schemas.check(&file, body) {
+                self.request_problems.push(e);
+            }
+        }
+        self.client.post(method, auth, body)
+    }
+
+    /// Send a deliberately bad request (not checked against the request schema).
+    fn call_bad(&self, method: &str, auth: Auth<'_>, body: &Value) -> Result<Resp, String> {
+        self.client.post(method, auth, body)
+    }
+
+    fn bearer(&self) -> String {
+        self.token.clone().unwrap_or_default()
+    }
+
+    /// 2xx with the expected status and, when the method has one, a body valid against its
+    /// response schema.
+    fn expect_ok(&self, method: &str, r: &Resp, status: u16) -> Result<(), String> {
+        if r.status != status {
+            return Err(format!("expected HTTP {status}, got {}", r.summary()));
+        }
+        if status == 204 {
+            return Ok(());
+        }
+        if let Some(e) = &r.json_error {
+            return Err(format!("the body is not JSON ({e}): {}", r.summary()));
+        }
+        let file = schema::file_for(method, Kind::Response);
+        if self.schemas.has(&file) {
+            self.schemas.check(&file, &r.body)?;
+        }
+        Ok(())
+    }
+
+    /// A CSC error: one of `statuses`, a JSON body valid against error.json, one of `codes`,
+    /// and neither a signature nor a SAD.
+    fn expect_error(&self, r: &Resp, statuses: &[u16], codes: &[&str]) -> Result<String, String> {
+        let mut problems = Vec::new();
+        if !statuses.contains(&r.status) {
+            problems.push(format!("expected HTTP {statuses:?}"));
+        }
+        if let Some(e) = &r.json_error {
+            problems.push(format!("the error body is not JSON ({e})"));
+        } else if let Err(e) = self.schemas.check("error.json", &r.body) {
+            problems.push(e);
+        }
+        let code = r.error_code().unwrap_or("");
+        if !codes.contains(&code) {
+            problems.push(format!("expected error {codes:?}"));
+        }
+        if r.body.get("signatures").is_some() || r.body.get("SAD").is_some() {
+            problems.push("a refusal must not carry signatures or a SAD".into());
+        }
+        if problems.is_empty() {
+            Ok(format!("HTTP {} {code}{}", r.status, description(r)))
+        } else {
+            Err(format!("{}; got {}", problems.join("; "), r.summary()))
+        }
+    }
+
+    fn error_check(
+        &mut self,
+        name: &str,
+        cred: Option<&str>,
+        sent: Result<Resp, String>,
+        statuses: &[u16],
+        codes: &[&str],
+    ) {
+        let r = sent.and_then(|r| self.expect_error(&r, statuses, codes));
+        self.result(name, cred, r);
+    }
+
+    // ----- the run -----
+
+    pub fn run(mut self) -> Result<Report, Fatal> {
+        if !self.info()? {
+            self.skip(n::LOGIN, None, "info failed");
+            return Ok(self.report);
+        }
+        self.token_errors();
+        self.login();
+        if self.token.is_none() {
+            let why = if self.advertised("auth/login") {
+                "no access token: auth/login failed"
+            } else {
+                "no access token: auth/login is not advertised (the suite logs in with HTTP Basic)"
+            };
+            self.skip_all(&[n::LIST, n::CRED_INFO, n::AUTHZ, n::REVOKE], None, why);
+            self.requests_row();
+            return Ok(self.report);
+        }
+        let (ids, list_infos) = self.list();
+        self.service_errors();
+        let mut creds = Vec::new();
+        for id in ids {
+            let entry = list_infos
+                .iter()
+                .find(|v| v.get("credentialID").and_then(Value::as_str) == Some(id.as_str()));
+            creds.push(self.credential(&id, entry.cloned()));
+        }
+        self.authorizations(&mut creds);
+        self.revoke();
+        self.requests_row();
+        Ok(self.report)
+    }
+
+    /// `info`: 200, schema, formats. Returns whether the rest can run.
+    fn info(&mut self) -> Result<bool, Fatal> {
+        let r = self
+            .call("info", Auth::None, &json!({}))
+            .map_err(Fatal::Connection)?;
+        let ok = self.expect_ok("info", &r, 200);
+        self.methods = str_list(r.body.get("methods"));
+        let usable = r.status == 200 && r.body.is_object();
+        let detail = ok.map(|()| {
+            format!(
+                "specs {}, {} methods: {}",
+                r.body.get("specs").and_then(Value::as_str).unwrap_or("?"),
+                self.methods.len(),
+                self.methods.join(", ")
+            )
+        });
+        self.result(n::INFO, None, detail);
+        if !usable {
+            self.skip(n::INFO_FORMATS, None, "info failed");
+            return Ok(false);
+        }
+        let (problems, checked) = formats::info_problems(&r.body);
+        let res = if problems.is_empty() {
+            Ok(format!("{checked} OID/base64 values well formed"))
+        } else {
+            Err(problems.join("; "))
+        };
+        self.result(n::INFO_FORMATS, None, res);
+        Ok(true)
+    }
+
+    /// Missing and invalid bearer tokens on a protected method.
+    fn token_errors(&mut self) {
+        let Some(method) = PROTECTED.iter().copied().find(|m| self.advertised(m)) else {
+            let why = "no method needing a bearer token is advertised";
+            self.skip_all(&[n::NO_TOKEN, n::BAD_TOKEN], None, why);
+            return;
+        };
+        let body = json!({"credentialID": "csc-conformance"});
+        let sent = self.call_bad(method, Auth::None, &body);
+        self.error_check(n::NO_TOKEN, None, sent, &[401], MISSING_TOKEN_CODES);
+        let fake = format!("csc-conformance-invalid-{}", self.nonce);
+        let sent = self.call_bad(method, Auth::Bearer(&fake), &body);
+        self.error_check(n::BAD_TOKEN, None, sent, &[401], BAD_TOKEN_CODES);
+    }
+
+    fn login(&mut self) {
+        if !self.advertised("auth/login") {
+            let why = Self::not_advertised("auth/login");
+            self.skip_all(&[n::LOGIN_MALFORMED, n::LOGIN], None, &why);
+            return;
+        }
+        // CSC §2.1: a malformed Authorization header is 401 invalid_request.
+        let sent = self.call_bad(
+            "auth/login",
+            Auth::Header("Basic %%%not-base64%%%"),
+            &json!({}),
+        );
+        self.error_check(n::LOGIN_MALFORMED, None, sent, &[401], INVALID_REQUEST);
+
+        let (user, password) = (self.cfg.user.clone(), self.cfg.password.clone());
+        let res = self
+            .call("auth/login", Auth::Basic(&user, &password), &json!({}))
+            .and_then(|r| {
+                self.expect_ok("auth/login", &r, 200)?;
+                let token = r
+                    .body
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| format!("no access_token: {}", r.summary()))?;
+                self.token = Some(token.to_string());
+                Ok(format!(
+                    "access token received, expires_in {}",
+                    r.body
+                        .get("expires_in")
+                        .map_or("absent".to_string(), Value::to_string)
+                ))
+            });
+        self.result(n::LOGIN, None, res);
+    }
+
+    /// `credentials/list`: the credentials under test and (if any) their listed infos.
+    fn list(&mut self) -> (Vec<String>, Vec<Value>) {
+        let wanted = self.cfg.credentials.clone();
+        if !self.advertised("credentials/list") {
+            let why = Self::not_advertised("credentials/list");
+            self.skip_all(&[n::LIST, n::LIST_INFOS], None, &why);
+            return (wanted, Vec::new());
+        }
+        let token = self.bearer();
+        let mut listed = Vec::new();
+        let res = self
+            .call("credentials/list", Auth::Bearer(&token), &json!({}))
+            .and_then(|r| {
+                self.expect_ok("credentials/list", &r, 200)?;
+                listed = str_list(r.body.get("credentialIDs"));
+                let missing: Vec<&String> = wanted.iter().filter(|w| !listed.contains(w)).collect();
+                if !missing.is_empty() {
+                    return Err(format!(
+                        "credentials given to the suite are not listed: {missing:?}"
+                    ));
+                }
+                Ok(format!(
+                    "{} credential(s): {}",
+                    listed.len(),
+                    listed.join(", ")
+                ))
+            });
+        self.result(n::LIST, None, res);
+
+        let mut infos = Vec::new();
+        let body = json!({"credentialInfo": true, "certificates": "chain", "certInfo": true, "authInfo": true});
+        let res = self
+            .call("credentials/list", Auth::Bearer(&token), &body)
+            .and_then(|r| {
+                self.expect_ok("credentials/list", &r, 200)?;
+                let ids = str_list(r.body.get("credentialIDs"));
+                infos = r
+                    .body
+                    .get("credentialInfos")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .ok_or("credentialInfos is missing although credentialInfo was true")?;
+                let mut problems = Vec::new();
+                if infos.len() != ids.len() {
+                    problems.push(format!(
+                        "{} credentialInfos for {} credentialIDs",
+                        infos.len(),
+                        ids.len()
+                    ));
+                }
+                for (i, info) in infos.iter().enumerate() {
+                    let id = info.get("credentialID").and_then(Value::as_str);
+                    if !id.is_some_and(|id| ids.iter().any(|x| x == id)) {
+                        problems.push(format!(
+                            "credentialInfos[{i}].credentialID {id:?} is not in credentialIDs"
+                        ));
+                    }
+                    let (p, _) = formats::credential_problems(info);
+                    problems.extend(p.into_iter().map(|p| format!("credentialInfos[{i}]: {p}")));
+                }
+                if problems.is_empty() {
+                    Ok(format!("{} credentialInfos", infos.len()))
+                } else {
+                    Err(problems.join("; "))
+                }
+            });
+        self.result(n::LIST_INFOS, None, res);
+        let ids = if wanted.is_empty() { listed } else { wanted };
+        (ids, infos)
+    }
+
+    /// Error answers that need no credential of the user's own.
+    fn service_errors(&mut self) {
+        let token = self.bearer();
+        let unknown = format!("csc-conformance-unknown-{}", self.nonce);
+        if self.advertised("credentials/info") {
+            let sent = self.call_bad("credentials/info", Auth::Bearer(&token), &json!({}));
+            self.error_check(n::INFO_MISSING_ID, None, sent, &[400], INVALID_REQUEST);
+            let sent = self.call_bad(
+                "credentials/info",
+                Auth::Bearer(&token),
+                &json!({"credentialID": unknown}),
+            );
+            self.error_check(n::INFO_UNKNOWN_ID, None, sent, &[400], INVALID_REQUEST);
+        } else {
+            let why = Self::not_advertised("credentials/info");
+            self.skip_all(&[n::INFO_MISSING_ID, n::INFO_UNKNOWN_ID], None, &why);
+        }
+        if self.advertised("credentials/authorize") {
+            // No authData: these must fail on the parameters, never count as a failed attempt.
+            let body = json!({"numSignatures": 1, "hashes": [b64(&[0u8; 32])],
+                              "hashAlgorithmOID": HashAlg::Sha256.oid()});
+            let sent = self.call_bad("credentials/authorize", Auth::Bearer(&token), &body);
+            self.error_check(n::AUTHZ_MISSING_ID, None, sent, &[400], INVALID_REQUEST);
+            let mut body = body;
+            set(&mut body, "credentialID", json!(unknown));
+            let sent = self.call_bad("credentials/authorize", Auth::Bearer(&token), &body);
+            self.error_check(n::AUTHZ_UNKNOWN_ID, None, sent, &[400], INVALID_REQUEST);
+        } else {
+            let why = Self::not_advertised("credentials/authorize");
+            self.skip_all(&[n::AUTHZ_MISSING_ID, n::AUTHZ_UNKNOWN_ID], None, &why);
+        }
+    }
+
+    /// `credentials/info` and the static checks of one credential.
+    fn credential(&mut self, id: &str, listed: Option<Value>) -> Cred {
+        let token = self.bearer();
+        let mut cred = Cred {
+            id: id.to_string(),
+            info: Value::Null,
+            leaf: None,
+            scal2: false,
+            multisign: 1,
+            hash: HashAlg::Sha256,
+            plans: Vec::new(),
+            key_algo: Vec::new(),
+            factors: Vec::new(),
+            blocked: None,
+            authorize_failed: false,
+            challenge_recorded: false,
+            sad_ttl: None,
+        };
+        let c = Some(id);
+        if self.advertised("credentials/info") {
+            let body = json!({"credentialID": id, "certificates": "chain", "certInfo": true, "authInfo": true});
+            match self.call("credentials/info", Auth::Bearer(&token), &body) {
+                Ok(r) => {
+                    let ok = self.expect_ok("credentials/info", &r, 200);
+                    if r.status == 200 && r.body.is_object() {
+                        cred.info = r.body.clone();
+                    }
+                    let ok = ok.map(|()| {
+                        format!(
+                            "SCAL {}, multisign {}, key.status {}",
+                            r.body
+                                .get("SCAL")
+                                .and_then(Value::as_str)
+                                .unwrap_or("absent (1)"),
+                            r.body.get("multisign").map_or("?".into(), Value::to_string),
+                            r.body
+                                .pointer("/key/status")
+                                .and_then(Value::as_str)
+                                .unwrap_or("?")
+                        )
+                    });
+                    self.result(n::CRED_INFO, c, ok);
+                }
+                Err(e) => self.result(n::CRED_INFO, c, Err(e)),
+            }
+            if self.report.named(n::INFO_BAD_CERTIFICATES).is_empty() {
+                let body = json!({"credentialID": id, "certificates": "csc-conformance-bogus"});
+                let sent = self.call_bad("credentials/info", Auth::Bearer(&token), &body);
+                self.error_check(
+                    n::INFO_BAD_CERTIFICATES,
+                    None,
+                    sent,
+                    &[400],
+                    INVALID_REQUEST,
+                );
+            }
+        } else if let Some(info) = listed {
+            cred.info = info;
+            self.skip(
+                n::CRED_INFO,
+                c,
+                "credentials/info is not advertised; using credentials/list's credentialInfos",
+            );
+        } else {
+            self.skip(n::CRED_INFO, c, &Self::not_advertised("credentials/info"));
+        }
+        if cred.info.is_null() {
+            let why = "no credential information";
+            self.skip_all(&[n::CRED_FORMATS, n::CRED_CHAIN, n::CRED_KEY], c, why);
+            cred.blocked = Some(why.into());
+            return cred;
+        }
+
+        let (problems, checked) = formats::credential_problems(&cred.info);
+        let res = if problems.is_empty() {
+            Ok(format!("{checked} OID/base64 values well formed"))
+        } else {
+            Err(problems.join("; "))
+        };
+        self.result(n::CRED_FORMATS, c, res);
+
+        let chain = cred
+            .info
+            .pointer("/cert/certificates")
+            .and_then(Value::as_array)
+            .cloned();
+        let chain_res = match chain {
+            None => {
+                Err("cert.certificates is missing although certificates=chain was asked".into())
+            }
+            Some(list) if list.is_empty() => Err("cert.certificates is empty".into()),
+            Some(list) => verify::parse_certificates(&list).and_then(|certs| {
+                verify::check_chain_order(&certs)?;
+                let first = certs.first().ok_or("no certificate")?;
+                cred.leaf = Some(verify::leaf_key(first)?);
+                Ok(format!(
+                    "{} certificate(s), end entity first: {}",
+                    certs.len(),
+                    first.tbs_certificate.subject
+                ))
+            }),
+        };
+        self.result(n::CRED_CHAIN, c, chain_res);
+
+        let key = cred.info.get("key").cloned().unwrap_or(Value::Null);
+        match &cred.leaf {
+            None => self.skip(n::CRED_KEY, c, "no end-entity certificate"),
+            Some(leaf) => match verify::key_matches(leaf, &key) {
+                Ok(Some(d)) => self.record(n::CRED_KEY, c, Outcome::Pass, d),
+                Ok(None) => self.skip(
+                    n::CRED_KEY,
+                    c,
+                    &format!("the suite does not know {} keys", leaf.kind.describe()),
+                ),
+                Err(e) => self.record(n::CRED_KEY, c, Outcome::Fail, e),
+            },
+        }
+
+        cred.scal2 = cred.info.get("SCAL").and_then(Value::as_str) == Some("2");
+        cred.multisign = cred
+            .info
+            .get("multisign")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        cred.key_algo = str_list(key.get("algo"));
+        cred.blocked = self.blocker(&mut cred).err();
+        cred
+    }
+
+    /// Whether (and how) the suite can authorize this credential.
+    fn blocker(&self, cred: &mut Cred) -> Result<(), String> {
+        for m in ["credentials/authorize", "signatures/signHash"] {
+            if !self.advertised(m) {
+                return Err(Self::not_advertised(m));
+            }
+        }
+        let status = cred.info.pointer("/key/status").and_then(Value::as_str);
+        if status != Some("enabled") {
+            return Err(format!("key.status is {}", status.unwrap_or("absent")));
+        }
+        let mode = cred.info.pointer("/auth/mode").and_then(Value::as_str);
+        if mode.is_some_and(|m| m != "explicit") {
+            return Err(format!(
+                "auth.mode {} needs OAuth 2.0, which the suite does not do",
+                mode.unwrap_or_default()
+            ));
+        }
+        let leaf = cred
+            .leaf
+            .as_ref()
+            .ok_or("no usable end-entity certificate")?;
+        let algos: Vec<&str> = cred.key_algo.iter().map(String::as_str).collect();
+        let (hash, plans) = verify::plans_for(&leaf.kind, &algos).ok_or_else(|| {
+            format!(
+                "no signAlgo in key.algo {algos:?} that the suite can verify for a {} key",
+                leaf.kind.describe()
+            )
+        })?;
+        cred.hash = hash;
+        cred.plans = plans;
+        cred.factors = factors(&cred.info);
+        if cred.factors.iter().any(|(_, f)| *f == Factor::OnlineOtp) && !self.otp.has_command() {
+            return Err("the credential uses an online OTP; pass --otp-command to fetch it".into());
+        }
+        Ok(())
+    }
+
+    // ----- authorizations -----
+
+    /// Each authorization costs a fresh OTP, so: the wrong-PIN check on the last credential,
+    /// the SAD lifecycle (extendTransaction, expiry) on the first, one signing SAD on each;
+    /// run in rounds so credentials share the waits for the next TOTP step.
+    fn authorizations(&mut self, creds: &mut [Cred]) {
+        let ready: Vec<usize> = creds
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.blocked.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        for cred in creds.iter().filter(|c| c.blocked.is_some()) {
+            let why = cred.blocked.clone().unwrap_or_default();
+            let c = Some(cred.id.as_str());
+            self.skip(n::AUTHZ, c, &why);
+            self.skip_all(n::MAIN_TASK, c, &why);
+        }
+        if ready.is_empty() {
+            let why = if creds.is_empty() {
+                "no credential to test"
+            } else {
+                "no credential the suite can authorize"
+            };
+            self.skip(n::AUTHZ_WRONG_PIN, None, why);
+            self.skip_all(n::LIFECYCLE_TASK, None, why);
+            return;
+        }
+        let first = ready.first().copied().unwrap_or(0);
+        let last = ready.last().copied().unwrap_or(0);
+        // One credential: [WrongPin, Main, Lifecycle]. Several: the first gets [Main, Lifecycle],
+        // the last [WrongPin, Main], the others [Main] — at most two TOTP steps each.
+        let mut tasks: Vec<(usize, Vec<Task>)> = Vec::new();
+        for &i in &ready {
+            let mut t = Vec::new();
+            if i == last {
+                t.push(Task::WrongPin);
+            }
+            t.push(Task::Main);
+            if i == first {
+                t.push(Task::Lifecycle);
+            }
+            tasks.push((i, t));
+        }
+        for round in 0..3 {
+            for (i, list) in &tasks {
+                let (Some(task), Some(cred)) = (list.get(round), creds.get_mut(*i)) else {
+                    continue;
+                };
+                match task {
+                    Task::WrongPin => self.wrong_pin_task(cred),
+                    Task::Main => self.main_task(cred),
+                    Task::Lifecycle => self.lifecycle_task(cred),
+                }
+            }
+        }
+    }
+
+    /// Trigger an online OTP for `object`; returns the in-band challenge, if any.
+    fn challenge(&mut self, cred: &mut Cred, object: &str) -> Result<Option<String>, String> {
+        let token = self.bearer();
+        let c = cred.id.clone();
+        let res = if self.advertised("credentials/getChallenge") {
+            self.call(
+                "credentials/getChallenge",
+                Auth::Bearer(&token),
+                &json!({"credentialID": c, "authObjectID": object}),
+            )
+            .and_then(|r| match r.status {
+                204 => Ok(None),
+                200 => r
+                    .body
+                    .get("challenge")
+                    .and_then(Value::as_str)
+                    .map(|s| Some(s.to_string()))
+                    .ok_or_else(|| format!("HTTP 200 without a challenge: {}", r.summary())),
+                _ => Err(format!("expected HTTP 200 or 204, got {}", r.summary())),
+            })
+        } else if self.advertised("credentials/sendOTP") {
+            self.call(
+                "credentials/sendOTP",
+                Auth::Bearer(&token),
+                &json!({"credentialID": c}),
+            )
+            .and_then(|r| match r.status {
+                200 | 204 => Ok(None),
+                _ => Err(format!("expected HTTP 204, got {}", r.summary())),
+            })
+        } else {
+            Err("online OTP, but neither credentials/getChallenge nor credentials/sendOTP is advertised".into())
+        };
+        if !cred.challenge_recorded || res.is_err() {
+            cred.challenge_recorded = true;
+            let row = res
+                .as_ref()
+                .map(|ch| match ch {
+                    Some(_) => "HTTP 200 with an in-band challenge".to_string(),
+                    None => "challenge sent out of band".to_string(),
+                })
+                .map_err(Clone::clone);
+            self.result(n::CHALLENGE, Some(&c), row);
+        }
+        res
+    }
+
+    /// `authData` for the credential's auth objects.
+    fn auth_data(&mut self, cred: &mut Cred, pin: &str) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        for (id, factor) in cred.factors.clone() {
+            let value = match factor {
+                Factor::Pin => Some(pin.to_string()),
+                Factor::OfflineOtp => Some(self.otp.offline_code(&cred.id)?),
+                Factor::OnlineOtp => {
+                    let challenge = self.challenge(cred, &id)?;
+                    Some(self.otp.online_code(&cred.id, challenge.as_deref())?)
+                }
+                Factor::NoValue => None,
+            };
+            out.push(match value {
+                Some(v) => json!({"id": id, "value": v}),
+                None => json!({"id": id}),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `credentials/authorize` for `hashes` with `pin` and a fresh OTP.
+    fn authorize(
+        &mut self,
+        cred: &mut Cred,
+        hashes: &[Vec<u8>],
+        pin: &str,
+    ) -> Result<Resp, String> {
+        let auth_data = self.auth_data(cred, pin)?;
+        let body = json!({
+            "credentialID": cred.id,
+            "numSignatures": hashes.len(),
+            "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            "hashAlgorithmOID": cred.hash.oid(),
+            "authData": auth_data,
+            "description": "csc-conformance",
+        });
+        let token = self.bearer();
+        self.call("credentials/authorize", Auth::Bearer(&token), &body)
+    }
+
+    /// The SAD and expiresIn of an authorize or extendTransaction answer.
+    fn sad_of(&self, method: &str, r: &Resp) -> Result<(String, Option<u64>), String> {
+        if r.status == 202 {
+            return Err(format!(
+                "authorization pending (HTTP 202): asynchronous authorization is not supported by the suite: {}",
+                r.summary()
+            ));
+        }
+        self.expect_ok(method, r, 200)
+            .map_err(|e| match r.error_code() {
+                Some("invalid_authentication_data" | "invalid_pin" | "invalid_otp") => {
+                    format!("{e} — are --pin and the OTP source right?")
+                }
+                _ => e,
+            })?;
+        let sad = r
+            .body
+            .get("SAD")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("no SAD: {}", r.summary()))?;
+        Ok((
+            sad.to_string(),
+            r.body.get("expiresIn").and_then(Value::as_u64),
+        ))
+    }
+
+    /// A digest that belongs to this run only.
+    fn hash(&self, cred: &Cred, label: &str) -> Vec<u8> {
+        cred.hash
+            .digest(format!("csc-conformance {} {} {label}", self.nonce, cred.id).as_bytes())
+    }
+
+    fn sign_body(cred: &Cred, sad: &str, plan: &SignPlan, hashes: &[String]) -> Value {
+        let mut body = json!({
+            "credentialID": cred.id,
+            "SAD": sad,
+            "hashes": hashes,
+            "signAlgo": plan.sign_algo,
+        });
+        if plan.send_hash_oid {
+            set(&mut body, "hashAlgorithmOID", json!(plan.hash.oid()));
+        }
+        if let Ok(Some(params)) = plan.params_b64() {
+            set(&mut body, "signAlgoParams", json!(params));
+        }
+        body
+    }
+
+    /// signHash over `digest` and verify the one signature against the certificate. A failure
+    /// says how old the SAD was (a slow client may simply have let it expire).
+    fn sign_and_verify(
+        &mut self,
+        cred: &Cred,
+        sad: (&str, Instant, Option<u64>),
+        plan: &SignPlan,
+        digest: &[u8],
+    ) -> Result<String, String> {
+        let (sad, issued, ttl) = sad;
+        self.sign_and_verify_inner(cred, sad, plan, digest)
+            .map_err(|e| {
+                format!(
+                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
+                    issued.elapsed().as_secs_f64(),
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                )
+            })
+    }
+
+    fn sign_and_verify_inner(
+        &mut self,
+        cred: &Cred,
+        sad: &str,
+        plan: &SignPlan,
+        digest: &[u8],
+    ) -> Result<String, String> {
+        let body = Self::sign_body(cred, sad, plan, &[b64(digest)]);
+        let token = self.bearer();
+        let r = self.call("signatures/signHash", Auth::Bearer(&token), &body)?;
+        self.expect_ok("signatures/signHash", &r, 200)?;
+        let sigs = r
+            .body
+            .get("signatures")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("no signatures array: {}", r.summary()))?;
+        if sigs.len() != 1 {
+            return Err(format!("{} signatures for 1 hash", sigs.len()));
+        }
+        let sig = sigs
+            .first()
+            .and_then(Value::as_str)
+            .ok_or("signatures[0] is not a string")?;
+        let sig = std_base64(sig).map_err(|e| format!("signatures[0]: {e}"))?;
+        let leaf = cred.leaf.as_ref().ok_or("no certificate to verify with")?;
+        verify::verify(leaf, plan, digest, &sig)?;
+        Ok(format!(
+            "{}: {}-byte signature verifies against the certificate",
+            plan.describe(),
+            sig.len()
+        ))
+    }
+
+    fn wrong_pin_task(&mut self, cred: &mut Cred) {
+        let c = cred.id.clone();
+        let h = self.hash(cred, "wrong-pin");
+        let pin = wrong_pin(&self.cfg.pin);
+        let res = self.authorize(cred, &[h], &pin).and_then(|r| {
+            if r.status == 200 {
+                return Err(format!("a wrong PIN was accepted: {}", r.summary()));
+            }
+            self.expect_error(&r, &[400], WRONG_PIN_CODES)
+        });
+        self.result(n::AUTHZ_WRONG_PIN, Some(&c), res);
+    }
+
+    fn main_task(&mut self, cred: &mut Cred) {
+        let c = cred.id.clone();
+        let cid = Some(c.as_str());
+        let count = if cred.multisign >= 2 { 2 } else { 1 };
+        let (h1, h2, h3) = (
+            self.hash(cred, "h1"),
+            self.hash(cred, "h2"),
+            self.hash(cred, "h3"),
+        );
+        let bound: Vec<Vec<u8>> = [h1.clone(), h2.clone()].into_iter().take(count).collect();
+        let pin = self.cfg.pin.clone();
+        let granted = self
+            .authorize(cred, &bound, &pin)
+            .and_then(|r| self.sad_of("credentials/authorize", &r));
+        let sad = match granted {
+            Ok((sad, ttl)) => {
+                cred.sad_ttl = ttl;
+                self.record(
+                    n::AUTHZ,
+                    cid,
+                    Outcome::Pass,
+                    format!(
+                        "SAD for {count} hash(es) ({}), expiresIn {}",
+                        cred.hash.name(),
+                        ttl.map_or("absent".into(), |t| format!("{t} s"))
+                    ),
+                );
+                sad
+            }
+            Err(e) => {
+                cred.authorize_failed = true;
+                self.record(n::AUTHZ, cid, Outcome::Fail, e);
+                self.skip_all(n::MAIN_TASK, cid, "no SAD: credentials/authorize failed");
+                return;
+            }
+        };
+        let (issued, ttl) = (Instant::now(), cred.sad_ttl);
+        let Some(p1) = cred.plans.first().copied() else {
+            return;
+        };
+        let p2 = cred.plans.get(1).copied().unwrap_or(p1);
+        let token = self.bearer();
+        let auth = Auth::Bearer(&token);
+        let base = Self::sign_body(cred, &sad, &p1, &[b64(&h1)]);
+        let with = |key: &str, value: Option<Value>| {
+            let mut b = base.clone();
+            if let Some(obj) = b.as_object_mut() {
+                match value {
+                    Some(v) => {
+                        obj.insert(key.to_string(), v);
+                    }
+                    None => {
+                        obj.remove(key);
+                    }
+                }
+            }
+            b
+        };
+        let unknown = format!("csc-conformance-unknown-{}", self.nonce);
+        let short = b64(&vec![
+            0x5a;
+            cred.hash.digest_len().saturating_sub(12).max(1)
+        ]);
+        let other_algo = {
+            let algos: Vec<&str> = cred.key_algo.iter().map(String::as_str).collect();
+            verify::unsupported_sign_algo(&algos)
+        };
+        let bad_algo = {
+            let mut b = with("signAlgo", Some(json!(other_algo)));
+            if let Some(obj) = b.as_object_mut() {
+                obj.insert("hashAlgorithmOID".into(), json!(cred.hash.oid()));
+                obj.remove("signAlgoParams");
+            }
+            b
+        };
+        // A digest shorter than hashAlgorithmOID says.
+        let mut bad_length = with("hashes", Some(json!([short])));
+        set(&mut bad_length, "hashAlgorithmOID", json!(cred.hash.oid()));
+        let cases: [(&str, Value); 5] = [
+            (n::SIGN_MISSING_ID, with("credentialID", None)),
+            (
+                n::SIGN_UNKNOWN_ID,
+                with("credentialID", Some(json!(unknown))),
+            ),
+            (
+                n::SIGN_BAD_BASE64,
+                with("hashes", Some(json!(["%%%not-base64%%%"]))),
+            ),
+            (n::SIGN_BAD_LENGTH, bad_length),
+            (n::SIGN_BAD_ALGO, bad_algo),
+        ];
+        for (name, body) in cases {
+            let sent = self.call_bad("signatures/signHash", auth, &body);
+            self.error_check(name, cid, sent, &[400], INVALID_REQUEST);
+        }
+        if cred.scal2 {
+            let body = Self::sign_body(cred, &sad, &p1, &[b64(&h3)]);
+            let sent = self.call("signatures/signHash", auth, &body);
+            self.error_check(n::SCAL2_UNBOUND, cid, sent, &[400], INVALID_REQUEST);
+        } else {
+            self.skip(
+                n::SCAL2_UNBOUND,
+                cid,
+                "the credential is SCAL 1 (SADs are not bound to hashes)",
+            );
+        }
+        let res = self.sign_and_verify(cred, (&sad, issued, ttl), &p1, &h1);
+        self.result(n::SIGN_FIRST, cid, res);
+        if count == 2 {
+            let res = self.sign_and_verify(cred, (&sad, issued, ttl), &p2, &h2);
+            self.result(n::SIGN_SECOND, cid, res);
+        } else {
+            self.skip(
+                n::SIGN_SECOND,
+                cid,
+                "multisign is 1: the SAD covers one hash",
+            );
+        }
+        // The budget (numSignatures) is spent: one more signature must be refused.
+        let again = if count == 2 { &h2 } else { &h1 };
+        let body = Self::sign_body(cred, &sad, &p1, &[b64(again)]);
+        let sent = self.call("signatures/signHash", auth, &body);
+        self.error_check(n::SAD_EXHAUSTED, cid, sent, &[400], INVALID_REQUEST);
+    }
+
+    fn lifecycle_task(&mut self, cred: &mut Cred) {
+        let c = cred.id.clone();
+        let cid = Some(c.as_str());
+        let extend = self.advertised("credentials/extendTransaction");
+        let max_wait = self.cfg.max_wait.as_secs();
+        let too_long = |ttl: u64| ttl.saturating_add(1) > max_wait;
+        let expiry_skip =
+            |ttl: u64| format!("expiresIn {ttl} s + 1 s exceeds --max-wait-secs {max_wait}");
+        if cred.authorize_failed {
+            let why = "credentials/authorize failed earlier; not retried (lockout counters)";
+            self.skip_all(n::LIFECYCLE_TASK, cid, why);
+            return;
+        }
+        let ttl_known = cred.sad_ttl.unwrap_or(DEFAULT_SAD_TTL);
+        if !extend && too_long(ttl_known) {
+            self.skip(
+                n::AUTHZ_AGAIN,
+                cid,
+                "nothing to do: no extendTransaction, no expiry check",
+            );
+            let why = Self::not_advertised("credentials/extendTransaction");
+            self.skip_all(&[n::EXTEND, n::SIGN_EXTENDED], cid, &why);
+            self.skip(n::SAD_EXPIRY, cid, &expiry_skip(ttl_known));
+            return;
+        }
+        let count = if cred.multisign >= 2 { 2 } else { 1 };
+        let hashes: Vec<Vec<u8>> = ["h4", "h5"]
+            .into_iter()
+            .take(count)
+            .map(|l| self.hash(cred, l))
+            .collect();
+        let pin = self.cfg.pin.clone();
+        let granted = self
+            .authorize(cred, &hashes, &pin)
+            .and_then(|r| self.sad_of("credentials/authorize", &r));
+        let (mut sad, mut ttl) = match granted {
+            Ok((sad, ttl)) => {
+                let d = format!(
+                    "SAD for {count} hash(es), expiresIn {}",
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                );
+                self.record(n::AUTHZ_AGAIN, cid, Outcome::Pass, d);
+                (sad, ttl)
+            }
+            Err(e) => {
+                cred.authorize_failed = true;
+                self.record(n::AUTHZ_AGAIN, cid, Outcome::Fail, e);
+                let why = "no SAD: credentials/authorize failed";
+                self.skip_all(&[n::EXTEND, n::SIGN_EXTENDED, n::SAD_EXPIRY], cid, why);
+                return;
+            }
+        };
+        let mut issued = Instant::now();
+        let Some(p1) = cred.plans.first().copied() else {
+            return;
+        };
+        let token = self.bearer();
+        if extend {
+            let mut body = json!({"credentialID": c, "SAD": sad});
+            if cred.scal2 {
+                set(
+                    &mut body,
+                    "hashes",
+                    json!(hashes.iter().map(|h| b64(h)).collect::<Vec<_>>()),
+                );
+                set(&mut body, "hashAlgorithmOID", json!(cred.hash.oid()));
+            }
+            let res = self
+                .call("credentials/extendTransaction", Auth::Bearer(&token), &body)
+                .and_then(|r| self.sad_of("credentials/extendTransaction", &r));
+            match res {
+                Ok((new_sad, new_ttl)) => {
+                    let same = new_sad == sad;
+                    issued = Instant::now();
+                    sad = new_sad;
+                    ttl = new_ttl;
+                    self.record(
+                        n::EXTEND,
+                        cid,
+                        Outcome::Pass,
+                        format!(
+                            "{} SAD, expiresIn {}",
+                            if same { "same" } else { "new" },
+                            ttl.map_or("absent".into(), |t| format!("{t} s"))
+                        ),
+                    );
+                    if let (2, Some(h4)) = (count, hashes.first()) {
+                        let plan = cred.plans.get(2).copied().unwrap_or(p1);
+                        let res = self.sign_and_verify(cred, (&sad, issued, ttl), &plan, h4);
+                        self.result(n::SIGN_EXTENDED, cid, res);
+                    } else {
+                        self.skip(
+                            n::SIGN_EXTENDED,
+                            cid,
+                            "multisign is 1: the one signature is kept for the expiry check",
+                        );
+                    }
+                }
+                Err(e) => {
+                    self.record(n::EXTEND, cid, Outcome::Fail, e);
+                    self.skip(n::SIGN_EXTENDED, cid, "extendTransaction failed");
+                }
+            }
+        } else {
+            let why = Self::not_advertised("credentials/extendTransaction");
+            self.skip_all(&[n::EXTEND, n::SIGN_EXTENDED], cid, &why);
+        }
+
+        let ttl = ttl.unwrap_or(DEFAULT_SAD_TTL);
+        if too_long(ttl) {
+            self.skip(n::SAD_EXPIRY, cid, &expiry_skip(ttl));
+            return;
+        }
+        let Some(last) = hashes.last() else {
+            return;
+        };
+        let until = issued + Duration::from_secs(ttl + 1);
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        let body = Self::sign_body(cred, &sad, &p1, &[b64(last)]);
+        let sent = self.call("signatures/signHash", Auth::Bearer(&token), &body);
+        let res = sent
+            .and_then(|r| self.expect_error(&r, &[400], INVALID_REQUEST))
+            .map(|d| format!("waited {} s: {d}", ttl + 1));
+        self.result(n::SAD_EXPIRY, cid, res);
+    }
+
+    // ----- the end -----
+
+    fn revoke(&mut self) {
+        if !self.advertised("auth/revoke") {
+            let why = Self::not_advertised("auth/revoke");
+            self.skip_all(&[n::REVOKE, n::REVOKED_TOKEN], None, &why);
+            return;
+        }
+        let token = self.bearer();
+        let res = self
+            .call(
+                "auth/revoke",
+                Auth::Bearer(&token),
+                &json!({"token": token, "token_type_hint": "access_token"}),
+            )
+            .and_then(|r| self.expect_ok("auth/revoke", &r, 204))
+            .map(|()| "HTTP 204".to_string());
+        let revoked = res.is_ok();
+        self.result(n::REVOKE, None, res);
+        if !revoked {
+            self.skip(n::REVOKED_TOKEN, None, "auth/revoke failed");
+            return;
+        }
+        let Some(method) = PROTECTED.iter().copied().find(|m| self.advertised(m)) else {
+            self.skip(
+                n::REVOKED_TOKEN,
+                None,
+                "no method needing a bearer token is advertised",
+            );
+            return;
+        };
+        let body = match method {
+            "credentials/list" => json!({}),
+            _ => json!({"credentialID": "csc-conformance"}),
+        };
+        let sent = self.call_bad(method, Auth::Bearer(&token), &body);
+        self.error_check(n::REVOKED_TOKEN, None, sent, &[401], BAD_TOKEN_CODES);
+    }
+
+    fn requests_row(&mut self) {
+        let problems = std::mem::take(&mut self.request_problems);
+        let res = if problems.is_empty() {
+            Ok(format!(
+                "{} well-formed requests valid against their schemas",
+                self.requests_checked
+            ))
+        } else {
+            Err(problems.join("; "))
+        };
+        self.result(n::REQUESTS, None, res);
+    }
+}
+
+/// How to satisfy a credential's auth objects (v2 `auth.objects`, else the v1 `PIN`/`OTP`
+/// descriptions, else PIN and a time-based OTP).
+fn factors(info: &Value) -> Vec<(String, Factor)> {
+    let objects = info.pointer("/auth/objects").and_then(Value::as_array);
+    if let Some(objects) = objects {
+        return objects
+            .iter()
+            .filter_map(|o| {
+                let id = o.get("id").and_then(Value::as_str)?.to_string();
+                let kind = o.get("type").and_then(Value::as_str).unwrap_or("Password");
+                let text = |k: &str| {
+                    o.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_ascii_lowercase()
+                };
+                let otp_like = !text("generator").is_empty()
+                    || id.to_ascii_lowercase().contains("otp")
+                    || text("label").contains("otp");
+                let factor = match kind {
+                    "ChallengeResponse" => Factor::OnlineOtp,
+                    "PasswordOOB" | "ChallengeResponseOOB" => Factor::NoValue,
+                    _ if otp_like => Factor::OfflineOtp,
+                    _ => Factor::Pin,
+                };
+                Some((id, factor))
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    let present = |k: &str| {
+        info.get(k)
+            .and_then(|o| o.get("presence"))
+            .and_then(Value::as_str)
+            .is_none_or(|p| p != "false")
+    };
+    if present("PIN") {
+        out.push(("PIN".to_string(), Factor::Pin));
+    }
+    if present("OTP") {
+        let online = info.pointer("/OTP/type").and_then(Value::as_str) == Some("online");
+        let f = if online {
+            Factor::OnlineOtp
+        } else {
+            Factor::OfflineOtp
+        };
+        out.push(("OTP".to_string(), f));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_pins_differ() {
+        assert_eq!(wrong_pin("123456"), "123457");
+        assert_eq!(wrong_pin("129"), "120");
+        assert_eq!(wrong_pin("abc"), "abcx");
+        assert_eq!(wrong_pin(""), "0");
+    }
+
+    #[test]
+    fn factors_from_auth_objects_and_v1() {
+        let v2 = json!({"auth": {"mode": "explicit", "objects": [
+            {"type": "Password", "id": "PIN", "format": "N"},
+            {"type": "Password", "id": "OTP", "format": "N", "generator": "totp"}]}});
+        assert_eq!(
+            factors(&v2),
+            vec![
+                ("PIN".into(), Factor::Pin),
+                ("OTP".into(), Factor::OfflineOtp)
+            ]
+        );
+        let online = json!({"auth": {"objects": [
+            {"type": "Password", "id": "PIN"}, {"type": "ChallengeResponse", "id": "SMS"}]}});
+        assert_eq!(
+            factors(&online).get(1),
+            Some(&("SMS".into(), Factor::OnlineOtp))
+        );
+        let v1 =
+            json!({"PIN": {"presence": "true"}, "OTP": {"presence": "true", "type": "online"}});
+        assert_eq!(
+            factors(&v1).get(1),
+            Some(&("OTP".into(), Factor::OnlineOtp))
+        );
+        assert_eq!(factors(&json!({})).len(), 2);
+    }
+}
