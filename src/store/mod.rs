@@ -49,6 +49,14 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     }
 }
 
+/// Use of the connection pool, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// A pool of database connections.
 #[derive(Clone)]
 pub struct Store {
@@ -98,6 +106,24 @@ impl Store {
         self.pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// Is the database reachable? One trivial round trip (blocking).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.batch_execute("SELECT 1")?;
+            Ok(())
+        })
+    }
+
+    /// Connections the pool holds, and how many of them are idle.
+    pub fn pool_state(&self) -> PoolState {
+        let s = self.pool.state();
+        PoolState {
+            connections: s.connections,
+            idle: s.idle_connections,
+            max: self.pool.max_size(),
+        }
     }
 
     /// Run `f` with a connection (blocking; call from a blocking thread).
