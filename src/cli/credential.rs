@@ -49,7 +49,7 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
                 serde_json::json!({}),
             );
             let found = store.with(|c| {
-                c.immediate_transaction(|c| {
+                c.write_tx(|c| {
                     let found = repo::credentials::clear_attempts(c, &credential)?;
                     repo::audit::append(c, &audit)?;
                     Ok(found)
@@ -82,7 +82,7 @@ pub fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
                 serde_json::json!({"user_id": user.id}),
             );
             store.with(|c| {
-                c.immediate_transaction(|c| {
+                c.write_tx(|c| {
                     repo::users::clear_logins(c, &user.id)?;
                     repo::audit::append(c, &audit)
                 })

@@ -231,7 +231,7 @@ pub fn enrol(
     .and_then(|row| {
         store
             .with(|c| {
-                c.immediate_transaction(|c| {
+                c.write_tx(|c| {
                     if let Some(u) = &new_user {
                         repo::users::insert(c, u)?;
                     }

@@ -66,7 +66,7 @@ pub async fn login(state: &AppState, name: String, pw: Secret) -> Result<Login, 
             serde_json::json!({}),
         );
         st.store.with(|c| {
-            c.immediate_transaction(|c| {
+            c.write_tx(|c| {
                 repo::tokens::insert(c, &row)?;
                 repo::audit::append(c, &audit)
             })

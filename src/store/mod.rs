@@ -1,7 +1,9 @@
-//! State in a database through diesel; the only module that imports diesel. SQLite is the
-//! embedded default (WAL, busy timeout, foreign keys on). Every security decision that involves
-//! state (is this token live? may this SAD sign these hashes?) is one statement or one
-//! transaction here, so it stays correct under concurrency.
+//! State in a database through diesel; the only module that imports diesel. Two backends with one
+//! code path: SQLite (the embedded default: WAL, busy timeout, foreign keys on) and PostgreSQL
+//! (several instances on one database), behind diesel's `MultiConnection`. Every security
+//! decision that involves state (is this token live? may this SAD sign these hashes?) is one
+//! statement or one write transaction here, so it stays correct under concurrency — also across
+//! processes sharing one PostgreSQL database.
 
 pub mod models;
 pub mod repo;
@@ -10,19 +12,31 @@ pub mod schema;
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// The connection type repositories work with.
-pub type DbConn = SqliteConnection;
+/// Key of the PostgreSQL advisory lock that serialises Quill's write transactions (and
+/// migrations) across every instance sharing the database.
+const PG_WRITE_LOCK: i64 = 0x5155_494c_4c00_0001;
+
+/// The connection repositories work with: either backend, same queries.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Pg(PgConnection),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached (pool timeout, file unreadable …).
+    /// The database cannot be reached (pool timeout, connection lost, busy …): retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A query failed.
@@ -30,22 +44,179 @@ pub enum StoreError {
     Query(String),
 }
 
-impl From<diesel::result::Error> for StoreError {
-    fn from(e: diesel::result::Error) -> Self {
-        StoreError::Query(e.to_string())
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        if is_unavailable(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Query(e.to_string())
+        }
     }
 }
 
-#[derive(Debug)]
-struct SqlitePragmas;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+/// Errors that say "the database is not there right now", not "this query is wrong".
+fn is_unavailable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
         )
-        .map_err(diesel::r2d2::Error::QueryError)
+        | DieselError::BrokenTransactionManager => true,
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            // SQLite busy past its timeout; PostgreSQL shutting down or restarting.
+            m.contains("database is locked")
+                || m.contains("terminating connection")
+                || m.contains("server closed the connection")
+                || m.contains("the database system is")
+        }
+        _ => false,
+    }
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Path of the SQLite file.
+    Sqlite(String),
+    /// A libpq connection URL.
+    Postgres(String),
+}
+
+impl Target {
+    /// `sqlite://PATH` (or a plain path) or `postgres[ql]://…`.
+    pub fn parse(database_url: &str) -> anyhow::Result<Target> {
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            return Ok(Target::Postgres(database_url.to_string()));
+        }
+        let path = database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| database_url.strip_prefix("sqlite:"))
+            .unwrap_or(database_url);
+        anyhow::ensure!(!path.is_empty(), "empty database path in {database_url:?}");
+        anyhow::ensure!(
+            !path.contains("://"),
+            "unsupported database URL {database_url:?}: use sqlite://PATH or postgres://…"
+        );
+        Ok(Target::Sqlite(path.to_string()))
+    }
+}
+
+/// Opens connections for the pool: SQLite with its pragmas, PostgreSQL as given.
+#[derive(Debug)]
+pub struct Manager {
+    target: Target,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        match &self.target {
+            Target::Sqlite(path) => {
+                let mut c = SqliteConnection::establish(path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(c))
+            }
+            Target::Postgres(url) => PgConnection::establish(url)
+                .map(DbConn::Pg)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+impl DbConn {
+    /// Run `f` in a write transaction that holds the database's writer lock from its first
+    /// statement: `BEGIN IMMEDIATE` on SQLite, a transaction-scoped advisory lock on PostgreSQL
+    /// (shared by every instance on the database). Reads inside `f` therefore see the state
+    /// they decide on until the commit. Any error rolls everything back.
+    pub fn write_tx<T, E>(&mut self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DieselError>,
+    {
+        self.begin_write()?;
+        match f(self) {
+            Ok(value) => match self.finish(true) {
+                Ok(()) => Ok(value),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => {
+                // A failed rollback leaves the connection marked broken; the pool drops it.
+                let _ = self.finish(false);
+                Err(e)
+            }
+        }
+    }
+
+    fn begin_write(&mut self) -> Result<(), DieselError> {
+        match self {
+            DbConn::Sqlite(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+            }
+            DbConn::Pg(c) => {
+                AnsiTransactionManager::begin_transaction(c)?;
+                let locked =
+                    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"))
+                        .execute(c);
+                if let Err(e) = locked {
+                    let _ = AnsiTransactionManager::rollback_transaction(c);
+                    return Err(e);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(&mut self, commit: bool) -> Result<(), DieselError> {
+        match (self, commit) {
+            (DbConn::Sqlite(c), true) => AnsiTransactionManager::commit_transaction(c),
+            (DbConn::Sqlite(c), false) => AnsiTransactionManager::rollback_transaction(c),
+            (DbConn::Pg(c), true) => AnsiTransactionManager::commit_transaction(c),
+            (DbConn::Pg(c), false) => AnsiTransactionManager::rollback_transaction(c),
+        }
+    }
+
+    /// Bring the schema up to date (idempotent; on PostgreSQL under the advisory lock so that
+    /// instances starting together do not race).
+    fn migrate(&mut self) -> anyhow::Result<()> {
+        let failed = |e| anyhow::anyhow!("database migration failed: {e}");
+        match self {
+            DbConn::Sqlite(c) => {
+                // WAL is a property of the file: set once, before concurrent use.
+                c.batch_execute("PRAGMA journal_mode = WAL;")?;
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(failed)?;
+            }
+            DbConn::Pg(c) => {
+                c.batch_execute(&format!("SELECT pg_advisory_lock({PG_WRITE_LOCK})"))?;
+                let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+                c.batch_execute(&format!("SELECT pg_advisory_unlock({PG_WRITE_LOCK})"))?;
+                result.map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend's name, for logs and metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DbConn::Sqlite(_) => "sqlite",
+            DbConn::Pg(_) => "postgres",
+        }
     }
 }
 
@@ -60,49 +231,51 @@ pub struct PoolState {
 /// A pool of database connections.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<ConnectionManager<SqliteConnection>>,
+    pool: Pool<Manager>,
+    backend: &'static str,
 }
 
 /// Path of the SQLite file named by a `sqlite://PATH` URL (or a plain path).
-pub fn sqlite_path(database_url: &str) -> anyhow::Result<&str> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        anyhow::bail!("PostgreSQL is not supported by this build yet; use sqlite://PATH");
+pub fn sqlite_path(database_url: &str) -> anyhow::Result<String> {
+    match Target::parse(database_url)? {
+        Target::Sqlite(path) => Ok(path),
+        Target::Postgres(_) => anyhow::bail!("{database_url:?} is not an SQLite database"),
     }
-    let path = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .unwrap_or(database_url);
-    anyhow::ensure!(!path.is_empty(), "empty database path in {database_url:?}");
-    Ok(path)
 }
 
 impl Store {
-    /// Open (creating if needed) the database and bring its schema up to date.
+    /// Open (creating an SQLite file if needed) the database and bring its schema up to date.
     pub fn open(database_url: &str, max_connections: u32) -> anyhow::Result<Store> {
-        let path = sqlite_path(database_url)?;
-        if let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
+        let target = Target::parse(database_url)?;
+        if let Target::Sqlite(path) = &target
+            && let Some(parent) = Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
         {
             std::fs::create_dir_all(parent)?;
         }
-        let manager = ConnectionManager::<SqliteConnection>::new(path);
+        // Migrate on a connection of its own before the pool opens any (WAL must be set before
+        // SQLite connections start sharing the file).
+        let manager = Manager { target };
+        let mut first = manager.connect()?;
+        first.migrate()?;
+        let backend = first.backend();
+        drop(first);
         let pool = Pool::builder()
             .max_size(max_connections)
-            .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(SqlitePragmas))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
-        let store = Store { pool };
-        let mut conn = store.conn()?;
-        conn.run_pending_migrations(SQLITE_MIGRATIONS)
-            .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
-        Ok(store)
+        Ok(Store { pool, backend })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
     }
 
     /// A pooled connection.
-    pub fn conn(
-        &self,
-    ) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
+    pub fn conn(&self) -> Result<PooledConnection<Manager>, StoreError> {
         self.pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -140,12 +313,75 @@ impl Store {
 pub(crate) mod tests {
     use super::*;
 
-    /// A fresh store in a temporary directory.
-    pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    /// A fresh store: a temporary SQLite file, or — when `QUILL_TEST_PG_URL` names a
+    /// PostgreSQL server (CI sets it) — a fresh database on that server.
+    pub(crate) fn temp_store() -> (TempDb, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let store = Store::open(&url, 4).unwrap();
-        (dir, store)
+        match std::env::var("QUILL_TEST_PG_URL") {
+            Ok(admin) if !admin.is_empty() => {
+                let name = format!(
+                    "quill_unit_{}_{}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                );
+                let mut c = PgConnection::establish(&admin).unwrap();
+                c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+                let url = with_database(&admin, &name);
+                let store = Store::open(&url, 4).unwrap();
+                (
+                    TempDb {
+                        _dir: dir,
+                        pg: Some((admin, name)),
+                    },
+                    store,
+                )
+            }
+            _ => {
+                let url = format!("sqlite://{}/t.db", dir.path().display());
+                let store = Store::open(&url, 4).unwrap();
+                (
+                    TempDb {
+                        _dir: dir,
+                        pg: None,
+                    },
+                    store,
+                )
+            }
+        }
+    }
+
+    /// `url` with its database name replaced.
+    pub(crate) fn with_database(url: &str, name: &str) -> String {
+        let (base, query) = url
+            .split_once('?')
+            .map_or((url, None), |(b, q)| (b, Some(q)));
+        let authority_end = base
+            .find("://")
+            .map(|i| i + 3)
+            .and_then(|start| base[start..].find('/').map(|j| start + j))
+            .unwrap_or(base.len());
+        let mut out = format!("{}/{name}", &base[..authority_end]);
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    }
+
+    /// Keeps the temporary directory, and drops the PostgreSQL database at the end.
+    pub(crate) struct TempDb {
+        _dir: tempfile::TempDir,
+        pg: Option<(String, String)>,
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            if let Some((admin, name)) = &self.pg
+                && let Ok(mut c) = PgConnection::establish(admin)
+            {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
     }
 
     #[test]
@@ -157,6 +393,16 @@ pub(crate) mod tests {
         assert_eq!(sqlite_path("/tmp/x.db").unwrap(), "/tmp/x.db");
         assert!(sqlite_path("postgres://h/db").is_err());
         assert!(sqlite_path("sqlite://").is_err());
+        assert!(Target::parse("mysql://h/db").is_err());
+        assert_eq!(
+            Target::parse("postgresql://u@h:5/db").unwrap(),
+            Target::Postgres("postgresql://u@h:5/db".into())
+        );
+        assert_eq!(
+            with_database("postgres://u@127.0.0.1:5432/postgres?sslmode=disable", "x"),
+            "postgres://u@127.0.0.1:5432/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
     }
 
     #[test]
@@ -165,5 +411,62 @@ pub(crate) mod tests {
         let url = format!("sqlite://{}/a/b.db", dir.path().display());
         Store::open(&url, 2).unwrap();
         Store::open(&url, 2).unwrap();
+    }
+
+    #[test]
+    fn write_tx_rolls_back_on_error_and_serialises_writers() {
+        use crate::store::schema::users;
+        let (_d, store) = temp_store();
+        let insert = |c: &mut DbConn, id: &str| {
+            diesel::insert_into(users::table)
+                .values((
+                    users::id.eq(id),
+                    users::name.eq(id),
+                    users::password_hash.eq("h"),
+                    users::failed_logins.eq(0),
+                    users::created_at.eq(0_i64),
+                ))
+                .execute(c)
+        };
+        let failed: Result<(), StoreError> = store.with(|c| {
+            c.write_tx(|c| {
+                insert(c, "a")?;
+                Err(StoreError::Query("no".into()))
+            })
+        });
+        assert!(failed.is_err());
+        let count = |store: &Store| {
+            store
+                .with(|c| Ok(users::table.count().get_result::<i64>(c)?))
+                .unwrap()
+        };
+        assert_eq!(count(&store), 0, "rolled back");
+        // Read-then-write in parallel: every transaction sees the previous one's write.
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let s = store.clone();
+                std::thread::spawn(move || {
+                    s.with(|c| {
+                        c.write_tx(|c| {
+                            let n: i64 = users::table.count().get_result(c)?;
+                            insert(c, &format!("u{n}-{i}"))?;
+                            Ok::<i64, StoreError>(n)
+                        })
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        let mut seen: Vec<i64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..8).collect::<Vec<_>>());
+        assert_eq!(
+            store.backend(),
+            if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+                "postgres"
+            } else {
+                "sqlite"
+            }
+        );
     }
 }

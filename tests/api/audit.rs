@@ -1,6 +1,5 @@
 //! The audit trail: flows leave chained records; editing one row is found by `quill audit verify`.
 
-use diesel::{Connection, RunQueryDsl};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -79,13 +78,10 @@ fn flows_are_audited_and_tampering_is_detected() {
     );
 
     // edit one row behind Quill's back
-    let path = env.db_url.trim_start_matches("sqlite://").to_string();
-    let mut conn = diesel::sqlite::SqliteConnection::establish(&path).unwrap();
-    diesel::sql_query(
+    let touched = env.db_execute(
         "UPDATE audit_log SET outcome = 'ok' WHERE action = 'login' AND outcome = 'failed'",
-    )
-    .execute(&mut conn)
-    .unwrap();
+    );
+    assert_eq!(touched, 1);
     let edited = records.iter().find(|r| r["outcome"] == "failed").unwrap()["seq"]
         .as_i64()
         .unwrap();

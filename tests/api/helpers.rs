@@ -23,6 +23,72 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub conf: PathBuf,
     pub db_url: String,
+    pg: Option<PgDb>,
+}
+
+/// A database of its own on the PostgreSQL server named by `QUILL_TEST_PG_URL` (CI runs the
+/// whole suite a second time with it set), dropped at the end of the test.
+pub struct PgDb {
+    admin: String,
+    name: String,
+}
+
+impl PgDb {
+    pub fn create(admin: &str) -> PgDb {
+        use diesel::connection::SimpleConnection;
+        use diesel::prelude::*;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "quill_it_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        let mut c = diesel::PgConnection::establish(admin).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        PgDb {
+            admin: admin.to_string(),
+            name,
+        }
+    }
+
+    /// The URL of this database.
+    pub fn url(&self) -> String {
+        pg_url_with_database(&self.admin, &self.name)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        use diesel::connection::SimpleConnection;
+        use diesel::prelude::*;
+        if let Ok(mut c) = diesel::PgConnection::establish(&self.admin) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// `url` (postgres://user@host:port/db?params) with another database name.
+pub fn pg_url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let start = base.find("://").map_or(0, |i| i + 3);
+    let end = base[start..].find('/').map_or(base.len(), |j| start + j);
+    match query {
+        Some(q) => format!("{}/{name}?{q}", &base[..end]),
+        None => format!("{}/{name}", &base[..end]),
+    }
+}
+
+/// The PostgreSQL server the suite runs against, if any.
+pub fn test_pg_url() -> Option<String> {
+    std::env::var("QUILL_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// What `quill enroll` printed.
@@ -88,8 +154,30 @@ impl Env {
             .status()
             .expect("softhsm2-util (apt-get install softhsm2)");
         assert!(status.success());
-        let db_url = format!("sqlite://{}", dir.path().join("quill.db").display());
-        Env { dir, conf, db_url }
+        let pg = test_pg_url().map(|admin| PgDb::create(&admin));
+        let db_url = match &pg {
+            Some(db) => db.url(),
+            None => format!("sqlite://{}", dir.path().join("quill.db").display()),
+        };
+        Env {
+            dir,
+            conf,
+            db_url,
+            pg,
+        }
+    }
+
+    /// Run SQL on this test's database behind Quill's back; the number of rows it touched.
+    pub fn db_execute(&self, sql: &str) -> usize {
+        use diesel::prelude::*;
+        if self.pg.is_some() {
+            let mut c = diesel::PgConnection::establish(&self.db_url).unwrap();
+            diesel::sql_query(sql).execute(&mut c).unwrap()
+        } else {
+            let path = self.db_url.trim_start_matches("sqlite://");
+            let mut c = diesel::SqliteConnection::establish(path).unwrap();
+            diesel::sql_query(sql).execute(&mut c).unwrap()
+        }
     }
 
     /// The `quill` binary with this environment's settings.

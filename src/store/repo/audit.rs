@@ -98,7 +98,7 @@ pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
 
 /// Append in a transaction of its own (events with no other state change).
 pub fn append_alone(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
-    conn.immediate_transaction(|c| append(c, e))
+    conn.write_tx(|c| append(c, e))
 }
 
 /// The outcome of checking the chain.

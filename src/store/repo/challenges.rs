@@ -16,7 +16,7 @@ pub fn put(
     expires_at: i64,
     tries: i32,
 ) -> Result<(), StoreError> {
-    conn.immediate_transaction(|c| {
+    conn.write_tx(|c| {
         diesel::delete(otp_challenges::table.find(credential_id)).execute(c)?;
         diesel::insert_into(otp_challenges::table)
             .values((
@@ -38,7 +38,7 @@ pub fn redeem(
     code_hash: &[u8],
     now: i64,
 ) -> Result<bool, StoreError> {
-    conn.immediate_transaction(|c| {
+    conn.write_tx(|c| {
         let row: Option<(Vec<u8>, i64, i32)> = otp_challenges::table
             .find(credential_id)
             .select((

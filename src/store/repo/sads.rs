@@ -67,15 +67,18 @@ fn insert_digests(
             )
         })
         .collect();
-    diesel::insert_into(sad_hashes::table)
-        .values(&rows)
-        .execute(c)?;
+    // One multi-row INSERT; diesel builds batch inserts per backend, not for MultiConnection.
+    let insert = diesel::insert_into(sad_hashes::table).values(&rows);
+    match c {
+        DbConn::Sqlite(c) => insert.execute(c)?,
+        DbConn::Pg(c) => insert.execute(c)?,
+    };
     Ok(())
 }
 
 /// Store a new SAD and its audit record in one transaction.
 pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), StoreError> {
-    conn.immediate_transaction(|c| {
+    conn.write_tx(|c| {
         diesel::insert_into(sads::table)
             .values((
                 sads::sad_hash.eq(&sad.sad_hash),
@@ -110,7 +113,7 @@ fn audited(
     event: &Event,
     decide: impl FnOnce(&mut DbConn) -> Result<(), TxError>,
 ) -> Result<Result<(), SadRefusal>, StoreError> {
-    let outcome = conn.immediate_transaction(|c| {
+    let outcome = conn.write_tx(|c| {
         decide(c)?;
         audit::append(c, event).map_err(|e| TxError::Db(store_to_diesel(e)))
     });
@@ -302,7 +305,7 @@ mod tests {
     use crate::store::repo::{credentials, tokens, users};
     use crate::store::tests::temp_store;
 
-    fn setup() -> (tempfile::TempDir, Store) {
+    fn setup() -> (crate::store::tests::TempDb, Store) {
         let (d, store) = temp_store();
         store
             .with(|c| {

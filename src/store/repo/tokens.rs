@@ -30,7 +30,7 @@ pub fn live_user(
 
 /// Revoke a token of `user_id` and the SADs issued under it. Returns whether a token matched.
 pub fn revoke(conn: &mut DbConn, user_id: &str, token_hash: &[u8]) -> Result<bool, StoreError> {
-    conn.immediate_transaction(|c| {
+    conn.write_tx(|c| {
         let n = diesel::update(
             access_tokens::table
                 .filter(access_tokens::token_hash.eq(token_hash))

@@ -1,0 +1,1 @@
+DROP INDEX credentials_user_order;
