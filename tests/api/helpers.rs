@@ -167,10 +167,29 @@ impl Env {
         }
     }
 
+    /// One integer from a query on this test's database (`SELECT … AS n`).
+    pub fn db_i64(&self, sql: &str) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let row: N = if self.db_url.starts_with("postgres") {
+            let mut c = diesel::PgConnection::establish(&self.db_url).unwrap();
+            diesel::sql_query(sql).get_result(&mut c).unwrap()
+        } else {
+            let path = self.db_url.trim_start_matches("sqlite://");
+            let mut c = diesel::SqliteConnection::establish(path).unwrap();
+            diesel::sql_query(sql).get_result(&mut c).unwrap()
+        };
+        row.n
+    }
+
     /// Run SQL on this test's database behind Quill's back; the number of rows it touched.
     pub fn db_execute(&self, sql: &str) -> usize {
         use diesel::prelude::*;
-        if self.pg.is_some() {
+        if self.db_url.starts_with("postgres") {
             let mut c = diesel::PgConnection::establish(&self.db_url).unwrap();
             diesel::sql_query(sql).execute(&mut c).unwrap()
         } else {
@@ -235,7 +254,13 @@ impl Env {
 
     /// Start `quill serve` on a free port with extra flags.
     pub fn spawn_with(&self, extra: &[&str]) -> TestApp {
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        self.spawn_named("server", extra)
+    }
+
+    /// Start another `quill serve` on this environment (same token, same database), logging
+    /// to `NAME.log`.
+    pub fn spawn_named(&self, name: &str, extra: &[&str]) -> TestApp {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         let mut child = self
             .quill()
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -278,6 +303,14 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::blocking::Client,
     child: Child,
+}
+
+impl TestApp {
+    /// SIGKILL the server process (no shutdown, no cleanup) and reap it.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for TestApp {
