@@ -22,6 +22,7 @@ mod extend;
 mod info_login;
 mod lockout;
 mod online_otp;
+mod ops;
 mod schema_checks;
 mod secrets;
 mod sign_flow;
