@@ -1,6 +1,8 @@
-//! Settings shared by `serve`, `enroll` and `demo`: each is a flag and a `QUILL_*` environment
-//! variable (flags win), validated once before anything binds or opens. Secrets (the token PIN)
-//! are typed so they cannot be printed; `--help` hides their environment values.
+//! Settings shared by `serve`, `enroll` and `demo`: each is a flag, a `QUILL_*` environment
+//! variable and a key of the config file (`cli::config_file`); a flag beats the environment,
+//! which beats the file, which beats the default. Validated once before anything binds or
+//! opens. Secrets (the token PIN) are typed so they cannot be printed; `--help` hides their
+//! environment and file values.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,6 +94,28 @@ impl HashArgs {
     }
 }
 
+/// HTTPS for `quill serve`: both files or neither (then plain HTTP, e.g. behind a TLS proxy).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// PEM file with the server certificate chain, leaf first; serves HTTPS (needs --tls-key).
+    #[arg(long, env = "QUILL_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the server's private key (PKCS#8, PKCS#1 or SEC1; needs --tls-cert).
+    #[arg(long, env = "QUILL_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The rustls configuration, `None` for plain HTTP.
+    pub fn server_config(&self) -> anyhow::Result<Option<rustls::ServerConfig>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::server_config(cert, key)?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
+        }
+    }
+}
+
 /// Everything `quill serve` needs.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -104,6 +128,8 @@ pub struct ServeArgs {
     pub token: TokenArgs,
     #[command(flatten)]
     pub hash: HashArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Lifetime of an access token from `auth/login`, seconds.
     #[arg(long, env = "QUILL_ACCESS_TOKEN_TTL", default_value_t = 3600)]
     pub access_token_ttl: i64,

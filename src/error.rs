@@ -35,12 +35,20 @@ pub enum CscError {
     /// 405 `invalid_request`: CSC methods are POST.
     #[error("Method not allowed: CSC methods are called with POST")]
     MethodNotAllowed,
+    /// 405 `invalid_request`: the operations endpoints (`/healthz`, `/readyz`, `/metrics`) are
+    /// read with GET (or HEAD).
+    #[error("Method not allowed: use GET")]
+    GetOnly,
     /// 413 `invalid_request`: body over the size limit.
     #[error("Request body too large")]
     PayloadTooLarge,
     /// 503 `temporarily_unavailable`: database or token unreachable.
     #[error("The service is temporarily unavailable")]
     Unavailable(String),
+    /// 503 `temporarily_unavailable` from `/readyz`, naming the part that does not answer
+    /// (`"database"`, `"token"`, `"database and token"`); causes are logged by the probe.
+    #[error("Not ready: {0} unavailable")]
+    NotReady(&'static str),
     /// 500 `server_error`: a bug or an unexpected state. The cause is logged, not returned.
     #[error("Internal server error")]
     Internal(String),
@@ -64,11 +72,12 @@ impl CscError {
             | CscError::BadAuthorizationHeader(_)
             | CscError::NotFound(_)
             | CscError::MethodNotAllowed
+            | CscError::GetOnly
             | CscError::PayloadTooLarge => "invalid_request",
             CscError::InvalidToken => "invalid_token",
             CscError::AuthenticationError => "authentication_error",
             CscError::InvalidAuthenticationData => "invalid_authentication_data",
-            CscError::Unavailable(_) => "temporarily_unavailable",
+            CscError::Unavailable(_) | CscError::NotReady(_) => "temporarily_unavailable",
             CscError::Internal(_) => "server_error",
         }
     }
@@ -84,9 +93,9 @@ impl ResponseError for CscError {
                 StatusCode::UNAUTHORIZED
             }
             CscError::NotFound(_) => StatusCode::NOT_FOUND,
-            CscError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            CscError::MethodNotAllowed | CscError::GetOnly => StatusCode::METHOD_NOT_ALLOWED,
             CscError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            CscError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CscError::Unavailable(_) | CscError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             CscError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +112,9 @@ impl ResponseError for CscError {
         }
         if matches!(self, CscError::MethodNotAllowed) {
             response.insert_header((header::ALLOW, "POST"));
+        }
+        if matches!(self, CscError::GetOnly) {
+            response.insert_header((header::ALLOW, "GET, HEAD"));
         }
         response.json(ErrorBody {
             error: self.code(),
@@ -200,7 +212,9 @@ mod tests {
             ),
             (CscError::NotFound("/x".into()), 404, "invalid_request"),
             (CscError::MethodNotAllowed, 405, "invalid_request"),
+            (CscError::GetOnly, 405, "invalid_request"),
             (CscError::PayloadTooLarge, 413, "invalid_request"),
+            (CscError::NotReady("token"), 503, "temporarily_unavailable"),
             (
                 CscError::Unavailable("db".into()),
                 503,

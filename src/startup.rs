@@ -1,24 +1,33 @@
-//! Build the HTTP application: bind (port 0 allowed), wire state and routes, add request logging.
+//! Build the HTTP application: bind (port 0 allowed), plain HTTP or HTTPS (rustls), wire state
+//! and routes, add the request middleware (request ID, logging, metrics: `telemetry`).
 //! `quill serve`, `quill demo` and the integration tests all start Quill through here.
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::Instant;
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::api;
 use crate::state::AppState;
+use crate::telemetry;
 
 /// A bound, not yet running, server.
 pub struct Application {
     pub server: Server,
     pub address: SocketAddr,
+    /// `"https"` with TLS, else `"http"`.
+    pub scheme: &'static str,
 }
 
 impl Application {
-    /// Bind `listen` and prepare the server. Must be called inside an actix system.
-    pub fn build(state: AppState, listen: SocketAddr) -> anyhow::Result<Application> {
+    /// Bind `listen` and prepare the server, serving HTTPS when `tls` is given. Must be called
+    /// inside an actix system.
+    pub fn build(
+        state: AppState,
+        listen: SocketAddr,
+        tls: Option<rustls::ServerConfig>,
+    ) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(listen)?;
         let address = listener.local_addr()?;
         let data = web::Data::new(state);
@@ -26,29 +35,24 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(api::extract::MAX_BODY))
-                .wrap_fn(|req, srv| {
-                    let started = Instant::now();
-                    let method = req.method().clone();
-                    let path = req.path().chars().take(200).collect::<String>();
-                    let fut = srv.call(req);
-                    async move {
-                        let res = fut.await;
-                        let status = res.as_ref().map(|r| r.status().as_u16()).unwrap_or(500);
-                        tracing::info!(
-                            %method,
-                            %path,
-                            status,
-                            us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                            "request"
-                        );
-                        res
-                    }
-                })
+                .wrap(from_fn(telemetry::observe))
                 .configure(api::configure)
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        };
+        let server = server.shutdown_timeout(30).run();
+        Ok(Application {
+            server,
+            address,
+            scheme,
         })
-        .listen(listener)?
-        .shutdown_timeout(30)
-        .run();
-        Ok(Application { server, address })
+    }
+
+    /// Where clients reach the server, e.g. `https://127.0.0.1:8443`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.address)
     }
 }

@@ -1,9 +1,10 @@
-//! What every request handler shares: settings, the store, the QSCD and the clock.
+//! What every request handler shares: settings, the store, the QSCD, the clock and the metrics.
 
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::config::ServiceSettings;
+use crate::metrics::Metrics;
 use crate::notify::OtpSender;
 use crate::qscd::Qscd;
 use crate::store::Store;
@@ -15,4 +16,5 @@ pub struct AppState {
     pub qscd: Arc<dyn Qscd>,
     pub clock: SharedClock,
     pub otp_sender: Arc<dyn OtpSender>,
+    pub metrics: Metrics,
 }

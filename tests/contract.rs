@@ -2,7 +2,7 @@
 //! a valid draft 2020-12 schema with its `$schema`/`$id`; each `components.schemas.<Name>` equals
 //! its file minus those two keys; every CSC v2 method Quill serves is a path with exactly a POST
 //! whose request and 200 bodies reference the right components (or a 204 without one), and whose
-//! errors are the `Error` schema; every `$ref` resolves.
+//! errors are the `Error` schema; every `$ref` resolves; the operations endpoints stay outside.
 
 #![allow(
     clippy::unwrap_used,
@@ -130,6 +130,20 @@ fn components_equal_the_schema_files() {
         actual, expected,
         "component schemas without a schema/ file (or the reverse)"
     );
+}
+
+/// `/healthz`, `/readyz` and `/metrics` are operations endpoints, not CSC methods: they stay out
+/// of `/csc/…` and out of openapi.yaml (which describes, and Schemathesis fuzzes, the CSC API).
+#[test]
+fn ops_endpoints_stay_outside_the_csc_api() {
+    let doc = openapi();
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(quill::api::OPS_PATHS, ["/healthz", "/readyz", "/metrics"]);
+    for p in quill::api::OPS_PATHS {
+        assert!(!p.starts_with("/csc/"), "{p}");
+        assert!(!paths.contains_key(*p), "{p} is in openapi.yaml");
+        assert!(!quill::api::METHODS.iter().any(|m| p.ends_with(m)), "{p}");
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod credentials;
 pub mod extract;
 pub mod info;
+pub mod ops;
 pub mod signatures;
 
 use actix_web::{HttpRequest, HttpResponse, Route, web};
@@ -79,9 +80,28 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
         ))
 }
 
+/// The operations endpoints (`ops`), outside the CSC API.
+pub const OPS_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// A GET (and HEAD) resource; other methods get a CSC 405.
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(ops::get_only))
+}
+
 /// Register every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(csc_scope("/csc/v2"))
         .service(csc_scope("/csc/v1"))
+        .service(get("/healthz", ops::healthz))
+        .service(get("/readyz", ops::readyz))
+        .service(get("/metrics", ops::metrics))
         .default_service(web::to(not_found));
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::token;
 use crate::clock::SystemClock;
-use crate::config::{HashArgs, ServeArgs, StoreArgs, TokenArgs};
+use crate::config::{HashArgs, ServeArgs, StoreArgs, TlsArgs, TokenArgs};
 use crate::qscd::pkcs11::Pkcs11Qscd;
 use crate::secret::Secret;
 use crate::service::enrol::{self, EnrolRequest};
@@ -132,6 +132,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
         },
+        tls: TlsArgs::default(),
         access_token_ttl: 3600,
         sad_ttl: 300,
         max_auth_failures: 5,

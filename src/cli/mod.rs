@@ -1,7 +1,10 @@
 //! The command line: one binary, one clap subcommand per file. Machine-readable output goes to
 //! stdout as one JSON object; human messages and logs go to stderr; any failure exits ≠ 0.
+//! Settings come from flags, `QUILL_*` variables and the config file (`config_file`), in that
+//! order of precedence, then built-in defaults.
 
 pub mod audit;
+pub mod config_file;
 pub mod credential;
 pub mod demo;
 pub mod enroll;
@@ -10,12 +13,16 @@ pub mod serve;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "quill", version, about = "CSC API v2 remote signature server")]
 struct Cli {
+    /// Config file (TOML; keys are the long flag names). Default: ./quill.toml if it exists.
+    /// Precedence: flag > QUILL_* environment variable > config file > default.
+    #[arg(long, env = "QUILL_CONFIG", global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Log format on stderr.
     #[arg(long, env = "QUILL_LOG_FORMAT", default_value = "text", global = true)]
     log_format: LogFormat,
@@ -62,9 +69,33 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Parse the command line over the config file's values (clap exits itself on usage errors
+/// and `--help`).
+fn parse() -> anyhow::Result<(Cli, Option<config_file::ConfigFile>)> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cmd = Cli::command();
+    let file = config_file::locate(&args)
+        .map(|path| config_file::load(&path))
+        .transpose()?;
+    if let Some(file) = &file {
+        cmd = config_file::apply(cmd, file)?;
+    }
+    let matches = cmd.get_matches_from(args);
+    Ok((Cli::from_arg_matches(&matches)?, file))
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, file) = match parse() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     init_tracing(cli.log_format);
+    if let Some(file) = &file {
+        tracing::info!(path = %file.path.display(), "settings read from the config file");
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Enroll(args) => enroll::run(args),

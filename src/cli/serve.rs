@@ -1,5 +1,6 @@
 //! `quill serve`: open the store and the token, then serve the CSC API until SIGTERM/SIGINT
-//! (in-flight requests are finished). Prints `{"listening":"ADDR"}` on stdout once bound.
+//! (in-flight requests are finished). Prints `{"listening":"ADDR","url":"http[s]://ADDR"}` on
+//! stdout once bound.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -23,28 +24,39 @@ pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
         qscd,
         clock: Arc::new(SystemClock),
         otp_sender: crate::notify::from_spec(&args.otp_sender)?,
+        metrics: crate::metrics::Metrics::new()?,
     })
 }
 
 /// Serve with an already opened state (shared with `demo`).
 pub fn serve(state: AppState, args: &ServeArgs) -> anyhow::Result<()> {
+    serve_with(state, args, args.tls.server_config()?)
+}
+
+fn serve_with(
+    state: AppState,
+    args: &ServeArgs,
+    tls: Option<rustls::ServerConfig>,
+) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(state, args.listen)?;
+        let app = Application::build(state, args.listen, tls)?;
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
             "{}",
-            serde_json::json!({ "listening": app.address.to_string() })
+            serde_json::json!({ "listening": app.address.to_string(), "url": app.url() })
         )?;
         out.flush()?;
         drop(out);
-        tracing::info!(address = %app.address, "Quill is serving the CSC API v2");
+        tracing::info!(url = %app.url(), "Quill is serving the CSC API v2");
         app.server.await?;
         Ok(())
     })
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Check the TLS files before opening the token, so a bad path fails fast and cleanly.
+    let tls = args.tls.server_config()?;
     let state = state(&args)?;
-    serve(state, &args)
+    serve_with(state, &args, tls)
 }

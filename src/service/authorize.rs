@@ -6,6 +6,7 @@ use crate::auth::{otp, password, token};
 use crate::blocking;
 use crate::crypto::HashAlg;
 use crate::error::CscError;
+use crate::metrics::AuthorizeFailure;
 use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::models::{NewSad, UserId};
@@ -101,6 +102,7 @@ pub async fn authorize(
             .with(|c| repo::credentials::reserve_attempt(c, &cred.id, limit))?
         {
             tracing::warn!("authorization refused: credential locked");
+            st.metrics.authorize_failure(AuthorizeFailure::Locked);
             super::record(
                 &st,
                 &super::event(
@@ -150,6 +152,11 @@ pub async fn authorize(
             _ => false,
         };
         if !(pin_ok && otp_ok) {
+            st.metrics.authorize_failure(if pin_ok {
+                AuthorizeFailure::WrongOtp
+            } else {
+                AuthorizeFailure::WrongPin
+            });
             let locks = cred.failed_auths + 1 >= limit;
             if locks {
                 tracing::warn!(limit, "credential locked after repeated PIN/OTP failures");

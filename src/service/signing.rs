@@ -162,7 +162,12 @@ pub async fn sign_hash(
             return Err(refusal(refused));
         }
         let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        let started = std::time::Instant::now();
         let signed = st.qscd.sign(&key_id, mechanism(&resolved), &refs);
+        st.metrics.hsm_sign(started.elapsed());
+        if let Ok(values) = &signed {
+            st.metrics.signatures(resolved.algo.oid(), values.len());
+        }
         super::record(
             &st,
             &super::event(

@@ -374,6 +374,13 @@ pub(crate) mod tests {
         pg: Option<(String, String)>,
     }
 
+    impl TempDb {
+        /// The scratch directory (for files a test needs beside the database).
+        pub(crate) fn path(&self) -> &Path {
+            self._dir.path()
+        }
+    }
+
     impl Drop for TempDb {
         fn drop(&mut self) {
             if let Some((admin, name)) = &self.pg

@@ -510,3 +510,69 @@ pub fn assert_issued_by(ee: &x509_cert::Certificate, ca: &x509_cert::Certificate
         .expect("certificate signature verifies under the CA key");
     assert_eq!(ee.tbs_certificate.issuer, ca.tbs_certificate.subject);
 }
+
+// ---- operations (tests/api/ops.rs) ----
+
+impl Env {
+    /// Start `quill serve` on a free port with extra flags, after `tweak` adjusted the command
+    /// (environment, working directory …); also returns the startup line. The base URL comes
+    /// from its `url` (`https://…` with TLS).
+    pub fn spawn_custom(
+        &self,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> (TestApp, Value) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let mut cmd = self.quill();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("QUILL_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(log);
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("server did not start: {line:?} {}", self.server_log()));
+        let app = TestApp {
+            base: v["url"].as_str().unwrap().to_string(),
+            client: reqwest::blocking::Client::new(),
+            child,
+        };
+        (app, v)
+    }
+}
+
+impl TestApp {
+    /// Process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait up to `timeout` for the server to exit.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A plain GET (operations endpoints are outside the CSC schemas).
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap()
+    }
+
+    /// `host:port` of the server.
+    pub fn addr(&self) -> String {
+        self.base.split("://").nth(1).unwrap().to_string()
+    }
+}

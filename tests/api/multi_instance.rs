@@ -256,6 +256,22 @@ fn database_outage_under_load_is_503_then_full_service() {
             b64(format!("{}:{}", s.user, s.password).as_bytes())
         )));
         r.assert_error(503, "temporarily_unavailable");
+        let ready = app
+            .client
+            .get(format!("{}/readyz", app.base))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .unwrap();
+        assert_eq!(ready.status().as_u16(), 503);
+        let ready: Value = ready.json().unwrap();
+        assert_eq!(ready["error"], "temporarily_unavailable");
+        assert!(
+            ready["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("database"),
+            "{ready}"
+        );
 
         cluster.up();
         // Full service again, without restarting Quill.
@@ -284,6 +300,12 @@ fn database_outage_under_load_is_503_then_full_service() {
         .assert_error(400, "invalid_request");
     let login = app.login(&s.user, &s.password);
     assert!(!login.is_empty());
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
     audit_verifies(&env);
 }
 

@@ -1,5 +1,5 @@
 //! Secrets never reach the log: a full flow with debug logging, then the server's log is searched
-//! for every secret that crossed the wire.
+//! for every secret that crossed the wire, in text and in JSON log format.
 
 use serde_json::json;
 
@@ -7,10 +7,19 @@ use crate::helpers::*;
 
 #[test]
 fn no_secret_in_debug_log() {
+    no_secret_in_log(&[]);
+}
+
+#[test]
+fn no_secret_in_json_debug_log() {
+    no_secret_in_log(&["--log-format", "json"]);
+}
+
+fn no_secret_in_log(flags: &[&str]) {
     let env = Env::new();
     let s = signer("heidi");
     let cred = env.enroll(&s, "rsa-2048").credential_id;
-    let app = env.spawn(); // QUILL_LOG=debug
+    let app = env.spawn_with(flags); // QUILL_LOG=debug
     let token = app.login(&s.user, &s.password);
     let h = digest(SHA256, b"confidential");
     let otp = totp_now(&s.totp_secret);

@@ -1,0 +1,250 @@
+//! The config file, `quill.toml`: `--config FILE`, else `QUILL_CONFIG`, else `./quill.toml` when
+//! it exists. Its keys are the long names of the settings that have a `QUILL_*` environment
+//! variable, with `_` or `-` (`database_url = "…"`, `listen = "0.0.0.0:8443"`, `token-pin = …`);
+//! one file serves every subcommand, each taking the keys it knows. A value becomes the default
+//! of its flag, so clap's own order gives the documented precedence:
+//! **flag > `QUILL_*` environment variable > config file > built-in default**.
+//! An unknown key, a table or an array is refused, naming the key and the file. Values never
+//! appear in messages, and `--help` does not show the value of a secret (the token PIN).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Arg, Command};
+
+/// Read when neither `--config` nor `QUILL_CONFIG` is given and it exists.
+pub const DEFAULT_PATH: &str = "quill.toml";
+
+/// The settings of one config file: normalised key (`_`, not `-`) → value as text.
+#[derive(Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    values: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The file named by `--config FILE` / `--config=FILE` among `args`, else by `QUILL_CONFIG`,
+/// else `./quill.toml` when it exists.
+pub fn locate(args: &[OsString]) -> Option<PathBuf> {
+    let mut it = args.iter().skip(1);
+    while let Some(arg) = it.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
+            return Some(PathBuf::from(path));
+        }
+    }
+    if let Some(path) = std::env::var_os("QUILL_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let default = PathBuf::from(DEFAULT_PATH);
+    default.is_file().then_some(default)
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(0, |before| before.matches('\n').count())
+        + 1
+}
+
+/// Parse a config file's text (`path` only names it in messages).
+pub fn parse(path: &Path, text: &str) -> anyhow::Result<ConfigFile> {
+    // toml's full error display quotes the offending line, which may hold a secret: report the
+    // line number and the message only.
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| line_of(text, s.start));
+        anyhow::anyhow!(
+            "config file {}: invalid TOML at line {line}: {}",
+            path.display(),
+            e.message().trim_end()
+        )
+    })?;
+    let mut values = BTreeMap::new();
+    for (key, value) in table {
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => anyhow::bail!(
+                "config file {}: key `{key}` must be a string, number or boolean",
+                path.display()
+            ),
+        };
+        let normalised = key.replace('-', "_");
+        anyhow::ensure!(
+            values.insert(normalised, text).is_none(),
+            "config file {}: key `{key}` is given twice",
+            path.display()
+        );
+    }
+    Ok(ConfigFile {
+        path: path.to_path_buf(),
+        values,
+    })
+}
+
+/// Read and parse a config file.
+pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    parse(path, &text)
+}
+
+/// The file key of an argument, when it is a setting (has a `QUILL_*` variable).
+fn key_of(arg: &Arg) -> Option<String> {
+    let env = arg.get_env()?.to_str()?;
+    if !env.starts_with("QUILL_") || env == "QUILL_CONFIG" {
+        return None;
+    }
+    Some(arg.get_long()?.replace('-', "_"))
+}
+
+fn collect_keys(cmd: &Command, keys: &mut std::collections::BTreeSet<String>) {
+    keys.extend(cmd.get_arguments().filter_map(key_of));
+    for sub in cmd.get_subcommands() {
+        collect_keys(sub, keys);
+    }
+}
+
+fn with_defaults(cmd: Command, values: &BTreeMap<String, String>) -> Command {
+    cmd.mut_args(|arg| match key_of(&arg).and_then(|k| values.get(&k)) {
+        Some(value) => {
+            let secret = arg.is_hide_env_values_set();
+            arg.default_value(value.clone()).hide_default_value(secret)
+        }
+        None => arg,
+    })
+    .mut_subcommands(|sub| with_defaults(sub, values))
+}
+
+/// Make every value of `file` the default of its argument, in `cmd` and its subcommands; a key
+/// no subcommand knows is an error.
+pub fn apply(cmd: Command, file: &ConfigFile) -> anyhow::Result<Command> {
+    let mut known = std::collections::BTreeSet::new();
+    collect_keys(&cmd, &mut known);
+    if let Some(unknown) = file.values.keys().find(|k| !known.contains(*k)) {
+        anyhow::bail!(
+            "unknown key `{unknown}` in config file {} (known keys: {})",
+            file.path.display(),
+            known.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(with_defaults(cmd, &file.values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd() -> Command {
+        Command::new("q")
+            .arg(
+                Arg::new("log_format")
+                    .long("log-format")
+                    .env("QUILL_LOG_FORMAT")
+                    .default_value("text")
+                    .global(true),
+            )
+            .subcommand(
+                Command::new("serve")
+                    .arg(
+                        Arg::new("listen")
+                            .long("listen")
+                            .env("QUILL_LISTEN")
+                            .default_value("127.0.0.1:8080"),
+                    )
+                    .arg(
+                        Arg::new("token_pin")
+                            .long("token-pin")
+                            .env("QUILL_TOKEN_PIN")
+                            .hide_env_values(true),
+                    )
+                    .arg(Arg::new("user").long("user")),
+            )
+    }
+
+    fn file(text: &str) -> anyhow::Result<ConfigFile> {
+        parse(Path::new("q.toml"), text)
+    }
+
+    #[test]
+    fn values_become_defaults_and_flags_still_win() {
+        let f = file("listen = \"0.0.0.0:9\"\ntoken-pin = 1234\nlog_format = \"json\"").unwrap();
+        let m = apply(cmd(), &f)
+            .unwrap()
+            .try_get_matches_from(["q", "serve"])
+            .unwrap();
+        assert_eq!(m.get_one::<String>("log_format").unwrap(), "json");
+        let (_, s) = m.subcommand().unwrap();
+        assert_eq!(s.get_one::<String>("listen").unwrap(), "0.0.0.0:9");
+        assert_eq!(s.get_one::<String>("token_pin").unwrap(), "1234");
+        let m = apply(cmd(), &f)
+            .unwrap()
+            .try_get_matches_from(["q", "serve", "--listen", "1.2.3.4:5"])
+            .unwrap();
+        let (_, s) = m.subcommand().unwrap();
+        assert_eq!(s.get_one::<String>("listen").unwrap(), "1.2.3.4:5");
+    }
+
+    #[test]
+    fn secrets_are_not_shown_in_help() {
+        let f = file("token_pin = \"9876-secret\"\nlisten = \"0.0.0.0:9\"").unwrap();
+        let mut c = apply(cmd(), &f).unwrap();
+        let serve = c.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        assert!(help.contains("0.0.0.0:9"), "{help}");
+        assert!(!help.contains("9876-secret"), "{help}");
+    }
+
+    #[test]
+    fn refusals_name_the_key_and_file_but_no_value() {
+        let e = apply(cmd(), &file("user = \"alice\"").unwrap()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("`user`") && msg.contains("q.toml"), "{msg}");
+        let e = apply(cmd(), &file("lisen = 1").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("`lisen`"));
+        let e = file("listen = [1]").unwrap_err().to_string();
+        assert!(e.contains("`listen`"), "{e}");
+        let e = file("listen = 1\nlisten = 2").unwrap_err().to_string();
+        assert!(e.contains("q.toml"), "{e}");
+        let e = file("listen = 1\nlisten = 2").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        let e = file("token_pin = \"1234\"\ntoken-pin = \"5678\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("twice") && !e.contains("1234") && !e.contains("5678"));
+        let e = file("token_pin = \"1234-secret\" x")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("1234-secret"), "{e}");
+    }
+
+    #[test]
+    fn locate_prefers_the_flag() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            locate(&args(&["quill", "serve", "--config", "a.toml"])),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            locate(&args(&["quill", "--config=b.toml", "serve"])),
+            Some(PathBuf::from("b.toml"))
+        );
+    }
+}
