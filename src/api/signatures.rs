@@ -44,6 +44,7 @@ pub async fn sign_hash(
     body: CscJson<SignHashRequest>,
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
+    tracing::debug!("signHash body received");
     let credential_id = req.credential_id.ok_or_else(|| {
         CscError::invalid("Missing (or invalid type) string parameter credentialID")
     })?;

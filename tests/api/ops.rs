@@ -512,12 +512,13 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
         send_checked("/csc/v2/signatures/signHash", req, &body)
     });
 
-    // Wait until the server has started the request, then ask it to stop.
+    // Wait until the server has the whole request (its body read, the handler running), then
+    // ask it to stop. (A request still uploading its body when the signal arrives is cut off.)
     let until = Instant::now() + Duration::from_secs(30);
     while !env
         .server_log()
         .lines()
-        .any(|l| l.contains("slow-sign") && l.contains("request started"))
+        .any(|l| l.contains("slow-sign") && l.contains("signHash body received"))
     {
         assert!(Instant::now() < until, "{}", env.server_log());
         std::thread::sleep(Duration::from_millis(5));
