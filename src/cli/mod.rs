@@ -8,6 +8,7 @@ pub mod config_file;
 pub mod credential;
 pub mod demo;
 pub mod enroll;
+pub mod healthcheck;
 pub mod otp;
 pub mod serve;
 
@@ -53,6 +54,8 @@ enum Command {
     /// Check or export the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Probe a running server's readiness (exit 0 when ready): for container health checks.
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Print the current TOTP code for a base32 secret (demo and conformance helper).
     Otp(otp::OtpArgs),
 }
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Enroll(args) => enroll::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Otp(args) => otp::run(args),
+        Command::Healthcheck(args) => healthcheck::run(args),
         Command::Credential(cmd) => credential::run_credential(cmd),
         Command::User(cmd) => credential::run_user(cmd),
         Command::Audit(cmd) => audit::run(cmd),
