@@ -24,6 +24,7 @@ mod lockout;
 mod multi_instance;
 mod online_otp;
 mod pg;
+mod pyhanko;
 mod schema_checks;
 mod secrets;
 mod sign_flow;
