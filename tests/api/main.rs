@@ -25,6 +25,7 @@ mod multi_instance;
 mod online_otp;
 mod ops;
 mod pg;
+mod pyhanko;
 mod schema_checks;
 mod secrets;
 mod sign_flow;
