@@ -1,7 +1,9 @@
 //! The command line: one binary, one clap subcommand per file. Machine-readable output goes to
 //! stdout as one JSON object; human messages and logs go to stderr; any failure exits ≠ 0.
 
+pub mod admin;
 pub mod audit;
+pub mod bench;
 pub mod credential;
 pub mod demo;
 pub mod enroll;
@@ -48,6 +50,12 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Print the current TOTP code for a base32 secret (demo and conformance helper).
     Otp(otp::OtpArgs),
+    /// Administration for test deployments (scale-test seeding).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Benchmarks against a real `quill serve` on 127.0.0.1.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -73,6 +81,8 @@ pub fn main() -> ExitCode {
         Command::Credential(cmd) => credential::run_credential(cmd),
         Command::User(cmd) => credential::run_user(cmd),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Admin(cmd) => admin::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,8 @@ mod extend;
 mod info_login;
 mod lockout;
 mod online_otp;
+mod paging;
+mod scale;
 mod schema_checks;
 mod secrets;
 mod sign_flow;
