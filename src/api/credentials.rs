@@ -1,4 +1,5 @@
-//! `credentials/list`, `credentials/info`, `credentials/authorize` (CSC §3.1–3.3).
+//! `credentials/list`, `credentials/info`, `credentials/authorize` (CSC §3.1–3.3). `list` pages
+//! with the v1 fields `maxResults` / `pageToken` → `nextPageToken` (see `service::paging`).
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,7 @@ use crate::pki;
 use crate::secret::Secret;
 use crate::service::authorize::{self as authz, AuthorizeInput, ExtendInput};
 use crate::service::credentials::{self as creds, CredentialView};
+use crate::service::paging;
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +29,13 @@ pub struct ListRequest {
     pub auth_info: Option<bool>,
     #[serde(default)]
     pub only_valid: Option<bool>,
+    /// Page size, 1 to 1000 (default and cap 1000). Read as raw JSON so that a wrong type gets
+    /// a precise error instead of serde's generic one.
+    #[serde(default)]
+    pub max_results: Option<serde_json::Value>,
+    /// `nextPageToken` of the previous page.
+    #[serde(default)]
+    pub page_token: Option<serde_json::Value>,
     #[serde(default)]
     pub lang: Option<String>,
     #[serde(default)]
@@ -195,6 +204,9 @@ pub struct ListResponse {
     pub credential_infos: Option<Vec<CredentialInfoJson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub only_valid: Option<bool>,
+    /// Present exactly when more credentials follow: send it as `pageToken`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -319,8 +331,11 @@ pub async fn list(
     }
     let certs = certificates_param(req.certificates.as_deref())?;
     let only_valid = req.only_valid.unwrap_or(false);
-    let views = creds::list(&state, &caller.user, only_valid).await?;
-    let infos = req.credential_info.unwrap_or(false).then(|| {
+    let limit = paging::max_results(req.max_results.as_ref())?;
+    let after = paging::page_token(&caller.user.0, req.page_token.as_ref())?;
+    let details = req.credential_info.unwrap_or(false);
+    let page = creds::list(&state, &caller.user, only_valid, details, limit, after).await?;
+    let infos = page.views.map(|views| {
         views
             .iter()
             .map(|v| {
@@ -335,9 +350,10 @@ pub async fn list(
             .collect()
     });
     Ok(HttpResponse::Ok().json(ListResponse {
-        credential_ids: views.iter().map(|v| v.id.clone()).collect(),
+        credential_ids: page.ids,
         credential_infos: infos,
         only_valid: only_valid.then_some(true),
+        next_page_token: page.next_page_token,
     }))
 }
 

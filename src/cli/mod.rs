@@ -3,7 +3,9 @@
 //! Settings come from flags, `QUILL_*` variables and the config file (`config_file`), in that
 //! order of precedence, then built-in defaults.
 
+pub mod admin;
 pub mod audit;
+pub mod bench;
 pub mod config_file;
 pub mod credential;
 pub mod demo;
@@ -58,6 +60,12 @@ enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Print the current TOTP code for a base32 secret (demo and conformance helper).
     Otp(otp::OtpArgs),
+    /// Administration for test deployments (scale-test seeding).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Benchmarks against a real `quill serve` on 127.0.0.1.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -108,6 +116,8 @@ pub fn main() -> ExitCode {
         Command::Credential(cmd) => credential::run_credential(cmd),
         Command::User(cmd) => credential::run_user(cmd),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Admin(cmd) => admin::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! `credentials/list` and `credentials/info` (CSC §3.1, §3.2): what a credential's key,
 //! certificate and authorization look like, in domain terms; `api::credentials` shapes the JSON.
+//! Lists come a page at a time (keyset on (created_at, id), see `paging`).
 
 use crate::blocking;
 use crate::crypto::{KeyType, SignAlgo, sign_algos_for};
@@ -8,6 +9,9 @@ use crate::pki::{self, CertInfo};
 use crate::state::AppState;
 use crate::store::models::{CredentialRow, UserId};
 use crate::store::repo;
+use crate::store::repo::credentials::{Cursor, UsableAt};
+
+use super::paging;
 
 /// Everything `credentials/info` can say about one credential.
 pub struct CredentialView {
@@ -59,25 +63,67 @@ impl CredentialView {
     }
 }
 
-/// The caller's credentials, optionally only those usable now.
+/// One page of the caller's credentials.
+pub struct CredentialPage {
+    /// The credential IDs, in order.
+    pub ids: Vec<String>,
+    /// Their details, when asked for (same order).
+    pub views: Option<Vec<CredentialView>>,
+    /// Present exactly when more credentials follow this page.
+    pub next_page_token: Option<String>,
+}
+
+/// The caller's credentials, oldest first, one page of at most `limit` (1..=`MAX_PAGE`)
+/// after `after` (from a page token); with `only_valid`, only those usable now — decided in the
+/// page query from the stored status, failure count and certificate validity dates (the same
+/// rule as `CredentialView::is_valid`), so a page is short only when nothing usable follows.
+/// With `details`, each credential's certificate is parsed into a `CredentialView`; a list of
+/// IDs parses nothing.
 pub async fn list(
     state: &AppState,
     user: &UserId,
     only_valid: bool,
-) -> Result<Vec<CredentialView>, CscError> {
-    let store = state.store.clone();
-    let user = user.0.clone();
-    let rows =
-        blocking::run(move || Ok(store.with(|c| repo::credentials::of_user(c, &user))?)).await?;
+    details: bool,
+    limit: u32,
+    after: Option<Cursor>,
+) -> Result<CredentialPage, CscError> {
+    let limit = limit.clamp(1, paging::MAX_PAGE);
     let now = state.clock.now();
-    let mut views = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let view = CredentialView::from_row(row, now, state.settings.max_auth_failures)?;
-        if !only_valid || view.is_valid() {
-            views.push(view);
-        }
-    }
-    Ok(views)
+    let max_failures = state.settings.max_auth_failures;
+    let usable = only_valid.then_some(UsableAt { now, max_failures });
+    let store = state.store.clone();
+    let user_id = user.0.clone();
+    let after = after.unwrap_or_else(Cursor::start);
+    // One row more than the page tells whether another page follows.
+    let mut rows = blocking::run(move || {
+        Ok(store.with(|c| {
+            repo::credentials::page_of_user(c, &user_id, &after, usable, i64::from(limit) + 1)
+        })?)
+    })
+    .await?;
+    let page = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > page;
+    rows.truncate(page);
+    let next_page_token = if more {
+        rows.last()
+            .map(|last| paging::encode(&user.0, &Cursor::of(last)))
+    } else {
+        None
+    };
+    let views = if details {
+        Some(
+            rows.iter()
+                .map(|row| CredentialView::from_row(row, now, max_failures))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    } else {
+        None
+    };
+    Ok(CredentialPage {
+        ids: rows.into_iter().map(|r| r.id).collect(),
+        views,
+        next_page_token,
+    })
 }
 
 /// One of the caller's credentials.

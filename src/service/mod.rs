@@ -5,6 +5,8 @@ pub mod authorize;
 pub mod challenge;
 pub mod credentials;
 pub mod enrol;
+pub mod paging;
+pub mod seed;
 pub mod session;
 pub mod signing;
 
@@ -17,7 +19,7 @@ use crate::store::repo;
 use crate::store::repo::audit::Event;
 
 /// Status of a credential's key (`key.status`).
-pub const STATUS_ENABLED: &str = "enabled";
+pub const STATUS_ENABLED: &str = crate::store::models::STATUS_ENABLED;
 
 /// How a key type is written in the `credentials.key_type` column.
 pub fn key_type_name(k: KeyType) -> &'static str {

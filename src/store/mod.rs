@@ -5,6 +5,7 @@
 //! statement or one write transaction here, so it stays correct under concurrency — also across
 //! processes sharing one PostgreSQL database.
 
+pub mod explain;
 pub mod models;
 pub mod repo;
 pub mod schema;

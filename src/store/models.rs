@@ -4,6 +4,10 @@ use diesel::prelude::*;
 
 use super::schema::{access_tokens, credentials, users};
 
+/// `credentials.status` of a credential that may authorize and sign. Any other value (the
+/// scale-test seed writes `scale-test`) shows as `key.status: "disabled"` and is refused.
+pub const STATUS_ENABLED: &str = "enabled";
+
 /// A user's internal id (not shown to clients).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserId(pub String);
@@ -38,6 +42,57 @@ pub struct CredentialRow {
     pub failed_auths: i32,
     pub last_otp_step: Option<i64>,
     pub created_at: i64,
+}
+
+/// A credential row by reference, for multi-row inserts (`repo::credentials::insert_many`):
+/// the scale-test seed writes a million rows that share one certificate chain without copying
+/// it a million times. `None` is written as NULL (never DEFAULT), which lets SQLite take every
+/// row of a batch in one statement.
+#[derive(Debug, Clone, Copy, Insertable)]
+#[diesel(table_name = credentials, treat_none_as_null = true)]
+pub struct CredentialRef<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub key_id: &'a [u8],
+    pub key_type: &'a str,
+    pub key_bits: i32,
+    pub cert_chain: &'a [u8],
+    pub not_before: i64,
+    pub not_after: i64,
+    pub pin_hash: &'a str,
+    pub otp_kind: &'a str,
+    pub otp_secret: Option<&'a [u8]>,
+    pub status: &'a str,
+    pub multisign: i32,
+    pub description: Option<&'a str>,
+    pub failed_auths: i32,
+    pub last_otp_step: Option<i64>,
+    pub created_at: i64,
+}
+
+impl CredentialRow {
+    /// This row by reference, for `insert_many`.
+    pub fn as_ref(&self) -> CredentialRef<'_> {
+        CredentialRef {
+            id: &self.id,
+            user_id: &self.user_id,
+            key_id: &self.key_id,
+            key_type: &self.key_type,
+            key_bits: self.key_bits,
+            cert_chain: &self.cert_chain,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            pin_hash: &self.pin_hash,
+            otp_kind: &self.otp_kind,
+            otp_secret: self.otp_secret.as_deref(),
+            status: &self.status,
+            multisign: self.multisign,
+            description: self.description.as_deref(),
+            failed_auths: self.failed_auths,
+            last_otp_step: self.last_otp_step,
+            created_at: self.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -1,11 +1,20 @@
 //! Credentials: always looked up together with their owner, so another user's credential is
-//! indistinguishable from one that does not exist.
+//! indistinguishable from one that does not exist. A user's credentials are read a page at a
+//! time in (created_at, id) order by keyset — "after this (created_at, id)", never OFFSET — so
+//! any page costs one index seek on `credentials_user_order (user_id, created_at, id)` plus the
+//! rows it returns, however many credentials there are.
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
 
-use crate::store::models::CredentialRow;
+use crate::store::explain::QueryPlan;
+use crate::store::models::{CredentialRef, CredentialRow, STATUS_ENABLED};
 use crate::store::schema::credentials;
 use crate::store::{DbConn, StoreError};
+
+/// Rows per multi-row INSERT in `insert_many`: 17 columns × 1 000 = 17 000 bound values, under
+/// both SQLite's (32 766) and PostgreSQL's (65 535) limits.
+const INSERT_CHUNK: usize = 1_000;
 
 pub fn insert(conn: &mut DbConn, row: &CredentialRow) -> Result<(), StoreError> {
     diesel::insert_into(credentials::table)
@@ -14,27 +23,176 @@ pub fn insert(conn: &mut DbConn, row: &CredentialRow) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Insert many rows with multi-row INSERTs of `INSERT_CHUNK` rows (diesel builds batch inserts
+/// per backend, not for `MultiConnection`, hence the dispatch). Run it inside a transaction:
+/// it is the caller's choice how many rows one commit carries.
+pub fn insert_many(conn: &mut DbConn, rows: &[CredentialRef<'_>]) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let insert = diesel::insert_into(credentials::table).values(chunk);
+        n += match conn {
+            DbConn::Sqlite(c) => insert.execute(c)?,
+            DbConn::Pg(c) => insert.execute(c)?,
+        };
+    }
+    Ok(n)
+}
+
+/// A position in a user's (created_at, id)-ordered credentials: a page starts strictly after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    /// Before every credential (ids are never empty).
+    pub fn start() -> Cursor {
+        Cursor {
+            created_at: i64::MIN,
+            id: String::new(),
+        }
+    }
+
+    pub fn of(row: &CredentialRow) -> Cursor {
+        Cursor {
+            created_at: row.created_at,
+            id: row.id.clone(),
+        }
+    }
+}
+
+/// `onlyValid` in SQL, the same rule as `CredentialView::is_valid`: enabled, under the failure
+/// limit, certificate valid at `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct UsableAt {
+    pub now: i64,
+    pub max_failures: i32,
+}
+
+/// One page of a user's credentials. Built by a macro because diesel types a query by backend
+/// only when it runs: the page query and its EXPLAIN must be the same expression.
+/// `(created_at, id) > (?, ?)` is a row-value comparison: both databases turn it into one seek
+/// on `credentials_user_order` (after `user_id = ?`), also when many rows share a created_at.
+macro_rules! page_query {
+    ($user_id:expr, $after:expr, $usable:expr, $limit:expr) => {{
+        let (all, now, max_failures) = match $usable {
+            Some(UsableAt { now, max_failures }) => (false, now, max_failures),
+            None => (true, 0_i64, 0_i32),
+        };
+        credentials::table
+            .filter(credentials::user_id.eq($user_id))
+            .filter(
+                diesel::dsl::sql::<Bool>("(credentials.created_at, credentials.id) > (")
+                    .bind::<BigInt, _>($after.created_at)
+                    .sql(", ")
+                    .bind::<Text, _>($after.id.as_str())
+                    .sql(")"),
+            )
+            .filter(
+                all.into_sql::<Bool>().or(credentials::status
+                    .eq(STATUS_ENABLED)
+                    .and(credentials::failed_auths.lt(max_failures))
+                    .and(credentials::not_before.le(now))
+                    .and(credentials::not_after.gt(now))),
+            )
+            .order((credentials::created_at.asc(), credentials::id.asc()))
+            .limit($limit)
+            .select(CredentialRow::as_select())
+    }};
+}
+
+/// Up to `limit` of the user's credentials after `after`, oldest first; with `usable`, only
+/// those usable at that time (filtered in the query, so a page is full whenever rows remain).
+pub fn page_of_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    after: &Cursor,
+    usable: Option<UsableAt>,
+    limit: i64,
+) -> Result<Vec<CredentialRow>, StoreError> {
+    Ok(page_query!(user_id, after, usable, limit).load(conn)?)
+}
+
+/// The database's plan for `page_of_user` with these arguments.
+pub fn page_plan(
+    conn: &mut DbConn,
+    user_id: &str,
+    after: &Cursor,
+    usable: Option<UsableAt>,
+    limit: i64,
+) -> Result<QueryPlan, StoreError> {
+    use crate::store::explain::{PgExplain, SqliteExplain};
+    match conn {
+        DbConn::Pg(c) => {
+            let raw: String =
+                PgExplain(page_query!(user_id, after, usable, limit)).get_result(c)?;
+            QueryPlan::from_pg_json(raw)
+        }
+        DbConn::Sqlite(c) => Ok(QueryPlan::from_sqlite(
+            SqliteExplain(page_query!(user_id, after, usable, limit)).load(c)?,
+        )),
+    }
+}
+
+macro_rules! owned_query {
+    ($user_id:expr, $id:expr) => {
+        credentials::table
+            .filter(credentials::id.eq($id))
+            .filter(credentials::user_id.eq($user_id))
+            .select(CredentialRow::as_select())
+            .limit(1)
+    };
+}
+
 /// The credential `id` if it belongs to `user_id`.
 pub fn owned(
     conn: &mut DbConn,
     user_id: &str,
     id: &str,
 ) -> Result<Option<CredentialRow>, StoreError> {
-    Ok(credentials::table
-        .filter(credentials::id.eq(id))
-        .filter(credentials::user_id.eq(user_id))
-        .select(CredentialRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(owned_query!(user_id, id).first(conn).optional()?)
 }
 
-/// All credentials of a user, oldest first.
-pub fn of_user(conn: &mut DbConn, user_id: &str) -> Result<Vec<CredentialRow>, StoreError> {
+/// The database's plan for `owned`.
+pub fn owned_plan(conn: &mut DbConn, user_id: &str, id: &str) -> Result<QueryPlan, StoreError> {
+    use crate::store::explain::{PgExplain, SqliteExplain};
+    match conn {
+        DbConn::Pg(c) => {
+            let raw: String = PgExplain(owned_query!(user_id, id)).get_result(c)?;
+            QueryPlan::from_pg_json(raw)
+        }
+        DbConn::Sqlite(c) => Ok(QueryPlan::from_sqlite(
+            SqliteExplain(owned_query!(user_id, id)).load(c)?,
+        )),
+    }
+}
+
+/// Refresh the planner's statistics on users and credentials (after a bulk load).
+pub fn analyze(conn: &mut DbConn) -> Result<(), StoreError> {
+    diesel::sql_query("ANALYZE users").execute(conn)?;
+    diesel::sql_query("ANALYZE credentials").execute(conn)?;
+    Ok(())
+}
+
+/// Bytes on disk: the credentials table with its indexes on PostgreSQL, the whole database
+/// file on SQLite (which has no per-table figure without its optional dbstat table).
+pub fn storage_bytes(conn: &mut DbConn) -> Result<i64, StoreError> {
+    let sql = match conn {
+        DbConn::Pg(_) => "pg_total_relation_size('credentials')",
+        DbConn::Sqlite(_) => {
+            "(SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
+        }
+    };
+    Ok(diesel::select(diesel::dsl::sql::<BigInt>(sql)).get_result(conn)?)
+}
+
+/// How many credentials carry this description (the scale-test seed marks its rows).
+pub fn count_described(conn: &mut DbConn, description: &str) -> Result<i64, StoreError> {
     Ok(credentials::table
-        .filter(credentials::user_id.eq(user_id))
-        .order((credentials::created_at.asc(), credentials::id.asc()))
-        .select(CredentialRow::as_select())
-        .load(conn)?)
+        .filter(credentials::description.eq(description))
+        .count()
+        .get_result(conn)?)
 }
 
 /// Reserve one PIN/OTP attempt before checking it: the attempt counts as failed up front, so
@@ -72,6 +230,10 @@ pub fn clear_attempts(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
         .execute(conn)?;
     Ok(n == 1)
 }
+
+#[cfg(test)]
+#[path = "credentials_scale_tests.rs"]
+mod scale_tests;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -124,7 +286,9 @@ pub(crate) mod tests {
         assert_eq!(mine.last_otp_step, Some(7));
         assert!(store.with(|c| owned(c, "u1", "c2")).unwrap().is_none());
         assert!(store.with(|c| owned(c, "u1", "nope")).unwrap().is_none());
-        let list = store.with(|c| of_user(c, "u1")).unwrap();
+        let list = store
+            .with(|c| page_of_user(c, "u1", &Cursor::start(), None, 10))
+            .unwrap();
         assert_eq!(list.len(), 1);
     }
 

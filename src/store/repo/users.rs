@@ -13,6 +13,20 @@ pub fn insert(conn: &mut DbConn, row: &UserRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Insert many users with multi-row INSERTs of 1 000 rows (per-backend dispatch, as diesel builds
+/// batch inserts per backend). Run it inside a transaction.
+pub fn insert_many(conn: &mut DbConn, rows: &[UserRow]) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for chunk in rows.chunks(1_000) {
+        let insert = diesel::insert_into(users::table).values(chunk);
+        n += match conn {
+            DbConn::Sqlite(c) => insert.execute(c)?,
+            DbConn::Pg(c) => insert.execute(c)?,
+        };
+    }
+    Ok(n)
+}
+
 pub fn by_name(conn: &mut DbConn, name: &str) -> Result<Option<UserRow>, StoreError> {
     Ok(users::table
         .filter(users::name.eq(name))

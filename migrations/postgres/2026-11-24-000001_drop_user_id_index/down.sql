@@ -1,0 +1,1 @@
+CREATE INDEX credentials_user_id ON credentials(user_id);
