@@ -69,7 +69,9 @@ fn rv(e: &CkError) -> Option<RvError> {
     }
 }
 
-/// Errors after which the operation is worth one retry on a fresh or re-logged-in session.
+/// Errors after which the operation is worth another try on a fresh or re-logged-in session
+/// (network HSMs report a lost link as a device error or a removed token). Not
+/// CKR_GENERAL_ERROR: SoftHSM2 answers a failed GCM tag check with it.
 fn is_session_level(e: &CkError) -> bool {
     matches!(
         rv(e),
@@ -79,6 +81,7 @@ fn is_session_level(e: &CkError) -> bool {
                 | RvError::SessionClosed
                 | RvError::DeviceRemoved
                 | RvError::DeviceError
+                | RvError::TokenNotPresent
                 | RvError::ObjectHandleInvalid
                 | RvError::KeyHandleInvalid
         )
@@ -127,7 +130,7 @@ fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, QscdError> {
     Ok(None)
 }
 
-fn login(session: &Session, pin: &SecretString) -> Result<(), CkError> {
+pub(super) fn login(session: &Session, pin: &SecretString) -> Result<(), CkError> {
     match session.login(UserType::User, Some(pin)) {
         Err(e) if rv(&e) == Some(RvError::UserAlreadyLoggedIn) => Ok(()),
         other => other,
@@ -229,7 +232,7 @@ impl Pkcs11Qscd {
         login(&session, &cfg.pin)
             .map_err(|e| QscdError::Config(format!("token login failed: {e}")))?;
         Ok(Pkcs11Qscd {
-            pool: Pool::new(ctx, slot, cfg.max_sessions, session),
+            pool: Pool::new(ctx, slot, cfg.pin.clone(), cfg.max_sessions, session),
             pin: cfg.pin.clone(),
             handles: Mutex::new(HashMap::new()),
         })
@@ -276,10 +279,12 @@ impl Pkcs11Qscd {
         self.pool.open_sessions()
     }
 
-    /// Run `op` on a pooled session, retrying once after a lost login, a lost session or a
-    /// stale cached handle.
+    /// Run `op` on a pooled session. After a lost login, a lost session (all idle sessions are
+    /// closed with it and new ones logged in) or a stale cached handle, the operation is tried
+    /// again, at most `ATTEMPTS` times in all; a token that keeps failing gives the last error.
     fn with_session<T>(&self, op: impl Fn(&Session) -> Result<T, OpError>) -> Result<T, QscdError> {
-        let mut retried = false;
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
         loop {
             let lease = self.pool.acquire()?;
             let session = lease
@@ -290,29 +295,28 @@ impl Pkcs11Qscd {
                 Err(OpError::Q(e)) => return Err(e),
                 Err(OpError::Ck(e)) => e,
             };
-            let code = rv(&err);
-            if retried {
+            if attempt >= ATTEMPTS || !is_session_level(&err) {
+                if is_session_level(&err) {
+                    // Do not hand a session in an unknown state to the next caller.
+                    lease.discard();
+                }
                 return Err(map_ck(err));
             }
-            retried = true;
-            match code {
+            attempt += 1;
+            match rv(&err) {
                 Some(RvError::UserNotLoggedIn) => {
                     tracing::warn!("token session not logged in; logging in again");
                     login(session, &self.pin).map_err(map_ck)?;
                 }
-                Some(
-                    RvError::SessionHandleInvalid
-                    | RvError::SessionClosed
-                    | RvError::DeviceRemoved
-                    | RvError::DeviceError,
-                ) => {
-                    tracing::warn!(error = %err, "token session lost; opening a new one");
-                    lease.discard();
-                }
                 Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid) => {
                     self.lock_handles().clear();
                 }
-                _ => return Err(map_ck(err)),
+                _ => {
+                    tracing::warn!(error = %err, "token session lost; re-opening sessions");
+                    lease.discard();
+                    self.pool.reset();
+                    self.lock_handles().clear();
+                }
             }
         }
     }

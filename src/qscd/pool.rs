@@ -1,12 +1,16 @@
 //! PKCS#11 sessions are owned, never shared: the pool hands one `Session` to one caller at a
 //! time (a `Lease`), opens sessions lazily up to a bound, and waits when all are busy. Sessions
-//! that hit a session-level error are discarded instead of returned.
+//! that hit a session-level error are discarded instead of returned; after a session loss the
+//! idle ones go too (a lost session usually means all of them are gone: token reset, HSM
+//! failover, C_CloseAllSessions). Every newly opened session is logged in (when the last session
+//! of a process closes, PKCS#11 logs the process out), so recovery needs no restart.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
+use secrecy::SecretString;
 
 use super::QscdError;
 
@@ -18,6 +22,7 @@ struct State {
 pub struct Pool {
     ctx: Pkcs11,
     slot: Slot,
+    pin: SecretString,
     max: usize,
     state: Mutex<State>,
     freed: Condvar,
@@ -30,10 +35,11 @@ pub struct Lease<'a> {
 }
 
 impl Pool {
-    pub fn new(ctx: Pkcs11, slot: Slot, max: usize, first: Session) -> Pool {
+    pub fn new(ctx: Pkcs11, slot: Slot, pin: SecretString, max: usize, first: Session) -> Pool {
         Pool {
             ctx,
             slot,
+            pin,
             max: max.max(1),
             state: Mutex::new(State {
                 idle: vec![first],
@@ -60,7 +66,11 @@ impl Pool {
             if st.open < self.max {
                 st.open += 1;
                 drop(st);
-                return match self.ctx.open_rw_session(self.slot) {
+                let opened = self.ctx.open_rw_session(self.slot).and_then(|s| {
+                    super::pkcs11::login(&s, &self.pin)?;
+                    Ok(s)
+                });
+                return match opened {
                     Ok(s) => Ok(Lease {
                         pool: self,
                         session: Some(s),
@@ -74,6 +84,15 @@ impl Pool {
             }
             st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// Close every idle session (after a session loss: they are most likely dead too).
+    pub fn reset(&self) {
+        let idle = std::mem::take(&mut self.lock().idle);
+        let n = idle.len();
+        drop(idle);
+        self.lock().open -= n;
+        self.freed.notify_all();
     }
 
     /// Sessions currently open (idle or leased).

@@ -168,21 +168,32 @@ pub async fn sign_hash(
         if let Ok(values) = &signed {
             st.metrics.signatures(resolved.algo.oid(), values.len());
         }
-        super::record(
-            &st,
-            &super::event(
-                now,
-                &user_id,
-                "sign_hash",
-                Some(&cred_id),
-                if signed.is_ok() {
-                    "signed"
-                } else {
-                    "token_error"
-                },
-                serde_json::json!({"count": inputs.len()}),
-            ),
-        )?;
+        match &signed {
+            Ok(_) => super::record(
+                &st,
+                &super::event(
+                    now,
+                    &user_id,
+                    "sign_hash",
+                    Some(&cred_id),
+                    "signed",
+                    serde_json::json!({"count": inputs.len()}),
+                ),
+            )?,
+            Err(e) => {
+                // No signature left the token: the SAD gets back what it paid for.
+                let failed = super::event(
+                    now,
+                    &user_id,
+                    "sign_hash",
+                    Some(&cred_id),
+                    "token_error",
+                    serde_json::json!({"count": inputs.len()}),
+                );
+                let refunded = st.store.with(|c| repo::sads::refund(c, &spend, &failed))?;
+                tracing::warn!(error = %e, refunded, "token failed; SAD refunded");
+            }
+        }
         let raw = signed?;
         raw.into_iter()
             .map(|r| signature_value(key, &resolved.scheme, r).map(|s| crypto::b64::encode(&s)))

@@ -31,3 +31,4 @@ mod scale;
 mod schema_checks;
 mod secrets;
 mod sign_flow;
+mod token_faults;

@@ -263,8 +263,6 @@ async def sign(args) -> dict:
         signed = out.getvalue()
         with open(args.out, "wb") as f:
             f.write(signed)
-        import shutil, uuid
-        shutil.copy(args.out, f"/tmp/phrepro/keep-{uuid.uuid4().hex}.pdf")
         summary["out"] = args.out
 
         # What went over the wire, as pyHanko built it.

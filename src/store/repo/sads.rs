@@ -287,6 +287,45 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
     Ok(())
 }
 
+/// Give back what `spend` took when the token produced no signature (a device error after the
+/// SAD was spent): the digests become unused again and the count goes back up, in one write
+/// transaction with its audit record. Spending first and refunding on failure keeps the
+/// double-spend guarantee (a concurrent caller never sees more than was authorized) without
+/// making the signer authorize again because the HSM hiccupped. A SAD that is gone meanwhile
+/// (expired and purged, swapped by extendTransaction) is left alone. The audit record's detail
+/// gets `"refunded": true|false`. Returns whether it refunded.
+pub fn refund(conn: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<bool, StoreError> {
+    let outcome = conn.write_tx(|c| {
+        let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
+        let restored = diesel::update(
+            sads::table
+                .filter(sads::sad_hash.eq(req.sad_hash))
+                .filter(sads::user_id.eq(req.user_id))
+                .filter(sads::credential_id.eq(req.credential_id)),
+        )
+        .set(sads::remaining.eq(sads::remaining + n))
+        .execute(c)?;
+        if restored == 1 {
+            for digest in req.digests {
+                diesel::update(
+                    sad_hashes::table
+                        .filter(sad_hashes::sad_hash.eq(req.sad_hash))
+                        .filter(sad_hashes::digest.eq(digest)),
+                )
+                .set(sad_hashes::used.eq(false))
+                .execute(c)?;
+            }
+        }
+        let mut event = event.clone();
+        if let Some(detail) = event.detail.as_object_mut() {
+            detail.insert("refunded".into(), serde_json::Value::Bool(restored == 1));
+        }
+        audit::append(c, &event).map_err(store_to_diesel)?;
+        Ok::<_, diesel::result::Error>(restored == 1)
+    });
+    Ok(outcome?)
+}
+
 /// Signatures left on a SAD (diagnostics and tests).
 pub fn remaining(conn: &mut DbConn, sad_hash: &[u8]) -> Result<Option<i32>, StoreError> {
     Ok(sads::table
@@ -378,6 +417,59 @@ mod tests {
             outcome: "ok",
             detail: serde_json::json!({}),
         }
+    }
+
+    fn try_refund(store: &Store, user: &str, cred: &str, digests: &[Vec<u8>]) -> bool {
+        store
+            .with(|c| {
+                refund(
+                    c,
+                    &Spend {
+                        sad_hash: &[5; 32],
+                        user_id: user,
+                        credential_id: cred,
+                        hash_algo: "sha256",
+                        digests,
+                        now: 1,
+                    },
+                    &ev(),
+                )
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn refund_gives_back_exactly_what_was_spent() {
+        let (_d, store) = setup();
+        let one = vec![vec![1; 32]];
+        assert_eq!(try_spend(&store, "u1", "c1", "sha256", &one, 1), Ok(()));
+        assert_eq!(
+            try_spend(&store, "u1", "c1", "sha256", &one, 1),
+            Err(SadRefusal::AlreadySigned)
+        );
+        // someone else's refund request touches nothing
+        assert!(!try_refund(&store, "u2", "c1", &one));
+        assert!(!try_refund(&store, "u1", "c2", &one));
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(1));
+        assert!(try_refund(&store, "u1", "c1", &one));
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(2));
+        // the digest can be signed again, and the count still caps the total
+        let both = vec![vec![1; 32], vec![2; 32]];
+        assert_eq!(try_spend(&store, "u1", "c1", "sha256", &both, 1), Ok(()));
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(0));
+        assert_eq!(
+            try_spend(&store, "u1", "c1", "sha256", &one, 1),
+            Err(SadRefusal::AlreadySigned)
+        );
+        let audited: i64 = store
+            .with(|c| {
+                Ok(crate::store::schema::audit_log::table
+                    .count()
+                    .get_result(c)?)
+            })
+            .unwrap();
+        // the SAD's issue, 2 spends and 3 refund attempts (refused spends roll back theirs)
+        assert_eq!(audited, 6);
     }
 
     #[test]
