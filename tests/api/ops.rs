@@ -540,7 +540,12 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    let r = in_flight.join().unwrap();
+    let r = in_flight.join().unwrap_or_else(|_| {
+        panic!(
+            "in-flight request failed; server log:\n{}",
+            env.server_log()
+        )
+    });
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["signatures"].as_array().unwrap().len(), 400);
     let exit = app
