@@ -576,3 +576,30 @@ impl TestApp {
         self.base.split("://").nth(1).unwrap().to_string()
     }
 }
+
+// ---- shared by the fault and multi-instance tests ----
+
+/// The P-256 verifying key of a credential, from its certificate in `credentials/info`.
+pub fn p256_key(app: &TestApp, token: &str, cred: &str) -> p256::ecdsa::VerifyingKey {
+    use p256::pkcs8::DecodePublicKey;
+    let (ee, _) = chain(&app.credential_info(token, cred));
+    p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der(&ee)).unwrap()
+}
+
+/// Verify a base64 DER ECDSA signature over `digest`.
+pub fn verify_p256(key: &p256::ecdsa::VerifyingKey, digest: &[u8], sig_b64: &str) {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    let sig = p256::ecdsa::Signature::from_der(&unb64(sig_b64)).unwrap();
+    key.verify_prehash(digest, &sig).unwrap();
+}
+
+/// `quill audit verify` accepts the whole chain.
+pub fn audit_verifies(env: &Env) {
+    let out = env.quill().args(["audit", "verify"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "audit verify: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

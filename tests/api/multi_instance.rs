@@ -45,30 +45,8 @@ fn try_post(app: &TestApp, path: &str, token: &str, body: &Value) -> Option<Resp
     Some(Resp { status, body })
 }
 
-fn p256_key(app: &TestApp, token: &str, cred: &str) -> p256::ecdsa::VerifyingKey {
-    use p256::pkcs8::DecodePublicKey;
-    let (ee, _) = chain(&app.credential_info(token, cred));
-    p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der(&ee)).unwrap()
-}
-
-fn verify_p256(key: &p256::ecdsa::VerifyingKey, digest: &[u8], sig_b64: &str) {
-    use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    let sig = p256::ecdsa::Signature::from_der(&unb64(sig_b64)).unwrap();
-    key.verify_prehash(digest, &sig).unwrap();
-}
-
 fn sign_one(cred: &str, sad: &str, h: &[u8]) -> Value {
     json!({"credentialID": cred, "SAD": sad, "hashes": [b64(h)], "signAlgo": ES256})
-}
-
-fn audit_verifies(env: &Env) {
-    let out = env.quill().args(["audit", "verify"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "audit verify: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

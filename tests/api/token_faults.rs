@@ -80,35 +80,41 @@ impl Faulty {
     }
 }
 
+/// A 200 whose one signature verifies over `digest`.
+fn signed(key: &p256::ecdsa::VerifyingKey, digest: &[u8], r: &Resp) {
+    assert_eq!(r.status, 200, "{}", r.body);
+    verify_p256(key, digest, r.body["signatures"][0].as_str().unwrap());
+}
+
+/// signHash of `hs[i]` for each `i` in `range`, all at once; the answers by index.
+fn sign_in_parallel(
+    app: &Arc<TestApp>,
+    token: &str,
+    cred: &str,
+    sad: &str,
+    hs: &[Vec<u8>],
+    range: std::ops::Range<usize>,
+) -> Vec<(usize, Resp)> {
+    let workers: Vec<_> = range
+        .map(|i| {
+            let (app, token, cred, sad, h) = (
+                app.clone(),
+                token.to_string(),
+                cred.to_string(),
+                sad.to_string(),
+                hs[i].clone(),
+            );
+            std::thread::spawn(move || (i, sign_one(&app, &token, &cred, &sad, &h)))
+        })
+        .collect();
+    workers.into_iter().map(|w| w.join().unwrap()).collect()
+}
+
 fn sign_one(app: &TestApp, token: &str, cred: &str, sad: &str, h: &[u8]) -> Resp {
     app.sign_hash_raw(
         token,
         json!({"credentialID": cred, "SAD": sad, "hashes": [b64(h)], "signAlgo": ES256}),
     )
-}
-
-fn verify_p256(key: &p256::ecdsa::VerifyingKey, digest: &[u8], r: &Resp) {
-    use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let sig = p256::ecdsa::Signature::from_der(&unb64(r.body["signatures"][0].as_str().unwrap()))
-        .unwrap();
-    key.verify_prehash(digest, &sig).unwrap();
-}
-
-fn key_of(app: &TestApp, token: &str, cred: &str) -> p256::ecdsa::VerifyingKey {
-    use p256::pkcs8::DecodePublicKey;
-    let (ee, _) = chain(&app.credential_info(token, cred));
-    p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der(&ee)).unwrap()
-}
-
-fn audit_verifies(env: &Env) {
-    let out = env.quill().args(["audit", "verify"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "audit verify: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The index of the first line at or after `from` that starts with `prefix`.
@@ -133,15 +139,15 @@ fn session_loss_is_absorbed_sessions_reopened_and_token_logged_in_again() {
     let f = Faulty::spawn(&env);
     let app = f.app.clone();
     let token = app.login(&s.user, &s.password);
-    let key = key_of(&app, &token, &cred);
+    let key = p256_key(&app, &token, &cred);
     let hs = hashes(12);
     let sad = app.authorize(&token, &s, &cred, &hs, SHA256);
-    verify_p256(&key, &hs[0], &sign_one(&app, &token, &cred, &sad, &hs[0]));
+    signed(&key, &hs[0], &sign_one(&app, &token, &cred, &sad, &hs[0]));
 
     // Loss in the middle of a signHash: the module closes every session of the process.
     let mark = f.calls().len();
     f.fault("close-sessions");
-    verify_p256(&key, &hs[1], &sign_one(&app, &token, &cred, &sad, &hs[1]));
+    signed(&key, &hs[1], &sign_one(&app, &token, &cred, &sad, &hs[1]));
     assert_eq!(std::fs::read_to_string(&f.control).unwrap(), "", "it fired");
     let calls = f.calls();
     let closed = find_call(&calls, mark, "fault:C_CloseAllSessions rv=0x0")
@@ -160,25 +166,12 @@ fn session_loss_is_absorbed_sessions_reopened_and_token_logged_in_again() {
     f.fault("close-sessions");
     assert_eq!(app.get("/readyz").status(), 200);
     assert_eq!(std::fs::read_to_string(&f.control).unwrap(), "");
-    verify_p256(&key, &hs[2], &sign_one(&app, &token, &cred, &sad, &hs[2]));
+    signed(&key, &hs[2], &sign_one(&app, &token, &cred, &sad, &hs[2]));
 
     // Loss under concurrent load (several pooled sessions in use at once): every call succeeds.
     f.fault("close-sessions");
-    let workers: Vec<_> = (3..12)
-        .map(|i| {
-            let (app, token, cred, sad, h) = (
-                app.clone(),
-                token.clone(),
-                cred.clone(),
-                sad.clone(),
-                hs[i].clone(),
-            );
-            std::thread::spawn(move || (i, sign_one(&app, &token, &cred, &sad, &h)))
-        })
-        .collect();
-    for w in workers {
-        let (i, r) = w.join().unwrap();
-        verify_p256(&key, &hs[i], &r);
+    for (i, r) in sign_in_parallel(&app, &token, &cred, &sad, &hs, 3..12) {
+        signed(&key, &hs[i], &r);
     }
     assert_eq!(std::fs::read_to_string(&f.control).unwrap(), "");
     let closes = f
@@ -202,7 +195,7 @@ fn token_error_is_503_the_sad_is_refunded_and_service_returns_when_it_clears() {
     let f = Faulty::spawn(&env);
     let app = f.app.clone();
     let token = app.login(&s.user, &s.password);
-    let key = key_of(&app, &token, &cred);
+    let key = p256_key(&app, &token, &cred);
     let hs = hashes(6);
     let sad = app.authorize(&token, &s, &cred, &hs, SHA256);
 
@@ -210,22 +203,8 @@ fn token_error_is_503_the_sad_is_refunded_and_service_returns_when_it_clears() {
     let r = sign_one(&app, &token, &cred, &sad, &hs[0]);
     r.assert_error(503, "temporarily_unavailable");
     // Concurrent calls while the token is down: every one a 503, never a 500 or a signature.
-    let workers: Vec<_> = (1..6)
-        .map(|i| {
-            let (app, token, cred, sad, h) = (
-                app.clone(),
-                token.clone(),
-                cred.clone(),
-                sad.clone(),
-                hs[i].clone(),
-            );
-            std::thread::spawn(move || sign_one(&app, &token, &cred, &sad, &h))
-        })
-        .collect();
-    for w in workers {
-        w.join()
-            .unwrap()
-            .assert_error(503, "temporarily_unavailable");
+    for (_, r) in sign_in_parallel(&app, &token, &cred, &sad, &hs, 1..6) {
+        r.assert_error(503, "temporarily_unavailable");
     }
     assert_eq!(app.get("/healthz").status(), 200);
     let ready = app.get("/readyz");
@@ -271,7 +250,7 @@ fn token_error_is_503_the_sad_is_refunded_and_service_returns_when_it_clears() {
         find_call(&calls, mark, "C_OpenSession rv=0x0").unwrap_or_else(|| panic!("{calls:#?}"));
     find_call(&calls, opened, "C_Login rv=0x0").unwrap_or_else(|| panic!("{calls:#?}"));
     for h in &hs {
-        verify_p256(&key, h, &sign_one(&app, &token, &cred, &sad, h));
+        signed(&key, h, &sign_one(&app, &token, &cred, &sad, h));
     }
     // …and no more than it authorized.
     sign_one(&app, &token, &cred, &sad, &hs[0]).assert_error(400, "invalid_request");
