@@ -80,6 +80,54 @@ pub fn issue_end_entity(
     days: u32,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, PkiError> {
+    issue(
+        ca_cert_der,
+        ca_key,
+        subject_spki_der,
+        common_name,
+        days,
+        now,
+        false,
+    )
+}
+
+/// DER of `ExtKeyUsageSyntax ::= SEQUENCE { id-kp-timeStamping }`.
+const EKU_TIME_STAMPING: [u8; 12] = [
+    0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
+];
+/// id-ce-extKeyUsage.
+const OID_EXT_KEY_USAGE: [u64; 4] = [2, 5, 29, 37];
+
+/// A time-stamping unit certificate (RFC 3161 §2.3): as [`issue_end_entity`], plus
+/// extendedKeyUsage = timeStamping only, critical.
+pub fn issue_time_stamping(
+    ca_cert_der: &[u8],
+    ca_key: &dyn CaKey,
+    subject_spki_der: &[u8],
+    common_name: &str,
+    days: u32,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, PkiError> {
+    issue(
+        ca_cert_der,
+        ca_key,
+        subject_spki_der,
+        common_name,
+        days,
+        now,
+        true,
+    )
+}
+
+fn issue(
+    ca_cert_der: &[u8],
+    ca_key: &dyn CaKey,
+    subject_spki_der: &[u8],
+    common_name: &str,
+    days: u32,
+    now: OffsetDateTime,
+    time_stamping: bool,
+) -> Result<Vec<u8>, PkiError> {
     let ca = parse_x509(ca_cert_der)?;
     let signer = CaSigner::new(ca_key)?;
     if ca.public_key().raw != ca_key.spki_der() {
@@ -114,6 +162,14 @@ pub fn issue_end_entity(
         KeyUsagePurpose::ContentCommitment,
     ];
     params.use_authority_key_identifier_extension = true;
+    if time_stamping {
+        let mut eku = rcgen::CustomExtension::from_oid_content(
+            &OID_EXT_KEY_USAGE,
+            EKU_TIME_STAMPING.to_vec(),
+        );
+        eku.set_criticality(true);
+        params.custom_extensions.push(eku);
+    }
     params.key_identifier_method = KeyIdMethod::PreSpecified(subject.key_id());
     params.serial_number = Some(random_serial());
     (params.not_before, params.not_after) = validity(now, i64::from(days))?;

@@ -30,4 +30,5 @@ mod pyhanko;
 mod scale;
 mod schema_checks;
 mod secrets;
+mod sign_doc;
 mod sign_flow;
