@@ -276,3 +276,6 @@ pub fn sign<E>(
     };
     Ok(Ok(Built { signed_data }))
 }
+
+#[cfg(test)]
+mod tests;

@@ -302,6 +302,33 @@ mod tests {
     }
 
     #[test]
+    fn time_stamping_certificates_have_only_a_critical_time_stamping_eku() {
+        let ca_key = TestCaKey::new();
+        let ca_der = self_signed_ca(&ca_key, "Quill Dev Root", now()).unwrap();
+        let tsa = TestCaKey::new();
+        let der =
+            issue_time_stamping(&ca_der, &ca_key, tsa.spki_der(), "Quill TSA", 30, now()).unwrap();
+        let cert = parse_x509(&der).unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap();
+        assert!(eku.critical);
+        assert!(eku.value.time_stamping);
+        assert!(!eku.value.any && !eku.value.code_signing && !eku.value.email_protection);
+        assert!(eku.value.other.is_empty());
+        let ku = cert.key_usage().unwrap().unwrap();
+        assert!(ku.value.digital_signature());
+        verify_signed_by_p256(&der, ca_key.spki_der()).unwrap();
+        // Signing certificates carry no EKU.
+        let ee = issue_end_entity(&ca_der, &ca_key, tsa.spki_der(), "x", 30, now()).unwrap();
+        assert!(
+            parse_x509(&ee)
+                .unwrap()
+                .extended_key_usage()
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
     fn refusals() {
         let ca_key = TestCaKey::new();
         let ca_der = self_signed_ca(&ca_key, "Quill Dev Root", now()).unwrap();

@@ -23,6 +23,7 @@ mod info_login;
 mod lockout;
 mod multi_instance;
 mod online_otp;
+mod openssl_readme;
 mod ops;
 mod paging;
 mod pg;
