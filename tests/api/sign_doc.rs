@@ -459,3 +459,137 @@ fn timestamps_verify_with_openssl_and_echo_the_nonce() {
     assert_eq!(resp.status.status, cmpv2::status::PkiStatus::Rejection);
     assert!(resp.time_stamp_token.is_none());
 }
+
+#[test]
+fn sign_doc_input_errors_are_csc_errors_and_spend_nothing() {
+    let env = Env::new();
+    let s = signer("gina");
+    let ec = env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let d = digest(SHA256, b"a document");
+    let sad = app.authorize(
+        &token,
+        &s,
+        &ec.credential_id,
+        std::slice::from_ref(&d),
+        SHA256,
+    );
+    let digests = |extra: Value| {
+        let mut item = json!({"hashes": [b64(&d)], "hashAlgorithmOID": SHA256,
+            "signature_format": "C", "signAlgo": ECDSA_SHA256});
+        for (k, v) in extra.as_object().unwrap() {
+            item[k] = v.clone();
+        }
+        json!({"credentialID": ec.credential_id, "SAD": sad, "documentDigests": [item]})
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"credentialID": ec.credential_id, "SAD": sad}),
+            "Empty documentDigests and documents objects",
+        ),
+        (
+            json!({"credentialID": ec.credential_id, "SAD": sad,
+                "documentDigests": [], "documents": []}),
+            "Both documentDigests and documents parameters passed",
+        ),
+        (
+            digests(json!({"signature_format": "P"})),
+            "signature_format",
+        ),
+        (
+            digests(json!({"signature_format": null})),
+            "signature_format",
+        ),
+        (
+            digests(json!({"conformance_level": "Ades-B-LTA"})),
+            "conformance_level",
+        ),
+        (
+            digests(json!({"signed_envelope_property": "Attached"})),
+            "signed_envelope_property",
+        ),
+        (
+            digests(json!({"signed_envelope_property": "Parallel"})),
+            "signed_envelope_property",
+        ),
+        (
+            digests(json!({"signed_props": [{"attribute_name": "mime-type"}]})),
+            "signed_props",
+        ),
+        (digests(json!({"signAlgo": RSA_SHA256})), "signAlgo"),
+        (
+            digests(json!({"hashAlgorithmOID": SHA384})),
+            "hashAlgorithmOID",
+        ),
+        (
+            digests(json!({"hashAlgorithmOID": null})),
+            "hashAlgorithmOID",
+        ),
+        (
+            digests(json!({"hashes": [b64(&d[..16])]})),
+            "digest value length",
+        ),
+        (digests(json!({"hashes": ["%%%"]})), "Base64"),
+        (digests(json!({"hashes": []})), "Empty hash array"),
+        (digests(json!({"hashes": [b64(&d), b64(&d)]})), "Duplicate"),
+        (
+            json!({"credentialID": ec.credential_id, "SAD": sad,
+                "documents": [{"document": "!!", "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
+            "document",
+        ),
+        (
+            json!({"credentialID": ec.credential_id, "SAD": sad,
+                "documents": [{"signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
+            "document",
+        ),
+        (
+            json!({"credentialID": ec.credential_id, "SAD": sad, "operationMode": "A",
+                "documentDigests": [{"hashes": [b64(&d)], "hashAlgorithmOID": SHA256,
+                    "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
+            "operationMode",
+        ),
+        (
+            json!({"credentialID": ec.credential_id, "SAD": sad, "returnValidationInfo": true,
+                "documentDigests": [{"hashes": [b64(&d)], "hashAlgorithmOID": SHA256,
+                    "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
+            "returnValidationInfo",
+        ),
+        (
+            json!({"SAD": sad, "documentDigests": [{"hashes": [b64(&d)],
+                "hashAlgorithmOID": SHA256, "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
+            "credentialID",
+        ),
+        (
+            json!({"credentialID": "nope", "SAD": sad, "documentDigests": [{"hashes": [b64(&d)],
+                "hashAlgorithmOID": SHA256, "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
+            "credentialID",
+        ),
+        (
+            json!({"credentialID": ec.credential_id, "documentDigests": [{"hashes": [b64(&d)],
+                "hashAlgorithmOID": SHA256, "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
+            "SAD",
+        ),
+        (
+            json!({"credentialID": ec.credential_id, "SAD": "made-up",
+                "documentDigests": [{"hashes": [b64(&d)], "hashAlgorithmOID": SHA256,
+                    "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
+            "SAD",
+        ),
+    ];
+    for (body, needle) in cases {
+        let r = sign_doc(&app, &token, body.clone());
+        r.assert_error(400, "invalid_request");
+        assert!(
+            r.description().contains(needle),
+            "{needle:?} not in {:?} for {body}",
+            r.description()
+        );
+    }
+    sign_doc(&app, "not-a-token", digests(json!({}))).assert_error(401, "invalid_token");
+    // None of that spent the SAD: it still signs, once.
+    let r = sign_doc(&app, &token, digests(json!({})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["SignatureObject"].as_array().unwrap().len(), 1);
+    sign_doc(&app, &token, digests(json!({}))).assert_error(400, "invalid_request");
+}
