@@ -593,3 +593,75 @@ fn sign_doc_input_errors_are_csc_errors_and_spend_nothing() {
     assert_eq!(r.body["SignatureObject"].as_array().unwrap().len(), 1);
     sign_doc(&app, &token, digests(json!({}))).assert_error(400, "invalid_request");
 }
+
+#[test]
+fn one_sad_signs_a_batch_of_documents_in_order() {
+    let env = Env::new();
+    let s = signer("hank");
+    let ec = env.enroll(&s, "ec-p384");
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ca) = chain(&app.credential_info(&token, &ec.credential_id));
+    let ca_pem = write(dir.path(), "ca.pem", pem(&ca.to_der().unwrap()).as_bytes());
+    let docs: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("batch document {i}\n").into_bytes())
+        .collect();
+    let digests: Vec<Vec<u8>> = docs.iter().map(|d| digest(SHA384, d)).collect();
+    let sad = app.authorize(&token, &s, &ec.credential_id, &digests, SHA384);
+    let r = sign_doc(
+        &app,
+        &token,
+        json!({
+            "credentialID": ec.credential_id, "SAD": sad,
+            "documentDigests": [
+                {"hashes": [b64(&digests[0]), b64(&digests[1])], "hashAlgorithmOID": SHA384,
+                 "signature_format": "C", "signAlgo": "1.2.840.10045.4.3.3"},
+                {"hashes": [b64(&digests[2])], "hashAlgorithmOID": SHA384,
+                 "signature_format": "C", "conformance_level": "ades-b-t",
+                 "signAlgo": "1.2.840.10045.4.3.3"},
+            ],
+        }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let objects = r.body["SignatureObject"].as_array().unwrap();
+    assert_eq!(objects.len(), 3);
+    for (i, (doc, object)) in docs.iter().zip(objects).enumerate() {
+        let doc_path = write(dir.path(), &format!("doc{i}.txt"), doc);
+        let cms = unb64(object.as_str().unwrap());
+        let sig_path = write(dir.path(), &format!("doc{i}.p7s"), &cms);
+        openssl(&[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            &sig_path,
+            "-content",
+            &doc_path,
+            "-CAfile",
+            &ca_pem,
+            "-out",
+            "/dev/null",
+        ]);
+        let si = signed_data(&cms).signer_infos.0.get(0).unwrap().clone();
+        assert_eq!(si.digest_alg.oid.to_string(), SHA384);
+        assert_eq!(
+            si.unsigned_attrs.is_some(),
+            i == 2,
+            "only the B-T entry is time-stamped"
+        );
+    }
+    // Every digest is spent: the SAD signs nothing more.
+    sign_doc(
+        &app,
+        &token,
+        json!({
+            "credentialID": ec.credential_id, "SAD": sad,
+            "documentDigests": [{"hashes": [b64(&digests[0])], "hashAlgorithmOID": SHA384,
+                "signature_format": "C", "signAlgo": "1.2.840.10045.4.3.3"}],
+        }),
+    )
+    .assert_error(400, "invalid_request");
+}
