@@ -29,6 +29,9 @@ pub enum CscError {
     /// 400 `invalid_authentication_data`: wrong PIN or OTP on `credentials/authorize`.
     #[error("The authentication data is invalid")]
     InvalidAuthenticationData,
+    /// 403 `invalid_hash` (signDoc): a document or digest the SAD does not authorize.
+    #[error("Document or documentDigest does not match authorized hash")]
+    InvalidHash,
     /// 404 `invalid_request`: no such route.
     #[error("Unknown method: {0}")]
     NotFound(String),
@@ -77,6 +80,7 @@ impl CscError {
             CscError::InvalidToken => "invalid_token",
             CscError::AuthenticationError => "authentication_error",
             CscError::InvalidAuthenticationData => "invalid_authentication_data",
+            CscError::InvalidHash => "invalid_hash",
             CscError::Unavailable(_) | CscError::NotReady(_) => "temporarily_unavailable",
             CscError::Internal(_) => "server_error",
         }
@@ -92,6 +96,7 @@ impl ResponseError for CscError {
             CscError::InvalidToken | CscError::BadAuthorizationHeader(_) => {
                 StatusCode::UNAUTHORIZED
             }
+            CscError::InvalidHash => StatusCode::FORBIDDEN,
             CscError::NotFound(_) => StatusCode::NOT_FOUND,
             CscError::MethodNotAllowed | CscError::GetOnly => StatusCode::METHOD_NOT_ALLOWED,
             CscError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -210,6 +215,7 @@ mod tests {
                 400,
                 "invalid_authentication_data",
             ),
+            (CscError::InvalidHash, 403, "invalid_hash"),
             (CscError::NotFound("/x".into()), 404, "invalid_request"),
             (CscError::MethodNotAllowed, 405, "invalid_request"),
             (CscError::GetOnly, 405, "invalid_request"),

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod blocking;
+pub mod cades;
 pub mod cli;
 pub mod clock;
 pub mod config;

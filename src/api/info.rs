@@ -78,9 +78,9 @@ pub async fn info(
             algos: all_sign_algos(),
         },
         signature_formats: SignatureFormats {
-            formats: vec![],
-            envelope_properties: vec![],
+            formats: vec!["C"],
+            envelope_properties: vec![vec!["Detached", "Attached"]],
         },
-        conformance_levels: vec![],
+        conformance_levels: vec!["Ades-B-B", "Ades-B-T"],
     }))
 }

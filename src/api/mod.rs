@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod extract;
 pub mod info;
 pub mod ops;
+pub mod sign_doc;
 pub mod signatures;
 
 use actix_web::{HttpRequest, HttpResponse, Route, web};
@@ -24,6 +25,8 @@ pub const METHODS: &[&str] = &[
     "credentials/getChallenge",
     "credentials/sendOTP",
     "signatures/signHash",
+    "signatures/signDoc",
+    "signatures/timestamp",
 ];
 
 /// `hashes` (v2) and `hash` (v1) name one field: a request with both is ambiguous.
@@ -78,6 +81,14 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
             "/signatures/signHash",
             web::post().to(signatures::sign_hash),
         ))
+        .service(method(
+            "/signatures/signDoc",
+            web::post().to(sign_doc::sign_doc),
+        ))
+        .service(method(
+            "/signatures/timestamp",
+            web::post().to(sign_doc::timestamp),
+        ))
 }
 
 /// The operations endpoints (`ops`), outside the CSC API.
@@ -103,5 +114,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get("/healthz", ops::healthz))
         .service(get("/readyz", ops::readyz))
         .service(get("/metrics", ops::metrics))
+        .service(method("/tsa", web::post().to(sign_doc::rfc3161)))
         .default_service(web::to(not_found));
 }

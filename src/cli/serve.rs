@@ -18,6 +18,8 @@ pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     let settings = args.service_settings()?;
     let store = Store::open(&args.store.database_url, 16)?;
     let qscd: Arc<dyn Qscd> = Arc::new(Pkcs11Qscd::open(&args.token.pkcs11_config()?)?);
+    // The development CA and the time-stamping unit (RFC 3161) live in the token: made once.
+    crate::service::tsa::ensure(&qscd, crate::clock::Clock::now(&SystemClock))?;
     Ok(AppState {
         settings: Arc::new(settings),
         store,

@@ -80,6 +80,54 @@ pub fn issue_end_entity(
     days: u32,
     now: OffsetDateTime,
 ) -> Result<Vec<u8>, PkiError> {
+    issue(
+        ca_cert_der,
+        ca_key,
+        subject_spki_der,
+        common_name,
+        days,
+        now,
+        false,
+    )
+}
+
+/// DER of `ExtKeyUsageSyntax ::= SEQUENCE { id-kp-timeStamping }`.
+const EKU_TIME_STAMPING: [u8; 12] = [
+    0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
+];
+/// id-ce-extKeyUsage.
+const OID_EXT_KEY_USAGE: [u64; 4] = [2, 5, 29, 37];
+
+/// A time-stamping unit certificate (RFC 3161 §2.3): as [`issue_end_entity`], plus
+/// extendedKeyUsage = timeStamping only, critical.
+pub fn issue_time_stamping(
+    ca_cert_der: &[u8],
+    ca_key: &dyn CaKey,
+    subject_spki_der: &[u8],
+    common_name: &str,
+    days: u32,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, PkiError> {
+    issue(
+        ca_cert_der,
+        ca_key,
+        subject_spki_der,
+        common_name,
+        days,
+        now,
+        true,
+    )
+}
+
+fn issue(
+    ca_cert_der: &[u8],
+    ca_key: &dyn CaKey,
+    subject_spki_der: &[u8],
+    common_name: &str,
+    days: u32,
+    now: OffsetDateTime,
+    time_stamping: bool,
+) -> Result<Vec<u8>, PkiError> {
     let ca = parse_x509(ca_cert_der)?;
     let signer = CaSigner::new(ca_key)?;
     if ca.public_key().raw != ca_key.spki_der() {
@@ -114,6 +162,14 @@ pub fn issue_end_entity(
         KeyUsagePurpose::ContentCommitment,
     ];
     params.use_authority_key_identifier_extension = true;
+    if time_stamping {
+        let mut eku = rcgen::CustomExtension::from_oid_content(
+            &OID_EXT_KEY_USAGE,
+            EKU_TIME_STAMPING.to_vec(),
+        );
+        eku.set_criticality(true);
+        params.custom_extensions.push(eku);
+    }
     params.key_identifier_method = KeyIdMethod::PreSpecified(subject.key_id());
     params.serial_number = Some(random_serial());
     (params.not_before, params.not_after) = validity(now, i64::from(days))?;
@@ -243,6 +299,33 @@ mod tests {
         }
         serials.dedup();
         assert_eq!(serials.len(), 3);
+    }
+
+    #[test]
+    fn time_stamping_certificates_have_only_a_critical_time_stamping_eku() {
+        let ca_key = TestCaKey::new();
+        let ca_der = self_signed_ca(&ca_key, "Quill Dev Root", now()).unwrap();
+        let tsa = TestCaKey::new();
+        let der =
+            issue_time_stamping(&ca_der, &ca_key, tsa.spki_der(), "Quill TSA", 30, now()).unwrap();
+        let cert = parse_x509(&der).unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap();
+        assert!(eku.critical);
+        assert!(eku.value.time_stamping);
+        assert!(!eku.value.any && !eku.value.code_signing && !eku.value.email_protection);
+        assert!(eku.value.other.is_empty());
+        let ku = cert.key_usage().unwrap().unwrap();
+        assert!(ku.value.digital_signature());
+        verify_signed_by_p256(&der, ca_key.spki_der()).unwrap();
+        // Signing certificates carry no EKU.
+        let ee = issue_end_entity(&ca_der, &ca_key, tsa.spki_der(), "x", 30, now()).unwrap();
+        assert!(
+            parse_x509(&ee)
+                .unwrap()
+                .extended_key_usage()
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -196,6 +196,8 @@ pub fn enrol(
         .map(|u| u.id.clone())
         .ok_or_else(|| anyhow::anyhow!("no user"))?;
 
+    // The CA, and the time-stamping unit it certifies, before the first `serve`.
+    super::tsa::ensure(qscd, now)?;
     let (ca_key, ca_cert) = ensure_ca(qscd, now)?;
     let credential_id = token::random_id(16);
     let key_id = credential_id.as_bytes().to_vec();

@@ -8,7 +8,9 @@ pub mod enrol;
 pub mod paging;
 pub mod seed;
 pub mod session;
+pub mod sign_doc;
 pub mod signing;
+pub mod tsa;
 
 use crate::blocking;
 use crate::crypto::KeyType;

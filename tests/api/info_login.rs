@@ -67,7 +67,7 @@ fn routing_errors_are_csc_json() {
     crate::schemas::check_error("/csc/v2/info", 405, Some(&content_type), &text);
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"], "invalid_request");
-    app.post_raw("/csc/v2/signatures/signDoc", None, "{}")
+    app.post_raw("/csc/v2/signatures/signPolling", None, "{}")
         .assert_error(404, "invalid_request");
     app.post_raw("/nope", None, "{}")
         .assert_error(404, "invalid_request");

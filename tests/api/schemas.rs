@@ -33,6 +33,10 @@ pub const FILES: &[&str] = &[
     "credentials-getChallenge.request.json",
     "signatures-signHash.request.json",
     "signatures-signHash.response.json",
+    "signatures-signDoc.request.json",
+    "signatures-signDoc.response.json",
+    "signatures-timestamp.request.json",
+    "signatures-timestamp.response.json",
 ];
 
 /// One schema file: its JSON and a compiled draft 2020-12 validator (formats checked).

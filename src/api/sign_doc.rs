@@ -1,0 +1,205 @@
+//! `signatures/signDoc` (CSC §4.2, CAdES), `signatures/timestamp` (CSC §4.4) and the plain
+//! RFC 3161 endpoint `POST /tsa` (application/timestamp-query → application/timestamp-reply).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Caller, CscJson};
+use crate::error::CscError;
+use crate::secret::Secret;
+use crate::service::sign_doc::{self, DocItem, Payload as DocPayload, SignDocInput};
+use crate::service::tsa;
+use crate::state::AppState;
+
+/// Fields `documentDigests[]` and `documents[]` share.
+#[derive(Debug, Default, Deserialize)]
+pub struct SignDocCommon {
+    #[serde(default)]
+    pub signature_format: Option<String>,
+    #[serde(default)]
+    pub conformance_level: Option<String>,
+    #[serde(default, rename = "signAlgo")]
+    pub sign_algo: Option<String>,
+    #[serde(default, rename = "signAlgoParams")]
+    pub sign_algo_params: Option<String>,
+    #[serde(default)]
+    pub signed_props: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub signed_envelope_property: Option<String>,
+    #[serde(default, rename = "hashAlgorithmOID")]
+    pub hash_algorithm_oid: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DocumentDigests {
+    #[serde(default)]
+    pub hashes: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub common: SignDocCommon,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Document {
+    #[serde(default)]
+    pub document: Option<String>,
+    #[serde(flatten)]
+    pub common: SignDocCommon,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignDocRequest {
+    #[serde(default, rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(default)]
+    pub signature_qualifier: Option<String>,
+    #[serde(default, rename = "SAD")]
+    pub sad: Option<Secret>,
+    #[serde(default)]
+    pub document_digests: Option<Vec<DocumentDigests>>,
+    #[serde(default)]
+    pub documents: Option<Vec<Document>>,
+    #[serde(default)]
+    pub operation_mode: Option<String>,
+    #[serde(default)]
+    pub client_data: Option<String>,
+    #[serde(default)]
+    pub return_validation_info: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignDocResponse {
+    #[serde(rename = "DocumentWithSignature")]
+    pub document_with_signature: Vec<String>,
+    #[serde(rename = "SignatureObject")]
+    pub signature_object: Vec<String>,
+}
+
+fn item(payload: DocPayload, c: SignDocCommon) -> DocItem {
+    DocItem {
+        payload,
+        hash_algo: c.hash_algorithm_oid,
+        signature_format: c.signature_format,
+        conformance_level: c.conformance_level,
+        sign_algo: c.sign_algo,
+        sign_algo_params: c.sign_algo_params,
+        has_signed_props: c.signed_props.is_some_and(|p| !p.is_empty()),
+        envelope: c.signed_envelope_property,
+    }
+}
+
+pub async fn sign_doc(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: CscJson<SignDocRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    tracing::debug!("signDoc body received");
+    let credential_id = req.credential_id.ok_or_else(|| {
+        CscError::invalid("Missing (or invalid type) string parameter credentialID")
+    })?;
+    if req.return_validation_info == Some(true) {
+        return Err(CscError::invalid(
+            "Invalid parameter returnValidationInfo: validation info is not available",
+        ));
+    }
+    let items = match (req.document_digests, req.documents) {
+        (Some(_), Some(_)) => {
+            return Err(CscError::invalid(
+                "Both documentDigests and documents parameters passed",
+            ));
+        }
+        (Some(digests), None) => digests
+            .into_iter()
+            .map(|d| {
+                let hashes = d.hashes.ok_or_else(|| {
+                    CscError::invalid("Missing (or invalid type) array parameter hashes")
+                })?;
+                Ok(item(DocPayload::Digests(hashes), d.common))
+            })
+            .collect::<Result<Vec<_>, CscError>>()?,
+        (None, Some(documents)) => documents
+            .into_iter()
+            .map(|d| {
+                let doc = d.document.ok_or_else(|| {
+                    CscError::invalid("Missing (or invalid type) string parameter document")
+                })?;
+                Ok(item(DocPayload::Document(doc), d.common))
+            })
+            .collect::<Result<Vec<_>, CscError>>()?,
+        (None, None) => Vec::new(),
+    };
+    if items.is_empty() {
+        return Err(CscError::invalid(
+            "Empty documentDigests and documents objects",
+        ));
+    }
+    let input = SignDocInput {
+        credential_id,
+        sad: req.sad,
+        items,
+        operation_mode: req.operation_mode,
+    };
+    let out = sign_doc::sign_doc(&state, &caller.user, input).await?;
+    Ok(HttpResponse::Ok().json(SignDocResponse {
+        document_with_signature: out.documents_with_signature,
+        signature_object: out.signature_objects,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimestampRequest {
+    #[serde(default)]
+    pub hash: Option<String>,
+    #[serde(default)]
+    pub hash_algo: Option<String>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimestampResponse {
+    pub timestamp: String,
+}
+
+pub async fn timestamp(
+    state: web::Data<AppState>,
+    _caller: Caller,
+    body: CscJson<TimestampRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    let timestamp = tsa::timestamp(&state, req.hash, req.hash_algo, req.nonce).await?;
+    Ok(HttpResponse::Ok().json(TimestampResponse { timestamp }))
+}
+
+/// Media types of RFC 3161 §3.4.
+const QUERY_TYPE: &str = "application/timestamp-query";
+const REPLY_TYPE: &str = "application/timestamp-reply";
+
+/// `POST /tsa`: RFC 3161 over HTTP (no CSC authentication, as public TSAs are).
+pub async fn rfc3161(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, CscError> {
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.eq_ignore_ascii_case(QUERY_TYPE) {
+        return Err(CscError::invalid(
+            "Content-Type must be application/timestamp-query",
+        ));
+    }
+    let body = match payload.to_bytes_limited(super::extract::MAX_BODY).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return Err(CscError::invalid("Unreadable request body")),
+        Err(_) => return Err(CscError::PayloadTooLarge),
+    };
+    let reply = tsa::rfc3161(&state, body.to_vec()).await?;
+    Ok(HttpResponse::Ok().content_type(REPLY_TYPE).body(reply))
+}

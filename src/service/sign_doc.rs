@@ -1,0 +1,420 @@
+//! `signatures/signDoc` (CSC §4.2) for CAdES (`signature_format` "C"): the server builds the CMS
+//! signature. The SAD authorizes the document digests — the `hashes` of `documentDigests`, or the
+//! digest of each whole `document` — and is spent through the same store transaction as
+//! signHash (`store::repo::sads::spend`) **before** the token signs the DER signed attributes.
+//! Levels: AdES-B-B, and AdES-B-T with a signature-time-stamp from the built-in TSA.
+
+use crate::blocking;
+use crate::cades::{self, SignerAlgorithm, Signing};
+use crate::crypto::{self, HashAlg, KeyType, ResolvedSign, Scheme, SignAlgo};
+use crate::error::CscError;
+use crate::qscd::SignMechanism;
+use crate::secret::Secret;
+use crate::state::AppState;
+use crate::store::models::UserId;
+use crate::store::repo::{self, sads::SadRefusal};
+
+use super::tsa;
+
+/// What one `documentDigests` or `documents` entry carries.
+#[derive(Debug)]
+pub enum Payload {
+    /// Base64 digests (`documentDigests[].hashes`): one detached signature each.
+    Digests(Vec<String>),
+    /// A base64 document (`documents[].document`).
+    Document(String),
+}
+
+/// One entry of `documentDigests` / `documents`.
+#[derive(Debug)]
+pub struct DocItem {
+    pub payload: Payload,
+    pub hash_algo: Option<String>,
+    pub signature_format: Option<String>,
+    pub conformance_level: Option<String>,
+    pub sign_algo: Option<String>,
+    pub sign_algo_params: Option<String>,
+    /// Whether `signed_props` had any entry (none are supported yet).
+    pub has_signed_props: bool,
+    pub envelope: Option<String>,
+}
+
+/// A parsed signDoc request.
+#[derive(Debug, Default)]
+pub struct SignDocInput {
+    pub credential_id: String,
+    pub sad: Option<Secret>,
+    pub items: Vec<DocItem>,
+    pub operation_mode: Option<String>,
+}
+
+/// The answer: attached (enveloping) CMS in `documents_with_signature`, detached CMS in
+/// `signature_objects`, each in request order.
+#[derive(Debug, Default)]
+pub struct SignDocOutput {
+    pub documents_with_signature: Vec<String>,
+    pub signature_objects: Vec<String>,
+}
+
+/// `conformance_level`, compared case-insensitively (the CSC text writes both Ades and AdES).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    BaselineB,
+    BaselineT,
+}
+
+fn level(value: Option<&str>) -> Result<Level, CscError> {
+    let Some(v) = value else {
+        return Ok(Level::BaselineB);
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "ades-b-b" | "ades-b" => Ok(Level::BaselineB),
+        "ades-b-t" | "ades-t" => Ok(Level::BaselineT),
+        _ => Err(CscError::invalid(
+            "Invalid parameter conformance_level: Ades-B-B and Ades-B-T are supported",
+        )),
+    }
+}
+
+/// Whether the CMS embeds the content. CAdES in CSC: Detached | Attached | Parallel (we also
+/// read "Enveloping" as Attached). Digests can only be signed detached.
+fn attached(value: Option<&str>, is_document: bool) -> Result<bool, CscError> {
+    match value {
+        None => Ok(is_document),
+        Some("Detached") => Ok(false),
+        Some("Attached" | "Enveloping") if is_document => Ok(true),
+        Some("Attached" | "Enveloping") => Err(CscError::invalid(
+            "Invalid parameter signed_envelope_property: documentDigests can only be signed Detached",
+        )),
+        Some(_) => Err(CscError::invalid(
+            "Invalid parameter signed_envelope_property: Detached or Attached",
+        )),
+    }
+}
+
+/// One signature to make.
+struct Task {
+    digest: Vec<u8>,
+    content: Option<Vec<u8>>,
+    resolved: ResolvedSign,
+    pss_params: Option<Vec<u8>>,
+    level: Level,
+    attached: bool,
+}
+
+fn plan_item(
+    item: DocItem,
+    key: KeyType,
+    modulus_bytes: Option<usize>,
+) -> Result<Vec<Task>, CscError> {
+    match item.signature_format.as_deref() {
+        Some("C") => {}
+        Some(_) => {
+            return Err(CscError::invalid(
+                "Invalid parameter signature_format: only C (CAdES) is supported",
+            ));
+        }
+        None => {
+            return Err(CscError::invalid(
+                "Missing (or invalid type) string parameter signature_format",
+            ));
+        }
+    }
+    if item.has_signed_props {
+        return Err(CscError::invalid(
+            "Invalid parameter signed_props: no signed properties are supported",
+        ));
+    }
+    let level = level(item.conformance_level.as_deref())?;
+    let is_document = matches!(item.payload, Payload::Document(_));
+    let attached = attached(item.envelope.as_deref(), is_document)?;
+    let sign_algo = item
+        .sign_algo
+        .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter signAlgo"))?;
+    let params = item
+        .sign_algo_params
+        .as_deref()
+        .map(|p| {
+            crypto::b64::decode(p)
+                .map_err(|_| CscError::invalid("Invalid parameter signAlgoParams"))
+        })
+        .transpose()?;
+    // A whole document with generic rsaEncryption and no hashAlgorithmOID: SHA-256.
+    let hash_algo = match (
+        &item.hash_algo,
+        &item.payload,
+        SignAlgo::from_oid(&sign_algo),
+    ) {
+        (None, Payload::Document(_), Ok(SignAlgo::RsaPkcs1)) => Some(HashAlg::Sha256.oid().into()),
+        (given, _, _) => given.clone(),
+    };
+    let resolved = crypto::resolve(
+        key,
+        modulus_bytes,
+        &sign_algo,
+        hash_algo.as_deref(),
+        params.as_deref(),
+    )?;
+    let pss_params = params.filter(|_| resolved.algo == SignAlgo::RsaPss);
+    let task = |digest, content| Task {
+        digest,
+        content,
+        resolved,
+        pss_params: pss_params.clone(),
+        level,
+        attached,
+    };
+    match item.payload {
+        Payload::Digests(hashes) => {
+            if hashes.is_empty() {
+                return Err(CscError::invalid("Empty hash array"));
+            }
+            if item.hash_algo.is_none() {
+                return Err(CscError::invalid(
+                    "Missing (or invalid type) string parameter hashAlgorithmOID",
+                ));
+            }
+            Ok(super::decode_digests(&hashes, resolved.hash)?
+                .into_iter()
+                .map(|d| task(d, None))
+                .collect())
+        }
+        Payload::Document(b64) => {
+            let doc = crypto::b64::decode(&b64)
+                .map_err(|_| CscError::invalid("Invalid Base64 document string parameter"))?;
+            let digest = resolved.hash.digest(&doc);
+            Ok(vec![task(digest, attached.then_some(doc))])
+        }
+    }
+}
+
+/// The CSC error for a SAD refusal on signDoc: a digest outside the SAD is CSC's 403
+/// `invalid_hash`; the rest read as for signHash.
+fn refusal(r: SadRefusal) -> CscError {
+    match r {
+        SadRefusal::NotAuthorized => CscError::InvalidHash,
+        SadRefusal::AlreadySigned => CscError::invalid(
+            "documentDigests or documents are not authorized by the SAD: already signed",
+        ),
+        other => super::signing::refusal(other),
+    }
+}
+
+fn mechanism(resolved: &ResolvedSign) -> SignMechanism {
+    match resolved.scheme {
+        Scheme::Pkcs1v15 => SignMechanism::RsaPkcs1,
+        Scheme::Pss { mgf_hash, salt_len } => SignMechanism::RsaPss {
+            hash: resolved.hash,
+            mgf_hash,
+            salt_len: u64::from(salt_len),
+        },
+        Scheme::Ecdsa => SignMechanism::Ecdsa,
+    }
+}
+
+/// Sign one digest of signed attributes in the token; the value as CMS carries it.
+fn token_sign(
+    st: &AppState,
+    key_id: &[u8],
+    key: KeyType,
+    resolved: &ResolvedSign,
+    digest: &[u8],
+) -> Result<Vec<u8>, CscError> {
+    let input = match resolved.scheme {
+        Scheme::Pkcs1v15 => crypto::digest_info::digest_info(resolved.hash, digest)?,
+        Scheme::Pss { .. } | Scheme::Ecdsa => digest.to_vec(),
+    };
+    let started = std::time::Instant::now();
+    let signed = st
+        .qscd
+        .sign(key_id, mechanism(resolved), &[input.as_slice()]);
+    st.metrics.hsm_sign(started.elapsed());
+    let raw = signed?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CscError::Internal("token returned no signature".into()))?;
+    st.metrics.signatures(resolved.algo.oid(), 1);
+    match resolved.scheme {
+        Scheme::Ecdsa => Ok(crypto::ecdsa::raw_to_der(key, &raw)?),
+        _ => Ok(raw),
+    }
+}
+
+fn cms_error(e: cades::CmsError) -> CscError {
+    CscError::Internal(format!("CAdES: {e}"))
+}
+
+/// Build one CAdES signature (and its time-stamp for B-T). Blocking.
+fn build(
+    st: &AppState,
+    task: &Task,
+    chain: &[Vec<u8>],
+    key_id: &[u8],
+    key: KeyType,
+    tsa: Option<&tsa::Tsa>,
+    now: i64,
+) -> Result<String, CscError> {
+    let algorithm = SignerAlgorithm::for_sign_algo(
+        task.resolved.algo,
+        task.resolved.hash,
+        task.pss_params.as_deref(),
+    )
+    .map_err(cms_error)?;
+    let signing = Signing {
+        content_type: cades::ID_DATA,
+        content: task.content.as_deref(),
+        message_digest: &task.digest,
+        signing_time: Some(now),
+        chain,
+        algorithm: &algorithm,
+    };
+    let mut built = cades::sign(&signing, |d| token_sign(st, key_id, key, &task.resolved, d))
+        .map_err(cms_error)??;
+    if task.level == Level::BaselineT {
+        let tsa = tsa.ok_or_else(|| CscError::Internal("no TSA for AdES-B-T".into()))?;
+        let value = built.signature_value().map_err(cms_error)?;
+        let hash = task.resolved.hash;
+        let token = tsa::stamp(
+            st.qscd.as_ref(),
+            tsa,
+            now,
+            &tsa::StampRequest {
+                hash,
+                digest: &hash.digest(&value),
+                nonce: None,
+                with_certs: true,
+            },
+        )?;
+        built
+            .add_unsigned(cades::ID_SIGNATURE_TIME_STAMP, &token)
+            .map_err(cms_error)?;
+    }
+    Ok(crypto::b64::encode(&built.to_der().map_err(cms_error)?))
+}
+
+#[tracing::instrument(skip_all, fields(credential_id = %input.credential_id, n = input.items.len()))]
+pub async fn sign_doc(
+    state: &AppState,
+    user: &UserId,
+    input: SignDocInput,
+) -> Result<SignDocOutput, CscError> {
+    match input.operation_mode.as_deref() {
+        None | Some("S") => {}
+        Some(_) => return Err(CscError::invalid("Invalid parameter operationMode")),
+    }
+    let sad = input
+        .sad
+        .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter SAD"))?;
+    let cred = super::owned_credential(state, user, &input.credential_id).await?;
+    if cred.status != super::STATUS_ENABLED {
+        return Err(CscError::invalid(
+            "The credential identified by credentialID is disabled",
+        ));
+    }
+    let now = state.clock.now();
+    if now >= cred.not_after {
+        return Err(CscError::invalid("Signing certificate is expired"));
+    }
+    let key = super::key_type_of(&cred)?;
+    let modulus_bytes =
+        (key == KeyType::Rsa).then(|| usize::try_from(cred.key_bits / 8).unwrap_or(0));
+    let mut tasks = Vec::new();
+    for item in input.items {
+        tasks.extend(plan_item(item, key, modulus_bytes)?);
+    }
+    if tasks.len() > usize::try_from(cred.multisign).unwrap_or(0) {
+        return Err(CscError::invalid(
+            "Too many signatures for one call (more than multisign)",
+        ));
+    }
+    let Some(hash) = tasks.first().map(|t| t.resolved.hash) else {
+        return Err(CscError::invalid(
+            "Empty documentDigests and documents objects",
+        ));
+    };
+    if tasks.iter().any(|t| t.resolved.hash != hash) {
+        return Err(CscError::invalid(
+            "Invalid parameter hashAlgorithmOID: one digest algorithm per request (the SAD's)",
+        ));
+    }
+    let digests: Vec<Vec<u8>> = tasks.iter().map(|t| t.digest.clone()).collect();
+    if (1..digests.len()).any(|i| digests.iter().take(i).any(|d| Some(d) == digests.get(i))) {
+        return Err(CscError::invalid(
+            "Duplicate hash in documentDigests or documents",
+        ));
+    }
+    let chain = crate::pki::split_chain(&cred.cert_chain)?;
+    let needs_tsa = tasks.iter().any(|t| t.level == Level::BaselineT);
+
+    let st = state.clone();
+    let user_id = user.0.clone();
+    let sad_hash = crate::auth::token::hash(sad.expose());
+    let cred_id = cred.id.clone();
+    let key_id = cred.key_id.clone();
+    let out = blocking::run(move || {
+        // Before anything is spent: a B-T request needs a working TSA.
+        let tsa = needs_tsa
+            .then(|| tsa::Tsa::load(st.qscd.as_ref()))
+            .transpose()?;
+        let spend = repo::sads::Spend {
+            sad_hash: &sad_hash,
+            user_id: &user_id,
+            credential_id: &cred_id,
+            hash_algo: hash.name(),
+            digests: &digests,
+            now,
+        };
+        let detail = serde_json::json!({
+            "format": "CAdES",
+            "sign_algos": tasks.iter().map(|t| t.resolved.algo.oid()).collect::<Vec<_>>(),
+            "hash_algo": hash.name(),
+            "hashes": digests.iter().map(hex::encode).collect::<Vec<_>>(),
+        });
+        let spent = super::event(
+            now,
+            &user_id,
+            "sign_doc",
+            Some(&cred_id),
+            "sad_spent",
+            detail.clone(),
+        );
+        if let Err(refused) = st.store.with(|c| repo::sads::spend(c, &spend, &spent))? {
+            super::record(
+                &st,
+                &super::event(now, &user_id, "sign_doc", Some(&cred_id), "refused", detail),
+            )?;
+            return Err(refusal(refused));
+        }
+        let mut out = SignDocOutput::default();
+        let mut result = Ok(());
+        for task in &tasks {
+            match build(&st, task, &chain, &key_id, key, tsa.as_ref(), now) {
+                Ok(b64) if task.attached => out.documents_with_signature.push(b64),
+                Ok(b64) => out.signature_objects.push(b64),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        super::record(
+            &st,
+            &super::event(
+                now,
+                &user_id,
+                "sign_doc",
+                Some(&cred_id),
+                if result.is_ok() {
+                    "signed"
+                } else {
+                    "token_error"
+                },
+                serde_json::json!({"count": tasks.len()}),
+            ),
+        )?;
+        result.map(|()| out)
+    })
+    .await?;
+    tracing::info!("CAdES signatures produced");
+    Ok(out)
+}
