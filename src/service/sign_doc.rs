@@ -8,7 +8,6 @@ use crate::blocking;
 use crate::cades::{self, SignerAlgorithm, Signing};
 use crate::crypto::{self, HashAlg, KeyType, ResolvedSign, Scheme, SignAlgo};
 use crate::error::CscError;
-use crate::qscd::SignMechanism;
 use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::models::UserId;
@@ -200,18 +199,6 @@ fn refusal(r: SadRefusal) -> CscError {
     }
 }
 
-fn mechanism(resolved: &ResolvedSign) -> SignMechanism {
-    match resolved.scheme {
-        Scheme::Pkcs1v15 => SignMechanism::RsaPkcs1,
-        Scheme::Pss { mgf_hash, salt_len } => SignMechanism::RsaPss {
-            hash: resolved.hash,
-            mgf_hash,
-            salt_len: u64::from(salt_len),
-        },
-        Scheme::Ecdsa => SignMechanism::Ecdsa,
-    }
-}
-
 /// Sign one digest of signed attributes in the token; the value as CMS carries it.
 fn token_sign(
     st: &AppState,
@@ -225,9 +212,11 @@ fn token_sign(
         Scheme::Pss { .. } | Scheme::Ecdsa => digest.to_vec(),
     };
     let started = std::time::Instant::now();
-    let signed = st
-        .qscd
-        .sign(key_id, mechanism(resolved), &[input.as_slice()]);
+    let signed = st.qscd.sign(
+        key_id,
+        super::signing::mechanism(resolved),
+        &[input.as_slice()],
+    );
     st.metrics.hsm_sign(started.elapsed());
     let raw = signed?
         .into_iter()
@@ -397,21 +386,32 @@ pub async fn sign_doc(
                 }
             }
         }
-        super::record(
-            &st,
-            &super::event(
-                now,
-                &user_id,
-                "sign_doc",
-                Some(&cred_id),
-                if result.is_ok() {
-                    "signed"
-                } else {
-                    "token_error"
-                },
-                serde_json::json!({"count": tasks.len()}),
-            ),
-        )?;
+        match &result {
+            Ok(()) => super::record(
+                &st,
+                &super::event(
+                    now,
+                    &user_id,
+                    "sign_doc",
+                    Some(&cred_id),
+                    "signed",
+                    serde_json::json!({"count": tasks.len()}),
+                ),
+            )?,
+            Err(e) => {
+                // Nothing is returned: the SAD gets back what it paid for (as in signHash).
+                let failed = super::event(
+                    now,
+                    &user_id,
+                    "sign_doc",
+                    Some(&cred_id),
+                    "token_error",
+                    serde_json::json!({"count": tasks.len()}),
+                );
+                let refunded = st.store.with(|c| repo::sads::refund(c, &spend, &failed))?;
+                tracing::warn!(error = %e, refunded, "signDoc failed after spending; SAD refunded");
+            }
+        }
         result.map(|()| out)
     })
     .await?;

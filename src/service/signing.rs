@@ -36,7 +36,8 @@ pub fn refusal(r: SadRefusal) -> CscError {
     })
 }
 
-fn mechanism(resolved: &ResolvedSign) -> SignMechanism {
+/// The token mechanism for a resolved signature algorithm (signHash and signDoc).
+pub(crate) fn mechanism(resolved: &ResolvedSign) -> SignMechanism {
     match resolved.scheme {
         Scheme::Pkcs1v15 => SignMechanism::RsaPkcs1,
         Scheme::Pss { mgf_hash, salt_len } => SignMechanism::RsaPss {
