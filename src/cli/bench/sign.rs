@@ -75,7 +75,7 @@ pub struct SignArgs {
     #[arg(long, default_value_t = 100_000)]
     pub max_signatures: usize,
     /// Full authorize → signHash flows per key and concurrency (count limit).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 10)]
     pub flows: usize,
     /// Untimed calls per worker before each scenario's clock starts.
     #[arg(long, default_value_t = 3)]
@@ -520,20 +520,21 @@ fn expect_signed(status: u16, body: &[u8], n: usize) -> anyhow::Result<u64> {
 /// `per_call` digests each.
 fn prepare_calls(
     client: &Client<'_>,
-    http: &mut Http,
     kind: &KeyKind,
     creds: &mut Creds,
     signatures: usize,
     per_call: usize,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
     let sads = signatures.div_ceil(PER_SAD).max(1);
+    // A fresh connection: the server closes idle keep-alive connections after a few seconds.
+    let mut http = Http::connect(client.addr)?;
     let mut calls = Vec::with_capacity(sads * PER_SAD / per_call);
     for _ in 0..sads {
         let hashes: Vec<String> = (0..PER_SAD)
             .map(|_| crypto::b64::encode(&random_digest(kind.hash)))
             .collect();
         let (cred, code) = creds.next_code(&client.signer.totp, 0)?;
-        let sad = client.authorize(http, kind, &cred, &code, &hashes)?;
+        let sad = client.authorize(&mut http, kind, &cred, &code, &hashes)?;
         for chunk in hashes.chunks(per_call) {
             calls.push(client.sign_hash_request(kind, &cred, &sad, chunk));
         }
@@ -689,7 +690,10 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         let have = creds.get(&kind.name).map_or(0, |c| c.ids.len());
         let more = sads.div_ceil(2).saturating_sub(have);
         let flows = if FLOW_KEYS.contains(&kind.name.as_str()) {
-            (args.flows + args.warm_up) * levels.len()
+            levels
+                .iter()
+                .map(|n| args.flows + n * args.warm_up.min(1))
+                .sum()
         } else {
             0
         };
@@ -764,7 +768,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
             for &n in &levels {
                 let t = Instant::now();
                 let signatures = signatures_for(&kind.name, n, per_call);
-                let calls = prepare_calls(&client, &mut http, kind, c, signatures, per_call)?;
+                let calls = prepare_calls(&client, kind, c, signatures, per_call)?;
                 prepare_seconds += t.elapsed().as_secs_f64();
                 let limits = Limits {
                     duration,
@@ -810,8 +814,8 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         for &n in &levels {
             let limits = Limits {
                 duration,
-                max_calls: args.flows + n * args.warm_up,
-                warm_up: args.warm_up,
+                max_calls: args.flows + n * args.warm_up.min(1),
+                warm_up: args.warm_up.min(1),
             };
             let run = load::run(
                 n,
