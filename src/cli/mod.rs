@@ -63,9 +63,8 @@ enum Command {
     /// Administration for test deployments (scale-test seeding).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
-    /// Benchmarks against a real `quill serve` on 127.0.0.1.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    /// Benchmarks against a real `quill serve` on 127.0.0.1 (plain `quill bench`: `bench sign`).
+    Bench(bench::BenchArgs),
 }
 
 fn init_tracing(format: LogFormat) {

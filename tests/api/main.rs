@@ -15,6 +15,7 @@ mod helpers;
 mod schemas;
 
 mod audit;
+mod bench;
 mod cli;
 mod conformance;
 mod errors;

@@ -1,19 +1,37 @@
 //! `quill bench …`: measurements of a real `quill serve` on 127.0.0.1. Each prints a table on
-//! stderr and one JSON object on stdout (and to `--json FILE`).
+//! stderr and one JSON object on stdout (and to `--json FILE`). Plain `quill bench` (with the
+//! `sign` flags) is `quill bench sign`.
 
+mod load;
 pub mod scale;
+pub mod sign;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    /// Without a subcommand: `quill bench sign` with these flags.
+    #[command(flatten)]
+    pub sign: sign::SignArgs,
+}
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// signHash against the raw PKCS#11 sign rate of the same token, in one run: SoftHSM2 token
+    /// and SQLite database of its own, RSA-2048/3072 and P-256/384, 1 and N connections.
+    Sign(sign::SignArgs),
     /// credentials/list and credentials/info latency with many credentials (seeds the
     /// database first when needed: scale-test data, one shared key).
     Scale(scale::ScaleArgs),
 }
 
-pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Scale(args) => scale::run(args),
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(BenchCommand::Sign(sign)) => sign::run(sign),
+        Some(BenchCommand::Scale(scale)) => scale::run(scale),
+        None => sign::run(args.sign),
     }
 }

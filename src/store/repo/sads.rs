@@ -185,16 +185,27 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
     if hash_algo != req.hash_algo {
         return refuse(SadRefusal::WrongHashAlgo);
     }
-    for digest in req.digests {
-        let marked = diesel::update(
-            sad_hashes::table
-                .filter(sad_hashes::sad_hash.eq(req.sad_hash))
-                .filter(sad_hashes::digest.eq(digest))
-                .filter(sad_hashes::used.eq(false)),
-        )
-        .set(sad_hashes::used.eq(true))
-        .execute(c)?;
-        if marked == 0 {
+    // Every digest in one statement (a signHash may carry up to `multisign` of them); the
+    // refusal path alone looks at which digest failed and why.
+    let mark = diesel::update(
+        sad_hashes::table
+            .filter(sad_hashes::sad_hash.eq(req.sad_hash))
+            .filter(sad_hashes::digest.eq_any(req.digests))
+            .filter(sad_hashes::used.eq(false)),
+    )
+    .set(sad_hashes::used.eq(true))
+    .returning(sad_hashes::digest);
+    let marked: Vec<Vec<u8>> = match c {
+        DbConn::Sqlite(c) => mark.get_results(c)?,
+        DbConn::Pg(c) => mark.get_results(c)?,
+    };
+    if marked.len() != req.digests.len() {
+        // The first digest (in request order) this statement did not mark: known to the SAD
+        // means signed before, unknown means never authorized. The transaction rolls back.
+        for digest in req.digests {
+            if marked.contains(digest) {
+                continue;
+            }
             let exists: Option<bool> = sad_hashes::table
                 .find((req.sad_hash, digest))
                 .select(sad_hashes::used)
@@ -206,6 +217,7 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
                 SadRefusal::NotAuthorized
             });
         }
+        return refuse(SadRefusal::NotAuthorized);
     }
     let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
     let spent = diesel::update(

@@ -1,0 +1,980 @@
+//! `quill bench sign` (also plain `quill bench`): how close `signatures/signHash` comes to the
+//! token's own signing rate, measured against it in one run (issue 8).
+//!
+//! 1. A private SoftHSM2 token and SQLite database in a temporary directory (the command
+//!    re-executes itself with `SOFTHSM2_CONF` pointing there, and removes it at the end).
+//! 2. One user with TOTP credentials per key type, enrolled in-process exactly as
+//!    `quill enroll` does (`service::enrol`): key pair in the token, certificate, argon2 PIN.
+//! 3. **raw**: `Pkcs11Qscd::sign`, one digest per call, from 1 and N threads — the ceiling.
+//! 4. The argon2id cost of one PIN verification, alone.
+//! 5. A real `quill serve` child on 127.0.0.1:0 (spawn → `{"listening"}` is the cold start).
+//!    For each key and concurrency: SADs authorized beforehand over HTTP (PIN + TOTP, 1000
+//!    digests each; a TOTP step is accepted once per credential, so several credentials),
+//!    then `signHash` with 1 and with 100 hashes per call over keep-alive connections
+//!    (**sign_hash_1**, **sign_hash_100**), and the full flow authorize → signHash of one hash
+//!    (**authorize_sign**, RSA-2048 and P-256).
+//! 6. A table with the targets on stderr; the JSON report on stdout and to `--json FILE`.
+//!
+//! Rates are signatures (flows for authorize_sign) per second; latencies are per HTTP call
+//! (per flow). Every loop stops at `--duration-ms` or when its prepared inputs (bounded by
+//! `--max-signatures`) run out, whichever comes first.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine as _;
+use clap::Args;
+use rand::RngCore;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::load::{self, Http, Limits, Run};
+use crate::auth::{otp, password, token};
+use crate::clock::SystemClock;
+use crate::config::HashArgs;
+use crate::crypto::{self, HashAlg};
+use crate::qscd::pkcs11::{Pkcs11Config, Pkcs11Qscd};
+use crate::qscd::{Qscd, SignMechanism};
+use crate::secret::Secret;
+use crate::service::enrol::{self, EnrolRequest};
+use crate::store::{Store, repo};
+
+/// Set (with SOFTHSM2_CONF) when the command has re-executed itself inside its directory.
+const DIR_ENV: &str = "QUILL_BENCH_DIR";
+const TOKEN_LABEL: &str = "quill-bench";
+const USER: &str = "bench";
+/// Digests per SAD (the credential's multisign; enrolment allows at most 1000).
+const PER_SAD: usize = 1000;
+/// Flows are measured for these keys only (argon2 dominates; enrolling is the cost).
+const FLOW_KEYS: [&str; 2] = ["rsa-2048", "ec-p256"];
+/// More inputs than the raw rate says a scenario can use in its time.
+const MARGIN: f64 = 1.3;
+
+#[derive(Args, Clone, Debug)]
+pub struct SignArgs {
+    /// Key types, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "rsa-2048,rsa-3072,ec-p256,ec-p384"
+    )]
+    pub keys: Vec<String>,
+    /// Highest concurrency (threads / connections); every scenario runs with 1 and with N.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Time limit of each scenario, milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub duration_ms: u64,
+    /// Count limit of each scenario: most signatures prepared for it.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_signatures: usize,
+    /// Full authorize → signHash flows per key and concurrency (count limit).
+    #[arg(long, default_value_t = 10)]
+    pub flows: usize,
+    /// Untimed calls per worker before each scenario's clock starts.
+    #[arg(long, default_value_t = 3)]
+    pub warm_up: usize,
+    /// Tiny run for CI (RSA-2048 and P-256, 150 ms per scenario, few signatures): checks that
+    /// everything works, not how fast.
+    #[arg(long)]
+    pub smoke: bool,
+    /// PKCS#11 module (SoftHSM2: the benchmark creates its own token).
+    #[arg(
+        long,
+        env = "QUILL_PKCS11_MODULE",
+        default_value = "/usr/lib/softhsm/libsofthsm2.so"
+    )]
+    pub pkcs11_module: PathBuf,
+    #[command(flatten)]
+    pub hash: HashArgs,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl SignArgs {
+    /// The settings after `--smoke`.
+    fn effective(mut self) -> SignArgs {
+        if self.smoke {
+            self.keys = vec!["rsa-2048".into(), "ec-p256".into()];
+            self.duration_ms = self.duration_ms.min(150);
+            self.max_signatures = self.max_signatures.min(1000);
+            self.flows = self.flows.min(2);
+            self.warm_up = self.warm_up.min(1);
+        }
+        self
+    }
+
+    fn levels(&self) -> Vec<usize> {
+        let mut levels = vec![1, self.threads.max(1)];
+        levels.dedup();
+        levels
+    }
+}
+
+/// How one key type signs in this benchmark.
+#[derive(Clone, Debug)]
+struct KeyKind {
+    name: String,
+    hash: HashAlg,
+    sign_algo: &'static str,
+    mechanism: SignMechanism,
+}
+
+fn key_kind(name: &str) -> anyhow::Result<KeyKind> {
+    let (hash, sign_algo, mechanism) = match name {
+        "rsa-2048" | "rsa-3072" => (
+            HashAlg::Sha256,
+            "1.2.840.113549.1.1.11",
+            SignMechanism::RsaPkcs1,
+        ),
+        "ec-p256" => (HashAlg::Sha256, "1.2.840.10045.4.3.2", SignMechanism::Ecdsa),
+        "ec-p384" => (HashAlg::Sha384, "1.2.840.10045.4.3.3", SignMechanism::Ecdsa),
+        other => anyhow::bail!("unknown key {other:?}: rsa-2048, rsa-3072, ec-p256 or ec-p384"),
+    };
+    Ok(KeyKind {
+        name: name.to_string(),
+        hash,
+        sign_algo,
+        mechanism,
+    })
+}
+
+/// What the token signs for one digest (as `service::signing` builds it).
+fn token_input(kind: &KeyKind, digest: &[u8]) -> anyhow::Result<Vec<u8>> {
+    Ok(match kind.mechanism {
+        SignMechanism::RsaPkcs1 => crypto::digest_info::digest_info(kind.hash, digest)?,
+        _ => digest.to_vec(),
+    })
+}
+
+fn random_digest(hash: HashAlg) -> Vec<u8> {
+    let mut d = vec![0u8; hash.digest_len()];
+    rand::rng().fill_bytes(&mut d);
+    d
+}
+
+pub fn run(args: SignArgs) -> anyhow::Result<()> {
+    let args = args.effective();
+    for k in &args.keys {
+        key_kind(k)?;
+    }
+    anyhow::ensure!(
+        (1..=64).contains(&args.threads),
+        "--threads must be 1 to 64"
+    );
+    anyhow::ensure!(
+        (1..=600_000).contains(&args.duration_ms),
+        "--duration-ms must be 1 to 600000"
+    );
+    anyhow::ensure!(
+        (100..=10_000_000).contains(&args.max_signatures),
+        "--max-signatures must be 100 to 10000000"
+    );
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.flows),
+        "--flows must be 1 to 10000"
+    );
+    match std::env::var_os(DIR_ENV) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            anyhow::ensure!(
+                std::env::var_os("SOFTHSM2_CONF").as_deref()
+                    == Some(dir.join("softhsm2.conf").as_os_str()),
+                "{DIR_ENV} is set without its SOFTHSM2_CONF"
+            );
+            inside(&args, &dir)
+        }
+        None => outside(),
+    }
+}
+
+/// Make the directory, run the benchmark in a child of ourselves that uses it, remove it.
+fn outside() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("quill-bench-{}", token::random_id(8)));
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens)?;
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n\
+             slots.removable = false\n",
+            tokens.display()
+        ),
+    )?;
+    let status = Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .env(DIR_ENV, &dir)
+        .env("SOFTHSM2_CONF", &conf)
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = status.context("cannot re-execute quill bench")?;
+    anyhow::ensure!(status.success(), "the benchmark failed ({status})");
+    Ok(())
+}
+
+/// The credentials of one key type and the TOTP steps each has used. A code is accepted once
+/// per credential and step, within one step either side of now, and only if its step is later
+/// than every step accepted before; so each credential yields up to three authorizations at
+/// once (and one more every 30 s), and is used by one worker only, in order.
+#[derive(Default)]
+struct Creds {
+    ids: Vec<String>,
+    key_ids: Vec<Vec<u8>>,
+    last_step: Vec<Option<i64>>,
+    owner: Vec<Option<usize>>,
+}
+
+impl Creds {
+    fn next_code(&mut self, secret: &[u8], worker: usize) -> anyhow::Result<(String, String)> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let step = now / 30;
+        // The previous step only while it cannot expire before the request arrives.
+        let lowest = if now % 30 < 25 { step - 1 } else { step };
+        let slots = self
+            .ids
+            .iter()
+            .zip(self.last_step.iter_mut())
+            .zip(self.owner.iter_mut());
+        for ((id, last), owner) in slots {
+            if owner.is_some_and(|o| o != worker) {
+                continue;
+            }
+            let candidate = last.map_or(lowest, |l| (l + 1).max(lowest));
+            if candidate <= step + 1 {
+                *last = Some(candidate);
+                *owner = Some(worker);
+                let code = otp::generate(secret, candidate * 30).map_err(anyhow::Error::msg)?;
+                return Ok((id.clone(), code));
+            }
+        }
+        anyhow::bail!(
+            "no unused TOTP step left on the {} credentials",
+            self.ids.len()
+        )
+    }
+}
+
+/// The signer's secrets (one user; every credential shares PIN and TOTP secret).
+struct Signer {
+    password: String,
+    pin: String,
+    totp: zeroize::Zeroizing<Vec<u8>>,
+}
+
+fn enrol_credentials(
+    store: &Store,
+    qscd: &Arc<dyn Qscd>,
+    args: &SignArgs,
+    signer: &Signer,
+    key: &str,
+    n: usize,
+    creds: &mut Creds,
+) -> anyhow::Result<()> {
+    let user_id = |store: &Store| {
+        store
+            .with(|c| repo::users::by_name(c, USER))
+            .map(|u| u.map(|u| u.id))
+    };
+    for _ in 0..n {
+        let outcome = enrol::enrol(
+            store,
+            qscd,
+            &SystemClock,
+            args.hash.params(),
+            EnrolRequest {
+                user: USER.into(),
+                password: Secret::new(signer.password.clone()),
+                pin: Secret::new(signer.pin.clone()),
+                key: key.into(),
+                totp_secret: Some(Secret::new(
+                    otp::to_base32(&signer.totp).expose().to_string(),
+                )),
+                online_otp: None,
+                common_name: Some("Bench Signer".into()),
+                multisign: i32::try_from(PER_SAD)?,
+                description: None,
+            },
+        )?;
+        let uid = user_id(store)?.ok_or_else(|| anyhow::anyhow!("no user after enrolment"))?;
+        let row = store
+            .with(|c| repo::credentials::owned(c, &uid, &outcome.credential_id))?
+            .ok_or_else(|| anyhow::anyhow!("no credential after enrolment"))?;
+        creds.ids.push(outcome.credential_id);
+        creds.key_ids.push(row.key_id);
+        creds.last_step.push(None);
+        creds.owner.push(None);
+    }
+    Ok(())
+}
+
+/// The child `quill serve`; killed and reaped when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    cold_start: Duration,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Peak resident set (VmHWM) so far, MiB.
+    fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/PID/status"))?;
+        Ok(kib / 1024.0)
+    }
+}
+
+fn start_server(
+    dir: &Path,
+    args: &SignArgs,
+    db_url: &str,
+    token_pin: &str,
+) -> anyhow::Result<Server> {
+    let empty_config = dir.join("quill.toml");
+    std::fs::write(&empty_config, "")?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("--config")
+        .arg(&empty_config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db_url])
+        .arg("--pkcs11-module")
+        .arg(&args.pkcs11_module)
+        .args(["--token-label", TOKEN_LABEL, "--pkcs11-sessions", "8"])
+        .args(["--sad-ttl", "3600", "--max-auth-failures", "5"])
+        .arg("--argon2-memory-kib")
+        .arg(args.hash.argon2_memory_kib.to_string())
+        .arg("--argon2-iterations")
+        .arg(args.hash.argon2_iterations.to_string())
+        .arg("--otp-sender")
+        .arg(format!("outbox:{}", dir.join("otp-outbox.jsonl").display()))
+        .env("QUILL_TOKEN_PIN", token_pin)
+        .env(
+            "QUILL_LOG",
+            std::env::var("QUILL_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .env("QUILL_LOG_FORMAT", "text")
+        .env_remove("QUILL_TLS_CERT")
+        .env_remove("QUILL_TLS_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let started = Instant::now();
+    let mut child = cmd.spawn().context("cannot start quill serve")?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout from quill serve"));
+    let mut server = Server {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        cold_start: Duration::ZERO,
+        _stdout: BufReader::new(stdout?),
+    };
+    let mut line = String::new();
+    server._stdout.read_line(&mut line)?;
+    server.cold_start = started.elapsed();
+    let printed: Value = serde_json::from_str(&line)
+        .with_context(|| format!("quill serve did not start (it printed {line:?})"))?;
+    server.addr = printed
+        .get("listening")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow::anyhow!("quill serve printed {line:?}"))?
+        .parse()?;
+    anyhow::ensure!(
+        server.addr.ip().is_loopback(),
+        "quill serve is not on loopback: {}",
+        server.addr
+    );
+    Ok(server)
+}
+
+/// One row of the report.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Row {
+    scenario: &'static str,
+    key: String,
+    concurrency: usize,
+    rate_per_s: f64,
+    raw_rate_per_s: f64,
+    ratio: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn row(scenario: &'static str, key: &str, c: usize, run: &Run, raw: f64) -> Row {
+    let rate = run.rate();
+    Row {
+        scenario,
+        key: key.to_string(),
+        concurrency: c,
+        rate_per_s: rate,
+        raw_rate_per_s: raw,
+        ratio: if raw > 0.0 { rate / raw } else { 0.0 },
+        p50_ms: run.quantile_ms(0.50),
+        p99_ms: run.quantile_ms(0.99),
+    }
+}
+
+/// The HTTP side of the benchmark: the server's address, a bearer token, the signer.
+struct Client<'a> {
+    addr: SocketAddr,
+    bearer: String,
+    signer: &'a Signer,
+}
+
+impl Client<'_> {
+    fn authorize(
+        &self,
+        http: &mut Http,
+        kind: &KeyKind,
+        cred: &str,
+        code: &str,
+        hashes: &[String],
+    ) -> anyhow::Result<String> {
+        let answer = http.post_json(
+            self.addr,
+            "/csc/v2/credentials/authorize",
+            Some(&self.bearer),
+            &json!({
+                "credentialID": cred,
+                "numSignatures": hashes.len(),
+                "hashes": hashes,
+                "hashAlgorithmOID": kind.hash.oid(),
+                "authData": [
+                    {"id": "PIN", "value": self.signer.pin},
+                    {"id": "OTP", "value": code},
+                ],
+            }),
+        )?;
+        Ok(answer
+            .get("SAD")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow::anyhow!("credentials/authorize without SAD"))?
+            .to_string())
+    }
+
+    fn sign_hash_request(
+        &self,
+        kind: &KeyKind,
+        cred: &str,
+        sad: &str,
+        hashes: &[String],
+    ) -> Vec<u8> {
+        let body = json!({
+            "credentialID": cred,
+            "SAD": sad,
+            "hashes": hashes,
+            "hashAlgorithmOID": kind.hash.oid(),
+            "signAlgo": kind.sign_algo,
+        });
+        load::post_request(
+            self.addr,
+            "/csc/v2/signatures/signHash",
+            Some(&self.bearer),
+            &body.to_string(),
+        )
+    }
+}
+
+/// A signHash answer, counting signatures without keeping them.
+#[derive(serde::Deserialize)]
+struct Signed {
+    signatures: Vec<serde::de::IgnoredAny>,
+}
+
+fn expect_signed(status: u16, body: &[u8], n: usize) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        status == 200,
+        "signHash: {status} {}",
+        String::from_utf8_lossy(body)
+    );
+    let signed: Signed = serde_json::from_slice(body)?;
+    anyhow::ensure!(
+        signed.signatures.len() == n,
+        "signHash returned {} signatures for {n} hashes",
+        signed.signatures.len()
+    );
+    Ok(u64::try_from(n)?)
+}
+
+/// Authorize enough SADs for `signatures` digests and build the signHash calls that spend them,
+/// `per_call` digests each.
+fn prepare_calls(
+    client: &Client<'_>,
+    kind: &KeyKind,
+    creds: &mut Creds,
+    signatures: usize,
+    per_call: usize,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let sads = signatures.div_ceil(PER_SAD).max(1);
+    // A fresh connection: the server closes idle keep-alive connections after a few seconds.
+    let mut http = Http::connect(client.addr)?;
+    let mut calls = Vec::with_capacity(sads * PER_SAD / per_call);
+    for _ in 0..sads {
+        let hashes: Vec<String> = (0..PER_SAD)
+            .map(|_| crypto::b64::encode(&random_digest(kind.hash)))
+            .collect();
+        let (cred, code) = creds.next_code(&client.signer.totp, 0)?;
+        let sad = client.authorize(&mut http, kind, &cred, &code, &hashes)?;
+        for chunk in hashes.chunks(per_call) {
+            calls.push(client.sign_hash_request(kind, &cred, &sad, chunk));
+        }
+    }
+    Ok(calls)
+}
+
+/// Raw sign rate of one key through `Pkcs11Qscd`, one digest per call.
+fn measure_raw(
+    qscd: &Arc<dyn Qscd>,
+    kind: &KeyKind,
+    key_id: &[u8],
+    threads: usize,
+    limits: Limits,
+) -> anyhow::Result<Run> {
+    let inputs = (0..64)
+        .map(|_| token_input(kind, &random_digest(kind.hash)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    load::run(
+        threads,
+        limits,
+        |_| Ok(()),
+        |_, i| {
+            let input = inputs
+                .get(i % inputs.len())
+                .ok_or_else(|| anyhow::anyhow!("no input"))?;
+            let out = qscd.sign(key_id, kind.mechanism, &[input.as_slice()])?;
+            anyhow::ensure!(
+                out.len() == 1,
+                "the token returned {} signatures",
+                out.len()
+            );
+            Ok(1)
+        },
+    )
+}
+
+/// Median time of a few argon2id PIN verifications with the configured cost, ms.
+fn argon2_verify_ms(args: &SignArgs) -> anyhow::Result<f64> {
+    let pin = Secret::new("12345678");
+    let phc = password::hash(&pin, args.hash.params()).map_err(anyhow::Error::msg)?;
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let ok = password::verify(&pin, &phc);
+            (ok, t.elapsed().as_secs_f64() * 1000.0)
+        })
+        .map(|(ok, ms)| {
+            if ok {
+                Ok(ms)
+            } else {
+                Err(anyhow::anyhow!("argon2 verify failed"))
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times.get(times.len() / 2).copied().unwrap_or_default())
+}
+
+fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
+    let levels = args.levels();
+    let duration = Duration::from_millis(args.duration_ms);
+    let kinds = args
+        .keys
+        .iter()
+        .map(|k| key_kind(k))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    // 1. Token, database, signer.
+    let token_pin = token::random_id(12);
+    Pkcs11Qscd::init_token(
+        &args.pkcs11_module,
+        TOKEN_LABEL,
+        &SecretString::from(token::random_id(12)),
+        &SecretString::from(token_pin.clone()),
+    )?;
+    let qscd: Arc<dyn Qscd> = Arc::new(Pkcs11Qscd::open(&Pkcs11Config {
+        module: args.pkcs11_module.clone(),
+        token_label: TOKEN_LABEL.into(),
+        pin: SecretString::from(token_pin.clone()),
+        max_sessions: 8,
+    })?);
+    let db_url = format!("sqlite://{}", dir.join("quill.db").display());
+    let store = Store::open(&db_url, 2)?;
+    let signer = Signer {
+        password: format!("bench-{}", token::random_id(8)),
+        pin: "24681357".into(),
+        totp: otp::generate_secret(),
+    };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    eprintln!(
+        "quill bench sign: {build} build, keys {}, concurrency {levels:?}, {} ms per scenario, \
+         at most {} signatures per scenario",
+        args.keys.join(","),
+        args.duration_ms,
+        args.max_signatures
+    );
+
+    // 2. One credential per key, 3. the raw ceiling.
+    let mut creds: BTreeMap<String, Creds> = BTreeMap::new();
+    let mut raw: BTreeMap<(String, usize), Run> = BTreeMap::new();
+    let raw_limits = Limits {
+        duration,
+        max_calls: args.max_signatures,
+        warm_up: args.warm_up,
+    };
+    for kind in &kinds {
+        let mut c = Creds::default();
+        let t = Instant::now();
+        enrol_credentials(&store, &qscd, args, &signer, &kind.name, 1, &mut c)?;
+        eprintln!(
+            "enrolled one {} credential in {:.0} ms",
+            kind.name,
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+        let key_id = c
+            .key_ids
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no key"))?;
+        for &n in &levels {
+            let r = measure_raw(&qscd, kind, &key_id, n, raw_limits)?;
+            eprintln!("raw {} ×{n}: {:.0} signatures/s", kind.name, r.rate());
+            raw.insert((kind.name.clone(), n), r);
+        }
+        creds.insert(kind.name.clone(), c);
+    }
+    let raw_rate = |key: &str, n: usize| {
+        raw.get(&(key.to_string(), n))
+            .map(Run::rate)
+            .unwrap_or_default()
+    };
+    // 4. argon2 alone.
+    let argon2_ms = argon2_verify_ms(args)?;
+
+    // Enough credentials for every SAD and flow (each gives at least two TOTP steps at once).
+    let signatures_for = |key: &str, n: usize, per_call: usize| {
+        let timed = (raw_rate(key, n) * duration.as_secs_f64() * MARGIN).ceil() as usize;
+        (timed + n * args.warm_up * per_call)
+            .max(n * per_call * 2)
+            .min(args.max_signatures)
+    };
+    let mut flow_creds: BTreeMap<String, Creds> = BTreeMap::new();
+    for kind in &kinds {
+        let sads: usize = levels
+            .iter()
+            .flat_map(|&n| [1, 100].map(|h| signatures_for(&kind.name, n, h).div_ceil(PER_SAD)))
+            .sum();
+        let have = creds.get(&kind.name).map_or(0, |c| c.ids.len());
+        let more = sads.div_ceil(2).saturating_sub(have);
+        let flows = if FLOW_KEYS.contains(&kind.name.as_str()) {
+            levels
+                .iter()
+                .map(|n| args.flows + n * args.warm_up.min(1))
+                .sum()
+        } else {
+            0
+        };
+        let t = Instant::now();
+        if let Some(c) = creds.get_mut(&kind.name) {
+            enrol_credentials(&store, &qscd, args, &signer, &kind.name, more, c)?;
+        }
+        let mut f = Creds::default();
+        let flow_creds_n = if flows > 0 {
+            flows.div_ceil(2) + args.threads
+        } else {
+            0
+        };
+        enrol_credentials(
+            &store,
+            &qscd,
+            args,
+            &signer,
+            &kind.name,
+            flow_creds_n,
+            &mut f,
+        )?;
+        flow_creds.insert(kind.name.clone(), f);
+        eprintln!(
+            "enrolled {} more {} credentials in {:.1} s ({sads} SADs to authorize)",
+            more + flow_creds_n,
+            kind.name,
+            t.elapsed().as_secs_f64()
+        );
+    }
+
+    // 5. The real server.
+    let server = start_server(dir, args, &db_url, &token_pin)?;
+    eprintln!(
+        "quill serve ready on {} after {:.0} ms",
+        server.addr,
+        server.cold_start.as_secs_f64() * 1000.0
+    );
+    let mut http = Http::connect(server.addr)?;
+    let login = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{}", signer.password))
+    );
+    let answer = http.post_json(server.addr, "/csc/v2/auth/login", Some(&login), &json!({}))?;
+    let client = Client {
+        addr: server.addr,
+        bearer: format!(
+            "Bearer {}",
+            answer
+                .get("access_token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow::anyhow!("auth/login without access_token"))?
+        ),
+        signer: &signer,
+    };
+
+    let mut rows = Vec::new();
+    for kind in &kinds {
+        for &n in &levels {
+            let r = raw
+                .get(&(kind.name.clone(), n))
+                .ok_or_else(|| anyhow::anyhow!("no raw figure"))?;
+            rows.push(row("raw", &kind.name, n, r, r.rate()));
+        }
+    }
+    let mut prepare_seconds = 0.0;
+    for kind in &kinds {
+        let c = creds
+            .get_mut(&kind.name)
+            .ok_or_else(|| anyhow::anyhow!("no credentials"))?;
+        for (scenario, per_call) in [("sign_hash_1", 1), ("sign_hash_100", 100)] {
+            for &n in &levels {
+                let t = Instant::now();
+                let signatures = signatures_for(&kind.name, n, per_call);
+                let calls = prepare_calls(&client, kind, c, signatures, per_call)?;
+                prepare_seconds += t.elapsed().as_secs_f64();
+                let limits = Limits {
+                    duration,
+                    max_calls: calls.len(),
+                    warm_up: args.warm_up,
+                };
+                let run = load::run(
+                    n,
+                    limits,
+                    |_| Http::connect(server.addr),
+                    |h, i| {
+                        let request = calls
+                            .get(i)
+                            .ok_or_else(|| anyhow::anyhow!("no prepared call {i}"))?;
+                        let (status, body) = h.send(request)?;
+                        expect_signed(status, &body, per_call)
+                    },
+                )?;
+                let row = row(scenario, &kind.name, n, &run, raw_rate(&kind.name, n));
+                eprintln!(
+                    "{scenario} {} ×{n}: {:.0} signatures/s ({:.0}% of raw), p99 {:.2} ms",
+                    kind.name,
+                    row.rate_per_s,
+                    row.ratio * 100.0,
+                    row.p99_ms
+                );
+                rows.push(row);
+            }
+        }
+    }
+    let rss_sign_hash = server.peak_rss_mib()?;
+
+    // The full flow: authorize (argon2 PIN + TOTP) → signHash, one hash.
+    let authorize_times = Mutex::new(Vec::new());
+    for kind in &kinds {
+        let Some(f) = flow_creds.get_mut(&kind.name) else {
+            continue;
+        };
+        if f.ids.is_empty() {
+            continue;
+        }
+        let f = Mutex::new(f);
+        for &n in &levels {
+            let limits = Limits {
+                duration,
+                max_calls: args.flows + n * args.warm_up.min(1),
+                warm_up: args.warm_up.min(1),
+            };
+            let run = load::run(
+                n,
+                limits,
+                |w| Ok((w, Http::connect(server.addr)?)),
+                |(w, h), _| {
+                    let (cred, code) = f
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .next_code(&signer.totp, *w)?;
+                    let hashes = [crypto::b64::encode(&random_digest(kind.hash))];
+                    let t = Instant::now();
+                    let sad = client.authorize(h, kind, &cred, &code, &hashes)?;
+                    if let Ok(mut v) = authorize_times.lock() {
+                        v.push(t.elapsed());
+                    }
+                    let (status, body) =
+                        h.send(&client.sign_hash_request(kind, &cred, &sad, &hashes))?;
+                    expect_signed(status, &body, 1)
+                },
+            )?;
+            let row = row(
+                "authorize_sign",
+                &kind.name,
+                n,
+                &run,
+                raw_rate(&kind.name, n),
+            );
+            eprintln!(
+                "authorize_sign {} ×{n}: {:.1} flows/s, p50 {:.1} ms",
+                kind.name, row.rate_per_s, row.p50_ms
+            );
+            rows.push(row);
+        }
+    }
+    let rss = server.peak_rss_mib()?;
+    let cold_start_ms = server.cold_start.as_secs_f64() * 1000.0;
+    drop(server);
+
+    let mut authorize_times = authorize_times
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    authorize_times.sort_unstable();
+    let authorize_p50_ms = authorize_times
+        .get(authorize_times.len() / 2)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or_default();
+
+    let report = json!({
+        "results": rows,
+        "server_peak_rss_mib": rss,
+        "cold_start_ms": cold_start_ms,
+    });
+    print_table(&rows);
+    eprintln!(
+        "argon2id PIN verification alone (m={} KiB, t={}): {argon2_ms:.1} ms; \
+         credentials/authorize p50 (includes it): {authorize_p50_ms:.1} ms; \
+         SADs authorized in {prepare_seconds:.1} s",
+        args.hash.argon2_memory_kib, args.hash.argon2_iterations
+    );
+    eprintln!(
+        "server peak RSS {rss:.1} MiB ({rss_sign_hash:.1} MiB before the parallel authorize \
+         flows); cold start {cold_start_ms:.0} ms"
+    );
+    print_targets(&rows, rss, cold_start_ms);
+    let text = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
+    let raw_p99 = |key: &str, n: usize| {
+        rows.iter()
+            .find(|r| r.scenario == "raw" && r.key == key && r.concurrency == n)
+            .map_or(0.0, |r| r.p99_ms)
+    };
+    eprintln!(
+        "\n{:<15} {:<9} {:>4} {:>10} {:>10} {:>7} {:>8} {:>8} {:>9}",
+        "scenario", "key", "conc", "rate/s", "raw/s", "ratio", "p50 ms", "p99 ms", "+p99 ms"
+    );
+    for r in rows {
+        let added = if r.scenario == "sign_hash_1" {
+            format!("{:.2}", r.p99_ms - raw_p99(&r.key, r.concurrency))
+        } else {
+            "-".into()
+        };
+        eprintln!(
+            "{:<15} {:<9} {:>4} {:>10.1} {:>10.1} {:>6.1}% {:>8.2} {:>8.2} {:>9}",
+            r.scenario,
+            r.key,
+            r.concurrency,
+            r.rate_per_s,
+            r.raw_rate_per_s,
+            r.ratio * 100.0,
+            r.p50_ms,
+            r.p99_ms,
+            added
+        );
+    }
+    eprintln!("rates: signatures/s (authorize_sign: flows/s); latencies per call (per flow)");
+}
+
+/// The issue's targets, each judged on this run's figures.
+fn print_targets(rows: &[Row], rss: f64, cold_start_ms: f64) {
+    let mut verdicts = Vec::new();
+    let raw_p99 = |key: &str, n: usize| {
+        rows.iter()
+            .find(|r| r.scenario == "raw" && r.key == key && r.concurrency == n)
+            .map_or(0.0, |r| r.p99_ms)
+    };
+    for r in rows {
+        let label = format!("{} {} ×{}", r.scenario, r.key, r.concurrency);
+        match (r.scenario, r.key.as_str()) {
+            ("sign_hash_1", "rsa-2048") => verdicts.push((
+                format!("{label}: ratio ≥ 90%"),
+                r.ratio >= 0.9,
+                format!("{:.1}%", r.ratio * 100.0),
+            )),
+            ("sign_hash_1", "ec-p256") => verdicts.push((
+                format!("{label}: ratio ≥ 60%"),
+                r.ratio >= 0.6,
+                format!("{:.1}%", r.ratio * 100.0),
+            )),
+            ("sign_hash_100", _) => verdicts.push((
+                format!("{label}: ratio ≥ 90%"),
+                r.ratio >= 0.9,
+                format!("{:.1}%", r.ratio * 100.0),
+            )),
+            _ => {}
+        }
+        if r.scenario == "sign_hash_1" {
+            let added = r.p99_ms - raw_p99(&r.key, r.concurrency);
+            verdicts.push((
+                format!("{label}: p99 added latency ≤ 2 ms"),
+                added <= 2.0,
+                format!("{added:.2} ms"),
+            ));
+        }
+    }
+    verdicts.push((
+        "server peak RSS ≤ 64 MiB".into(),
+        rss <= 64.0,
+        format!("{rss:.1} MiB"),
+    ));
+    verdicts.push((
+        "cold start ≤ 1 s".into(),
+        cold_start_ms <= 1000.0,
+        format!("{cold_start_ms:.0} ms"),
+    ));
+    let met = verdicts.iter().filter(|v| v.1).count();
+    eprintln!("\ntargets ({met} of {} met):", verdicts.len());
+    for (what, ok, value) in &verdicts {
+        eprintln!(
+            "  {} {what}: {value}",
+            if *ok { "met   " } else { "MISSED" }
+        );
+    }
+}

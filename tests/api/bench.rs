@@ -1,0 +1,103 @@
+//! `quill bench --smoke` (issue 8): the sign benchmark runs end to end on a debug build — its
+//! own SoftHSM2 token and SQLite database, raw PKCS#11 signing, a real `quill serve`, signHash
+//! with 1 and 100 hashes per call, authorize → signHash — and writes its JSON report. Only the
+//! shape and sanity of the figures are checked here, not the performance targets.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn bench_smoke_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_quill"))
+        .args(["bench", "--smoke", "--json"])
+        .arg(&json)
+        .env("QUILL_PKCS11_MODULE", crate::helpers::SOFTHSM_MODULE)
+        .env("QUILL_ARGON2_MEMORY_KIB", "8192")
+        .env("QUILL_ARGON2_ITERATIONS", "1")
+        .env_remove("QUILL_CONFIG")
+        .env_remove("SOFTHSM2_CONF")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "quill bench --smoke failed: {stderr}");
+    assert!(stderr.contains("targets ("), "no target verdicts: {stderr}");
+    let stdout: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(stdout, report, "stdout and --json carry the same report");
+
+    let mut top: Vec<&str> = report
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, ["cold_start_ms", "results", "server_peak_rss_mib"]);
+    let rss = report["server_peak_rss_mib"].as_f64().unwrap();
+    assert!(rss > 1.0 && rss.is_finite(), "{rss}");
+    let cold = report["cold_start_ms"].as_f64().unwrap();
+    assert!(cold > 0.0 && cold.is_finite(), "{cold}");
+
+    let results = report["results"].as_array().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in results {
+        let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "concurrency",
+                "key",
+                "p50_ms",
+                "p99_ms",
+                "rate_per_s",
+                "ratio",
+                "raw_rate_per_s",
+                "scenario"
+            ],
+            "{r}"
+        );
+        let scenario = r["scenario"].as_str().unwrap();
+        let key = r["key"].as_str().unwrap();
+        let c = r["concurrency"].as_u64().unwrap();
+        for field in ["rate_per_s", "raw_rate_per_s"] {
+            let v = r[field].as_f64().unwrap();
+            assert!(v > 0.0 && v.is_finite(), "{field} in {r}");
+        }
+        for field in ["ratio", "p50_ms", "p99_ms"] {
+            let v = r[field].as_f64().unwrap();
+            assert!(v >= 0.0 && v.is_finite(), "{field} in {r}");
+        }
+        assert!(r["ratio"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["p99_ms"].as_f64() >= r["p50_ms"].as_f64(), "{r}");
+        if scenario == "raw" {
+            assert_eq!(r["ratio"].as_f64(), Some(1.0), "{r}");
+        }
+        seen.insert((scenario.to_string(), key.to_string(), c));
+    }
+    for scenario in ["raw", "sign_hash_1", "sign_hash_100", "authorize_sign"] {
+        for key in ["rsa-2048", "ec-p256"] {
+            for c in [1, 2] {
+                assert!(
+                    seen.contains(&(scenario.to_string(), key.to_string(), c)),
+                    "no {scenario} {key} ×{c} in {report}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        results.len(),
+        "one row per scenario, key and concurrency"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the smoke run took {:?}",
+        started.elapsed()
+    );
+}
