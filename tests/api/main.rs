@@ -22,6 +22,7 @@ mod extend;
 mod info_login;
 mod lockout;
 mod multi_instance;
+mod oauth;
 mod online_otp;
 mod ops;
 mod paging;
