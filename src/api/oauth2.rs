@@ -78,10 +78,13 @@ fn basic(req: &HttpRequest) -> Result<ClientAuth, OAuthError> {
     })
 }
 
-fn page_headers(r: &mut actix_web::HttpResponseBuilder) {
+fn page_headers(r: &mut actix_web::HttpResponseBuilder, redirect_uri: Option<&str>) {
     r.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, oauth_page::CSP))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            oauth_page::csp(redirect_uri),
+        ))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"));
@@ -106,7 +109,7 @@ fn show_page(req: &HttpRequest, page: &Page) -> HttpResponse {
         .max_age(actix_web::cookie::time::Duration::seconds(oauth::PAGE_TTL))
         .finish();
     let mut r = HttpResponse::Ok();
-    page_headers(&mut r);
+    page_headers(&mut r, Some(&page.params.redirect_uri));
     r.cookie(cookie).body(oauth_page::render(page, t))
 }
 
@@ -126,7 +129,7 @@ fn redirect_to(redirect_uri: &str, pairs: &[(&str, &str)]) -> HttpResponse {
         }
         Err(_) => {
             let mut r = HttpResponse::BadRequest();
-            page_headers(&mut r);
+            page_headers(&mut r, None);
             r.body(oauth_page::render_error(
                 oauth_page::texts(None, None),
                 "Invalid redirect URI",
@@ -142,7 +145,7 @@ fn failure(req: &HttpRequest, f: AuthzFailure) -> HttpResponse {
                 actix_web::http::StatusCode::from_u16(e.status)
                     .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
             );
-            page_headers(&mut r);
+            page_headers(&mut r, None);
             r.body(oauth_page::render_error(
                 texts_for(req, None),
                 &e.description,

@@ -111,9 +111,21 @@ fn layout(t: &Texts, title: &str, body: Markup) -> Markup {
     }
 }
 
-/// The Content-Security-Policy of these pages: nothing but our own form and inline style.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-frame-ancestors 'none'; base-uri 'none'";
+/// The Content-Security-Policy of these pages: nothing but our own form and inline style. The
+/// form may lead to the client's redirect URI (browsers apply `form-action` to the redirect that
+/// follows a form submission), so its origin is allowed too.
+pub fn csp(redirect_uri: Option<&str>) -> String {
+    let target = redirect_uri
+        .and_then(|u| url::Url::parse(u).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'{target}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
 
 /// The page asking for the password (service) or PIN and OTP (credential).
 pub fn render(page: &Page, t: &Texts) -> String {

@@ -23,6 +23,7 @@ mod info_login;
 mod lockout;
 mod multi_instance;
 mod oauth;
+mod oauth_browser;
 mod online_otp;
 mod ops;
 mod paging;
