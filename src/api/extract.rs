@@ -114,6 +114,32 @@ impl FromRequest for Caller {
     }
 }
 
+/// The caller of signHash: a service token, or an OAuth credential token (which is also the SAD).
+pub struct SignCaller {
+    pub user: UserId,
+    pub credential_token: Option<Secret>,
+}
+
+impl FromRequest for SignCaller {
+    type Error = CscError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, CscError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| CscError::Internal("application state missing".into()))?;
+            let token = token?;
+            let (user, credential) = session::authenticate_for_signing(&state, &token).await?;
+            Ok(SignCaller {
+                user,
+                credential_token: credential.then_some(token),
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

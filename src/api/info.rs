@@ -35,6 +35,10 @@ pub struct InfoResponse {
     pub lang: &'static str,
     pub description: &'static str,
     pub auth_type: Vec<&'static str>,
+    /// RFC 8414 issuer of the OAuth 2.0 authorization server (metadata at
+    /// `/.well-known/oauth-authorization-server`).
+    #[serde(rename = "oauth2Issuer")]
+    pub oauth2_issuer: String,
     pub methods: Vec<&'static str>,
     pub asynchronous_operation_mode: bool,
     pub validation_info: bool,
@@ -59,6 +63,7 @@ pub fn all_sign_algos() -> Vec<&'static str> {
 }
 
 pub async fn info(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     body: CscJson<InfoRequest>,
 ) -> Result<HttpResponse, CscError> {
@@ -70,7 +75,8 @@ pub async fn info(
         region: state.settings.region.clone(),
         lang: "en-US",
         description: "Quill remote signature service (CSC API v2)",
-        auth_type: vec!["basic"],
+        auth_type: vec!["basic", "oauth2code", "oauth2client"],
+        oauth2_issuer: super::oauth2::issuer(&req),
         methods: super::METHODS.to_vec(),
         asynchronous_operation_mode: false,
         validation_info: false,

@@ -5,6 +5,8 @@ pub mod auth;
 pub mod credentials;
 pub mod extract;
 pub mod info;
+pub mod oauth2;
+pub mod oauth_page;
 pub mod ops;
 pub mod sign_doc;
 pub mod signatures;
@@ -115,5 +117,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get("/readyz", ops::readyz))
         .service(get("/metrics", ops::metrics))
         .service(method("/tsa", web::post().to(sign_doc::rfc3161)))
+        .service(
+            web::resource("/oauth2/authorize")
+                .route(web::get().to(oauth2::authorize_page))
+                .route(web::post().to(oauth2::authorize_submit))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(method("/oauth2/token", web::post().to(oauth2::token)))
+        .service(method(
+            "/oauth2/pushed_authorize",
+            web::post().to(oauth2::pushed_authorize),
+        ))
+        .service(method("/oauth2/revoke", web::post().to(oauth2::revoke)))
+        .service(get(
+            "/.well-known/oauth-authorization-server",
+            oauth2::metadata,
+        ))
         .default_service(web::to(not_found));
 }

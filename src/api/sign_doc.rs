@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Caller, CscJson};
+use super::extract::{Caller, CscJson, SignCaller};
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::service::sign_doc::{self, DocItem, Payload as DocPayload, SignDocInput};
@@ -90,7 +90,7 @@ fn item(payload: DocPayload, c: SignDocCommon) -> DocItem {
 
 pub async fn sign_doc(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: SignCaller,
     body: CscJson<SignDocRequest>,
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
@@ -136,7 +136,7 @@ pub async fn sign_doc(
     }
     let input = SignDocInput {
         credential_id,
-        sad: req.sad,
+        sad: super::signatures::effective_sad(caller.credential_token, req.sad)?,
         items,
         operation_mode: req.operation_mode,
     };

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Caller, CscJson};
+use super::extract::{CscJson, SignCaller};
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::service::signing::{self, SignHashInput};
@@ -40,10 +40,11 @@ pub struct SignHashResponse {
 
 pub async fn sign_hash(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: SignCaller,
     body: CscJson<SignHashRequest>,
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
+    let sad = effective_sad(caller.credential_token, req.sad)?;
     tracing::debug!("signHash body received");
     let credential_id = req.credential_id.ok_or_else(|| {
         CscError::invalid("Missing (or invalid type) string parameter credentialID")
@@ -62,7 +63,7 @@ pub async fn sign_hash(
         .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter signAlgo"))?;
     let input = SignHashInput {
         credential_id,
-        sad: req.sad,
+        sad,
         hashes,
         hash_algo: req.hash_algorithm_oid,
         sign_algo,
@@ -71,4 +72,27 @@ pub async fn sign_hash(
     };
     let signatures = signing::sign_hash(&state, &caller.user, input).await?;
     Ok(HttpResponse::Ok().json(SignHashResponse { signatures }))
+}
+
+/// The SAD of a signing call: an OAuth credential token in the header is its own SAD (CSC v2
+/// §8: no separate SAD needed; the same value in `SAD` is accepted too).
+pub(crate) fn effective_sad(
+    credential_token: Option<Secret>,
+    sad: Option<Secret>,
+) -> Result<Option<Secret>, CscError> {
+    match (credential_token, sad) {
+        (Some(token), None) => Ok(Some(token)),
+        (Some(token), Some(sad))
+            if bool::from(subtle::ConstantTimeEq::ct_eq(
+                sad.expose().as_bytes(),
+                token.expose().as_bytes(),
+            )) =>
+        {
+            Ok(Some(token))
+        }
+        (Some(_), Some(_)) => Err(CscError::invalid(
+            "Invalid parameter SAD: a credential token is its own SAD",
+        )),
+        (None, sad) => Ok(sad),
+    }
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod audit;
 pub mod bench;
+pub mod client;
 pub mod config_file;
 pub mod credential;
 pub mod demo;
@@ -60,6 +61,9 @@ enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Print the current TOTP code for a base32 secret (demo and conformance helper).
     Otp(otp::OtpArgs),
+    /// OAuth 2.0 clients (relying parties, wallets) of the authorization server.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
     /// Administration for test deployments (scale-test seeding).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -116,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::User(cmd) => credential::run_user(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Admin(cmd) => admin::run(cmd),
+        Command::Client(cmd) => client::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

@@ -9,7 +9,7 @@ use crate::error::CscError;
 use crate::metrics::AuthorizeFailure;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::store::models::{NewSad, UserId};
+use crate::store::models::{CredentialRow, NewSad, UserId};
 use crate::store::repo;
 
 /// A parsed authorize request (v2 names, with the v1 names pyHanko sends mapped in).
@@ -96,88 +96,7 @@ pub async fn authorize(
     let user_id = user.0.clone();
     blocking::run(move || {
         let now = st.clock.now();
-        let limit = st.settings.max_auth_failures;
-        if !st
-            .store
-            .with(|c| repo::credentials::reserve_attempt(c, &cred.id, limit))?
-        {
-            tracing::warn!("authorization refused: credential locked");
-            st.metrics.authorize_failure(AuthorizeFailure::Locked);
-            super::record(
-                &st,
-                &super::event(
-                    now,
-                    &user_id,
-                    "authorize",
-                    Some(&cred.id),
-                    "locked",
-                    serde_json::json!({}),
-                ),
-            )?;
-            return Err(CscError::invalid("Credential locked"));
-        }
-        // Check both factors every time, so timing does not tell which one was wrong.
-        let pin_ok = password::verify(&pin, &cred.pin_hash);
-        let online = super::challenge::is_online(&cred);
-        let otp_step = match &cred.otp_secret {
-            Some(sealed) if !online => {
-                let secret = st.qscd.unseal(cred.id.as_bytes(), sealed)?;
-                otp::verify(&secret, &code, now)
-            }
-            _ => None,
-        };
-        // An online code is redeemed (one try spent; a match ends the challenge).
-        let online_ok = online
-            && st.store.with(|c| {
-                repo::challenges::redeem(
-                    c,
-                    &cred.id,
-                    &super::challenge::code_hash(&cred.id, code.expose()),
-                    now,
-                )
-            })?;
-        // A TOTP code is accepted once: its time step must be later than any accepted before
-        // (consumed only when the PIN is right too, so a wrong PIN does not burn the code).
-        let otp_ok = match otp_step.and_then(|s| i64::try_from(s).ok()) {
-            _ if online => online_ok,
-            Some(step) if pin_ok => {
-                let fresh = st
-                    .store
-                    .with(|c| repo::credentials::consume_otp_step(c, &cred.id, step))?;
-                if !fresh {
-                    tracing::warn!("authorization refused: replayed OTP");
-                }
-                fresh
-            }
-            _ => false,
-        };
-        if !(pin_ok && otp_ok) {
-            st.metrics.authorize_failure(if pin_ok {
-                AuthorizeFailure::WrongOtp
-            } else {
-                AuthorizeFailure::WrongPin
-            });
-            let locks = cred.failed_auths + 1 >= limit;
-            if locks {
-                tracing::warn!(limit, "credential locked after repeated PIN/OTP failures");
-            } else {
-                tracing::info!("authorization refused: wrong PIN or OTP");
-            }
-            super::record(
-                &st,
-                &super::event(
-                    now,
-                    &user_id,
-                    "authorize",
-                    Some(&cred.id),
-                    if locks { "failed_and_locked" } else { "failed" },
-                    serde_json::json!({"pin_ok": pin_ok}),
-                ),
-            )?;
-            return Err(CscError::InvalidAuthenticationData);
-        }
-        st.store
-            .with(|c| repo::credentials::clear_attempts(c, &cred.id))?;
+        check_sole_control(&st, &user_id, &cred, &pin, &code, now)?;
         let sad = token::generate();
         let expires_in = st.settings.sad_ttl;
         let row = NewSad {
@@ -276,4 +195,101 @@ pub async fn extend_transaction(
         Ok(Authorization { sad, expires_in })
     })
     .await
+}
+
+/// Sole control (SCAL2), the one place it is checked: the credential is not locked (the attempt
+/// is reserved first, so parallel guesses cannot pass the limit), the PIN is right, and the OTP
+/// is fresh (a TOTP step later than any accepted before, or the pending online code). Failures
+/// are counted, audited and may lock the credential; success clears the count. Blocking.
+pub(crate) fn check_sole_control(
+    st: &AppState,
+    user_id: &str,
+    cred: &CredentialRow,
+    pin: &Secret,
+    code: &Secret,
+    now: i64,
+) -> Result<(), CscError> {
+    let limit = st.settings.max_auth_failures;
+    if !st
+        .store
+        .with(|c| repo::credentials::reserve_attempt(c, &cred.id, limit))?
+    {
+        tracing::warn!("authorization refused: credential locked");
+        st.metrics.authorize_failure(AuthorizeFailure::Locked);
+        super::record(
+            st,
+            &super::event(
+                now,
+                user_id,
+                "authorize",
+                Some(&cred.id),
+                "locked",
+                serde_json::json!({}),
+            ),
+        )?;
+        return Err(CscError::invalid("Credential locked"));
+    }
+    // Check both factors every time, so timing does not tell which one was wrong.
+    let pin_ok = password::verify(pin, &cred.pin_hash);
+    let online = super::challenge::is_online(cred);
+    let otp_step = match &cred.otp_secret {
+        Some(sealed) if !online => {
+            let secret = st.qscd.unseal(cred.id.as_bytes(), sealed)?;
+            otp::verify(&secret, code, now)
+        }
+        _ => None,
+    };
+    // An online code is redeemed (one try spent; a match ends the challenge).
+    let online_ok = online
+        && st.store.with(|c| {
+            repo::challenges::redeem(
+                c,
+                &cred.id,
+                &super::challenge::code_hash(&cred.id, code.expose()),
+                now,
+            )
+        })?;
+    // A TOTP code is accepted once: its time step must be later than any accepted before
+    // (consumed only when the PIN is right too, so a wrong PIN does not burn the code).
+    let otp_ok = match otp_step.and_then(|s| i64::try_from(s).ok()) {
+        _ if online => online_ok,
+        Some(step) if pin_ok => {
+            let fresh = st
+                .store
+                .with(|c| repo::credentials::consume_otp_step(c, &cred.id, step))?;
+            if !fresh {
+                tracing::warn!("authorization refused: replayed OTP");
+            }
+            fresh
+        }
+        _ => false,
+    };
+    if !(pin_ok && otp_ok) {
+        st.metrics.authorize_failure(if pin_ok {
+            AuthorizeFailure::WrongOtp
+        } else {
+            AuthorizeFailure::WrongPin
+        });
+        let locks = cred.failed_auths + 1 >= limit;
+        if locks {
+            tracing::warn!(limit, "credential locked after repeated PIN/OTP failures");
+        } else {
+            tracing::info!("authorization refused: wrong PIN or OTP");
+        }
+        super::record(
+            st,
+            &super::event(
+                now,
+                user_id,
+                "authorize",
+                Some(&cred.id),
+                if locks { "failed_and_locked" } else { "failed" },
+                serde_json::json!({"pin_ok": pin_ok}),
+            ),
+        )?;
+        return Err(CscError::InvalidAuthenticationData);
+    }
+    st.store
+        .with(|c| repo::credentials::clear_attempts(c, &cred.id))?;
+    Ok(())
 }

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod challenge;
 pub mod credentials;
 pub mod enrol;
+pub mod oauth;
 pub mod paging;
 pub mod seed;
 pub mod session;

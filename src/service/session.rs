@@ -6,7 +6,7 @@ use crate::blocking;
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::store::models::{AccessTokenRow, UserId};
+use crate::store::models::{AccessTokenRow, UserId, UserRow};
 use crate::store::repo;
 
 /// A fresh access token and its lifetime in seconds.
@@ -20,34 +20,8 @@ pub struct Login {
 pub async fn login(state: &AppState, name: String, pw: Secret) -> Result<Login, CscError> {
     let st = state.clone();
     blocking::run(move || {
-        let user = st.store.with(|c| repo::users::by_name(c, &name))?;
         let now = st.clock.now();
-        let Some(user) = user else {
-            password::verify_dummy(&pw, st.settings.hash);
-            return Err(CscError::AuthenticationError);
-        };
-        let refused = |outcome| {
-            super::record(
-                &st,
-                &super::event(now, &user.id, "login", None, outcome, serde_json::json!({})),
-            )
-        };
-        let limit = st.settings.max_auth_failures;
-        if !st
-            .store
-            .with(|c| repo::users::reserve_login(c, &user.id, limit))?
-        {
-            // Same answer as a wrong password: a lock must not confirm that the name exists.
-            tracing::warn!("login refused: user locked after repeated failures");
-            refused("locked")?;
-            return Err(CscError::AuthenticationError);
-        }
-        if !password::verify(&pw, &user.password_hash) {
-            tracing::info!("login refused: wrong password");
-            refused("failed")?;
-            return Err(CscError::AuthenticationError);
-        }
-        st.store.with(|c| repo::users::clear_logins(c, &user.id))?;
+        let user = check_password(&st, &name, &pw, now)?;
         let access_token = token::generate();
         let expires_in = st.settings.access_token_ttl;
         let row = AccessTokenRow {
@@ -56,6 +30,7 @@ pub async fn login(state: &AppState, name: String, pw: Secret) -> Result<Login, 
             expires_at: now + expires_in,
             revoked: false,
             created_at: now,
+            scope: crate::store::models::SCOPE_SERVICE.into(),
         };
         let audit = super::event(
             now,
@@ -92,6 +67,25 @@ pub async fn authenticate(state: &AppState, bearer: Secret) -> Result<(UserId, V
     Ok((UserId(user), token_hash))
 }
 
+/// The user behind a bearer token of either scope, and whether it is a credential token (an
+/// OAuth `scope=credential` token: it only signs, as its own SAD).
+pub async fn authenticate_for_signing(
+    state: &AppState,
+    bearer: &Secret,
+) -> Result<(UserId, bool), CscError> {
+    let store = state.store.clone();
+    let now = state.clock.now();
+    let th = token::hash(bearer.expose());
+    let (user, scope) =
+        blocking::run(move || Ok(store.with(|c| repo::tokens::live_token(c, &th, now))?))
+            .await?
+            .ok_or(CscError::InvalidToken)?;
+    Ok((
+        UserId(user),
+        scope == crate::store::models::SCOPE_CREDENTIAL,
+    ))
+}
+
 /// Revoke one of the caller's tokens (and the SADs issued under it).
 pub async fn revoke(state: &AppState, user: &UserId, target: Secret) -> Result<(), CscError> {
     let store = state.store.clone();
@@ -106,4 +100,43 @@ pub async fn revoke(state: &AppState, user: &UserId, target: Secret) -> Result<(
     } else {
         Err(CscError::invalid("Invalid parameter token"))
     }
+}
+
+/// User name and password, the one place they are checked: unknown names cost the same argon2
+/// work, a locked user is refused like a wrong password, failures are counted and audited, success
+/// clears the count. Blocking.
+pub(crate) fn check_password(
+    st: &AppState,
+    name: &str,
+    pw: &Secret,
+    now: i64,
+) -> Result<UserRow, CscError> {
+    let user = st.store.with(|c| repo::users::by_name(c, name))?;
+    let Some(user) = user else {
+        password::verify_dummy(pw, st.settings.hash);
+        return Err(CscError::AuthenticationError);
+    };
+    let refused = |outcome| {
+        super::record(
+            st,
+            &super::event(now, &user.id, "login", None, outcome, serde_json::json!({})),
+        )
+    };
+    let limit = st.settings.max_auth_failures;
+    if !st
+        .store
+        .with(|c| repo::users::reserve_login(c, &user.id, limit))?
+    {
+        // Same answer as a wrong password: a lock must not confirm that the name exists.
+        tracing::warn!("login refused: user locked after repeated failures");
+        refused("locked")?;
+        return Err(CscError::AuthenticationError);
+    }
+    if !password::verify(pw, &user.password_hash) {
+        tracing::info!("login refused: wrong password");
+        refused("failed")?;
+        return Err(CscError::AuthenticationError);
+    }
+    st.store.with(|c| repo::users::clear_logins(c, &user.id))?;
+    Ok(user)
 }

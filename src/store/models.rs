@@ -103,7 +103,14 @@ pub struct AccessTokenRow {
     pub expires_at: i64,
     pub revoked: bool,
     pub created_at: i64,
+    /// `SCOPE_SERVICE` (the API) or `SCOPE_CREDENTIAL` (signs once through its SAD, nothing else).
+    pub scope: String,
 }
+
+/// `access_tokens.scope` of a token that may call the API (auth/login, OAuth scope=service).
+pub const SCOPE_SERVICE: &str = "service";
+/// `access_tokens.scope` of an OAuth scope=credential token: it is the SAD of one authorization.
+pub const SCOPE_CREDENTIAL: &str = "credential";
 
 /// A new SAD with the digests it authorizes.
 #[derive(Debug, Clone)]

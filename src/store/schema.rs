@@ -40,6 +40,7 @@ diesel::table! {
         expires_at -> BigInt,
         revoked -> Bool,
         created_at -> BigInt,
+        scope -> Text,
     }
 }
 
@@ -98,5 +99,53 @@ diesel::table! {
         detail -> Text,
         prev_hash -> Binary,
         hash -> Binary,
+    }
+}
+
+diesel::table! {
+    oauth_clients (client_id) {
+        client_id -> Text,
+        secret_hash -> Nullable<Binary>,
+        name -> Text,
+        redirect_uris -> Text,
+        service_user_id -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_requests (handle_hash) {
+        handle_hash -> Binary,
+        client_id -> Text,
+        params -> Text,
+        csrf_hash -> Nullable<Binary>,
+        pushed -> Bool,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_codes (code_hash) {
+        code_hash -> Binary,
+        client_id -> Text,
+        user_id -> Text,
+        params -> Text,
+        used -> Bool,
+        token_hash -> Nullable<Binary>,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_refresh_tokens (token_hash) {
+        token_hash -> Binary,
+        client_id -> Text,
+        user_id -> Text,
+        access_token_hash -> Binary,
+        revoked -> Bool,
+        expires_at -> BigInt,
+        created_at -> BigInt,
     }
 }

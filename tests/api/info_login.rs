@@ -14,7 +14,11 @@ fn info_describes_the_service() {
         let r = app.post_raw("/csc/v2/info", None, body);
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["specs"], "2.0.0.2");
-        assert_eq!(r.body["authType"], json!(["basic"]));
+        assert_eq!(
+            r.body["authType"],
+            json!(["basic", "oauth2code", "oauth2client"])
+        );
+        assert_eq!(r.body["oauth2Issuer"], app.base.as_str());
         let methods = r.body["methods"].as_array().unwrap();
         for m in [
             "info",

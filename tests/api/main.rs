@@ -23,6 +23,8 @@ mod extend;
 mod info_login;
 mod lockout;
 mod multi_instance;
+mod oauth;
+mod oauth_browser;
 mod online_otp;
 mod openssl_readme;
 mod ops;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod challenges;
 pub mod credentials;
+pub mod oauth;
 pub mod sads;
 pub mod tokens;
 pub mod users;

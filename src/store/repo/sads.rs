@@ -79,21 +79,26 @@ fn insert_digests(
 /// Store a new SAD and its audit record in one transaction.
 pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), StoreError> {
     conn.write_tx(|c| {
-        diesel::insert_into(sads::table)
-            .values((
-                sads::sad_hash.eq(&sad.sad_hash),
-                sads::token_hash.eq(&sad.token_hash),
-                sads::user_id.eq(&sad.user_id),
-                sads::credential_id.eq(&sad.credential_id),
-                sads::hash_algo.eq(&sad.hash_algo),
-                sads::remaining.eq(sad.num_signatures),
-                sads::expires_at.eq(sad.expires_at),
-                sads::created_at.eq(sad.created_at),
-            ))
-            .execute(c)?;
-        insert_digests(c, &sad.sad_hash, &sad.digests)?;
+        insert_in_tx(c, sad)?;
         audit::append(c, event)
     })
+}
+
+/// The rows of a new SAD, inside the caller's write transaction.
+pub(crate) fn insert_in_tx(c: &mut DbConn, sad: &NewSad) -> Result<(), diesel::result::Error> {
+    diesel::insert_into(sads::table)
+        .values((
+            sads::sad_hash.eq(&sad.sad_hash),
+            sads::token_hash.eq(&sad.token_hash),
+            sads::user_id.eq(&sad.user_id),
+            sads::credential_id.eq(&sad.credential_id),
+            sads::hash_algo.eq(&sad.hash_algo),
+            sads::remaining.eq(sad.num_signatures),
+            sads::expires_at.eq(sad.expires_at),
+            sads::created_at.eq(sad.created_at),
+        ))
+        .execute(c)?;
+    insert_digests(c, &sad.sad_hash, &sad.digests)
 }
 
 /// Check and spend, atomically, with its audit record. `Ok(Err(refusal))` means nothing was
@@ -372,6 +377,7 @@ mod tests {
                         expires_at: 1_000,
                         revoked: false,
                         created_at: 0,
+                        scope: crate::store::models::SCOPE_SERVICE.into(),
                     },
                 )?;
                 insert(

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use crate::store::models::AccessTokenRow;
+use crate::store::models::{AccessTokenRow, SCOPE_SERVICE};
 use crate::store::schema::{access_tokens, sads};
 use crate::store::{DbConn, StoreError};
 
@@ -13,17 +13,28 @@ pub fn insert(conn: &mut DbConn, row: &AccessTokenRow) -> Result<(), StoreError>
     Ok(())
 }
 
-/// The user owning a live (unrevoked, unexpired) token.
+/// The user owning a live (unrevoked, unexpired) service token: what the API methods accept.
 pub fn live_user(
     conn: &mut DbConn,
     token_hash: &[u8],
     now: i64,
 ) -> Result<Option<String>, StoreError> {
+    Ok(live_token(conn, token_hash, now)?
+        .filter(|(_, scope)| scope == SCOPE_SERVICE)
+        .map(|(user, _)| user))
+}
+
+/// The user and scope of a live token of either scope (signHash also takes credential tokens).
+pub fn live_token(
+    conn: &mut DbConn,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Option<(String, String)>, StoreError> {
     Ok(access_tokens::table
         .filter(access_tokens::token_hash.eq(token_hash))
         .filter(access_tokens::revoked.eq(false))
         .filter(access_tokens::expires_at.gt(now))
-        .select(access_tokens::user_id)
+        .select((access_tokens::user_id, access_tokens::scope))
         .first(conn)
         .optional()?)
 }
@@ -65,6 +76,7 @@ mod tests {
             expires_at: 100,
             revoked: false,
             created_at: 1,
+            scope: crate::store::models::SCOPE_SERVICE.into(),
         };
         store.with(|c| insert(c, &row)).unwrap();
         assert_eq!(

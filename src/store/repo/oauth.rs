@@ -1,0 +1,369 @@
+//! OAuth 2.0 state: registered clients, pending authorization requests (page or PAR), one-time
+//! authorization codes and refresh tokens. Every secret value is stored as its SHA-256 hash.
+
+use diesel::prelude::*;
+
+use super::audit::{self, Event};
+use super::sads;
+use crate::store::models::{AccessTokenRow, NewSad};
+use crate::store::schema::{
+    access_tokens, credentials, oauth_clients, oauth_codes, oauth_refresh_tokens, oauth_requests,
+};
+use crate::store::{DbConn, StoreError};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oauth_clients)]
+pub struct ClientRow {
+    pub client_id: String,
+    pub secret_hash: Option<Vec<u8>>,
+    pub name: String,
+    /// JSON array of exact redirect URIs.
+    pub redirect_uris: String,
+    /// The user a client_credentials grant acts as, if allowed.
+    pub service_user_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oauth_requests)]
+pub struct RequestRow {
+    pub handle_hash: Vec<u8>,
+    pub client_id: String,
+    pub params: String,
+    pub csrf_hash: Option<Vec<u8>>,
+    pub pushed: bool,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oauth_codes)]
+pub struct CodeRow {
+    pub code_hash: Vec<u8>,
+    pub client_id: String,
+    pub user_id: String,
+    pub params: String,
+    pub used: bool,
+    pub token_hash: Option<Vec<u8>>,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oauth_refresh_tokens)]
+pub struct RefreshRow {
+    pub token_hash: Vec<u8>,
+    pub client_id: String,
+    pub user_id: String,
+    pub access_token_hash: Vec<u8>,
+    pub revoked: bool,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+// ---- clients ----
+
+pub fn insert_client(conn: &mut DbConn, row: &ClientRow) -> Result<(), StoreError> {
+    diesel::insert_into(oauth_clients::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn client(conn: &mut DbConn, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
+    Ok(oauth_clients::table
+        .find(client_id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn clients(conn: &mut DbConn) -> Result<Vec<ClientRow>, StoreError> {
+    Ok(oauth_clients::table
+        .order(oauth_clients::created_at)
+        .select(ClientRow::as_select())
+        .load(conn)?)
+}
+
+/// Remove a client with its pending requests, codes and refresh tokens; whether it existed.
+pub fn remove_client(conn: &mut DbConn, client_id: &str) -> Result<bool, StoreError> {
+    conn.write_tx(|c| {
+        diesel::delete(oauth_requests::table.filter(oauth_requests::client_id.eq(client_id)))
+            .execute(c)?;
+        diesel::delete(oauth_codes::table.filter(oauth_codes::client_id.eq(client_id)))
+            .execute(c)?;
+        // Tokens already issued die with the client.
+        let issued: Vec<Vec<u8>> = oauth_refresh_tokens::table
+            .filter(oauth_refresh_tokens::client_id.eq(client_id))
+            .select(oauth_refresh_tokens::access_token_hash)
+            .load(c)?;
+        diesel::update(access_tokens::table.filter(access_tokens::token_hash.eq_any(&issued)))
+            .set(access_tokens::revoked.eq(true))
+            .execute(c)?;
+        diesel::delete(
+            oauth_refresh_tokens::table.filter(oauth_refresh_tokens::client_id.eq(client_id)),
+        )
+        .execute(c)?;
+        let n = diesel::delete(oauth_clients::table.find(client_id)).execute(c)?;
+        Ok::<bool, diesel::result::Error>(n == 1)
+    })
+    .map_err(StoreError::from)
+}
+
+// ---- authorization requests ----
+
+pub fn insert_request(conn: &mut DbConn, row: &RequestRow) -> Result<(), StoreError> {
+    diesel::insert_into(oauth_requests::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A live request by handle.
+pub fn request(
+    conn: &mut DbConn,
+    handle_hash: &[u8],
+    now: i64,
+) -> Result<Option<RequestRow>, StoreError> {
+    Ok(oauth_requests::table
+        .find(handle_hash)
+        .filter(oauth_requests::expires_at.gt(now))
+        .select(RequestRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Bind the page's CSRF token to a request, once: a pushed `request_uri` opens one page only.
+pub fn bind_csrf(
+    conn: &mut DbConn,
+    handle_hash: &[u8],
+    csrf_hash: &[u8],
+    expires_at: i64,
+) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        oauth_requests::table
+            .find(handle_hash)
+            .filter(oauth_requests::csrf_hash.is_null()),
+    )
+    .set((
+        oauth_requests::csrf_hash.eq(csrf_hash),
+        oauth_requests::expires_at.eq(expires_at),
+    ))
+    .execute(conn)?
+        == 1)
+}
+
+/// End a request without a code (the signer cancelled, or it was locked out).
+pub fn drop_request(conn: &mut DbConn, handle_hash: &[u8]) -> Result<bool, StoreError> {
+    Ok(diesel::delete(oauth_requests::table.find(handle_hash)).execute(conn)? == 1)
+}
+
+/// Turn a pending request into a one-time code, atomically: a request yields one code at most
+/// (a second submission of the same page finds nothing). Returns whether it did.
+pub fn issue_code(
+    conn: &mut DbConn,
+    handle_hash: &[u8],
+    code: &CodeRow,
+    event: &Event,
+) -> Result<bool, StoreError> {
+    conn.write_tx(|c| {
+        let taken = diesel::delete(oauth_requests::table.find(handle_hash)).execute(c)?;
+        if taken != 1 {
+            return Ok(false);
+        }
+        diesel::insert_into(oauth_codes::table)
+            .values(code)
+            .execute(c)?;
+        audit::append(c, event).map_err(to_diesel)?;
+        Ok::<bool, diesel::result::Error>(true)
+    })
+    .map_err(StoreError::from)
+}
+
+// ---- codes and tokens ----
+
+/// What presenting a code found.
+#[derive(Debug)]
+pub enum Redeemed {
+    /// First use, in time: the code, now marked used.
+    Fresh(CodeRow),
+    /// Unknown or expired.
+    Invalid,
+    /// Presented again: the token issued for it (if any) has been revoked.
+    Replayed,
+}
+
+/// Mark a code used (one conditional UPDATE: two concurrent exchanges cannot both win). A code
+/// presented a second time revokes what the first exchange got (RFC 6749 §4.1.2).
+pub fn redeem_code(conn: &mut DbConn, code_hash: &[u8], now: i64) -> Result<Redeemed, StoreError> {
+    conn.write_tx(|c| {
+        let won = diesel::update(
+            oauth_codes::table
+                .find(code_hash)
+                .filter(oauth_codes::used.eq(false))
+                .filter(oauth_codes::expires_at.gt(now)),
+        )
+        .set(oauth_codes::used.eq(true))
+        .execute(c)?;
+        let row: Option<CodeRow> = oauth_codes::table
+            .find(code_hash)
+            .select(CodeRow::as_select())
+            .first(c)
+            .optional()?;
+        Ok::<Redeemed, diesel::result::Error>(match row {
+            Some(row) if won == 1 => Redeemed::Fresh(row),
+            Some(row) if row.used => {
+                if let Some(token) = &row.token_hash {
+                    revoke_access_in_tx(c, token)?;
+                }
+                Redeemed::Replayed
+            }
+            _ => Redeemed::Invalid,
+        })
+    })
+    .map_err(StoreError::from)
+}
+
+fn revoke_access_in_tx(c: &mut DbConn, token_hash: &[u8]) -> Result<(), diesel::result::Error> {
+    diesel::update(access_tokens::table.find(token_hash))
+        .set(access_tokens::revoked.eq(true))
+        .execute(c)?;
+    diesel::update(
+        crate::store::schema::sads::table
+            .filter(crate::store::schema::sads::token_hash.eq(token_hash)),
+    )
+    .set(crate::store::schema::sads::remaining.eq(0))
+    .execute(c)?;
+    Ok(())
+}
+
+fn to_diesel(e: StoreError) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(e.to_string().into())
+}
+
+/// What a token response stores: the access token, and a refresh token (service scope) or a
+/// SAD keyed by the access token itself (credential scope).
+pub struct Issue<'a> {
+    pub code_hash: Option<&'a [u8]>,
+    pub access: &'a AccessTokenRow,
+    pub refresh: Option<&'a RefreshRow>,
+    pub sad: Option<&'a NewSad>,
+    pub event: &'a Event,
+}
+
+/// Store what a token response hands out, in one transaction.
+pub fn issue_tokens(conn: &mut DbConn, issue: &Issue<'_>) -> Result<(), StoreError> {
+    conn.write_tx(|c| {
+        diesel::insert_into(access_tokens::table)
+            .values(issue.access)
+            .execute(c)?;
+        if let Some(refresh) = issue.refresh {
+            diesel::insert_into(oauth_refresh_tokens::table)
+                .values(refresh)
+                .execute(c)?;
+        }
+        if let Some(sad) = issue.sad {
+            sads::insert_in_tx(c, sad)?;
+        }
+        if let Some(code) = issue.code_hash {
+            diesel::update(oauth_codes::table.find(code))
+                .set(oauth_codes::token_hash.eq(&issue.access.token_hash))
+                .execute(c)?;
+        }
+        audit::append(c, issue.event).map_err(to_diesel)?;
+        Ok::<(), diesel::result::Error>(())
+    })
+    .map_err(StoreError::from)
+}
+
+/// Spend a refresh token of `client_id` (rotation: each works once); its user.
+pub fn rotate_refresh(
+    conn: &mut DbConn,
+    token_hash: &[u8],
+    client_id: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    conn.write_tx(|c| {
+        let won = diesel::update(
+            oauth_refresh_tokens::table
+                .find(token_hash)
+                .filter(oauth_refresh_tokens::client_id.eq(client_id))
+                .filter(oauth_refresh_tokens::revoked.eq(false))
+                .filter(oauth_refresh_tokens::expires_at.gt(now)),
+        )
+        .set(oauth_refresh_tokens::revoked.eq(true))
+        .execute(c)?;
+        if won != 1 {
+            return Ok(None);
+        }
+        let (user, access): (String, Vec<u8>) = oauth_refresh_tokens::table
+            .find(token_hash)
+            .select((
+                oauth_refresh_tokens::user_id,
+                oauth_refresh_tokens::access_token_hash,
+            ))
+            .first(c)?;
+        // The access token of the old pair goes with it.
+        revoke_access_in_tx(c, &access)?;
+        Ok::<Option<String>, diesel::result::Error>(Some(user))
+    })
+    .map_err(StoreError::from)
+}
+
+/// RFC 7009: revoke a refresh token (and its access token) or an access token that was issued
+/// to `client_id`. Whether anything of that client matched.
+pub fn revoke_for_client(
+    conn: &mut DbConn,
+    token_hash: &[u8],
+    client_id: &str,
+) -> Result<bool, StoreError> {
+    conn.write_tx(|c| {
+        let refresh: Option<Vec<u8>> = oauth_refresh_tokens::table
+            .find(token_hash)
+            .filter(oauth_refresh_tokens::client_id.eq(client_id))
+            .select(oauth_refresh_tokens::access_token_hash)
+            .first(c)
+            .optional()?;
+        if let Some(access) = refresh {
+            diesel::update(oauth_refresh_tokens::table.find(token_hash))
+                .set(oauth_refresh_tokens::revoked.eq(true))
+                .execute(c)?;
+            revoke_access_in_tx(c, &access)?;
+            return Ok(true);
+        }
+        let by_refresh = oauth_refresh_tokens::table
+            .filter(oauth_refresh_tokens::access_token_hash.eq(token_hash))
+            .filter(oauth_refresh_tokens::client_id.eq(client_id))
+            .count()
+            .get_result::<i64>(c)?;
+        let by_code = oauth_codes::table
+            .filter(oauth_codes::token_hash.eq(token_hash))
+            .filter(oauth_codes::client_id.eq(client_id))
+            .count()
+            .get_result::<i64>(c)?;
+        if by_refresh + by_code == 0 {
+            return Ok(false);
+        }
+        diesel::update(
+            oauth_refresh_tokens::table
+                .filter(oauth_refresh_tokens::access_token_hash.eq(token_hash)),
+        )
+        .set(oauth_refresh_tokens::revoked.eq(true))
+        .execute(c)?;
+        revoke_access_in_tx(c, token_hash)?;
+        Ok::<bool, diesel::result::Error>(true)
+    })
+    .map_err(StoreError::from)
+}
+
+/// A credential by id with its owner (the OAuth page learns the signer from the credential).
+pub fn credential(
+    conn: &mut DbConn,
+    id: &str,
+) -> Result<Option<crate::store::models::CredentialRow>, StoreError> {
+    Ok(credentials::table
+        .find(id)
+        .select(crate::store::models::CredentialRow::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -1,0 +1,712 @@
+//! The OAuth 2.0 authorization server over HTTP against a real `quill serve`: the page (CSRF,
+//! PIN + OTP, password, cancel, languages), PKCE, PAR, RAR, the token endpoint's grants and
+//! every error the issue lists, and credential tokens signing through signHash under SAD rules.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::blocking::{Client, Response};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::helpers::*;
+
+pub const ES256: &str = "1.2.840.10045.4.3.2";
+pub const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+pub struct OClient {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+pub fn add_client(env: &Env, extra: &[&str]) -> OClient {
+    let out = env
+        .quill()
+        .args([
+            "client",
+            "add",
+            "--redirect-uri",
+            REDIRECT,
+            "--name",
+            "Acme Bank",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    OClient {
+        id: v["client_id"].as_str().unwrap().to_string(),
+        secret: v["client_secret"].as_str().map(str::to_string),
+    }
+}
+
+/// A PKCE verifier and its S256 challenge.
+pub fn pkce() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// A client that does not follow redirects (the test reads `Location`).
+pub fn browser() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub fn get_authorize(app: &TestApp, query: &[(&str, &str)]) -> Response {
+    browser()
+        .get(format!("{}/oauth2/authorize", app.base))
+        .query(query)
+        .send()
+        .unwrap()
+}
+
+/// The hidden fields and CSRF cookie of a rendered page.
+pub struct Form {
+    pub handle: String,
+    pub csrf: String,
+    pub cookie: String,
+    pub html: String,
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_string()
+}
+
+pub fn page(r: Response) -> Form {
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("quill_csrf="))
+        .expect("CSRF cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("quill_csrf=")
+        .to_string();
+    let html = r.text().unwrap();
+    Form {
+        handle: hidden(&html, "handle"),
+        csrf: hidden(&html, "csrf"),
+        cookie,
+        html,
+    }
+}
+
+pub fn submit(app: &TestApp, f: &Form, fields: &[(&str, &str)]) -> Response {
+    let mut form: Vec<(&str, &str)> = vec![("handle", &f.handle), ("csrf", &f.csrf)];
+    form.extend_from_slice(fields);
+    browser()
+        .post(format!("{}/oauth2/authorize", app.base))
+        .header("Cookie", format!("quill_csrf={}", f.cookie))
+        .form(&form)
+        .send()
+        .unwrap()
+}
+
+/// The query of a redirect to the client.
+pub fn redirected(r: &Response) -> std::collections::HashMap<String, String> {
+    assert_eq!(r.status(), 302, "not a redirect");
+    let loc = r.headers()["location"].to_str().unwrap();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    url::Url::parse(loc)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+pub fn token(app: &TestApp, c: &OClient, form: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = browser().post(format!("{}/oauth2/token", app.base));
+    let mut form = form.to_vec();
+    match &c.secret {
+        Some(s) => req = req.basic_auth(&c.id, Some(s)),
+        None => form.push(("client_id", &c.id)),
+    }
+    let r = req.form(&form).send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap())
+}
+
+/// Authorize `hashes` for `cred` through the page and exchange the code: the token response.
+pub fn credential_token(
+    app: &TestApp,
+    client: &OClient,
+    s: &Signer,
+    cred: &str,
+    hashes: &[Vec<u8>],
+) -> Value {
+    let (verifier, challenge) = pkce();
+    let joined = hashes
+        .iter()
+        .map(|h| URL_SAFE_NO_PAD.encode(h))
+        .collect::<Vec<_>>()
+        .join(",");
+    let n = hashes.len().to_string();
+    let f = page(get_authorize(
+        app,
+        &[
+            ("response_type", "code"),
+            ("client_id", &client.id),
+            ("redirect_uri", REDIRECT),
+            ("scope", "credential"),
+            ("credentialID", cred),
+            ("numSignatures", &n),
+            ("hashes", &joined),
+            ("hashAlgorithmOID", SHA256),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("state", "st-1"),
+            ("description", "Loan contract"),
+        ],
+    ));
+    assert!(f.html.contains("Loan contract") && f.html.contains("Acme Bank"));
+    let q = redirected(&submit(
+        app,
+        &f,
+        &[
+            ("pin", &s.pin),
+            ("otp", &s.next_otp(cred)),
+            ("action", "approve"),
+        ],
+    ));
+    assert_eq!(q["state"], "st-1");
+    let (status, body) = token(
+        app,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn sign_with(app: &TestApp, bearer: &str, cred: &str, sad: Option<&str>, h: &[u8]) -> Resp {
+    let mut body = json!({"credentialID": cred, "hashes": [b64(h)], "signAlgo": ES256});
+    if let Some(sad) = sad {
+        body["SAD"] = json!(sad);
+    }
+    app.sign_hash_raw(bearer, body)
+}
+
+fn list_status(app: &TestApp, bearer: &str) -> u16 {
+    app.client
+        .post(format!("{}/csc/v2/credentials/list", app.base))
+        .bearer_auth(bearer)
+        .json(&json!({}))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn hashes(tag: &str, n: u32) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| digest(SHA256, format!("{tag}-{i}").as_bytes()))
+        .collect()
+}
+
+#[test]
+fn credential_token_signs_as_its_own_sad_and_nothing_else() {
+    let env = Env::new();
+    let s = signer("quinn");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let hs = hashes("doc", 2);
+    let t = credential_token(&app, &client, &s, &cred, &hs);
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["credentialID"], cred);
+    assert_eq!(t["scope"], "credential");
+    assert!(t.get("refresh_token").is_none());
+    let ctoken = t["access_token"].as_str().unwrap();
+    let service = app.login(&s.user, &s.password);
+    let key = p256_key(&app, &service, &cred);
+
+    // The credential token in the header is the SAD …
+    let r = sign_with(&app, ctoken, &cred, None, &hs[0]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    verify_p256(&key, &hs[0], r.body["signatures"][0].as_str().unwrap());
+    // … or it goes in SAD with a service token in the header.
+    let other = digest(SHA256, b"not authorized");
+    sign_with(&app, &service, &cred, Some(ctoken), &other).assert_error(400, "invalid_request");
+    let r = sign_with(&app, &service, &cred, Some(ctoken), &hs[1]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    verify_p256(&key, &hs[1], r.body["signatures"][0].as_str().unwrap());
+    // The count is spent; the token opens nothing else.
+    sign_with(&app, ctoken, &cred, None, &hs[0]).assert_error(400, "invalid_request");
+    assert_eq!(list_status(&app, ctoken), 401);
+    assert_eq!(
+        env.db_i64(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log WHERE action = 'oauth_token'"
+        ),
+        1
+    );
+    audit_verifies(&env);
+}
+
+#[test]
+fn service_scope_code_refresh_rotation_and_revocation() {
+    let env = Env::new();
+    let s = signer("rhea");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let public = add_client(&env, &["--public"]);
+    assert!(public.secret.is_none());
+    let (verifier, challenge) = pkce();
+    let f = page(get_authorize(
+        &app,
+        &[
+            ("response_type", "code"),
+            ("client_id", &public.id),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("state", "xyz"),
+        ],
+    ));
+    assert!(f.html.contains("name=\"password\""));
+    // A wrong password shows the page again with an alert; the right one redirects.
+    let again = submit(&app, &f, &[("username", &s.user), ("password", "nope")]);
+    assert_eq!(again.status(), 200);
+    assert!(again.text().unwrap().contains("role=\"alert\""));
+    let q = redirected(&submit(
+        &app,
+        &f,
+        &[("username", &s.user), ("password", &s.password)],
+    ));
+    assert_eq!(q["state"], "xyz");
+    let (status, t) = token(
+        &app,
+        &public,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(status, 200, "{t}");
+    let access = t["access_token"].as_str().unwrap().to_string();
+    let refresh = t["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(list_status(&app, &access), 200);
+
+    // Refresh rotates: the old pair dies, the old refresh token is refused.
+    let (status, t2) = token(
+        &app,
+        &public,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    );
+    assert_eq!(status, 200, "{t2}");
+    assert_eq!(list_status(&app, &access), 401);
+    let access2 = t2["access_token"].as_str().unwrap().to_string();
+    assert_eq!(list_status(&app, &access2), 200);
+    let (status, e) = token(
+        &app,
+        &public,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    );
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+
+    // Revoking the refresh token kills its access token too.
+    let r = browser()
+        .post(format!("{}/oauth2/revoke", app.base))
+        .form(&[
+            ("token", t2["refresh_token"].as_str().unwrap()),
+            ("client_id", &public.id),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(list_status(&app, &access2), 401);
+}
+
+#[test]
+fn authorize_errors_redirect_only_to_a_registered_uri() {
+    let env = Env::new();
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let (_, challenge) = pkce();
+    let base = [
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("state", "s9"),
+    ];
+    let with = |k: &str, v: &str| -> Vec<(String, String)> {
+        let mut q: Vec<(String, String)> = base
+            .iter()
+            .filter(|(bk, _)| *bk != k)
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        if !v.is_empty() {
+            q.push((k.to_string(), v.to_string()));
+        }
+        q
+    };
+    let get = |q: Vec<(String, String)>| {
+        browser()
+            .get(format!("{}/oauth2/authorize", app.base))
+            .query(&q)
+            .send()
+            .unwrap()
+    };
+    // Not trusted yet: an error page, never a redirect.
+    for q in [
+        with("client_id", "no-such-client"),
+        with("redirect_uri", "http://127.0.0.1:9/evil"),
+        with("client_id", ""),
+    ] {
+        let r = get(q);
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("location").is_none());
+        assert!(r.text().unwrap().contains("role=\"alert\""));
+    }
+    // Trusted client and URI: the error goes back to the client, with the state.
+    for (q, error) in [
+        (with("code_challenge", ""), "invalid_request"),
+        (with("code_challenge_method", "plain"), "invalid_request"),
+        (with("response_type", "token"), "unsupported_response_type"),
+        (with("scope", "everything"), "invalid_scope"),
+        (
+            {
+                let mut q = with("scope", "credential");
+                q.push(("credentialID".into(), "no-such-credential".into()));
+                q.push(("numSignatures".into(), "1".into()));
+                q.push(("hashes".into(), URL_SAFE_NO_PAD.encode([7u8; 32])));
+                q.push(("hashAlgorithmOID".into(), SHA256.into()));
+                q
+            },
+            "invalid_request",
+        ),
+    ] {
+        let r = get(q);
+        let got = redirected(&r);
+        assert_eq!(got["error"], error, "{got:?}");
+        assert_eq!(got["state"], "s9");
+    }
+}
+
+#[test]
+fn token_endpoint_errors_pkce_code_reuse_expiry_client_auth_redirect() {
+    let env = Env::new();
+    let s = signer("sven");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let code_for = |verifier_challenge: &str| {
+        let f = page(get_authorize(
+            &app,
+            &[
+                ("response_type", "code"),
+                ("client_id", &client.id),
+                ("code_challenge", verifier_challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        ));
+        redirected(&submit(
+            &app,
+            &f,
+            &[("username", &s.user), ("password", &s.password)],
+        ))["code"]
+            .clone()
+    };
+    let exchange = |c: &OClient, code: &str, verifier: &str, redirect: &str| {
+        token(
+            &app,
+            c,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier),
+            ],
+        )
+    };
+    let err = |(status, body): (u16, Value)| (status, body["error"].as_str().unwrap().to_string());
+
+    let (verifier, challenge) = pkce();
+    let (other_verifier, _) = pkce();
+    // PKCE mismatch (the code is burnt by the attempt).
+    let code = code_for(&challenge);
+    assert_eq!(
+        err(exchange(&client, &code, &other_verifier, REDIRECT)),
+        (400, "invalid_grant".into())
+    );
+    // redirect_uri mismatch.
+    let code = code_for(&challenge);
+    assert_eq!(
+        err(exchange(
+            &client,
+            &code,
+            &verifier,
+            "http://127.0.0.1:9/other"
+        )),
+        (400, "invalid_grant".into())
+    );
+    // Wrong client secret, unknown client: 401 invalid_client.
+    let code = code_for(&challenge);
+    let wrong = OClient {
+        id: client.id.clone(),
+        secret: Some("wrong".into()),
+    };
+    assert_eq!(
+        err(exchange(&wrong, &code, &verifier, REDIRECT)),
+        (401, "invalid_client".into())
+    );
+    let unknown = OClient {
+        id: "nobody".into(),
+        secret: Some("x".into()),
+    };
+    assert_eq!(
+        err(exchange(&unknown, &code, &verifier, REDIRECT)),
+        (401, "invalid_client".into())
+    );
+    // The code still works for its client (client errors do not burn it) … once.
+    let (status, t) = exchange(&client, &code, &verifier, REDIRECT);
+    assert_eq!(status, 200, "{t}");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(list_status(&app, access), 200);
+    // Reuse: refused, and the token it gave is revoked.
+    assert_eq!(
+        err(exchange(&client, &code, &verifier, REDIRECT)),
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(list_status(&app, access), 401);
+    // Expired code.
+    let code = code_for(&challenge);
+    env.db_execute("UPDATE oauth_codes SET expires_at = 0 WHERE used = FALSE");
+    assert_eq!(
+        err(exchange(&client, &code, &verifier, REDIRECT)),
+        (400, "invalid_grant".into())
+    );
+    // Unsupported grant, missing parameters, client_credentials not allowed for this client.
+    assert_eq!(
+        err(token(&app, &client, &[("grant_type", "password")])),
+        (400, "unsupported_grant_type".into())
+    );
+    assert_eq!(
+        err(token(
+            &app,
+            &client,
+            &[("grant_type", "authorization_code")]
+        )),
+        (400, "invalid_request".into())
+    );
+    assert_eq!(
+        err(token(
+            &app,
+            &client,
+            &[("grant_type", "client_credentials")]
+        )),
+        (400, "unauthorized_client".into())
+    );
+    // A service client may use client_credentials.
+    let service = add_client(&env, &["--service-user", &s.user]);
+    let (status, t) = token(&app, &service, &[("grant_type", "client_credentials")]);
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(list_status(&app, t["access_token"].as_str().unwrap()), 200);
+    // Not a form: invalid_request as JSON.
+    let r = browser()
+        .post(format!("{}/oauth2/token", app.base))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_request");
+}
+
+#[test]
+fn page_csrf_wrong_pin_cancel_and_language() {
+    let env = Env::new();
+    let s = signer("tara");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let (_, challenge) = pkce();
+    let h = URL_SAFE_NO_PAD.encode(digest(SHA256, b"x"));
+    let q = [
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("scope", "credential"),
+        ("credentialID", cred.as_str()),
+        ("numSignatures", "1"),
+        ("hashes", h.as_str()),
+        ("hashAlgorithmOID", SHA256),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("lang", "bg"),
+    ];
+    let f = page(get_authorize(&app, &q));
+    assert!(
+        f.html.contains("lang=\"bg\"") && f.html.contains("Подпиши"),
+        "{}",
+        f.html
+    );
+    // No cookie, or another page's token: refused, nothing counted.
+    let r = browser()
+        .post(format!("{}/oauth2/authorize", app.base))
+        .form(&[("handle", &f.handle), ("csrf", &f.csrf), ("pin", &s.pin)])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let forged = Form {
+        csrf: "forged".into(),
+        cookie: "forged".into(),
+        handle: f.handle.clone(),
+        html: String::new(),
+    };
+    assert_eq!(submit(&app, &forged, &[("pin", &s.pin)]).status(), 400);
+    // A wrong PIN is counted (the page comes back with an alert).
+    let r = submit(&app, &f, &[("pin", "000000"), ("otp", "123456")]);
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("role=\"alert\""));
+    assert_eq!(
+        env.db_i64(&format!(
+            "SELECT CAST(failed_auths AS BIGINT) AS n FROM credentials WHERE id = '{cred}'"
+        )),
+        1
+    );
+    // Cancel: access_denied to the client; the page cannot be used again.
+    let got = redirected(&submit(&app, &f, &[("action", "cancel")]));
+    assert_eq!(got["error"], "access_denied");
+    assert_eq!(submit(&app, &f, &[("pin", &s.pin)]).status(), 400);
+    // English from Accept-Language.
+    let r = browser()
+        .get(format!("{}/oauth2/authorize", app.base))
+        .query(&q[..9])
+        .header("Accept-Language", "de-DE, en;q=0.8")
+        .send()
+        .unwrap();
+    let html = page(r).html;
+    assert!(
+        html.contains("lang=\"en\"") && html.contains(">Sign<"),
+        "{html}"
+    );
+}
+
+#[test]
+fn pushed_rich_authorization_request_and_metadata() {
+    let env = Env::new();
+    let s = signer("uma");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let (verifier, challenge) = pkce();
+    let h = digest(SHA256, b"contract.pdf");
+    let details = json!([{
+        "type": "credential",
+        "credentialID": cred,
+        "documentDigests": [{"hash": b64(&h), "label": "Contract 42"}],
+        "hashAlgorithmOID": SHA256,
+    }])
+    .to_string();
+    let par = |form: &[(&str, &str)]| {
+        browser()
+            .post(format!("{}/oauth2/pushed_authorize", app.base))
+            .basic_auth(&client.id, client.secret.as_deref())
+            .form(form)
+            .send()
+            .unwrap()
+    };
+    let r = par(&[
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("authorization_details", &details),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("state", "par-state"),
+    ]);
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["expires_in"], 90);
+    let request_uri = v["request_uri"].as_str().unwrap().to_string();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    // A bad pushed request is a JSON error, not a redirect.
+    let bad = par(&[
+        ("response_type", "code"),
+        ("redirect_uri", "http://127.0.0.1:9/evil"),
+    ]);
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().unwrap()["error"], "invalid_request");
+
+    let open = || {
+        get_authorize(
+            &app,
+            &[("client_id", &client.id), ("request_uri", &request_uri)],
+        )
+    };
+    let f = page(open());
+    assert!(f.html.contains("Contract 42"), "{}", f.html);
+    // One page per request_uri.
+    assert_eq!(open().status(), 400);
+    let q = redirected(&submit(
+        &app,
+        &f,
+        &[("pin", &s.pin), ("otp", &s.next_otp(&cred))],
+    ));
+    assert_eq!(q["state"], "par-state");
+    let (status, t) = token(
+        &app,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+            ("authorization_details", &details),
+        ],
+    );
+    assert_eq!(status, 200, "{t}");
+    let echo = &t["authorization_details"][0];
+    assert_eq!(echo["credentialID"], cred);
+    assert_eq!(echo["numSignatures"], 1);
+    assert_eq!(echo["hashAlgorithmOID"], SHA256);
+    assert_eq!(echo["documentDigests"][0]["hash"], b64(&h));
+    let r = sign_with(&app, t["access_token"].as_str().unwrap(), &cred, None, &h);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Discovery: info names the issuer, whose metadata names the endpoints.
+    let info = app.post("/csc/v2/info", None, &json!({}));
+    let auth_types = info.body["authType"].as_array().unwrap();
+    assert!(auth_types.contains(&json!("oauth2code")));
+    let issuer = info.body["oauth2Issuer"].as_str().unwrap();
+    assert_eq!(issuer, app.base);
+    let meta: Value = browser()
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(meta["issuer"], issuer);
+    assert_eq!(meta["token_endpoint"], format!("{issuer}/oauth2/token"));
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+}
