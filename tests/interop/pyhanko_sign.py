@@ -257,7 +257,10 @@ async def sign(args) -> dict:
         )
         out = io.BytesIO()
         try:
-            await signers.async_sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf_in)), meta, signer, output=out)
+            await signers.async_sign_pdf(
+                IncrementalPdfFileWriter(io.BytesIO(pdf_in)), meta, signer, output=out,
+                bytes_reserved=args.bytes_reserved,
+            )
         except SigningError as e:
             raise Failed(f"pyHanko could not sign: {e}; " + "; ".join(auth.errors)) from e
         signed = out.getvalue()
@@ -388,6 +391,7 @@ def main() -> int:
     s.add_argument("--pin", default=os.environ.get("QUILL_PIN"), help="or QUILL_PIN")
     s.add_argument("--totp-secret", default=os.environ.get("QUILL_TOTP_SECRET"), help="base32; or QUILL_TOTP_SECRET")
     s.add_argument("--pss", action="store_true", help="RSA keys: RSASSA-PSS (pyHanko's prefer_pss)")
+    s.add_argument("--bytes-reserved", type=int, default=None, help="space for the signature container in the PDF (default: pyHanko's estimate)")
     s.add_argument("--digest", choices=sorted(DIGESTS), default="sha256")
     s.add_argument("--trust-root", required=True, help="the development CA (PEM or DER), e.g. from `dev-ca`")
     s.add_argument("--input", help="PDF to sign (default: a one-page PDF made here)")
