@@ -404,3 +404,58 @@ fn pyhanko_fails_without_quill_authorization_or_the_right_trust_root() {
     // Signed through Quill all the same.
     assert_eq!(sad_counts(&env, &b.credential_id), (1, 1, 1));
 }
+
+/// PAdES-B-T: pyHanko takes the signature time-stamp from Quill's own RFC 3161 endpoint
+/// (`POST /tsa`) and validates it, with the signature, against the development CA.
+#[test]
+fn pyhanko_pades_b_t_with_quills_tsa() {
+    let Some(py) = python() else { return };
+    let env = Env::new();
+    let s = signer("pyhanko-bt");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let (_, ca_der) = certificates(&app, &token, &cred);
+    let trust_root = dev_ca(&py, &app, &s, &cred, &ca_der, env.dir.path());
+    let pdf = env.dir.path().join("signed-b-t.pdf");
+    let tsa = format!("{}/tsa", app.base);
+    let out = script(
+        &py,
+        &app,
+        &s,
+        &[
+            "sign",
+            "--credential",
+            &cred,
+            "--api",
+            "v2",
+            "--trust-root",
+            trust_root.to_str().unwrap(),
+            "--tsa",
+            &tsa,
+            "--out",
+            pdf.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let r = summary(&out);
+    for k in ["intact", "valid", "trusted", "bottom_line"] {
+        assert_eq!(r["validation"][k], true, "{k}: {r:#}");
+    }
+    for k in ["intact", "valid", "trusted"] {
+        assert_eq!(r["timestamp"][k], true, "timestamp {k}: {r:#}");
+    }
+    assert_eq!(
+        r["pades"]["unsigned_attrs"],
+        json!(["signature_time_stamp_token"]),
+        "{r:#}"
+    );
+    // The token came from Quill's TSA key (its certificate issued by the development CA).
+    assert!(
+        r["timestamp"]["tsa_subject"]
+            .as_str()
+            .unwrap()
+            .contains("TSA"),
+        "{r:#}"
+    );
+}

@@ -61,6 +61,7 @@ from pyhanko.sign.signers.csc_signer import (
     CSCSigner,
     fetch_certs_in_csc_credential,
 )
+from pyhanko.sign.timestamps.aiohttp_client import HTTPTimeStamper
 from pyhanko.sign.validation.pdf_embedded import async_validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
@@ -260,6 +261,9 @@ async def sign(args) -> dict:
             await signers.async_sign_pdf(
                 IncrementalPdfFileWriter(io.BytesIO(pdf_in)), meta, signer, output=out,
                 bytes_reserved=args.bytes_reserved,
+                timestamper=(
+                    HTTPTimeStamper(args.tsa, timeout=30) if args.tsa else None
+                ),
             )
         except SigningError as e:
             raise Failed(f"pyHanko could not sign: {e}; " + "; ".join(auth.errors)) from e
@@ -289,7 +293,21 @@ async def sign(args) -> dict:
             raise Failed(f"expected 1 signature in field {args.field}, found {len(ours)}")
         emb = ours[0]
         vc = ValidationContext(trust_roots=[trust_root], allow_fetching=False, revocation_mode="soft-fail")
-        status = await async_validate_pdf_signature(emb, signer_validation_context=vc)
+        status = await async_validate_pdf_signature(
+            emb, signer_validation_context=vc, ts_validation_context=vc
+        )
+        ts = status.timestamp_validity
+        summary["timestamp"] = None if ts is None else {
+            "intact": ts.intact,
+            "valid": ts.valid,
+            "trusted": ts.trusted,
+            "tsa_subject": ts.signing_cert.subject.human_friendly,
+        }
+        if args.tsa:
+            if ts is None:
+                failures.append("PAdES-B-T asked, but the signature has no signature time-stamp")
+            elif not (ts.intact and ts.valid and ts.trusted):
+                failures.append(f"signature time-stamp not intact/valid/trusted: {summary['timestamp']}")
         summary["validation"] = {
             "intact": status.intact,
             "valid": status.valid,
@@ -307,7 +325,12 @@ async def sign(args) -> dict:
         si = sd["signer_infos"][0]
         attrs = {a["type"].native for a in si["signed_attrs"]}
         subfilter = str(emb.sig_object.get("/SubFilter"))
-        summary["pades"] = {"subfilter": subfilter, "signed_attrs": sorted(attrs)}
+        unsigned = si["unsigned_attrs"]
+        summary["pades"] = {
+            "subfilter": subfilter,
+            "signed_attrs": sorted(attrs),
+            "unsigned_attrs": sorted(a["type"].native for a in unsigned) if unsigned.native else [],
+        }
         if subfilter != "/ETSI.CAdES.detached":
             failures.append(f"SubFilter is {subfilter}, not /ETSI.CAdES.detached")
         for need in ("content_type", "message_digest", "signing_certificate_v2"):
@@ -391,6 +414,7 @@ def main() -> int:
     s.add_argument("--pin", default=os.environ.get("QUILL_PIN"), help="or QUILL_PIN")
     s.add_argument("--totp-secret", default=os.environ.get("QUILL_TOTP_SECRET"), help="base32; or QUILL_TOTP_SECRET")
     s.add_argument("--pss", action="store_true", help="RSA keys: RSASSA-PSS (pyHanko's prefer_pss)")
+    s.add_argument("--tsa", default=None, help="RFC 3161 time-stamp URL, e.g. Quill's http://…/tsa: PAdES-B-T")
     s.add_argument("--bytes-reserved", type=int, default=None, help="space for the signature container in the PDF (default: pyHanko's estimate)")
     s.add_argument("--digest", choices=sorted(DIGESTS), default="sha256")
     s.add_argument("--trust-root", required=True, help="the development CA (PEM or DER), e.g. from `dev-ca`")
