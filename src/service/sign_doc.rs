@@ -359,60 +359,26 @@ pub async fn sign_doc(
             "hash_algo": hash.name(),
             "hashes": digests.iter().map(hex::encode).collect::<Vec<_>>(),
         });
-        let spent = super::event(
-            now,
-            &user_id,
+        super::signing::spend_then_sign(
+            &st,
             "sign_doc",
-            Some(&cred_id),
-            "sad_spent",
-            detail.clone(),
-        );
-        if let Err(refused) = st.store.with(|c| repo::sads::spend(c, &spend, &spent))? {
-            super::record(
-                &st,
-                &super::event(now, &user_id, "sign_doc", Some(&cred_id), "refused", detail),
-            )?;
-            return Err(refusal(refused));
-        }
-        let mut out = SignDocOutput::default();
-        let mut result = Ok(());
-        for task in &tasks {
-            match build(&st, task, &chain, &key_id, key, tsa.as_ref(), now) {
-                Ok(b64) if task.attached => out.documents_with_signature.push(b64),
-                Ok(b64) => out.signature_objects.push(b64),
-                Err(e) => {
-                    result = Err(e);
-                    break;
+            &spend,
+            detail,
+            tasks.len(),
+            refusal,
+            || {
+                let mut out = SignDocOutput::default();
+                for task in &tasks {
+                    let b64 = build(&st, task, &chain, &key_id, key, tsa.as_ref(), now)?;
+                    if task.attached {
+                        out.documents_with_signature.push(b64);
+                    } else {
+                        out.signature_objects.push(b64);
+                    }
                 }
-            }
-        }
-        match &result {
-            Ok(()) => super::record(
-                &st,
-                &super::event(
-                    now,
-                    &user_id,
-                    "sign_doc",
-                    Some(&cred_id),
-                    "signed",
-                    serde_json::json!({"count": tasks.len()}),
-                ),
-            )?,
-            Err(e) => {
-                // Nothing is returned: the SAD gets back what it paid for (as in signHash).
-                let failed = super::event(
-                    now,
-                    &user_id,
-                    "sign_doc",
-                    Some(&cred_id),
-                    "token_error",
-                    serde_json::json!({"count": tasks.len()}),
-                );
-                let refunded = st.store.with(|c| repo::sads::refund(c, &spend, &failed))?;
-                tracing::warn!(error = %e, refunded, "signDoc failed after spending; SAD refunded");
-            }
-        }
-        result.map(|()| out)
+                Ok(out)
+            },
+        )
     })
     .await?;
     tracing::info!("CAdES signatures produced");

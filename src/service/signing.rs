@@ -140,61 +140,24 @@ pub async fn sign_hash(
             "hash_algo": hash_name,
             "hashes": digests.iter().map(hex::encode).collect::<Vec<_>>(),
         });
-        let spent = super::event(
-            now,
-            &user_id,
+        let signed = spend_then_sign(
+            &st,
             "sign_hash",
-            Some(&cred_id),
-            "sad_spent",
-            detail.clone(),
+            &spend,
+            detail,
+            inputs.len(),
+            refusal,
+            || {
+                let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+                let started = std::time::Instant::now();
+                let signed = st.qscd.sign(&key_id, mechanism(&resolved), &refs);
+                st.metrics.hsm_sign(started.elapsed());
+                if let Ok(values) = &signed {
+                    st.metrics.signatures(resolved.algo.oid(), values.len());
+                }
+                Ok(signed?)
+            },
         );
-        if let Err(refused) = st.store.with(|c| repo::sads::spend(c, &spend, &spent))? {
-            super::record(
-                &st,
-                &super::event(
-                    now,
-                    &user_id,
-                    "sign_hash",
-                    Some(&cred_id),
-                    "refused",
-                    detail,
-                ),
-            )?;
-            return Err(refusal(refused));
-        }
-        let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-        let started = std::time::Instant::now();
-        let signed = st.qscd.sign(&key_id, mechanism(&resolved), &refs);
-        st.metrics.hsm_sign(started.elapsed());
-        if let Ok(values) = &signed {
-            st.metrics.signatures(resolved.algo.oid(), values.len());
-        }
-        match &signed {
-            Ok(_) => super::record(
-                &st,
-                &super::event(
-                    now,
-                    &user_id,
-                    "sign_hash",
-                    Some(&cred_id),
-                    "signed",
-                    serde_json::json!({"count": inputs.len()}),
-                ),
-            )?,
-            Err(e) => {
-                // No signature left the token: the SAD gets back what it paid for.
-                let failed = super::event(
-                    now,
-                    &user_id,
-                    "sign_hash",
-                    Some(&cred_id),
-                    "token_error",
-                    serde_json::json!({"count": inputs.len()}),
-                );
-                let refunded = st.store.with(|c| repo::sads::refund(c, &spend, &failed))?;
-                tracing::warn!(error = %e, refunded, "token failed; SAD refunded");
-            }
-        }
         let raw = signed?;
         raw.into_iter()
             .map(|r| signature_value(key, &resolved.scheme, r).map(|s| crypto::b64::encode(&s)))
@@ -203,4 +166,44 @@ pub async fn sign_hash(
     .await?;
     tracing::info!(sign_algo = %input.sign_algo, "signatures produced");
     Ok(signatures)
+}
+
+/// The one spending path of signHash and signDoc: spend the SAD in one transaction with its
+/// `sad_spent` record (a refusal is audited and answered through `refuse`), then let `sign` do
+/// the token work, then record `signed`, or, when `sign` failed and nothing left the token,
+/// give the SAD back with a `token_error` record. Blocking.
+pub(crate) fn spend_then_sign<T>(
+    st: &AppState,
+    action: &'static str,
+    spend: &repo::sads::Spend<'_>,
+    detail: serde_json::Value,
+    count: usize,
+    refuse: impl FnOnce(SadRefusal) -> CscError,
+    sign: impl FnOnce() -> Result<T, CscError>,
+) -> Result<T, CscError> {
+    let event = |outcome, detail| {
+        super::event(
+            spend.now,
+            spend.user_id,
+            action,
+            Some(spend.credential_id),
+            outcome,
+            detail,
+        )
+    };
+    let spent = event("sad_spent", detail.clone());
+    if let Err(refused) = st.store.with(|c| repo::sads::spend(c, spend, &spent))? {
+        super::record(st, &event("refused", detail))?;
+        return Err(refuse(refused));
+    }
+    let result = sign();
+    match &result {
+        Ok(_) => super::record(st, &event("signed", serde_json::json!({ "count": count })))?,
+        Err(e) => {
+            let failed = event("token_error", serde_json::json!({ "count": count }));
+            let refunded = st.store.with(|c| repo::sads::refund(c, spend, &failed))?;
+            tracing::warn!(error = %e, refunded, action, "signing failed after spending; SAD refunded");
+        }
+    }
+    result
 }
