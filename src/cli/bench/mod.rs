@@ -2,6 +2,7 @@
 //! stderr and one JSON object on stdout (and to `--json FILE`). Plain `quill bench` (with the
 //! `sign` flags) is `quill bench sign`.
 
+mod child;
 mod load;
 pub mod scale;
 pub mod sign;

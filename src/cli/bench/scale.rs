@@ -14,16 +14,14 @@
 //! The report also carries the database's plan for the list and info queries and the size of
 //! the data. Every request goes to the loopback address the child printed, nowhere else.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
 
+use super::child::ServeChild;
 use crate::cli::admin::{self, SeedShape};
 use crate::config::{HashArgs, StoreArgs, TokenArgs};
 use crate::service::{paging, seed};
@@ -70,75 +68,28 @@ struct Figures {
     per_second: f64,
 }
 
-/// The child `quill serve`; killed and reaped when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    // Kept open so the server never writes into a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(args: &ScaleArgs) -> anyhow::Result<Server> {
-    let exe = std::env::current_exe().context("cannot find the quill executable")?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .env("QUILL_DATABASE_URL", &args.store.database_url)
-        .env("QUILL_PKCS11_MODULE", &args.token.pkcs11_module)
-        .env("QUILL_TOKEN_LABEL", &args.token.token_label)
-        .env(
-            "QUILL_PKCS11_SESSIONS",
-            args.token.pkcs11_sessions.to_string(),
-        )
-        .env(
-            "QUILL_ARGON2_MEMORY_KIB",
-            args.hash.argon2_memory_kib.to_string(),
-        )
-        .env(
-            "QUILL_ARGON2_ITERATIONS",
-            args.hash.argon2_iterations.to_string(),
-        )
-        .env(
-            "QUILL_LOG",
-            std::env::var("QUILL_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .env_remove("QUILL_LISTEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if let Some(pin) = &args.token.token_pin {
-        cmd.env("QUILL_TOKEN_PIN", pin);
-    }
-    let mut child = cmd.spawn().context("cannot start quill serve")?;
-    let stdout = child.stdout.take();
-    let mut server = Server {
-        child,
-        base: String::new(),
-        _stdout: BufReader::new(
-            stdout.ok_or_else(|| anyhow::anyhow!("no stdout from quill serve"))?,
-        ),
-    };
-    let mut line = String::new();
-    server._stdout.read_line(&mut line)?;
-    let printed: Value = serde_json::from_str(&line)
-        .with_context(|| format!("quill serve did not start (it printed {line:?})"))?;
-    let addr: SocketAddr = printed
-        .get("listening")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow::anyhow!("quill serve printed {line:?}"))?
-        .parse()?;
-    anyhow::ensure!(
-        addr.ip().is_loopback(),
-        "quill serve is not on loopback: {addr}"
-    );
-    server.base = format!("http://{addr}");
-    Ok(server)
+fn start_server(args: &ScaleArgs) -> anyhow::Result<ServeChild> {
+    ServeChild::start(&[], |cmd| {
+        cmd.env("QUILL_DATABASE_URL", &args.store.database_url)
+            .env("QUILL_PKCS11_MODULE", &args.token.pkcs11_module)
+            .env("QUILL_TOKEN_LABEL", &args.token.token_label)
+            .env(
+                "QUILL_PKCS11_SESSIONS",
+                args.token.pkcs11_sessions.to_string(),
+            )
+            .env(
+                "QUILL_ARGON2_MEMORY_KIB",
+                args.hash.argon2_memory_kib.to_string(),
+            )
+            .env(
+                "QUILL_ARGON2_ITERATIONS",
+                args.hash.argon2_iterations.to_string(),
+            );
+        if let Some(pin) = &args.token.token_pin {
+            cmd.env("QUILL_TOKEN_PIN", pin);
+        }
+        cmd
+    })
 }
 
 /// A CSC client for the child server.
@@ -326,7 +277,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<()> {
 
     // 2. The real server, and a logged-in client.
     let server = start_server(&args)?;
-    let client = login(&server.base, &user, &args.shape.password)?;
+    let client = login(&server.base(), &user, &args.shape.password)?;
 
     // 3. Walk one user's credentials.
     let (ids, tokens, walk_seconds) = walk(&client, max_time)?;

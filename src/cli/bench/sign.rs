@@ -20,10 +20,9 @@
 //! `--max-signatures`) run out, whichever comes first.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +33,7 @@ use rand::RngCore;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use super::child::ServeChild;
 use super::load::{self, Http, Limits, Run};
 use crate::auth::{otp, password, token};
 use crate::clock::SystemClock;
@@ -315,96 +315,32 @@ fn enrol_credentials(
     Ok(())
 }
 
-/// The child `quill serve`; killed and reaped when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    cold_start: Duration,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Peak resident set (VmHWM) so far, MiB.
-    fn peak_rss_mib(&self) -> anyhow::Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/PID/status"))?;
-        Ok(kib / 1024.0)
-    }
-}
-
 fn start_server(
     dir: &Path,
     args: &SignArgs,
     db_url: &str,
     token_pin: &str,
-) -> anyhow::Result<Server> {
+) -> anyhow::Result<ServeChild> {
     let empty_config = dir.join("quill.toml");
     std::fs::write(&empty_config, "")?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.arg("--config")
-        .arg(&empty_config)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db_url])
-        .arg("--pkcs11-module")
-        .arg(&args.pkcs11_module)
-        .args(["--token-label", TOKEN_LABEL, "--pkcs11-sessions", "8"])
-        .args(["--sad-ttl", "3600", "--max-auth-failures", "5"])
-        .arg("--argon2-memory-kib")
-        .arg(args.hash.argon2_memory_kib.to_string())
-        .arg("--argon2-iterations")
-        .arg(args.hash.argon2_iterations.to_string())
-        .arg("--otp-sender")
-        .arg(format!("outbox:{}", dir.join("otp-outbox.jsonl").display()))
-        .env("QUILL_TOKEN_PIN", token_pin)
-        .env(
-            "QUILL_LOG",
-            std::env::var("QUILL_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .env("QUILL_LOG_FORMAT", "text")
-        .env_remove("QUILL_TLS_CERT")
-        .env_remove("QUILL_TLS_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let started = Instant::now();
-    let mut child = cmd.spawn().context("cannot start quill serve")?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout from quill serve"));
-    let mut server = Server {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        cold_start: Duration::ZERO,
-        _stdout: BufReader::new(stdout?),
-    };
-    let mut line = String::new();
-    server._stdout.read_line(&mut line)?;
-    server.cold_start = started.elapsed();
-    let printed: Value = serde_json::from_str(&line)
-        .with_context(|| format!("quill serve did not start (it printed {line:?})"))?;
-    server.addr = printed
-        .get("listening")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow::anyhow!("quill serve printed {line:?}"))?
-        .parse()?;
-    anyhow::ensure!(
-        server.addr.ip().is_loopback(),
-        "quill serve is not on loopback: {}",
-        server.addr
-    );
-    Ok(server)
+    let config = empty_config.to_string_lossy().into_owned();
+    ServeChild::start(&["--config", &config], |cmd| {
+        cmd.args(["--database-url", db_url])
+            .arg("--pkcs11-module")
+            .arg(&args.pkcs11_module)
+            .args(["--token-label", TOKEN_LABEL, "--pkcs11-sessions", "8"])
+            .args(["--sad-ttl", "3600", "--max-auth-failures", "5"])
+            .arg("--argon2-memory-kib")
+            .arg(args.hash.argon2_memory_kib.to_string())
+            .arg("--argon2-iterations")
+            .arg(args.hash.argon2_iterations.to_string())
+            .arg("--otp-sender")
+            .arg(format!("outbox:{}", dir.join("otp-outbox.jsonl").display()))
+            .env("QUILL_TOKEN_PIN", token_pin)
+            .env("QUILL_LOG_FORMAT", "text")
+            .env_remove("QUILL_TLS_CERT")
+            .env_remove("QUILL_TLS_KEY")
+    })
 }
 
 /// One row of the report.
