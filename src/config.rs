@@ -25,7 +25,7 @@ pub struct StoreArgs {
     pub database_url: String,
 }
 
-/// Which PKCS#11 token holds the keys.
+/// Which PKCS#11 token(s) hold the keys.
 #[derive(Args, Clone)]
 pub struct TokenArgs {
     /// PKCS#11 module (shared library). SoftHSM2 honours its own SOFTHSM2_CONF.
@@ -35,13 +35,21 @@ pub struct TokenArgs {
         default_value = "/usr/lib/softhsm/libsofthsm2.so"
     )]
     pub pkcs11_module: PathBuf,
-    /// Label of the token (tokens are found by label, never by slot number).
-    #[arg(long, env = "QUILL_TOKEN_LABEL", default_value = "quill")]
-    pub token_label: String,
-    /// User PIN of the token. Never printed or logged.
-    #[arg(long, env = "QUILL_TOKEN_PIN", hide_env_values = true)]
-    pub token_pin: Option<String>,
-    /// Most PKCS#11 sessions kept open at once.
+    /// Label of the token (tokens are found by label, never by slot number). Several labels,
+    /// comma-separated, spread new keys over several tokens of the module; the first one also
+    /// holds the sealing key and Quill's certificates.
+    #[arg(
+        long,
+        env = "QUILL_TOKEN_LABEL",
+        default_value = "quill",
+        value_delimiter = ','
+    )]
+    pub token_label: Vec<String>,
+    /// User PIN of the token: once for every token, or once per `--token-label` in the same
+    /// order (repeat the flag). Never printed or logged.
+    #[arg(long, env = "QUILL_TOKEN_PIN", hide_env_values = true, action = clap::ArgAction::Append)]
+    pub token_pin: Vec<String>,
+    /// Most PKCS#11 sessions kept open at once, per token.
     #[arg(long, env = "QUILL_PKCS11_SESSIONS", default_value_t = 8)]
     pub pkcs11_sessions: usize,
 }
@@ -57,20 +65,53 @@ impl std::fmt::Debug for TokenArgs {
 }
 
 impl TokenArgs {
-    pub fn pkcs11_config(&self) -> anyhow::Result<Pkcs11Config> {
-        let pin = self.token_pin.clone().ok_or_else(|| {
-            anyhow::anyhow!("the token PIN is required: --token-pin or QUILL_TOKEN_PIN")
-        })?;
+    /// One configuration per token, in the order given.
+    pub fn pkcs11_configs(&self) -> anyhow::Result<Vec<Pkcs11Config>> {
+        anyhow::ensure!(
+            !self.token_pin.is_empty(),
+            "the token PIN is required: --token-pin or QUILL_TOKEN_PIN"
+        );
         anyhow::ensure!(
             self.pkcs11_sessions >= 1,
             "--pkcs11-sessions must be at least 1"
         );
-        Ok(Pkcs11Config {
-            module: self.pkcs11_module.clone(),
-            token_label: self.token_label.clone(),
-            pin: SecretString::from(pin),
-            max_sessions: self.pkcs11_sessions,
-        })
+        let labels: Vec<&str> = self
+            .token_label
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .collect();
+        anyhow::ensure!(!labels.is_empty(), "--token-label is empty");
+        let mut seen = std::collections::HashSet::new();
+        for l in &labels {
+            anyhow::ensure!(
+                seen.insert(*l),
+                "token {l:?} is listed twice in --token-label"
+            );
+        }
+        anyhow::ensure!(
+            self.token_pin.len() == 1 || self.token_pin.len() == labels.len(),
+            "give one --token-pin for every token, or one per --token-label ({} labels, {} PINs)",
+            labels.len(),
+            self.token_pin.len()
+        );
+        // One PIN for all, or one per label (checked above).
+        let pins = self.token_pin.iter().cycle();
+        Ok(labels
+            .iter()
+            .zip(pins)
+            .map(|(label, pin)| Pkcs11Config {
+                module: self.pkcs11_module.clone(),
+                token_label: (*label).to_string(),
+                pin: SecretString::from(pin.clone()),
+                max_sessions: self.pkcs11_sessions,
+            })
+            .collect())
+    }
+
+    /// The configured token(s) as one QSCD: logged in, ready to sign.
+    pub fn open(&self) -> anyhow::Result<std::sync::Arc<dyn crate::qscd::Qscd>> {
+        Ok(crate::qscd::open(&self.pkcs11_configs()?)?)
     }
 }
 

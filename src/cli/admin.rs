@@ -9,7 +9,6 @@ use clap::{Args, Subcommand};
 use crate::clock::SystemClock;
 use crate::config::{HashArgs, StoreArgs, TokenArgs};
 use crate::qscd::Qscd;
-use crate::qscd::pkcs11::Pkcs11Qscd;
 use crate::secret::Secret;
 use crate::service::seed::{self, SeedRequest};
 use crate::store::Store;
@@ -80,7 +79,7 @@ pub fn seed(
     let req = shape.request();
     req.validate()?;
     let store = Store::open(&store.database_url, 2)?;
-    let qscd: Arc<dyn Qscd> = Arc::new(Pkcs11Qscd::open(&token.pkcs11_config()?)?);
+    let qscd: Arc<dyn Qscd> = token.open()?;
     tracing::info!(
         users = req.users,
         credentials = req.total(),

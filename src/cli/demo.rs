@@ -124,8 +124,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         token: TokenArgs {
             pkcs11_module: args.pkcs11_module.clone(),
-            token_label: TOKEN_LABEL.into(),
-            token_pin: Some(token_pin),
+            token_label: vec![TOKEN_LABEL.into()],
+            token_pin: vec![token_pin],
             pkcs11_sessions: 8,
         },
         hash: HashArgs {

@@ -8,7 +8,6 @@ use clap::Args;
 use crate::clock::SystemClock;
 use crate::config::{HashArgs, StoreArgs, TokenArgs};
 use crate::qscd::Qscd;
-use crate::qscd::pkcs11::Pkcs11Qscd;
 use crate::secret::Secret;
 use crate::service::enrol::{self, EnrolRequest};
 use crate::store::Store;
@@ -58,7 +57,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<()> {
         "weak PIN: a PIN is 6 to 8 digits"
     );
     let store = Store::open(&args.store.database_url, 2)?;
-    let qscd: Arc<dyn Qscd> = Arc::new(Pkcs11Qscd::open(&args.token.pkcs11_config()?)?);
+    let qscd: Arc<dyn Qscd> = args.token.open()?;
     let outcome = enrol::enrol(
         &store,
         &qscd,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use crate::clock::SystemClock;
 use crate::config::ServeArgs;
 use crate::qscd::Qscd;
-use crate::qscd::pkcs11::Pkcs11Qscd;
 use crate::startup::Application;
 use crate::state::AppState;
 use crate::store::Store;
@@ -17,7 +16,7 @@ use crate::store::Store;
 pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     let settings = args.service_settings()?;
     let store = Store::open(&args.store.database_url, 16)?;
-    let qscd: Arc<dyn Qscd> = Arc::new(Pkcs11Qscd::open(&args.token.pkcs11_config()?)?);
+    let qscd: Arc<dyn Qscd> = args.token.open()?;
     // The development CA and the time-stamping unit (RFC 3161) live in the token: made once.
     crate::service::tsa::ensure(&qscd, crate::clock::Clock::now(&SystemClock))?;
     Ok(AppState {

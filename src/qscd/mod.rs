@@ -4,12 +4,35 @@
 //! and CI). This module is the only one that imports cryptoki. All calls block: the service
 //! layer runs them through `crate::blocking`.
 
+pub mod multi;
 pub mod pkcs11;
 mod pool;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use crate::crypto::HashAlg;
+
+/// Open the configured token, or several as one `multi::TokenSet` (the first is the primary).
+pub fn open(configs: &[pkcs11::Pkcs11Config]) -> Result<Arc<dyn Qscd>, QscdError> {
+    match configs {
+        [] => Err(QscdError::Config("no token configured".into())),
+        [one] => Ok(Arc::new(pkcs11::Pkcs11Qscd::open(one)?)),
+        many => {
+            let members = many
+                .iter()
+                .map(|c| {
+                    Ok(multi::Member {
+                        label: c.token_label.clone(),
+                        qscd: Box::new(pkcs11::Pkcs11Qscd::open(c)?),
+                    })
+                })
+                .collect::<Result<Vec<_>, QscdError>>()?;
+            Ok(Arc::new(multi::TokenSet::new(members)?))
+        }
+    }
+}
 
 /// Key pair types Quill generates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,6 +31,7 @@ pub const SEAL_KEY_LABEL: &str = "quill-seal-key";
 const IV_LEN: usize = 12;
 
 /// How to reach the token.
+#[derive(Clone)]
 pub struct Pkcs11Config {
     pub module: PathBuf,
     pub token_label: String,
@@ -229,8 +230,9 @@ impl Pkcs11Qscd {
             ))
         })?;
         let session = ctx.open_rw_session(slot).map_err(map_ck)?;
-        login(&session, &cfg.pin)
-            .map_err(|e| QscdError::Config(format!("token login failed: {e}")))?;
+        login(&session, &cfg.pin).map_err(|e| {
+            QscdError::Config(format!("login to token {:?} failed: {e}", cfg.token_label))
+        })?;
         Ok(Pkcs11Qscd {
             pool: Pool::new(ctx, slot, cfg.pin.clone(), cfg.max_sessions, session),
             pin: cfg.pin.clone(),

@@ -18,6 +18,11 @@ use crate::crypto::{HashAlg, digest_info};
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 fn token(name: &str) -> Pkcs11Qscd {
+    Pkcs11Qscd::open(&new_token(name)).unwrap()
+}
+
+/// A fresh token with a unique label; its configuration (open it as often as needed).
+fn new_token(name: &str) -> Pkcs11Config {
     assert!(
         std::env::var_os("SOFTHSM2_CONF").is_some(),
         "run the tests through .ci/test (it sets SOFTHSM2_CONF to a private token directory)"
@@ -32,13 +37,12 @@ fn token(name: &str) -> Pkcs11Qscd {
     )
     .unwrap();
     assert!(created);
-    Pkcs11Qscd::open(&Pkcs11Config {
+    Pkcs11Config {
         module: MODULE.into(),
         token_label: label,
         pin,
         max_sessions: 3,
-    })
-    .unwrap()
+    }
 }
 
 #[test]
@@ -196,4 +200,71 @@ fn pool_is_bounded_under_concurrency() {
     let s = q.sign(b"p1", SignMechanism::Ecdsa, &[&d]).unwrap();
     vk.verify_prehash(&d, &p256::ecdsa::Signature::from_slice(&s[0]).unwrap())
         .unwrap();
+}
+
+fn ec_sign_verifies(q: &dyn Qscd, id: &[u8]) {
+    let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&q.public_key(id).unwrap()).unwrap();
+    let d = sha2::Sha256::digest(id).to_vec();
+    let s = q.sign(id, SignMechanism::Ecdsa, &[&d]).unwrap();
+    vk.verify_prehash(&d, &p256::ecdsa::Signature::from_slice(&s[0]).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn token_set_spreads_keys_and_finds_them_in_any_order() {
+    let (a, b) = (new_token("set-a"), new_token("set-b"));
+    let set = super::open(&[a.clone(), b.clone()]).unwrap();
+    let ids: Vec<Vec<u8>> = (0..4).map(|i| format!("multi-{i}").into_bytes()).collect();
+    for id in &ids {
+        set.generate_key_pair(KeySpec::EcP256, id, "m").unwrap();
+    }
+    // Each token, opened on its own, holds every other key: new keys alternate.
+    let (only_a, only_b) = (Pkcs11Qscd::open(&a).unwrap(), Pkcs11Qscd::open(&b).unwrap());
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            only_a.has_key(id).unwrap(),
+            i % 2 == 0,
+            "key {i} on token a"
+        );
+        assert_eq!(
+            only_b.has_key(id).unwrap(),
+            i % 2 == 1,
+            "key {i} on token b"
+        );
+        ec_sign_verifies(set.as_ref(), id);
+    }
+    // A new set in the other order, with nothing cached, finds every key where it is.
+    let reversed = super::open(&[b.clone(), a.clone()]).unwrap();
+    for id in &ids {
+        assert!(reversed.has_key(id).unwrap());
+        ec_sign_verifies(reversed.as_ref(), id);
+    }
+    let d = sha2::Sha256::digest(b"x").to_vec();
+    assert!(!reversed.has_key(b"nowhere").unwrap());
+    assert!(matches!(
+        reversed.sign(b"nowhere", SignMechanism::Ecdsa, &[&d]),
+        Err(QscdError::KeyNotFound)
+    ));
+    // A key removed behind the set's back is not found in its remembered place any more.
+    only_b.destroy_key_pair(&ids[1]).unwrap();
+    assert!(matches!(
+        set.sign(&ids[1], SignMechanism::Ecdsa, &[&d]),
+        Err(QscdError::KeyNotFound)
+    ));
+    set.destroy_key_pair(&ids[2]).unwrap();
+    // (a fresh instance: `only_a` caches the handle it found before)
+    assert!(!Pkcs11Qscd::open(&a).unwrap().has_key(&ids[2]).unwrap());
+    // Sealing uses the first token's key: the primary opens it, the other token cannot.
+    let sealed = set.seal(b"aad", b"secret").unwrap();
+    assert_eq!(
+        only_a.unseal(b"aad", &sealed).unwrap().as_slice(),
+        b"secret"
+    );
+    assert_eq!(set.unseal(b"aad", &sealed).unwrap().as_slice(), b"secret");
+    only_b.seal(b"aad", b"its own key").unwrap();
+    assert!(matches!(
+        only_b.unseal(b"aad", &sealed),
+        Err(QscdError::Unseal)
+    ));
+    set.check().unwrap();
 }

@@ -23,6 +23,7 @@ mod extend;
 mod info_login;
 mod lockout;
 mod multi_instance;
+mod multi_token;
 mod oauth;
 mod oauth_browser;
 mod online_otp;

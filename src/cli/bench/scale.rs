@@ -72,7 +72,7 @@ fn start_server(args: &ScaleArgs) -> anyhow::Result<ServeChild> {
     ServeChild::start(&[], |cmd| {
         cmd.env("QUILL_DATABASE_URL", &args.store.database_url)
             .env("QUILL_PKCS11_MODULE", &args.token.pkcs11_module)
-            .env("QUILL_TOKEN_LABEL", &args.token.token_label)
+            .env("QUILL_TOKEN_LABEL", args.token.token_label.join(","))
             .env(
                 "QUILL_PKCS11_SESSIONS",
                 args.token.pkcs11_sessions.to_string(),
@@ -85,7 +85,8 @@ fn start_server(args: &ScaleArgs) -> anyhow::Result<ServeChild> {
                 "QUILL_ARGON2_ITERATIONS",
                 args.hash.argon2_iterations.to_string(),
             );
-        if let Some(pin) = &args.token.token_pin {
+        // One PIN for every token (the environment holds one); `scale` refuses several.
+        if let Some(pin) = args.token.token_pin.first() {
             cmd.env("QUILL_TOKEN_PIN", pin);
         }
         cmd
@@ -241,6 +242,10 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=3_600).contains(&args.max_seconds),
         "--max-seconds must be between 1 and 3600"
+    );
+    anyhow::ensure!(
+        args.token.token_pin.len() <= 1,
+        "bench scale passes one token PIN to the server it starts; give one --token-pin"
     );
     let req = args.shape.request();
     req.validate()?;
