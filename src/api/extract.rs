@@ -57,22 +57,36 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CscError> {
     serde_json::from_slice::<T>(body).map_err(|e| CscError::invalid(describe_json_error(&e)))
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for CscJson<T> {
+/// A request body read but not yet parsed (for handlers that must check the caller first and
+/// parse later, off the executor); the same size limit and errors as `CscJson`.
+pub struct RawBody(pub web::Bytes);
+
+impl FromRequest for RawBody {
     type Error = CscError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, CscError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let body = bytes
+            bytes
                 .await
+                .map(RawBody)
                 .map_err(|e| match e.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => CscError::PayloadTooLarge,
                     _ if e.to_string().contains("overflow") => CscError::PayloadTooLarge,
                     _ => CscError::invalid("Unreadable request body"),
-                })?;
-            parse_body(&body).map(CscJson)
+                })
         })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for CscJson<T> {
+    type Error = CscError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, CscError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = RawBody::from_request(req, payload);
+        Box::pin(async move { parse_body(&body.await?.0).map(CscJson) })
     }
 }
 

@@ -1,9 +1,9 @@
 //! `signatures/signHash` (CSC §4.1).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{CscJson, SignCaller};
+use super::extract::{RawBody, bearer, parse_body};
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::service::signing::{self, SignHashInput};
@@ -38,13 +38,27 @@ pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
 
+/// Authentication, parsing, the credential and SAD checks and the spend happen in one blocking
+/// call of the service (the hot path: one pooled connection, one write transaction).
 pub async fn sign_hash(
     state: web::Data<AppState>,
-    caller: SignCaller,
-    body: CscJson<SignHashRequest>,
+    req: HttpRequest,
+    body: RawBody,
 ) -> Result<HttpResponse, CscError> {
-    let req = body.0;
-    let sad = effective_sad(caller.credential_token, req.sad)?;
+    let bearer = bearer(&req)?;
+    let signatures = signing::sign_hash(&state, bearer, move |credential_token| {
+        input_of(parse_body(&body.0)?, credential_token)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(SignHashResponse { signatures }))
+}
+
+/// The service's input from a signHash body (v1 names mapped in).
+fn input_of(
+    req: SignHashRequest,
+    credential_token: Option<Secret>,
+) -> Result<SignHashInput, CscError> {
+    let sad = effective_sad(credential_token, req.sad)?;
     tracing::debug!("signHash body received");
     let credential_id = req.credential_id.ok_or_else(|| {
         CscError::invalid("Missing (or invalid type) string parameter credentialID")
@@ -61,7 +75,7 @@ pub async fn sign_hash(
     let sign_algo = req
         .sign_algo
         .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter signAlgo"))?;
-    let input = SignHashInput {
+    Ok(SignHashInput {
         credential_id,
         sad,
         hashes,
@@ -69,9 +83,7 @@ pub async fn sign_hash(
         sign_algo,
         sign_algo_params: req.sign_algo_params,
         operation_mode: req.operation_mode,
-    };
-    let signatures = signing::sign_hash(&state, &caller.user, input).await?;
-    Ok(HttpResponse::Ok().json(SignHashResponse { signatures }))
+    })
 }
 
 /// The SAD of a signing call: an OAuth credential token in the header is its own SAD (CSC v2

@@ -50,13 +50,21 @@ pub async fn owned_credential(
     user: &UserId,
     id: &str,
 ) -> Result<CredentialRow, CscError> {
+    let store = state.store.clone();
+    let (user, id) = (user.clone(), id.to_string());
+    blocking::run(move || store.with(|c| Ok(owned_credential_on(c, &user, &id)))?).await
+}
+
+/// `owned_credential` on a connection the caller holds (blocking).
+pub(crate) fn owned_credential_on(
+    conn: &mut crate::store::DbConn,
+    user: &UserId,
+    id: &str,
+) -> Result<CredentialRow, CscError> {
     if id.is_empty() || id.len() > 256 {
         return Err(CscError::invalid("Invalid parameter credentialID"));
     }
-    let store = state.store.clone();
-    let (user, id) = (user.0.clone(), id.to_string());
-    blocking::run(move || Ok(store.with(|c| repo::credentials::owned(c, &user, &id))?))
-        .await?
+    repo::credentials::owned(conn, &user.0, id)?
         .ok_or_else(|| CscError::invalid("Invalid parameter credentialID"))
 }
 

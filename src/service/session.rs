@@ -6,6 +6,7 @@ use crate::blocking;
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::state::AppState;
+use crate::store::DbConn;
 use crate::store::models::{AccessTokenRow, UserId, UserRow};
 use crate::store::repo;
 
@@ -76,10 +77,17 @@ pub async fn authenticate_for_signing(
     let store = state.store.clone();
     let now = state.clock.now();
     let th = token::hash(bearer.expose());
+    blocking::run(move || store.with(|c| Ok(authenticate_for_signing_on(c, &th, now)))?).await
+}
+
+/// `authenticate_for_signing` on a connection the caller holds, by token hash (blocking).
+pub(crate) fn authenticate_for_signing_on(
+    conn: &mut DbConn,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<(UserId, bool), CscError> {
     let (user, scope) =
-        blocking::run(move || Ok(store.with(|c| repo::tokens::live_token(c, &th, now))?))
-            .await?
-            .ok_or(CscError::InvalidToken)?;
+        repo::tokens::live_token(conn, token_hash, now)?.ok_or(CscError::InvalidToken)?;
     Ok((
         UserId(user),
         scope == crate::store::models::SCOPE_CREDENTIAL,

@@ -361,10 +361,10 @@ pub async fn sign_doc(
         });
         super::signing::spend_then_sign(
             &st,
+            st.store.conn()?,
             "sign_doc",
             &spend,
             detail,
-            tasks.len(),
             refusal,
             || {
                 let mut out = SignDocOutput::default();

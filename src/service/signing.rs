@@ -7,7 +7,7 @@ use crate::error::CscError;
 use crate::qscd::SignMechanism;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::store::models::UserId;
+use crate::store::DbConn;
 use crate::store::repo::{self, sads::SadRefusal};
 
 /// A parsed signHash request (v2 names, with pyHanko's v1 `hash`/`hashAlgo` mapped in).
@@ -65,119 +65,122 @@ fn signature_value(key: KeyType, scheme: &Scheme, raw: Vec<u8>) -> Result<Vec<u8
     }
 }
 
-#[tracing::instrument(skip_all, fields(credential_id = %input.credential_id, n = input.hashes.len()))]
+/// signHash in one blocking hop on one pooled connection: the bearer token (`parse` gets it
+/// back when it is an OAuth credential token, which is its own SAD), the request, the credential
+/// and the SAD are checked, and the SAD spent in one write transaction; the connection goes back
+/// to the pool before the token signs. Errors keep the order clients see elsewhere: 401 for the
+/// token before 400 for the body.
+#[tracing::instrument(skip_all, fields(credential_id = tracing::field::Empty, n = tracing::field::Empty))]
 pub async fn sign_hash(
     state: &AppState,
-    user: &UserId,
-    input: SignHashInput,
+    bearer: Secret,
+    parse: impl FnOnce(Option<Secret>) -> Result<SignHashInput, CscError> + Send + 'static,
 ) -> Result<Vec<String>, CscError> {
-    match input.operation_mode.as_deref() {
-        None | Some("S") => {}
-        Some(_) => return Err(CscError::invalid("Invalid parameter operationMode")),
-    }
-    let sad = input
-        .sad
-        .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter SAD"))?;
-    if input.hashes.is_empty() {
-        return Err(CscError::invalid("Empty hash array"));
-    }
-    let cred = super::owned_credential(state, user, &input.credential_id).await?;
-    if cred.status != super::STATUS_ENABLED {
-        return Err(CscError::invalid(
-            "The credential identified by credentialID is disabled",
-        ));
-    }
-    let now = state.clock.now();
-    if now >= cred.not_after {
-        return Err(CscError::invalid("Signing certificate is expired"));
-    }
-    if input.hashes.len() > usize::try_from(cred.multisign).unwrap_or(0) {
-        return Err(CscError::invalid(
-            "Too many hashes for one call (more than multisign)",
-        ));
-    }
-    let key = super::key_type_of(&cred)?;
-    let params = match &input.sign_algo_params {
-        Some(p) => Some(
-            crypto::b64::decode(p)
-                .map_err(|_| CscError::invalid("Invalid parameter signAlgoParams"))?,
-        ),
-        None => None,
-    };
-    let modulus_bytes =
-        (key == KeyType::Rsa).then(|| usize::try_from(cred.key_bits / 8).unwrap_or(0));
-    let resolved = crypto::resolve(
-        key,
-        modulus_bytes,
-        &input.sign_algo,
-        input.hash_algo.as_deref(),
-        params.as_deref(),
-    )?;
-    let digests = super::decode_digests(&input.hashes, resolved.hash)?;
-    let inputs = digests
-        .iter()
-        .map(|d| token_input(&resolved, d))
-        .collect::<Result<Vec<_>, _>>()?;
-
     let st = state.clone();
-    let user_id = user.0.clone();
-    let sad_hash = crate::auth::token::hash(sad.expose());
-    let hash_name = resolved.hash.name();
-    let cred_id = cred.id.clone();
-    let key_id = cred.key_id.clone();
-    let sign_algo = input.sign_algo.clone();
-    let signatures = blocking::run(move || {
+    let now = state.clock.now();
+    let (sign_algo, signatures) = blocking::run(move || {
+        let mut conn = st.store.conn()?;
+        let token_hash = crate::auth::token::hash(bearer.expose());
+        let (user, credential_token) =
+            super::session::authenticate_for_signing_on(&mut conn, &token_hash, now)?;
+        let input = parse(credential_token.then_some(bearer))?;
+        let span = tracing::Span::current();
+        span.record("credential_id", input.credential_id.as_str());
+        span.record("n", input.hashes.len());
+        match input.operation_mode.as_deref() {
+            None | Some("S") => {}
+            Some(_) => return Err(CscError::invalid("Invalid parameter operationMode")),
+        }
+        let sad = input
+            .sad
+            .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter SAD"))?;
+        if input.hashes.is_empty() {
+            return Err(CscError::invalid("Empty hash array"));
+        }
+        let cred = super::owned_credential_on(&mut conn, &user, &input.credential_id)?;
+        if cred.status != super::STATUS_ENABLED {
+            return Err(CscError::invalid(
+                "The credential identified by credentialID is disabled",
+            ));
+        }
+        if now >= cred.not_after {
+            return Err(CscError::invalid("Signing certificate is expired"));
+        }
+        if input.hashes.len() > usize::try_from(cred.multisign).unwrap_or(0) {
+            return Err(CscError::invalid(
+                "Too many hashes for one call (more than multisign)",
+            ));
+        }
+        let key = super::key_type_of(&cred)?;
+        let params = match &input.sign_algo_params {
+            Some(p) => Some(
+                crypto::b64::decode(p)
+                    .map_err(|_| CscError::invalid("Invalid parameter signAlgoParams"))?,
+            ),
+            None => None,
+        };
+        let modulus_bytes =
+            (key == KeyType::Rsa).then(|| usize::try_from(cred.key_bits / 8).unwrap_or(0));
+        let resolved = crypto::resolve(
+            key,
+            modulus_bytes,
+            &input.sign_algo,
+            input.hash_algo.as_deref(),
+            params.as_deref(),
+        )?;
+        let digests = super::decode_digests(&input.hashes, resolved.hash)?;
+        let inputs = digests
+            .iter()
+            .map(|d| token_input(&resolved, d))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let hash_name = resolved.hash.name();
         let spend = repo::sads::Spend {
-            sad_hash: &sad_hash,
-            user_id: &user_id,
-            credential_id: &cred_id,
+            sad_hash: &crate::auth::token::hash(sad.expose()),
+            user_id: &user.0,
+            credential_id: &cred.id,
             hash_algo: hash_name,
             digests: &digests,
             now,
         };
         let detail = serde_json::json!({
-            "sign_algo": sign_algo,
+            "sign_algo": input.sign_algo,
             "hash_algo": hash_name,
             "hashes": digests.iter().map(hex::encode).collect::<Vec<_>>(),
         });
-        let signed = spend_then_sign(
-            &st,
-            "sign_hash",
-            &spend,
-            detail,
-            inputs.len(),
-            refusal,
-            || {
-                let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-                let started = std::time::Instant::now();
-                let signed = st.qscd.sign(&key_id, mechanism(&resolved), &refs);
-                st.metrics.hsm_sign(started.elapsed());
-                if let Ok(values) = &signed {
-                    st.metrics.signatures(resolved.algo.oid(), values.len());
-                }
-                Ok(signed?)
-            },
-        );
-        let raw = signed?;
-        raw.into_iter()
+        let raw = spend_then_sign(&st, conn, "sign_hash", &spend, detail, refusal, || {
+            let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+            let started = std::time::Instant::now();
+            let signed = st.qscd.sign(&cred.key_id, mechanism(&resolved), &refs);
+            st.metrics.hsm_sign(started.elapsed());
+            if let Ok(values) = &signed {
+                st.metrics.signatures(resolved.algo.oid(), values.len());
+            }
+            Ok(signed?)
+        })?;
+        let signatures = raw
+            .into_iter()
             .map(|r| signature_value(key, &resolved.scheme, r).map(|s| crypto::b64::encode(&s)))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((input.sign_algo, signatures))
     })
     .await?;
-    tracing::info!(sign_algo = %input.sign_algo, "signatures produced");
+    tracing::info!(sign_algo = %sign_algo, "signatures produced");
     Ok(signatures)
 }
 
-/// The one spending path of signHash and signDoc: spend the SAD in one transaction with its
-/// `sad_spent` record (a refusal is audited and answered through `refuse`), then let `sign` do
-/// the token work, then record `signed`, or, when `sign` failed and nothing left the token,
-/// give the SAD back with a `token_error` record. Blocking.
+/// The one spending path of signHash and signDoc: spend the SAD on `conn` in one transaction
+/// with its `sad_spent` record (a refusal is audited and answered through `refuse`), give the
+/// connection back, then let `sign` do the token work. When `sign` fails (nothing left the
+/// token) the SAD is given back with a `token_error` record. A `sad_spent` record without a
+/// later `token_error` for it is a signature made: success adds no second write to the hot
+/// path. Blocking.
 pub(crate) fn spend_then_sign<T>(
     st: &AppState,
+    mut conn: impl std::ops::DerefMut<Target = DbConn>,
     action: &'static str,
     spend: &repo::sads::Spend<'_>,
     detail: serde_json::Value,
-    count: usize,
     refuse: impl FnOnce(SadRefusal) -> CscError,
     sign: impl FnOnce() -> Result<T, CscError>,
 ) -> Result<T, CscError> {
@@ -192,18 +195,19 @@ pub(crate) fn spend_then_sign<T>(
         )
     };
     let spent = event("sad_spent", detail.clone());
-    if let Err(refused) = st.store.with(|c| repo::sads::spend(c, spend, &spent))? {
-        super::record(st, &event("refused", detail))?;
+    if let Err(refused) = repo::sads::spend(&mut conn, spend, &spent)? {
+        repo::audit::append_alone(&mut conn, &event("refused", detail))?;
         return Err(refuse(refused));
     }
+    drop(conn);
     let result = sign();
-    match &result {
-        Ok(_) => super::record(st, &event("signed", serde_json::json!({ "count": count })))?,
-        Err(e) => {
-            let failed = event("token_error", serde_json::json!({ "count": count }));
-            let refunded = st.store.with(|c| repo::sads::refund(c, spend, &failed))?;
-            tracing::warn!(error = %e, refunded, action, "signing failed after spending; SAD refunded");
-        }
+    if let Err(e) = &result {
+        let failed = event(
+            "token_error",
+            serde_json::json!({ "count": spend.digests.len() }),
+        );
+        let refunded = st.store.with(|c| repo::sads::refund(c, spend, &failed))?;
+        tracing::warn!(error = %e, refunded, action, "signing failed after spending; SAD refunded");
     }
     result
 }

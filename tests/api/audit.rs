@@ -53,7 +53,6 @@ fn flows_are_audited_and_tampering_is_detected() {
         ("login", "failed"),
         ("authorize", "granted"),
         ("sign_hash", "sad_spent"),
-        ("sign_hash", "signed"),
         ("sign_hash", "refused"),
     ] {
         assert!(
