@@ -42,6 +42,9 @@ pub enum CscError {
     /// read with GET (or HEAD).
     #[error("Method not allowed: use GET")]
     GetOnly,
+    /// 405 `invalid_request`: `/oauth2/authorize` is opened with GET and its form posted back.
+    #[error("Method not allowed: use GET or POST")]
+    GetOrPost,
     /// 413 `invalid_request`: body over the size limit.
     #[error("Request body too large")]
     PayloadTooLarge,
@@ -76,6 +79,7 @@ impl CscError {
             | CscError::NotFound(_)
             | CscError::MethodNotAllowed
             | CscError::GetOnly
+            | CscError::GetOrPost
             | CscError::PayloadTooLarge => "invalid_request",
             CscError::InvalidToken => "invalid_token",
             CscError::AuthenticationError => "authentication_error",
@@ -98,7 +102,9 @@ impl ResponseError for CscError {
             }
             CscError::InvalidHash => StatusCode::FORBIDDEN,
             CscError::NotFound(_) => StatusCode::NOT_FOUND,
-            CscError::MethodNotAllowed | CscError::GetOnly => StatusCode::METHOD_NOT_ALLOWED,
+            CscError::MethodNotAllowed | CscError::GetOnly | CscError::GetOrPost => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             CscError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             CscError::Unavailable(_) | CscError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             CscError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,6 +126,9 @@ impl ResponseError for CscError {
         }
         if matches!(self, CscError::GetOnly) {
             response.insert_header((header::ALLOW, "GET, HEAD"));
+        }
+        if matches!(self, CscError::GetOrPost) {
+            response.insert_header((header::ALLOW, "GET, POST"));
         }
         response.json(ErrorBody {
             error: self.code(),
@@ -219,6 +228,7 @@ mod tests {
             (CscError::NotFound("/x".into()), 404, "invalid_request"),
             (CscError::MethodNotAllowed, 405, "invalid_request"),
             (CscError::GetOnly, 405, "invalid_request"),
+            (CscError::GetOrPost, 405, "invalid_request"),
             (CscError::PayloadTooLarge, 413, "invalid_request"),
             (CscError::NotReady("token"), 503, "temporarily_unavailable"),
             (
@@ -240,6 +250,18 @@ mod tests {
     async fn internal_cause_is_not_returned() {
         let (_, body) = body_of(CscError::Internal("secret detail".into())).await;
         assert!(!body.to_string().contains("secret detail"));
+    }
+
+    #[actix_web::test]
+    async fn method_not_allowed_names_the_allowed_methods() {
+        for (err, allow) in [
+            (CscError::MethodNotAllowed, "POST"),
+            (CscError::GetOnly, "GET, HEAD"),
+            (CscError::GetOrPost, "GET, POST"),
+        ] {
+            let r = err.error_response();
+            assert_eq!(r.headers().get(header::ALLOW).unwrap(), allow);
+        }
     }
 
     #[actix_web::test]

@@ -2,7 +2,9 @@
 //! a valid draft 2020-12 schema with its `$schema`/`$id`; each `components.schemas.<Name>` equals
 //! its file minus those two keys; every CSC v2 method Quill serves is a path with exactly a POST
 //! whose request and 200 bodies reference the right components (or a 204 without one), and whose
-//! errors are the `Error` schema; every `$ref` resolves; the operations endpoints stay outside.
+//! errors are the `Error` schema; every OAuth 2.0 endpoint is a path with the methods it is
+//! routed for, form bodies, its success and error answers (JSON or the page's HTML) and client
+//! authentication as served; every `$ref` resolves; the operations endpoints stay outside.
 
 #![allow(
     clippy::unwrap_used,
@@ -155,9 +157,13 @@ fn paths_are_the_methods_quill_routes() {
     let want: BTreeSet<String> = v2_methods()
         .iter()
         .map(|m| format!("/csc/v2/{m}"))
+        .chain(quill::api::OAUTH_PATHS.iter().map(|p| p.to_string()))
         .collect();
     let got: BTreeSet<String> = paths.keys().cloned().collect();
-    assert_eq!(got, want, "openapi.yaml paths vs quill::api::METHODS");
+    assert_eq!(
+        got, want,
+        "openapi.yaml paths vs quill::api::METHODS and OAUTH_PATHS"
+    );
 
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert_eq!(schemes["basicAuth"]["scheme"], "basic");
@@ -293,11 +299,239 @@ fn every_ref_resolves_and_error_refinements_compile() {
     for r in refs {
         assert!(resolve(&doc, r).is_some(), "unresolved $ref {r}");
     }
-    // The per-status error schemas (allOf Error + a narrower `error`) are valid schemas.
+    // The per-status error schemas (allOf Error + a narrower `error`) are valid schemas; the
+    // other shared responses are the authorization page's HTML.
     let error = &schemas::schema("error.json").unwrap().json;
     for (name, response) in doc["components"]["responses"].as_object().unwrap() {
+        if response["content"].get("application/json").is_none() {
+            assert_eq!(
+                response["content"]["text/html"]["schema"]["type"], "string",
+                "responses.{name}: neither an Error nor an HTML page"
+            );
+            continue;
+        }
         let mut schema = response["content"]["application/json"]["schema"].clone();
         let inlined = serde_json::json!({"allOf": [error, schema["allOf"][1].take()]});
         schemas::compile(&inlined).unwrap_or_else(|e| panic!("responses.{name}: {e}"));
     }
+}
+
+/// The response `status` of `op`, through a `$ref` to `components.responses` if it is one.
+fn response<'a>(doc: &'a Value, op: &'a Value, status: &str) -> &'a Value {
+    let r = &op["responses"][status];
+    match ref_of(r) {
+        Some(reference) => resolve(doc, reference).unwrap_or_else(|| panic!("{reference}")),
+        None => r,
+    }
+}
+
+/// A header a response documents, through a `$ref` to `components.headers` if it is one.
+fn header<'a>(doc: &'a Value, response: &'a Value, name: &str) -> &'a Value {
+    let h = &response["headers"][name];
+    match ref_of(h) {
+        Some(reference) => resolve(doc, reference).unwrap_or_else(|| panic!("{reference}")),
+        None => h,
+    }
+}
+
+fn is_error_schema(schema: &Value) -> bool {
+    ref_of(schema) == Some("#/components/schemas/Error")
+        || schema["allOf"].as_array().is_some_and(|all| {
+            all.iter()
+                .any(|s| ref_of(s) == Some("#/components/schemas/Error"))
+        })
+}
+
+#[test]
+fn oauth_endpoints_are_described_as_served() {
+    use quill::api::{
+        OAUTH_AUTHORIZE, OAUTH_METADATA, OAUTH_PATHS, OAUTH_PUSHED_AUTHORIZE, OAUTH_REVOKE,
+        OAUTH_TOKEN,
+    };
+    let doc = openapi();
+    let paths = doc["paths"].as_object().unwrap();
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert_eq!(schemes["clientBasic"]["type"], "http");
+    assert_eq!(schemes["clientBasic"]["scheme"], "basic");
+    let form = "application/x-www-form-urlencoded";
+
+    for path in OAUTH_PATHS {
+        assert!(!path.starts_with("/csc/"), "{path}");
+        let verbs: Vec<&str> = paths[*path]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let want: &[&str] = match *path {
+            OAUTH_AUTHORIZE => &["get", "post"],
+            OAUTH_METADATA => &["get"],
+            _ => &["post"],
+        };
+        assert_eq!(verbs, want, "{path}: the methods it is routed for");
+    }
+
+    // The JSON endpoints: a form (client authentication optional in the header: public and
+    // client_secret_post clients send none), a JSON success and JSON errors.
+    for (path, success, response_file) in [
+        (OAUTH_TOKEN, "200", Some("oauth2-token.response.json")),
+        (
+            OAUTH_PUSHED_AUTHORIZE,
+            "201",
+            Some("oauth2-pushedAuthorize.response.json"),
+        ),
+        (OAUTH_REVOKE, "204", None),
+    ] {
+        let op = &paths[path]["post"];
+        let stem = schemas::oauth_stem(path).unwrap();
+        assert_eq!(
+            op["security"],
+            serde_json::json!([{"clientBasic": []}, {}]),
+            "{path}"
+        );
+        assert_eq!(op["requestBody"]["required"], true, "{path}");
+        let content = op["requestBody"]["content"].as_object().unwrap();
+        assert_eq!(content.keys().collect::<Vec<_>>(), [form], "{path}");
+        let request_file = format!("{stem}.request.json");
+        assert_eq!(
+            ref_of(&content[form]["schema"]),
+            Some(format!("#/components/schemas/{}", component_name(&request_file)).as_str()),
+            "{path}: request body"
+        );
+        let examples = content[form]["examples"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path}: no request examples"));
+        for (name, example) in examples {
+            if let Err(why) = schemas::validate(&request_file, &example["value"]) {
+                panic!("{path}: example {name} breaks {request_file}: {why}");
+            }
+        }
+        let responses = op["responses"].as_object().unwrap();
+        let successes: Vec<&String> = responses.keys().filter(|s| s.starts_with('2')).collect();
+        assert_eq!(successes, [success], "{path}");
+        let ok = &responses[success];
+        match response_file {
+            Some(file) => {
+                assert_eq!(
+                    ref_of(&ok["content"]["application/json"]["schema"]),
+                    Some(format!("#/components/schemas/{}", component_name(file)).as_str()),
+                    "{path}: {success} body"
+                );
+                assert_eq!(
+                    header(&doc, ok, "Cache-Control")["schema"]["const"],
+                    "no-store"
+                );
+            }
+            None => assert!(ok.get("content").is_none(), "{path}: 204 has no body"),
+        }
+        for status in ["400", "401", "413", "500", "503"] {
+            assert!(responses.contains_key(status), "{path}: no {status}");
+        }
+        for status in responses.keys().filter(|s| !s.starts_with('2')) {
+            let r = response(&doc, op, status);
+            assert!(
+                is_error_schema(&r["content"]["application/json"]["schema"]),
+                "{path} {status}: not the Error schema"
+            );
+        }
+        let unauthorized = response(&doc, op, "401");
+        assert_eq!(
+            header(&doc, unauthorized, "WWW-Authenticate")["schema"]["const"],
+            "Basic realm=\"quill\"",
+            "{path}"
+        );
+    }
+
+    // The metadata document.
+    let op = &paths[OAUTH_METADATA]["get"];
+    assert_eq!(op["security"], serde_json::json!([]));
+    assert_eq!(
+        ref_of(&op["responses"]["200"]["content"]["application/json"]["schema"]),
+        Some("#/components/schemas/Oauth2MetadataResponse")
+    );
+
+    // The page: opened with GET, its form posted back; HTML, or a redirect to the client.
+    for verb in ["get", "post"] {
+        let op = &paths[OAUTH_AUTHORIZE][verb];
+        assert_eq!(op["security"], serde_json::json!([]), "authorize {verb}");
+        let responses = op["responses"].as_object().unwrap();
+        let page = response(&doc, op, "200");
+        assert_eq!(page["content"]["text/html"]["schema"]["type"], "string");
+        assert_eq!(header(&doc, page, "Set-Cookie")["required"], true);
+        let redirect = response(&doc, op, "302");
+        let location = header(&doc, redirect, "Location");
+        assert_eq!(location["required"], true, "authorize {verb}");
+        for status in responses
+            .keys()
+            .filter(|s| s.starts_with('4') || s.starts_with('5'))
+        {
+            let r = response(&doc, op, status);
+            let content = r["content"].as_object().unwrap();
+            assert_eq!(
+                content.keys().collect::<Vec<_>>(),
+                ["text/html"],
+                "authorize {verb} {status}: the signer sees a page"
+            );
+        }
+        assert!(responses.contains_key("400"), "authorize {verb}");
+    }
+    let submit = &paths[OAUTH_AUTHORIZE]["post"];
+    assert_eq!(
+        ref_of(&submit["requestBody"]["content"][form]["schema"]),
+        Some("#/components/schemas/Oauth2AuthorizeRequest")
+    );
+    for (name, example) in submit["requestBody"]["content"][form]["examples"]
+        .as_object()
+        .unwrap()
+    {
+        schemas::validate("oauth2-authorize.request.json", &example["value"])
+            .unwrap_or_else(|why| panic!("authorize form example {name}: {why}"));
+    }
+
+    // GET's query parameters are PAR's form fields (the same checks run on both), plus
+    // client_id (required) and request_uri.
+    let par = &schemas::schema("oauth2-pushedAuthorize.request.json")
+        .unwrap()
+        .json["properties"];
+    let params = paths[OAUTH_AUTHORIZE]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let mut names = BTreeSet::new();
+    for p in params {
+        let name = p["name"].as_str().unwrap();
+        assert_eq!(p["in"], "query", "{name}");
+        assert_eq!(
+            p.get("required").and_then(Value::as_bool).unwrap_or(false),
+            name == "client_id",
+            "{name}: only client_id is required (request_uri replaces the rest)"
+        );
+        names.insert(name.to_string());
+        if name == "client_id" || name == "request_uri" {
+            continue;
+        }
+        let mut want = par
+            .get(name)
+            .unwrap_or_else(|| panic!("query parameter {name} is not a PAR field"))
+            .clone();
+        let want = want.as_object_mut().unwrap();
+        assert_eq!(p["description"], want["description"], "{name}");
+        want.remove("description");
+        want.remove("contentMediaType");
+        if want.contains_key("enum") && !want.contains_key("type") {
+            want.insert("type".into(), "string".into());
+        }
+        assert_eq!(&p["schema"], &Value::Object(want.clone()), "{name}");
+    }
+    let fields: BTreeSet<String> = par
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "client_secret")
+        .cloned()
+        .chain(["request_uri".to_string()])
+        .collect();
+    assert_eq!(
+        names, fields,
+        "GET /oauth2/authorize parameters vs PAR fields"
+    );
 }

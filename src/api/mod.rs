@@ -93,6 +93,26 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
         ))
 }
 
+/// The OAuth 2.0 authorization server's endpoints (`oauth2`): outside `/csc/`, described in
+/// openapi.yaml beside the CSC methods.
+pub const OAUTH_AUTHORIZE: &str = "/oauth2/authorize";
+pub const OAUTH_PUSHED_AUTHORIZE: &str = "/oauth2/pushed_authorize";
+pub const OAUTH_TOKEN: &str = "/oauth2/token";
+pub const OAUTH_REVOKE: &str = "/oauth2/revoke";
+/// RFC 8414 authorization server metadata.
+pub const OAUTH_METADATA: &str = "/.well-known/oauth-authorization-server";
+pub const OAUTH_PATHS: &[&str] = &[
+    OAUTH_AUTHORIZE,
+    OAUTH_PUSHED_AUTHORIZE,
+    OAUTH_TOKEN,
+    OAUTH_REVOKE,
+    OAUTH_METADATA,
+];
+
+async fn get_or_post() -> Result<HttpResponse, CscError> {
+    Err(CscError::GetOrPost)
+}
+
 /// The operations endpoints (`ops`), outside the CSC API.
 pub const OPS_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
@@ -118,20 +138,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get("/metrics", ops::metrics))
         .service(method("/tsa", web::post().to(sign_doc::rfc3161)))
         .service(
-            web::resource("/oauth2/authorize")
+            web::resource(OAUTH_AUTHORIZE)
                 .route(web::get().to(oauth2::authorize_page))
                 .route(web::post().to(oauth2::authorize_submit))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(web::to(get_or_post)),
         )
-        .service(method("/oauth2/token", web::post().to(oauth2::token)))
+        .service(method(OAUTH_TOKEN, web::post().to(oauth2::token)))
         .service(method(
-            "/oauth2/pushed_authorize",
+            OAUTH_PUSHED_AUTHORIZE,
             web::post().to(oauth2::pushed_authorize),
         ))
-        .service(method("/oauth2/revoke", web::post().to(oauth2::revoke)))
-        .service(get(
-            "/.well-known/oauth-authorization-server",
-            oauth2::metadata,
-        ))
+        .service(method(OAUTH_REVOKE, web::post().to(oauth2::revoke)))
+        .service(get(OAUTH_METADATA, oauth2::metadata))
         .default_service(web::to(not_found));
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -31,6 +32,16 @@ fn parse_pairs(raw: &str) -> Result<HashMap<String, String>, OAuthError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
         .map_err(|_| OAuthError::invalid_request("Malformed form or query string"))?;
     oauth::single_params(pairs)
+}
+
+/// The raw body of a form POST: over the size limit or unreadable, an OAuth error (413 or 400)
+/// instead of actix's plain-text answer.
+fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, OAuthError> {
+    body.map_err(|e| match e.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => OAuthError::payload_too_large(),
+        _ if e.to_string().contains("overflow") => OAuthError::payload_too_large(),
+        _ => OAuthError::invalid_request("Unreadable request body"),
+    })
 }
 
 fn form(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
@@ -184,9 +195,9 @@ pub async fn authorize_page(req: HttpRequest, state: web::Data<AppState>) -> Htt
 pub async fn authorize_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let mut p = match form(&req, &body) {
+    let mut p = match body_bytes(body).and_then(|body| form(&req, &body)) {
         Ok(p) => p,
         Err(e) => return failure(&req, AuthzFailure::Page(e)),
     };
@@ -225,9 +236,13 @@ pub async fn authorize_submit(
 }
 
 /// `POST /oauth2/token`.
-pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
     let run = async {
-        let p = form(&req, &body)?;
+        let p = form(&req, &body_bytes(body)?)?;
         let auth = basic(&req)?;
         oauth::token_endpoint(&state, auth, p).await
     };
@@ -244,10 +259,10 @@ pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Byte
 pub async fn pushed_authorize(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let run = async {
-        let p = form(&req, &body)?;
+        let p = form(&req, &body_bytes(body)?)?;
         let auth = basic(&req)?;
         oauth::push(&state, auth, p).await
     };
@@ -263,10 +278,10 @@ pub async fn pushed_authorize(
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let run = async {
-        let p = form(&req, &body)?;
+        let p = form(&req, &body_bytes(body)?)?;
         let auth = basic(&req)?;
         oauth::revoke(&state, auth, p).await
     };
@@ -287,10 +302,10 @@ pub async fn metadata(req: HttpRequest) -> HttpResponse {
     let iss = issuer(&req);
     HttpResponse::Ok().json(serde_json::json!({
         "issuer": iss,
-        "authorization_endpoint": format!("{iss}/oauth2/authorize"),
-        "token_endpoint": format!("{iss}/oauth2/token"),
-        "pushed_authorization_request_endpoint": format!("{iss}/oauth2/pushed_authorize"),
-        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
+        "authorization_endpoint": format!("{iss}{}", super::OAUTH_AUTHORIZE),
+        "token_endpoint": format!("{iss}{}", super::OAUTH_TOKEN),
+        "pushed_authorization_request_endpoint": format!("{iss}{}", super::OAUTH_PUSHED_AUTHORIZE),
+        "revocation_endpoint": format!("{iss}{}", super::OAUTH_REVOKE),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],

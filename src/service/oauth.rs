@@ -65,6 +65,9 @@ impl OAuthError {
     pub fn access_denied(d: impl Into<String>) -> Self {
         Self::new(400, "access_denied", d)
     }
+    pub fn payload_too_large() -> Self {
+        Self::new(413, "invalid_request", "Request body too large")
+    }
 }
 
 impl From<CscError> for OAuthError {
@@ -90,18 +93,36 @@ impl From<StoreError> for OAuthError {
     }
 }
 
-/// Form or query parameters; a repeated parameter is an error (RFC 6749 §3.1).
+/// Form or query parameters; a repeated parameter is an error (RFC 6749 §3.1). The error names
+/// the parameter only when the name looks like one (it is request text, possibly a lot of it).
 pub fn single_params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, OAuthError> {
     let mut map = HashMap::with_capacity(pairs.len());
     for (k, v) in pairs {
-        if map.insert(k.clone(), v).is_some() {
-            return Err(OAuthError::invalid_request(format!(
-                "Parameter {k} given more than once"
-            )));
+        if map.contains_key(&k) {
+            let named = (1..=40).contains(&k.len())
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            return Err(OAuthError::invalid_request(if named {
+                format!("Parameter {k} given more than once")
+            } else {
+                "A parameter is given more than once".to_string()
+            }));
         }
+        map.insert(k, v);
     }
     Ok(map)
 }
+
+/// The parameters that describe a credential authorization (`scope=credential`): without that
+/// scope, or beside RAR `authorization_details` (which names the credential itself), they are
+/// refused rather than silently ignored.
+const CREDENTIAL_PARAMS: [&str; 6] = [
+    "credentialID",
+    "numSignatures",
+    "hashes",
+    "hash",
+    "hashAlgorithmOID",
+    "signatureQualifier",
+];
 
 /// A validated authorization request, as stored between the steps.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -223,7 +244,7 @@ fn parse_authz(
         ));
     }
     let state = p.get("state").cloned();
-    if state.as_ref().is_some_and(|s| s.len() > 512) {
+    if state.as_ref().is_some_and(|s| s.chars().count() > 512) {
         return Err(OAuthError::invalid_request("Invalid parameter state"));
     }
     let description = p.get("description").cloned();
@@ -251,6 +272,7 @@ fn parse_authz(
         lang: p.get("lang").cloned(),
     };
     let scope = p.get("scope").map(String::as_str);
+    let credential_params = CREDENTIAL_PARAMS.iter().any(|k| p.contains_key(*k));
     if let Some(details) = p.get("authorization_details") {
         if scope.is_some_and(|s| s != SCOPE_CREDENTIAL) {
             return Err(OAuthError::new(
@@ -259,9 +281,21 @@ fn parse_authz(
                 "authorization_details cannot be combined with scope service",
             ));
         }
+        if credential_params {
+            return Err(OAuthError::invalid_request(
+                "authorization_details names the credential and hashes: credentialID, \
+                 numSignatures, hashes, hashAlgorithmOID and signatureQualifier cannot be added",
+            ));
+        }
         rar_into(details, &mut params)?;
     } else {
         match scope {
+            None | Some("service") if credential_params => {
+                return Err(OAuthError::invalid_request(
+                    "credentialID, numSignatures, hashes, hashAlgorithmOID and \
+                     signatureQualifier need scope credential",
+                ));
+            }
             None | Some("service") => return Ok(params),
             Some("credential") => credential_into(p, &mut params)?,
             Some(_) => {
@@ -295,6 +329,11 @@ fn credential_into(p: &HashMap<String, String>, out: &mut AuthzParams) -> Result
             .parse()
             .map_err(|_| OAuthError::invalid_request("Invalid parameter numSignatures"))?,
     );
+    if p.contains_key("hashes") && p.contains_key("hash") {
+        return Err(OAuthError::invalid_request(
+            "Invalid request: hashes and its v1 name hash both given",
+        ));
+    }
     let hashes = p.get("hashes").or_else(|| p.get("hash")).ok_or_else(|| {
         OAuthError::invalid_request("Missing parameter hashes: SCAL2 credentials need them")
     })?;
@@ -339,8 +378,20 @@ struct RarDetail {
 fn rar_into(details: &str, out: &mut AuthzParams) -> Result<(), OAuthError> {
     let value: serde_json::Value = serde_json::from_str(details)
         .map_err(|_| OAuthError::invalid_request("authorization_details is not JSON"))?;
-    let list: Vec<RarDetail> = serde_json::from_value(value.clone())
-        .map_err(|e| OAuthError::invalid_request(format!("Invalid authorization_details: {e}")))?;
+    // serde's message would quote the offending value: name the field at most.
+    let list: Vec<RarDetail> = serde_json::from_value(value.clone()).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .filter(|f| f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        OAuthError::invalid_request(match field {
+            Some(f) => format!("Invalid authorization_details: missing {f}"),
+            None => "Invalid authorization_details: an entry has a field of the wrong type or \
+                     value"
+                .to_string(),
+        })
+    })?;
     let [detail] = list.as_slice() else {
         return Err(OAuthError::invalid_request(
             "authorization_details must hold exactly one credential entry",
@@ -1068,6 +1119,7 @@ pub async fn revoke(
     let client = authenticate_client(st, &auth, &p).await?;
     let t = p
         .get("token")
+        .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("Missing parameter token"))?;
     let store = st.store.clone();
     let hash = token::hash(t);

@@ -139,16 +139,83 @@ pub fn redirected(r: &Response) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-pub fn token(app: &TestApp, c: &OClient, form: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = browser().post(format!("{}/oauth2/token", app.base));
-    let mut form = form.to_vec();
-    match &c.secret {
-        Some(s) => req = req.basic_auth(&c.id, Some(s)),
-        None => form.push(("client_id", &c.id)),
+/// POST `form` to an OAuth endpoint, with HTTP Basic client credentials if given, and check the
+/// exchange against schema/ (`schemas::check_oauth_exchange`): the status and the JSON body
+/// (`Null` for none).
+pub fn post_form(
+    app: &TestApp,
+    path: &str,
+    basic: Option<(&str, Option<&str>)>,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = browser().post(format!("{}{path}", app.base));
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, secret);
     }
-    let r = req.form(&form).send().unwrap();
+    let r = req.form(form).send().unwrap();
     let status = r.status().as_u16();
-    (status, r.json().unwrap())
+    let content_type = r
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = r.text().unwrap();
+    let sent: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    crate::schemas::check_oauth_exchange(path, Some(&sent), status, content_type.as_deref(), &text);
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
+    };
+    (status, body)
+}
+
+/// POST a form body announced as 2 MiB (and not sent: the server refuses it from its
+/// Content-Length) to `path`; asserts a 413 and returns its Content-Type and body.
+fn oversize(app: &TestApp, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        2 << 20
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    (content_type, body.to_string())
+}
+
+/// A token request as client `c` (Basic for a confidential client, client_id for a public one).
+pub fn token(app: &TestApp, c: &OClient, form: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = form.to_vec();
+    let basic = match &c.secret {
+        Some(s) => Some((c.id.as_str(), Some(s.as_str()))),
+        None => {
+            form.push(("client_id", &c.id));
+            None
+        }
+    };
+    post_form(app, "/oauth2/token", basic, &form)
 }
 
 /// Authorize `hashes` for `cred` through the page and exchange the code: the token response.
@@ -335,16 +402,28 @@ fn service_scope_code_refresh_rotation_and_revocation() {
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
 
     // Revoking the refresh token kills its access token too.
-    let r = browser()
-        .post(format!("{}/oauth2/revoke", app.base))
-        .form(&[
+    let (status, _) = post_form(
+        &app,
+        "/oauth2/revoke",
+        None,
+        &[
             ("token", t2["refresh_token"].as_str().unwrap()),
             ("client_id", &public.id),
-        ])
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 204);
+        ],
+    );
+    assert_eq!(status, 204);
     assert_eq!(list_status(&app, &access2), 401);
+    // No token: invalid_request (an empty one is no token either).
+    for form in [
+        vec![("client_id", public.id.as_str())],
+        vec![("client_id", public.id.as_str()), ("token", "")],
+    ] {
+        let (status, e) = post_form(&app, "/oauth2/revoke", None, &form);
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_request"))
+        );
+    }
 }
 
 #[test]
@@ -407,12 +486,48 @@ fn authorize_errors_redirect_only_to_a_registered_uri() {
             },
             "invalid_request",
         ),
+        // Credential parameters without scope=credential are refused, not ignored …
+        (
+            {
+                let mut q = with("scope", "");
+                q.push(("credentialID".into(), "some-credential".into()));
+                q
+            },
+            "invalid_request",
+        ),
+        // … and so are both names of the hashes.
+        (
+            {
+                let h = URL_SAFE_NO_PAD.encode([7u8; 32]);
+                let mut q = with("scope", "credential");
+                q.push(("credentialID".into(), "some-credential".into()));
+                q.push(("numSignatures".into(), "1".into()));
+                q.push(("hashes".into(), h.clone()));
+                q.push(("hash".into(), h));
+                q.push(("hashAlgorithmOID".into(), SHA256.into()));
+                q
+            },
+            "invalid_request",
+        ),
     ] {
         let r = get(q);
         let got = redirected(&r);
         assert_eq!(got["error"], error, "{got:?}");
         assert_eq!(got["state"], "s9");
     }
+    // A state of 512 characters is fine however many bytes they take.
+    let r = get(with("state", &"é".repeat(512)));
+    assert_eq!(r.status(), 200);
+    // Other methods: 405 naming the two this resource has.
+    let r = browser()
+        .put(format!("{}/oauth2/authorize", app.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, POST");
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+    let text = r.text().unwrap();
+    crate::schemas::check_error("/oauth2/authorize", 405, Some(&content_type), &text);
 }
 
 #[test]
@@ -542,6 +657,19 @@ fn token_endpoint_errors_pkce_code_reuse_expiry_client_auth_redirect() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_request");
+    // Over the size limit: 413 as OAuth JSON (the page's form: an HTML page), not the
+    // framework's plain text.
+    for path in [
+        "/oauth2/token",
+        "/oauth2/pushed_authorize",
+        "/oauth2/revoke",
+    ] {
+        let (content_type, body) = oversize(&app, path);
+        crate::schemas::check_error(path, 413, Some(&content_type), &body);
+    }
+    let (content_type, body) = oversize(&app, "/oauth2/authorize");
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(body.contains("role=\"alert\""), "{body}");
 }
 
 #[test]
@@ -630,14 +758,14 @@ fn pushed_rich_authorization_request_and_metadata() {
     }])
     .to_string();
     let par = |form: &[(&str, &str)]| {
-        browser()
-            .post(format!("{}/oauth2/pushed_authorize", app.base))
-            .basic_auth(&client.id, client.secret.as_deref())
-            .form(form)
-            .send()
-            .unwrap()
+        post_form(
+            &app,
+            "/oauth2/pushed_authorize",
+            Some((&client.id, client.secret.as_deref())),
+            form,
+        )
     };
-    let r = par(&[
+    let (status, v) = par(&[
         ("response_type", "code"),
         ("redirect_uri", REDIRECT),
         ("authorization_details", &details),
@@ -645,18 +773,75 @@ fn pushed_rich_authorization_request_and_metadata() {
         ("code_challenge_method", "S256"),
         ("state", "par-state"),
     ]);
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().unwrap();
+    assert_eq!(status, 201, "{v}");
     assert_eq!(v["expires_in"], 90);
     let request_uri = v["request_uri"].as_str().unwrap().to_string();
     assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
     // A bad pushed request is a JSON error, not a redirect.
-    let bad = par(&[
+    let (status, bad) = par(&[
         ("response_type", "code"),
         ("redirect_uri", "http://127.0.0.1:9/evil"),
     ]);
-    assert_eq!(bad.status(), 400);
-    assert_eq!(bad.json::<Value>().unwrap()["error"], "invalid_request");
+    assert_eq!(
+        (status, bad["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // RAR names the credential and its hashes: scope=credential parameters beside it are
+    // refused, as are credential parameters without scope=credential.
+    let pkce_params = [
+        ("response_type", "code"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    for extra in [
+        vec![
+            ("authorization_details", details.as_str()),
+            ("credentialID", cred.as_str()),
+        ],
+        vec![("credentialID", cred.as_str())],
+        vec![("scope", "service"), ("numSignatures", "1")],
+    ] {
+        let form: Vec<(&str, &str)> = pkce_params.iter().copied().chain(extra).collect();
+        let (status, e) = par(&form);
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{form:?}"
+        );
+    }
+    // Error descriptions never quote what the request said: not a wrongly typed RAR value, not
+    // the name of a repeated parameter that is no parameter name.
+    let odd_details = json!([{
+        "type": "credential",
+        "credentialID": cred,
+        "documentDigests": "not-a-list-QUOTED",
+        "hashAlgorithmOID": SHA256,
+    }])
+    .to_string();
+    let odd_name = "x-QUOTED ".repeat(20);
+    for form in [
+        pkce_params
+            .iter()
+            .copied()
+            .chain([("authorization_details", odd_details.as_str())])
+            .collect::<Vec<_>>(),
+        pkce_params
+            .iter()
+            .copied()
+            .chain([(odd_name.as_str(), "1"), (odd_name.as_str(), "2")])
+            .collect(),
+    ] {
+        let (status, e) = par(&form);
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{e}"
+        );
+        assert!(
+            !e["error_description"].as_str().unwrap().contains("QUOTED"),
+            "{e}"
+        );
+    }
 
     let open = || {
         get_authorize(
@@ -700,12 +885,21 @@ fn pushed_rich_authorization_request_and_metadata() {
     assert!(auth_types.contains(&json!("oauth2code")));
     let issuer = info.body["oauth2Issuer"].as_str().unwrap();
     assert_eq!(issuer, app.base);
-    let meta: Value = browser()
+    let r = browser()
         .get(format!("{issuer}/.well-known/oauth-authorization-server"))
         .send()
-        .unwrap()
-        .json()
         .unwrap();
+    let status = r.status().as_u16();
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+    let text = r.text().unwrap();
+    crate::schemas::check_oauth_exchange(
+        "/.well-known/oauth-authorization-server",
+        None,
+        status,
+        Some(&content_type),
+        &text,
+    );
+    let meta: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(meta["issuer"], issuer);
     assert_eq!(meta["token_endpoint"], format!("{issuer}/oauth2/token"));
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));

@@ -1,6 +1,7 @@
-//! The schema check in `helpers::send_checked` bites: real responses pass, the same responses
-//! with a required field deleted or a type changed fail, and so does a request the schema
-//! refuses but the server accepted.
+//! The schema checks bite (`helpers::send_checked` for CSC, `schemas::check_oauth_exchange` for
+//! the OAuth 2.0 endpoints): real responses pass, the same responses with a required field
+//! deleted or a type changed fail, and so does a request the schema refuses but the server
+//! accepted.
 
 use serde_json::{Value, json};
 
@@ -112,5 +113,152 @@ fn the_schema_check_bites() {
         400,
         json_type,
         r#"{"error": "invalid_request", "error_description": "Missing credentialID"}"#,
+    );
+}
+
+fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The same for the OAuth 2.0 endpoints: real token, PAR and metadata answers pass and broken
+/// ones fail, and a form the request schema refuses must not have been accepted.
+#[test]
+fn the_oauth_schema_check_bites() {
+    use crate::oauth::{add_client, post_form, token};
+    use crate::schemas::{check_oauth_exchange, form_as_json};
+
+    let env = Env::new();
+    let s = signer("olga");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let client = add_client(&env, &["--service-user", &s.user]);
+    let json_type = Some("application/json");
+
+    let (status, t) = token(&app, &client, &[("grant_type", "client_credentials")]);
+    assert_eq!(status, 200, "{t}");
+    let file = "oauth2-token.response.json";
+    validate(file, &t).unwrap();
+    for pointer in ["/access_token", "/token_type", "/expires_in", "/scope"] {
+        assert!(
+            validate(file, &without(&t, pointer)).is_err(),
+            "deleting {pointer} went unnoticed"
+        );
+    }
+    for (pointer, value) in [
+        ("/token_type", json!("MAC")),
+        ("/expires_in", json!("3600")),
+        ("/scope", json!("everything")),
+    ] {
+        assert!(
+            validate(file, &with(&t, pointer, value.clone())).is_err(),
+            "{pointer} = {value} went unnoticed"
+        );
+    }
+    let mut extra = t.clone();
+    extra["id_token"] = json!("x");
+    assert!(validate(file, &extra).is_err(), "undocumented field");
+
+    // The chokepoint: forms the schema refuses, answered with 200, are refused; the same forms
+    // answered with a 400 are what the schema predicts.
+    let path = "/oauth2/token";
+    let ok = t.to_string();
+    check_oauth_exchange(
+        path,
+        Some(&form(&[("grant_type", "client_credentials")])),
+        200,
+        json_type,
+        &ok,
+    );
+    for bad in [
+        form(&[("grant_type", "password")]),
+        form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "credential"),
+        ]),
+        form(&[("grant_type", "authorization_code"), ("code", "c")]),
+        form(&[("grant_type", "refresh_token")]),
+        form(&[("scope", "service")]),
+    ] {
+        assert!(
+            refused(|| check_oauth_exchange(path, Some(&bad), 200, json_type, &ok)),
+            "{bad:?}"
+        );
+        check_oauth_exchange(
+            path,
+            Some(&bad),
+            400,
+            json_type,
+            r#"{"error": "invalid_request", "error_description": "x"}"#,
+        );
+    }
+    let broken = without(&t, "/scope").to_string();
+    assert!(refused(|| check_oauth_exchange(
+        path, None, 200, json_type, &broken
+    )));
+    assert!(refused(|| check_oauth_exchange(
+        path,
+        None,
+        413,
+        Some("text/plain"),
+        "A payload reached size limit."
+    )));
+
+    // PAR: integers in a form read as integers; a repeated field is no JSON object.
+    let par = "oauth2-pushedAuthorize.request.json";
+    let pkce = [
+        ("response_type", "code"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+    ];
+    let with_n = |n: &str| {
+        let mut f = form(&pkce);
+        f.push(("numSignatures".into(), n.into()));
+        form_as_json(par, &f).unwrap()
+    };
+    validate(par, &with_n("2")).unwrap();
+    assert!(validate(par, &with_n("two")).is_err());
+    assert!(validate(par, &with_n("0")).is_err());
+    assert!(form_as_json(par, &form(&[("state", "a"), ("state", "b")])).is_none());
+    let (status, pushed) = post_form(
+        &app,
+        "/oauth2/pushed_authorize",
+        Some((&client.id, client.secret.as_deref())),
+        &pkce,
+    );
+    assert_eq!(status, 201, "{pushed}");
+    let file = "oauth2-pushedAuthorize.response.json";
+    validate(file, &pushed).unwrap();
+    assert!(validate(file, &without(&pushed, "/request_uri")).is_err());
+    assert!(
+        validate(
+            file,
+            &with(&pushed, "/request_uri", json!("https://x.example/r"))
+        )
+        .is_err()
+    );
+
+    // The metadata document.
+    let meta: Value = reqwest::blocking::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        app.base
+    ))
+    .unwrap()
+    .json()
+    .unwrap();
+    let file = "oauth2-metadata.response.json";
+    validate(file, &meta).unwrap();
+    assert!(validate(file, &without(&meta, "/token_endpoint")).is_err());
+    assert!(
+        validate(
+            file,
+            &with(&meta, "/code_challenge_methods_supported", json!(["plain"]))
+        )
+        .is_err()
     );
 }

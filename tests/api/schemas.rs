@@ -1,8 +1,10 @@
-//! The JSON Schemas in `schema/` (one per CSC request and response body), loaded once, and the
-//! contract check every CSC exchange of the integration tests goes through: a 2xx body matches
-//! `<method>.response.json`, every error is JSON matching `error.json`, and a request body that
-//! does not match `<method>.request.json` must be refused with a 4xx (the schema and the server
-//! agree on what is invalid). Also compiled into `tests/contract.rs`.
+//! The JSON Schemas in `schema/` (one per CSC request and response body, and one per body of the
+//! OAuth 2.0 endpoints), loaded once, and the contract check every CSC exchange of the
+//! integration tests goes through: a 2xx body matches `<method>.response.json`, every error is
+//! JSON matching `error.json`, and a request body that does not match `<method>.request.json`
+//! must be refused with a 4xx (the schema and the server agree on what is invalid). OAuth
+//! exchanges get the same check with their form read as a JSON object (`check_oauth_exchange`).
+//! Also compiled into `tests/contract.rs`.
 
 #![allow(dead_code)]
 
@@ -37,7 +39,27 @@ pub const FILES: &[&str] = &[
     "signatures-signDoc.response.json",
     "signatures-timestamp.request.json",
     "signatures-timestamp.response.json",
+    "oauth2-authorize.request.json",
+    "oauth2-pushedAuthorize.request.json",
+    "oauth2-pushedAuthorize.response.json",
+    "oauth2-token.request.json",
+    "oauth2-token.response.json",
+    "oauth2-revoke.request.json",
+    "oauth2-metadata.response.json",
 ];
+
+/// The schema stem of an OAuth 2.0 endpoint's bodies (`<stem>.request.json`,
+/// `<stem>.response.json`).
+pub fn oauth_stem(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/oauth2/authorize" => "oauth2-authorize",
+        "/oauth2/pushed_authorize" => "oauth2-pushedAuthorize",
+        "/oauth2/token" => "oauth2-token",
+        "/oauth2/revoke" => "oauth2-revoke",
+        "/.well-known/oauth-authorization-server" => "oauth2-metadata",
+        _ => return None,
+    })
+}
 
 /// One schema file: its JSON and a compiled draft 2020-12 validator (formats checked).
 pub struct Schema {
@@ -176,5 +198,74 @@ pub fn check_error(path: &str, status: u16, content_type: Option<&str>, body: &s
         .unwrap_or_else(|e| panic!("{path}: {status} error body is not JSON ({e}): {body:?}"));
     if let Err(why) = validate("error.json", &instance) {
         panic!("{path}: {status} error breaks error.json: {why}\nbody: {body}");
+    }
+}
+
+/// A form body as the JSON object its schema describes: each value a string, except where the
+/// property is an integer and the value reads as one (OpenAPI serialises those as text). `None`
+/// when a name repeats (no JSON object says that; the server refuses it).
+pub fn form_as_json(file: &str, form: &[(String, String)]) -> Option<Value> {
+    let properties = &schema(file)
+        .unwrap_or_else(|| panic!("no schema/{file}"))
+        .json["properties"];
+    let mut out = serde_json::Map::new();
+    for (name, value) in form {
+        let json = match properties[name.as_str()]["type"].as_str() {
+            Some("integer") => value
+                .parse::<i64>()
+                .map_or_else(|_| Value::from(value.as_str()), Value::from),
+            _ => Value::from(value.as_str()),
+        };
+        if out.insert(name.clone(), json).is_some() {
+            return None;
+        }
+    }
+    Some(Value::Object(out))
+}
+
+/// Check one exchange with an OAuth 2.0 JSON endpoint (token, PAR, revocation, metadata): a form
+/// its request schema refuses must be refused with a 4xx; a 2xx body matches the response schema
+/// (or is a 204 without one); an error is `error.json`. Panics with the reason otherwise.
+pub fn check_oauth_exchange(
+    path: &str,
+    form: Option<&[(String, String)]>,
+    status: u16,
+    content_type: Option<&str>,
+    body: &str,
+) {
+    let stem = oauth_stem(path).unwrap_or_else(|| panic!("{path} is not an OAuth endpoint"));
+    let request_file = format!("{stem}.request.json");
+    if let Some(form) = form {
+        if let Some(instance) = form_as_json(&request_file, form) {
+            if let Err(why) = validate(&request_file, &instance) {
+                assert!(
+                    (400..500).contains(&status),
+                    "{path}: the form breaks {request_file} ({why}) but the server answered \
+                     {status}: {body}\nform: {instance}"
+                );
+            }
+        }
+    }
+    if !(200..300).contains(&status) {
+        check_error(path, status, content_type, body);
+        return;
+    }
+    let response_file = format!("{stem}.response.json");
+    if body.is_empty() {
+        assert_eq!(status, 204, "{path}: {status} without a body");
+        assert!(
+            schema(&response_file).is_none(),
+            "{path}: 204 without a body, but schema/{response_file} describes one"
+        );
+        return;
+    }
+    assert!(
+        content_type.is_some_and(|c| c.starts_with("application/json")),
+        "{path}: {status} with Content-Type {content_type:?}"
+    );
+    let instance: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{path}: {status} body is not JSON ({e}): {body:?}"));
+    if let Err(why) = validate(&response_file, &instance) {
+        panic!("{path}: {status} response breaks {response_file}: {why}\nbody: {body}");
     }
 }
