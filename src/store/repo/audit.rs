@@ -58,10 +58,18 @@ fn chain_hash(prev: &[u8], seq: i64, at: i64, fields: [&str; 5]) -> Vec<u8> {
 
 /// Append an event (call inside the transaction that makes the state change).
 pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
+    // `seq = (SELECT MAX(seq) …)`, not `ORDER BY seq DESC LIMIT ?`: SQLite re-prepares a
+    // statement whose LIMIT is a bound parameter every time it is bound again, and this runs
+    // in every audited transaction.
+    let newest = diesel::alias!(audit_log as newest);
     let last: Option<(i64, Vec<u8>)> = audit_log::table
-        .order(audit_log::seq.desc())
+        .filter(
+            audit_log::seq.nullable().eq(newest
+                .select(diesel::dsl::max(newest.field(audit_log::seq)))
+                .single_value()),
+        )
         .select((audit_log::seq, audit_log::hash))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),

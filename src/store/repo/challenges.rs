@@ -46,7 +46,7 @@ pub fn redeem(
                 otp_challenges::expires_at,
                 otp_challenges::tries_left,
             ))
-            .first(c)
+            .get_result(c)
             .optional()?;
         let Some((stored, expires_at, tries_left)) = row else {
             return Ok(false);

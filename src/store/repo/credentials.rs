@@ -135,13 +135,14 @@ pub fn page_plan(
     }
 }
 
+// No LIMIT (the id is the primary key): SQLite re-prepares a statement with a bound LIMIT every
+// time it is bound again, and this lookup is on the signHash path.
 macro_rules! owned_query {
     ($user_id:expr, $id:expr) => {
         credentials::table
             .filter(credentials::id.eq($id))
             .filter(credentials::user_id.eq($user_id))
             .select(CredentialRow::as_select())
-            .limit(1)
     };
 }
 
@@ -151,7 +152,7 @@ pub fn owned(
     user_id: &str,
     id: &str,
 ) -> Result<Option<CredentialRow>, StoreError> {
-    Ok(owned_query!(user_id, id).first(conn).optional()?)
+    Ok(owned_query!(user_id, id).get_result(conn).optional()?)
 }
 
 /// The database's plan for `owned`.

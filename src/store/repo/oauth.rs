@@ -74,7 +74,7 @@ pub fn client(conn: &mut DbConn, client_id: &str) -> Result<Option<ClientRow>, S
     Ok(oauth_clients::table
         .find(client_id)
         .select(ClientRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -129,7 +129,7 @@ pub fn request(
         .find(handle_hash)
         .filter(oauth_requests::expires_at.gt(now))
         .select(RequestRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -208,7 +208,7 @@ pub fn redeem_code(conn: &mut DbConn, code_hash: &[u8], now: i64) -> Result<Rede
         let row: Option<CodeRow> = oauth_codes::table
             .find(code_hash)
             .select(CodeRow::as_select())
-            .first(c)
+            .get_result(c)
             .optional()?;
         Ok::<Redeemed, diesel::result::Error>(match row {
             Some(row) if won == 1 => Redeemed::Fresh(row),
@@ -302,7 +302,7 @@ pub fn rotate_refresh(
                 oauth_refresh_tokens::user_id,
                 oauth_refresh_tokens::access_token_hash,
             ))
-            .first(c)?;
+            .get_result(c)?;
         // The access token of the old pair goes with it.
         revoke_access_in_tx(c, &access)?;
         Ok::<Option<String>, diesel::result::Error>(Some(user))
@@ -322,7 +322,7 @@ pub fn revoke_for_client(
             .find(token_hash)
             .filter(oauth_refresh_tokens::client_id.eq(client_id))
             .select(oauth_refresh_tokens::access_token_hash)
-            .first(c)
+            .get_result(c)
             .optional()?;
         if let Some(access) = refresh {
             diesel::update(oauth_refresh_tokens::table.find(token_hash))
@@ -364,6 +364,6 @@ pub fn credential(
     Ok(credentials::table
         .find(id)
         .select(crate::store::models::CredentialRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }

@@ -156,7 +156,7 @@ fn load_live(
             sads::remaining,
             sads::expires_at,
         ))
-        .first(c)
+        .get_result(c)
         .optional()?;
     let Some((token_hash, user_id, credential_id, hash_algo, remaining, expires_at)) = row else {
         return refuse(SadRefusal::Unknown);
@@ -167,7 +167,7 @@ fn load_live(
     let token_revoked: bool = access_tokens::table
         .find(&token_hash)
         .select(access_tokens::revoked)
-        .first(c)
+        .get_result(c)
         .optional()?
         .unwrap_or(true);
     if token_revoked {
@@ -190,6 +190,22 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
     if hash_algo != req.hash_algo {
         return refuse(SadRefusal::WrongHashAlgo);
     }
+    // One digest (the usual signHash): `digest = ?` without RETURNING, a statement diesel keeps
+    // prepared; when it marks nothing the row is as it was, so its state says why.
+    if let [digest] = req.digests {
+        let marked = diesel::update(
+            sad_hashes::table
+                .filter(sad_hashes::sad_hash.eq(req.sad_hash))
+                .filter(sad_hashes::digest.eq(digest))
+                .filter(sad_hashes::used.eq(false)),
+        )
+        .set(sad_hashes::used.eq(true))
+        .execute(c)?;
+        if marked != 1 {
+            return refuse(digest_refusal(c, req.sad_hash, digest)?);
+        }
+        return take_count(c, req);
+    }
     // Every digest in one statement (a signHash may carry up to `multisign` of them); the
     // refusal path alone looks at which digest failed and why.
     let mark = diesel::update(
@@ -211,19 +227,31 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
             if marked.contains(digest) {
                 continue;
             }
-            let exists: Option<bool> = sad_hashes::table
-                .find((req.sad_hash, digest))
-                .select(sad_hashes::used)
-                .first(c)
-                .optional()?;
-            return refuse(if exists.is_some() {
-                SadRefusal::AlreadySigned
-            } else {
-                SadRefusal::NotAuthorized
-            });
+            return refuse(digest_refusal(c, req.sad_hash, digest)?);
         }
         return refuse(SadRefusal::NotAuthorized);
     }
+    take_count(c, req)
+}
+
+/// Why a digest could not be marked: known to the SAD means signed before, unknown means never
+/// authorized.
+fn digest_refusal(c: &mut DbConn, sad_hash: &[u8], digest: &[u8]) -> Result<SadRefusal, TxError> {
+    let exists: Option<bool> = sad_hashes::table
+        .find((sad_hash, digest))
+        .select(sad_hashes::used)
+        .get_result(c)
+        .optional()?;
+    Ok(if exists.is_some() {
+        SadRefusal::AlreadySigned
+    } else {
+        SadRefusal::NotAuthorized
+    })
+}
+
+/// Take the request's number of signatures off the SAD's count.
+fn take_count(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
+    let refuse = |r| Err(TxError::Refused(r));
     let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
     let spent = diesel::update(
         sads::table
@@ -348,7 +376,7 @@ pub fn remaining(conn: &mut DbConn, sad_hash: &[u8]) -> Result<Option<i32>, Stor
     Ok(sads::table
         .find(sad_hash)
         .select(sads::remaining)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

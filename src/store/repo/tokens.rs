@@ -35,7 +35,7 @@ pub fn live_token(
         .filter(access_tokens::revoked.eq(false))
         .filter(access_tokens::expires_at.gt(now))
         .select((access_tokens::user_id, access_tokens::scope))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -31,7 +31,7 @@ pub fn by_name(conn: &mut DbConn, name: &str) -> Result<Option<UserRow>, StoreEr
     Ok(users::table
         .filter(users::name.eq(name))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -39,7 +39,7 @@ pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<UserRow>, StoreError>
     Ok(users::table
         .find(id)
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
