@@ -124,6 +124,11 @@ pub struct HashArgs {
     /// argon2id iterations.
     #[arg(long, env = "QUILL_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
+    /// argon2id hashes run at once (password and PIN checks); each holds its memory cost, so
+    /// this bounds the server's memory under login/authorize load. Raise it for more logins
+    /// per second on more cores.
+    #[arg(long, env = "QUILL_ARGON2_PARALLEL", default_value_t = 1)]
+    pub argon2_parallel: usize,
 }
 
 impl HashArgs {

@@ -131,6 +131,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         hash: HashArgs {
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
+            argon2_parallel: 1,
         },
         tls: TlsArgs::default(),
         access_token_ttl: 3600,

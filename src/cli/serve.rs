@@ -15,6 +15,7 @@ use crate::store::Store;
 /// Open everything `serve` needs.
 pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     let settings = args.service_settings()?;
+    crate::auth::password::set_parallelism(args.hash.argon2_parallel);
     let store = Store::open(&args.store.database_url, 16)?;
     let qscd: Arc<dyn Qscd> = args.token.open()?;
     // The development CA and the time-stamping unit (RFC 3161) live in the token: made once.

@@ -84,6 +84,10 @@ fn start_server(args: &ScaleArgs) -> anyhow::Result<ServeChild> {
             .env(
                 "QUILL_ARGON2_ITERATIONS",
                 args.hash.argon2_iterations.to_string(),
+            )
+            .env(
+                "QUILL_ARGON2_PARALLEL",
+                args.hash.argon2_parallel.to_string(),
             );
         // One PIN for every token (the environment holds one); `scale` refuses several.
         if let Some(pin) = args.token.token_pin.first() {

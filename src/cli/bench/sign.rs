@@ -334,6 +334,8 @@ fn start_server(
             .arg(args.hash.argon2_memory_kib.to_string())
             .arg("--argon2-iterations")
             .arg(args.hash.argon2_iterations.to_string())
+            .arg("--argon2-parallel")
+            .arg(args.hash.argon2_parallel.to_string())
             .arg("--otp-sender")
             .arg(format!("outbox:{}", dir.join("otp-outbox.jsonl").display()))
             .env("QUILL_TOKEN_PIN", token_pin)
