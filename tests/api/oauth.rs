@@ -226,6 +226,26 @@ pub fn credential_token(
     cred: &str,
     hashes: &[Vec<u8>],
 ) -> Value {
+    let (f, verifier) = credential_page(
+        app,
+        client,
+        cred,
+        hashes,
+        &[("description", "Loan contract")],
+    );
+    assert!(f.html.contains("Loan contract") && f.html.contains("Acme Bank"));
+    approve_and_exchange(app, client, &f, &s.pin, &s.next_otp(cred), &verifier)
+}
+
+/// The authorization page for a `scope=credential` request over `hashes` (state `st-1`), and
+/// the PKCE verifier to exchange its code with.
+pub fn credential_page(
+    app: &TestApp,
+    client: &OClient,
+    cred: &str,
+    hashes: &[Vec<u8>],
+    extra: &[(&str, &str)],
+) -> (Form, String) {
     let (verifier, challenge) = pkce();
     let joined = hashes
         .iter()
@@ -233,32 +253,36 @@ pub fn credential_token(
         .collect::<Vec<_>>()
         .join(",");
     let n = hashes.len().to_string();
-    let f = page(get_authorize(
-        app,
-        &[
-            ("response_type", "code"),
-            ("client_id", &client.id),
-            ("redirect_uri", REDIRECT),
-            ("scope", "credential"),
-            ("credentialID", cred),
-            ("numSignatures", &n),
-            ("hashes", &joined),
-            ("hashAlgorithmOID", SHA256),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("state", "st-1"),
-            ("description", "Loan contract"),
-        ],
-    ));
-    assert!(f.html.contains("Loan contract") && f.html.contains("Acme Bank"));
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "credential"),
+        ("credentialID", cred),
+        ("numSignatures", &n),
+        ("hashes", &joined),
+        ("hashAlgorithmOID", SHA256),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("state", "st-1"),
+    ];
+    query.extend_from_slice(extra);
+    (page(get_authorize(app, &query)), verifier)
+}
+
+/// Approve the page with PIN and OTP, follow the redirect, exchange the code: the token answer.
+pub fn approve_and_exchange(
+    app: &TestApp,
+    client: &OClient,
+    f: &Form,
+    pin: &str,
+    otp: &str,
+    verifier: &str,
+) -> Value {
     let q = redirected(&submit(
         app,
-        &f,
-        &[
-            ("pin", &s.pin),
-            ("otp", &s.next_otp(cred)),
-            ("action", "approve"),
-        ],
+        f,
+        &[("pin", pin), ("otp", otp), ("action", "approve")],
     ));
     assert_eq!(q["state"], "st-1");
     let (status, body) = token(
@@ -268,7 +292,7 @@ pub fn credential_token(
             ("grant_type", "authorization_code"),
             ("code", &q["code"]),
             ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
+            ("code_verifier", verifier),
         ],
     );
     assert_eq!(status, 200, "{body}");

@@ -336,3 +336,56 @@ fn unreachable_smtp_relay_is_a_503() {
     )
     .assert_error(503, "temporarily_unavailable");
 }
+
+/// The OAuth page sends the online OTP itself (issue 9): opening the authorization page for an
+/// e-mail-OTP credential delivers a code, the signer types PIN + that code, and the credential
+/// token it earns signs; a wrong code is refused on the page without issuing a code.
+#[test]
+fn oauth_page_sends_the_online_otp_and_accepts_it() {
+    use crate::oauth::*;
+    let env = Env::new();
+    let s = signer("oona");
+    let cred = enroll_online(&env, &s, "email:oona@example.invalid");
+    let outbox = env.dir.path().join("outbox.jsonl");
+    let app = env.spawn_with(&["--otp-sender", &format!("outbox:{}", outbox.display())]);
+    let client = add_client(&env, &[]);
+    let h = digest(SHA256, b"oauth online otp");
+    assert!(!outbox.exists() || std::fs::read_to_string(&outbox).unwrap().is_empty());
+    let (f, verifier) = credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
+    let code = last_code(&outbox);
+    let delivered: Value = serde_json::from_str(
+        std::fs::read_to_string(&outbox)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(delivered["channel"], "email", "{delivered}");
+    assert!(
+        !env.server_log().contains(&code),
+        "the code is never logged"
+    );
+    // A wrong code: the page again, no redirect.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let again = submit(
+        &app,
+        &f,
+        &[("pin", &s.pin), ("otp", wrong), ("action", "approve")],
+    );
+    assert_eq!(again.status(), 200);
+    let f = page(again);
+    let t = approve_and_exchange(&app, &client, &f, &s.pin, &code, &verifier);
+    let ctoken = t["access_token"].as_str().unwrap();
+    let r = app.sign_hash_raw(
+        ctoken,
+        json!({"credentialID": cred, "hashes": [b64(&h)], "signAlgo": ES256}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let service = app.login(&s.user, &s.password);
+    verify_p256(
+        &p256_key(&app, &service, &cred),
+        &h,
+        r.body["signatures"][0].as_str().unwrap(),
+    );
+}
