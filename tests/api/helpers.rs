@@ -228,22 +228,33 @@ impl Env {
         Ok(serde_json::from_str(&stdout).unwrap())
     }
 
+    /// `quill enroll` of `key` for a signer (its user, password, PIN and TOTP secret) with
+    /// `extra` flags; the output or stderr.
+    pub fn try_enroll_signer(
+        &self,
+        s: &Signer,
+        key: &str,
+        extra: &[&str],
+    ) -> Result<Enrolled, String> {
+        let mut args = vec![
+            "--user",
+            &s.user,
+            "--password",
+            &s.password,
+            "--pin",
+            &s.pin,
+            "--key",
+            key,
+            "--totp-secret",
+            &s.totp_secret,
+        ];
+        args.extend_from_slice(extra);
+        self.try_enroll(&args)
+    }
+
     /// Enrol `key` for a signer (creating the user on first call).
     pub fn enroll(&self, s: &Signer, key: &str) -> Enrolled {
-        let e = self
-            .try_enroll(&[
-                "--user",
-                &s.user,
-                "--password",
-                &s.password,
-                "--pin",
-                &s.pin,
-                "--key",
-                key,
-                "--totp-secret",
-                &s.totp_secret,
-            ])
-            .unwrap();
+        let e = self.try_enroll_signer(s, key, &[]).unwrap();
         assert_eq!(e.totp_secret.as_deref(), Some(s.totp_secret.as_str()));
         e
     }

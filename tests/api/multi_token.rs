@@ -36,36 +36,12 @@ fn two_tokens_with_their_own_pins_sign_for_every_credential() {
     let s = signer("multi");
     let mut creds = Vec::new();
     for _ in 0..4 {
-        let mut args = vec![
-            "--user",
-            &s.user,
-            "--password",
-            &s.password,
-            "--pin",
-            &s.pin,
-            "--key",
-            "ec-p256",
-            "--totp-secret",
-            &s.totp_secret,
-        ];
-        args.extend(token_flags());
-        creds.push(env.try_enroll(&args).unwrap().credential_id);
+        let e = env.try_enroll_signer(&s, "ec-p256", &token_flags());
+        creds.push(e.unwrap().credential_id);
     }
     // The second token's PIN is checked: the first token's PIN alone does not open it.
-    let err = env
-        .try_enroll(&[
-            "--user",
-            &s.user,
-            "--password",
-            &s.password,
-            "--pin",
-            &s.pin,
-            "--key",
-            "ec-p256",
-            "--token-label",
-            "quill-test,quill-test-2",
-        ])
-        .unwrap_err();
+    let one_pin = ["--token-label", "quill-test,quill-test-2"];
+    let err = env.try_enroll_signer(&s, "ec-p256", &one_pin).unwrap_err();
     assert!(
         err.contains("login to token \"quill-test-2\" failed"),
         "{err}"
@@ -73,23 +49,7 @@ fn two_tokens_with_their_own_pins_sign_for_every_credential() {
     // PINs must match the labels one to one (or be one for all).
     let mut three = token_flags();
     three.extend(["--token-pin", "x"]);
-    let err = env
-        .try_enroll(
-            &[
-                &[
-                    "--user",
-                    &s.user,
-                    "--password",
-                    &s.password,
-                    "--pin",
-                    &s.pin,
-                ][..],
-                &["--key", "ec-p256"][..],
-                &three[..],
-            ]
-            .concat(),
-        )
-        .unwrap_err();
+    let err = env.try_enroll_signer(&s, "ec-p256", &three).unwrap_err();
     assert!(err.contains("one per --token-label"), "{err}");
 
     let app = env.spawn_with(&token_flags());
