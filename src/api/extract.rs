@@ -57,6 +57,12 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CscError> {
     serde_json::from_slice::<T>(body).map_err(|e| CscError::invalid(describe_json_error(&e)))
 }
 
+/// Whether reading a body failed because it is over the size limit.
+pub fn is_overflow(e: &actix_web::Error) -> bool {
+    matches!(e.as_error::<PayloadError>(), Some(PayloadError::Overflow))
+        || e.to_string().contains("overflow")
+}
+
 /// A request body read but not yet parsed (for handlers that must check the caller first and
 /// parse later, off the executor); the same size limit and errors as `CscJson`.
 pub struct RawBody(pub web::Bytes);
@@ -68,14 +74,13 @@ impl FromRequest for RawBody {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            bytes
-                .await
-                .map(RawBody)
-                .map_err(|e| match e.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => CscError::PayloadTooLarge,
-                    _ if e.to_string().contains("overflow") => CscError::PayloadTooLarge,
-                    _ => CscError::invalid("Unreadable request body"),
-                })
+            bytes.await.map(RawBody).map_err(|e| {
+                if is_overflow(&e) {
+                    CscError::PayloadTooLarge
+                } else {
+                    CscError::invalid("Unreadable request body")
+                }
+            })
         })
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -37,11 +36,23 @@ fn parse_pairs(raw: &str) -> Result<HashMap<String, String>, OAuthError> {
 /// The raw body of a form POST: over the size limit or unreadable, an OAuth error (413 or 400)
 /// instead of actix's plain-text answer.
 fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, OAuthError> {
-    body.map_err(|e| match e.as_error::<PayloadError>() {
-        Some(PayloadError::Overflow) => OAuthError::payload_too_large(),
-        _ if e.to_string().contains("overflow") => OAuthError::payload_too_large(),
-        _ => OAuthError::invalid_request("Unreadable request body"),
+    body.map_err(|e| {
+        if super::extract::is_overflow(&e) {
+            OAuthError::payload_too_large()
+        } else {
+            OAuthError::invalid_request("Unreadable request body")
+        }
     })
+}
+
+/// A client's form POST to the token, PAR or revocation endpoint: its parameters and its
+/// (optional) HTTP Basic client authentication.
+fn client_post(
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<(HashMap<String, String>, ClientAuth), OAuthError> {
+    let p = form(req, &body_bytes(body)?)?;
+    Ok((p, basic(req)?))
 }
 
 fn form(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
@@ -242,8 +253,7 @@ pub async fn token(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let run = async {
-        let p = form(&req, &body_bytes(body)?)?;
-        let auth = basic(&req)?;
+        let (p, auth) = client_post(&req, body)?;
         oauth::token_endpoint(&state, auth, p).await
     };
     match run.await {
@@ -262,8 +272,7 @@ pub async fn pushed_authorize(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let run = async {
-        let p = form(&req, &body_bytes(body)?)?;
-        let auth = basic(&req)?;
+        let (p, auth) = client_post(&req, body)?;
         oauth::push(&state, auth, p).await
     };
     match run.await {
@@ -281,8 +290,7 @@ pub async fn revoke(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let run = async {
-        let p = form(&req, &body_bytes(body)?)?;
-        let auth = basic(&req)?;
+        let (p, auth) = client_post(&req, body)?;
         oauth::revoke(&state, auth, p).await
     };
     match run.await {

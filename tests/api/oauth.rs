@@ -270,6 +270,49 @@ pub fn credential_page(
     (page(get_authorize(app, &query)), verifier)
 }
 
+/// Exchange an authorization code (`extra`: more token-request fields); asserts 200, returns
+/// the token answer.
+pub fn exchange_code(
+    app: &TestApp,
+    client: &OClient,
+    code: &str,
+    verifier: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ];
+    form.extend_from_slice(extra);
+    let (status, body) = token(app, client, &form);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// signHash one digest with an OAuth credential token as the bearer (its own SAD), and verify
+/// the P-256 signature against the credential's certificate.
+pub fn sign_verified_with_credential_token(
+    app: &TestApp,
+    s: &Signer,
+    cred: &str,
+    credential_token: &str,
+    h: &[u8],
+) {
+    let r = app.sign_hash_raw(
+        credential_token,
+        json!({"credentialID": cred, "hashes": [b64(h)], "signAlgo": ES256}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let service = app.login(&s.user, &s.password);
+    verify_p256(
+        &p256_key(app, &service, cred),
+        h,
+        r.body["signatures"][0].as_str().unwrap(),
+    );
+}
+
 /// Approve the page with PIN and OTP, follow the redirect, exchange the code: the token answer.
 pub fn approve_and_exchange(
     app: &TestApp,
@@ -285,18 +328,7 @@ pub fn approve_and_exchange(
         &[("pin", pin), ("otp", otp), ("action", "approve")],
     ));
     assert_eq!(q["state"], "st-1");
-    let (status, body) = token(
-        app,
-        client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ],
-    );
-    assert_eq!(status, 200, "{body}");
-    body
+    exchange_code(app, client, &q["code"], verifier, &[])
 }
 
 fn sign_with(app: &TestApp, bearer: &str, cred: &str, sad: Option<&str>, h: &[u8]) -> Resp {
@@ -393,17 +425,7 @@ fn service_scope_code_refresh_rotation_and_revocation() {
         &[("username", &s.user), ("password", &s.password)],
     ));
     assert_eq!(q["state"], "xyz");
-    let (status, t) = token(
-        &app,
-        &public,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    );
-    assert_eq!(status, 200, "{t}");
+    let t = exchange_code(&app, &public, &q["code"], &verifier, &[]);
     let access = t["access_token"].as_str().unwrap().to_string();
     let refresh = t["refresh_token"].as_str().unwrap().to_string();
     assert_eq!(list_status(&app, &access), 200);
@@ -883,18 +905,13 @@ fn pushed_rich_authorization_request_and_metadata() {
         &[("pin", &s.pin), ("otp", &s.next_otp(&cred))],
     ));
     assert_eq!(q["state"], "par-state");
-    let (status, t) = token(
+    let t = exchange_code(
         &app,
         &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-            ("authorization_details", &details),
-        ],
+        &q["code"],
+        &verifier,
+        &[("authorization_details", &details)],
     );
-    assert_eq!(status, 200, "{t}");
     let echo = &t["authorization_details"][0];
     assert_eq!(echo["credentialID"], cred);
     assert_eq!(echo["numSignatures"], 1);

@@ -15,7 +15,9 @@ use fantoccini::key::Key;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::oauth::{ES256, REDIRECT, add_client, pkce, token};
+use crate::oauth::{
+    REDIRECT, add_client, exchange_code, pkce, sign_verified_with_credential_token,
+};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -154,27 +156,6 @@ fn signer_authorizes_in_headless_chromium_with_the_keyboard_only() {
 
     let q: std::collections::HashMap<_, _> = landed.query_pairs().into_owned().collect();
     assert_eq!(q["state"], "browser-state");
-    let (status, t) = token(
-        &app,
-        &client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &q["code"]),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    );
-    assert_eq!(status, 200, "{t}");
-    let ctoken = t["access_token"].as_str().unwrap();
-    let r = app.sign_hash_raw(
-        ctoken,
-        json!({"credentialID": cred, "hashes": [b64(&h)], "signAlgo": ES256}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let service = app.login(&s.user, &s.password);
-    verify_p256(
-        &p256_key(&app, &service, &cred),
-        &h,
-        r.body["signatures"][0].as_str().unwrap(),
-    );
+    let t = exchange_code(&app, &client, &q["code"], &verifier, &[]);
+    sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
 }

@@ -376,16 +376,5 @@ fn oauth_page_sends_the_online_otp_and_accepts_it() {
     assert_eq!(again.status(), 200);
     let f = page(again);
     let t = approve_and_exchange(&app, &client, &f, &s.pin, &code, &verifier);
-    let ctoken = t["access_token"].as_str().unwrap();
-    let r = app.sign_hash_raw(
-        ctoken,
-        json!({"credentialID": cred, "hashes": [b64(&h)], "signAlgo": ES256}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let service = app.login(&s.user, &s.password);
-    verify_p256(
-        &p256_key(&app, &service, &cred),
-        &h,
-        r.body["signatures"][0].as_str().unwrap(),
-    );
+    sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
 }
