@@ -28,6 +28,14 @@ pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migration
 /// migrations) across every instance sharing the database.
 const PG_WRITE_LOCK: i64 = 0x5155_494c_4c00_0001;
 
+/// SQLite has one writer at a time, and a connection that finds the writer lock taken waits in
+/// SQLite's busy handler, which sleeps 1, 2, 5, 10 … ms between tries: two signHash calls that
+/// meet would cost the second one at least a millisecond although the first holds the lock for
+/// a tenth of that. Writers of this process therefore queue here first and are woken the moment
+/// the previous one commits; the busy timeout still covers other processes (the admin CLI).
+/// One lock for every SQLite database of the process: write transactions never nest.
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The connection repositories work with: either backend, same queries.
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -118,9 +126,10 @@ impl ManageConnection for Manager {
             Target::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // No checkpoint inside a commit: `Checkpointer` does them off the request path.
                 c.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON;",
+                     PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(c))
@@ -149,6 +158,11 @@ impl DbConn {
     where
         E: From<DieselError>,
     {
+        let _writer = matches!(self, DbConn::Sqlite(_)).then(|| {
+            SQLITE_WRITER
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        });
         self.begin_write()?;
         match f(self) {
             Ok(value) => match self.finish(true) {
@@ -234,6 +248,40 @@ pub struct PoolState {
 pub struct Store {
     pool: Pool<Manager>,
     backend: &'static str,
+    /// SQLite: the WAL checkpointer runs while any clone of the store lives.
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// Copies an SQLite database's write-ahead log back into the database file every
+/// `CHECKPOINT_EVERY`, on a thread and connection of its own. SQLite would otherwise run the
+/// checkpoint (and its fsyncs) inside whichever commit crosses 1000 WAL pages, stalling that
+/// request and, behind the writer lock, every other writer for milliseconds: on signHash that
+/// was the p99. PASSIVE never blocks readers or writers. The thread ends when the last clone
+/// of its `Store` is dropped.
+#[derive(Clone)]
+struct Checkpointer {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+impl Checkpointer {
+    fn start(path: &str) -> anyhow::Result<Checkpointer> {
+        use std::sync::mpsc::RecvTimeoutError;
+        let mut conn = SqliteConnection::establish(path)?;
+        conn.batch_execute("PRAGMA busy_timeout = 10000;")?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("quill-wal-checkpoint".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
+                    }
+                }
+            })?;
+        Ok(Checkpointer { _stop: stop })
+    }
 }
 
 /// Path of the SQLite file named by a `sqlite://PATH` URL (or a plain path).
@@ -257,6 +305,10 @@ impl Store {
         }
         // Migrate on a connection of its own before the pool opens any (WAL must be set before
         // SQLite connections start sharing the file).
+        let checkpointer = match &target {
+            Target::Sqlite(path) => Some(path.clone()),
+            Target::Postgres(_) => None,
+        };
         let manager = Manager { target };
         let mut first = manager.connect()?;
         first.migrate()?;
@@ -265,9 +317,19 @@ impl Store {
         let pool = Pool::builder()
             .max_size(max_connections)
             .min_idle(Some(1))
+            // A PostgreSQL connection can die with the network or the server, so it is tested
+            // before use; an SQLite connection is a file handle (an error marks it broken).
+            .test_on_check_out(backend == "postgres")
             .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
-        Ok(Store { pool, backend })
+        let checkpointer = checkpointer
+            .map(|path| Checkpointer::start(&path))
+            .transpose()?;
+        Ok(Store {
+            pool,
+            backend,
+            _checkpointer: checkpointer,
+        })
     }
 
     /// `sqlite` or `postgres`.
@@ -419,6 +481,74 @@ pub(crate) mod tests {
         let url = format!("sqlite://{}/a/b.db", dir.path().display());
         Store::open(&url, 2).unwrap();
         Store::open(&url, 2).unwrap();
+    }
+
+    #[test]
+    fn sqlite_wal_is_checkpointed_off_the_request_path() {
+        use crate::store::schema::users;
+        if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+            return; // SQLite only
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let store = Store::open(path.to_str().unwrap(), 2).unwrap();
+        let wal = dir.path().join("q.db-wal");
+        // No pooled connection checkpoints inside a commit.
+        let auto: i64 = store
+            .with(|c| {
+                #[derive(QueryableByName)]
+                struct Auto {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    wal_autocheckpoint: i64,
+                }
+                let row: Auto = diesel::sql_query("PRAGMA wal_autocheckpoint").get_result(c)?;
+                Ok(row.wal_autocheckpoint)
+            })
+            .unwrap();
+        assert_eq!(auto, 0);
+        // Ten rounds of writes with a pause: without the checkpointer the log would only grow
+        // (about ten times one round); with it, each round reuses the log from its start.
+        let mut n = 0;
+        let mut round_size = 0;
+        for round in 0..10 {
+            for _ in 0..100 {
+                n += 1;
+                store
+                    .with(|c| {
+                        c.write_tx(|c| {
+                            diesel::insert_into(users::table)
+                                .values((
+                                    users::id.eq(format!("u{n}")),
+                                    users::name.eq(format!("user {n} {}", "x".repeat(200))),
+                                    users::password_hash.eq("h".repeat(500)),
+                                    users::failed_logins.eq(0),
+                                    users::created_at.eq(0_i64),
+                                ))
+                                .execute(c)?;
+                            Ok::<_, StoreError>(())
+                        })
+                    })
+                    .unwrap();
+            }
+            if round == 0 {
+                round_size = std::fs::metadata(&wal).unwrap().len();
+            }
+            std::thread::sleep(CHECKPOINT_EVERY * 4);
+        }
+        let size = std::fs::metadata(&wal).unwrap().len();
+        assert!(round_size > 0);
+        assert!(
+            size < round_size * 4,
+            "WAL of {size} bytes after ten rounds of {round_size}"
+        );
+        // Dropping the store stops the thread and closes its connection: SQLite then folds
+        // the log into the database and removes it.
+        drop(store);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while wal.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!wal.exists(), "the checkpointer's connection was closed");
     }
 
     #[test]

@@ -190,16 +190,13 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
     if hash_algo != req.hash_algo {
         return refuse(SadRefusal::WrongHashAlgo);
     }
-    // One digest (the usual signHash): `digest = ?` without RETURNING, a statement diesel keeps
-    // prepared; when it marks nothing the row is as it was, so its state says why.
+    // One digest (the usual signHash): a statement kept prepared (`hot`); when it marks nothing
+    // the row is as it was, so its state says why.
     if let [digest] = req.digests {
-        let marked = diesel::update(
-            sad_hashes::table
-                .filter(sad_hashes::sad_hash.eq(req.sad_hash))
-                .filter(sad_hashes::digest.eq(digest))
-                .filter(sad_hashes::used.eq(false)),
-        )
-        .set(sad_hashes::used.eq(true))
+        let marked = hot::MarkDigest {
+            sad_hash: req.sad_hash,
+            digest,
+        }
         .execute(c)?;
         if marked != 1 {
             return refuse(digest_refusal(c, req.sad_hash, digest)?);
@@ -253,12 +250,10 @@ fn digest_refusal(c: &mut DbConn, sad_hash: &[u8], digest: &[u8]) -> Result<SadR
 fn take_count(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
     let refuse = |r| Err(TxError::Refused(r));
     let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
-    let spent = diesel::update(
-        sads::table
-            .filter(sads::sad_hash.eq(req.sad_hash))
-            .filter(sads::remaining.ge(n)),
-    )
-    .set(sads::remaining.eq(sads::remaining - n))
+    let spent = hot::TakeCount {
+        sad_hash: req.sad_hash,
+        n,
+    }
     .execute(c)?;
     if spent == 0 {
         return refuse(SadRefusal::Exhausted);
@@ -465,6 +460,54 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_hot_updates_are_prepared_once_per_connection() {
+        use diesel::connection::{Connection, InstrumentationEvent};
+        use std::sync::{Arc, Mutex};
+        let (_d, store) = setup();
+        let mut conn = store.conn().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::<(bool, String)>::new()));
+        let log = Arc::clone(&seen);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            let entry = match event {
+                InstrumentationEvent::CacheQuery { sql, .. } => (true, sql.to_string()),
+                InstrumentationEvent::StartQuery { query, .. } => (false, query.to_string()),
+                _ => return,
+            };
+            log.lock().unwrap().push(entry);
+        });
+        for digest in [vec![1; 32], vec![2; 32]] {
+            let spent = spend(
+                &mut conn,
+                &Spend {
+                    sad_hash: &[5; 32],
+                    user_id: "u1",
+                    credential_id: "c1",
+                    hash_algo: "sha256",
+                    digests: &[digest],
+                    now: 1,
+                },
+                &ev(),
+            );
+            assert_eq!(spent.unwrap(), Ok(()));
+        }
+        let seen = seen.lock().unwrap();
+        for table in ["UPDATE sad_hashes", "UPDATE sads"] {
+            let ran = seen
+                .iter()
+                .filter(|(cached, sql)| !cached && sql.starts_with(table));
+            let prepared = seen
+                .iter()
+                .filter(|(cached, sql)| *cached && sql.starts_with(table));
+            assert_eq!(ran.count(), 2, "{table} runs once per spend: {seen:?}");
+            assert_eq!(
+                prepared.count(),
+                1,
+                "{table} is prepared for the cache once"
+            );
+        }
+    }
+
     fn try_refund(store: &Store, user: &str, cred: &str, digests: &[Vec<u8>]) -> bool {
         store
             .with(|c| {
@@ -585,4 +628,80 @@ mod tests {
         assert_eq!(ok, 1);
         assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(1));
     }
+}
+
+/// The two UPDATEs of every signHash as statements diesel keeps prepared. Diesel never caches
+/// its own `UPDATE` (a changeset's SQL may vary with its values), so the hot path would parse
+/// both again on every call; these have fixed SQL and a static query id, so the statement
+/// cache finds them by type. Same SQL on SQLite and PostgreSQL (placeholders are diesel's).
+mod hot {
+    use diesel::backend::Backend;
+    use diesel::prelude::*;
+    use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+    use diesel::serialize::ToSql;
+    use diesel::sql_types::{Binary, Bool, Integer};
+
+    /// `UPDATE sad_hashes SET used = TRUE WHERE sad_hash = ? AND digest = ? AND used = FALSE`
+    pub struct MarkDigest<'a> {
+        pub sad_hash: &'a [u8],
+        pub digest: &'a [u8],
+    }
+
+    impl QueryId for MarkDigest<'_> {
+        type QueryId = MarkDigest<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl<DB> QueryFragment<DB> for MarkDigest<'_>
+    where
+        DB: Backend + diesel::sql_types::HasSqlType<Binary> + diesel::sql_types::HasSqlType<Bool>,
+        [u8]: ToSql<Binary, DB>,
+        bool: ToSql<Bool, DB>,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            out.push_sql("UPDATE sad_hashes SET used = ");
+            out.push_bind_param::<Bool, _>(&true)?;
+            out.push_sql(" WHERE sad_hash = ");
+            out.push_bind_param::<Binary, _>(self.sad_hash)?;
+            out.push_sql(" AND digest = ");
+            out.push_bind_param::<Binary, _>(self.digest)?;
+            out.push_sql(" AND used = ");
+            out.push_bind_param::<Bool, _>(&false)?;
+            Ok(())
+        }
+    }
+
+    impl<C> RunQueryDsl<C> for MarkDigest<'_> {}
+
+    /// `UPDATE sads SET remaining = remaining - n WHERE sad_hash = ? AND remaining >= n`
+    pub struct TakeCount<'a> {
+        pub sad_hash: &'a [u8],
+        pub n: i32,
+    }
+
+    impl QueryId for TakeCount<'_> {
+        type QueryId = TakeCount<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl<DB> QueryFragment<DB> for TakeCount<'_>
+    where
+        DB: Backend
+            + diesel::sql_types::HasSqlType<Binary>
+            + diesel::sql_types::HasSqlType<Integer>,
+        [u8]: ToSql<Binary, DB>,
+        i32: ToSql<Integer, DB>,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            out.push_sql("UPDATE sads SET remaining = remaining - ");
+            out.push_bind_param::<Integer, _>(&self.n)?;
+            out.push_sql(" WHERE sad_hash = ");
+            out.push_bind_param::<Binary, _>(self.sad_hash)?;
+            out.push_sql(" AND remaining >= ");
+            out.push_bind_param::<Integer, _>(&self.n)?;
+            Ok(())
+        }
+    }
+
+    impl<C> RunQueryDsl<C> for TakeCount<'_> {}
 }
