@@ -48,6 +48,7 @@ pub struct Metrics {
     signatures: IntCounterVec,
     authorize_failures: IntCounterVec,
     hsm_sign: Histogram,
+    sign_hash_calls: IntCounterVec,
     db_pool: IntGaugeVec,
     db_pool_max: IntGauge,
 }
@@ -130,6 +131,17 @@ impl Metrics {
                     ]),
                 )?,
             )?,
+            sign_hash_calls: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "quill_sign_hash_calls_total",
+                        "signHash calls by the thread that did their database and token work: \
+                         worker (--sign-on-worker) or pool",
+                    ),
+                    &["thread"],
+                )?,
+            )?,
             db_pool: registered(
                 &r,
                 IntGaugeVec::new(
@@ -179,6 +191,12 @@ impl Metrics {
         self.authorize_failures
             .with_label_values(&[reason.label()])
             .inc();
+    }
+
+    /// One signHash call, done on the HTTP worker thread or in the blocking pool.
+    pub fn sign_hash_call(&self, on_worker: bool) {
+        let thread = if on_worker { "worker" } else { "pool" };
+        self.sign_hash_calls.with_label_values(&[thread]).inc();
     }
 
     /// Time of one QSCD sign call.

@@ -140,6 +140,7 @@ mod tests {
                     iterations: 1,
                 },
                 max_auth_failures: 5,
+                sign_on_worker: false,
             }),
             store,
             qscd: Arc::new(FakeToken { up: token_up }),

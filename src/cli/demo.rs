@@ -137,6 +137,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         access_token_ttl: 3600,
         sad_ttl: 300,
         max_auth_failures: 5,
+        // SQLite and SoftHSM2 both run in-process here.
+        sign_on_worker: true,
         otp_sender: format!("outbox:{}", dir.join("otp-outbox.jsonl").display()),
         service_name: "Quill (demo)".into(),
         region: "EU".into(),

@@ -74,11 +74,13 @@ fn signature_value(key: KeyType, scheme: &Scheme, raw: Vec<u8>) -> Result<Vec<u8
 pub async fn sign_hash(
     state: &AppState,
     bearer: Secret,
+    on_worker: bool,
     parse: impl FnOnce(Option<Secret>) -> Result<SignHashInput, CscError> + Send + 'static,
 ) -> Result<Vec<String>, CscError> {
     let st = state.clone();
     let now = state.clock.now();
-    let (sign_algo, signatures) = blocking::run(move || {
+    state.metrics.sign_hash_call(on_worker);
+    let work = move || {
         let mut conn = st.store.conn()?;
         let token_hash = crate::auth::token::hash(bearer.expose());
         let (user, credential_token) =
@@ -163,8 +165,13 @@ pub async fn sign_hash(
             .map(|r| signature_value(key, &resolved.scheme, r).map(|s| crypto::b64::encode(&s)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((input.sign_algo, signatures))
-    })
-    .await?;
+    };
+    // `--sign-on-worker`: in-process database and token, small call; otherwise the blocking pool.
+    let (sign_algo, signatures) = if on_worker {
+        work()?
+    } else {
+        blocking::run(work).await?
+    };
     tracing::info!(sign_algo = %sign_algo, "signatures produced");
     Ok(signatures)
 }

@@ -110,11 +110,12 @@ fn verify(key: &str, spki: &[u8], case: &Case, digest: &[u8], sig: &[u8]) {
     }
 }
 
-fn walk(key: &str) {
+/// Every case of `key`, each signHash with two hashes; `extra` goes to `quill serve`.
+fn walk(key: &str, extra: &[&str]) -> TestApp {
     let env = Env::new();
     let s = signer("alice");
     let enrolled = env.enroll(&s, key);
-    let app = env.spawn();
+    let app = env.spawn_with(extra);
     let token = app.login(&s.user, &s.password);
 
     // list
@@ -220,26 +221,74 @@ fn walk(key: &str) {
             verify(key, &spki, case, h, &unb64(sig.as_str().unwrap()));
         }
     }
+    app
+}
+
+/// signHash calls counted by `quill_sign_hash_calls_total{thread}`.
+fn sign_hash_calls(app: &TestApp, thread: &str) -> u64 {
+    let text = app.get("/metrics").text().unwrap();
+    let prefix = format!("quill_sign_hash_calls_total{{thread=\"{thread}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 #[test]
 fn rsa_2048_every_sign_algo_verifies() {
-    walk("rsa-2048");
+    let app = walk("rsa-2048", &[]);
+    assert!(sign_hash_calls(&app, "pool") > 0);
+    assert_eq!(sign_hash_calls(&app, "worker"), 0);
+}
+
+/// Under `--sign-on-worker` small calls sign on the HTTP worker thread, with the same results.
+#[test]
+fn rsa_3072_every_sign_algo_verifies_on_the_worker() {
+    let app = walk("rsa-3072", &["--sign-on-worker"]);
+    assert_eq!(sign_hash_calls(&app, "pool"), 0);
+    assert_eq!(sign_hash_calls(&app, "worker"), rsa_cases(384).len() as u64);
 }
 
 #[test]
-fn rsa_3072_every_sign_algo_verifies() {
-    walk("rsa-3072");
-}
-
-#[test]
-fn ec_p256_every_sign_algo_verifies() {
-    walk("ec-p256");
+fn ec_p256_every_sign_algo_verifies_on_the_worker() {
+    let app = walk("ec-p256", &["--sign-on-worker"]);
+    assert_eq!(sign_hash_calls(&app, "worker"), ec_cases().len() as u64);
 }
 
 #[test]
 fn ec_p384_every_sign_algo_verifies() {
-    walk("ec-p384");
+    walk("ec-p384", &[]);
+}
+
+/// A large call (over 2 KiB of body) goes to the blocking pool even under `--sign-on-worker`,
+/// and an error answered on the worker is the same CSC error.
+#[test]
+fn sign_on_worker_sends_large_calls_to_the_pool() {
+    let env = Env::new();
+    let s = signer("bob");
+    let enrolled = env.enroll(&s, "ec-p256");
+    let app = env.spawn_with(&["--sign-on-worker"]);
+    let token = app.login(&s.user, &s.password);
+    let hashes: Vec<Vec<u8>> = (0..60)
+        .map(|i| digest(SHA256, format!("doc {i}").as_bytes()))
+        .collect();
+    let sad = app.authorize(&token, &s, &enrolled.credential_id, &hashes, SHA256);
+    let body = |hashes: &[Vec<u8>]| {
+        json!({
+            "credentialID": enrolled.credential_id,
+            "SAD": sad,
+            "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            "signAlgo": "1.2.840.10045.4.3.2",
+        })
+    };
+    let small = app.sign_hash_raw(&token, body(&hashes[..1]));
+    assert_eq!(small.status, 200, "{}", small.body);
+    let again = app.sign_hash_raw(&token, body(&hashes[..1]));
+    again.assert_error(400, "invalid_request");
+    let large = app.sign_hash_raw(&token, body(&hashes[1..]));
+    assert_eq!(large.status, 200, "{}", large.body);
+    assert_eq!(large.body["signatures"].as_array().unwrap().len(), 59);
+    assert_eq!(sign_hash_calls(&app, "worker"), 2);
+    assert_eq!(sign_hash_calls(&app, "pool"), 1);
 }
 
 /// pyHanko's wire format: v1 paths and names (`hash`, `hashAlgo`, top-level `PIN`/`OTP`, no

@@ -330,6 +330,8 @@ fn start_server(
             .arg(&args.pkcs11_module)
             .args(["--token-label", TOKEN_LABEL, "--pkcs11-sessions", "8"])
             .args(["--sad-ttl", "3600", "--max-auth-failures", "5"])
+            // SQLite and SoftHSM2 are in-process: the configuration for this setup.
+            .arg("--sign-on-worker")
             .arg("--argon2-memory-kib")
             .arg(args.hash.argon2_memory_kib.to_string())
             .arg("--argon2-iterations")
