@@ -37,7 +37,38 @@ fn bench_smoke_writes_the_report() {
         .map(String::as_str)
         .collect();
     top.sort_unstable();
-    assert_eq!(top, ["cold_start_ms", "results", "server_peak_rss_mib"]);
+    assert_eq!(
+        top,
+        [
+            "cold_start_ms",
+            "http_floor",
+            "results",
+            "server_peak_rss_mib"
+        ]
+    );
+    // The HTTP floor (GET /healthz) at each concurrency of the run: answered, and faster than
+    // any signHash of the same run.
+    let floor = report["http_floor"].as_array().unwrap();
+    let levels: Vec<u64> = floor
+        .iter()
+        .map(|f| f["concurrency"].as_u64().unwrap())
+        .collect();
+    assert_eq!(levels, [1, 2]);
+    for f in floor {
+        let p50 = f["p50_ms"].as_f64().unwrap();
+        assert!(p50 > 0.0 && f["rate_per_s"].as_f64().unwrap() > 0.0, "{f}");
+        let slowest_sign = report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["scenario"] == "sign_hash_1" && r["concurrency"] == f["concurrency"])
+            .map(|r| r["p50_ms"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert!(
+            p50 < slowest_sign,
+            "floor {p50} ms vs signHash {slowest_sign} ms"
+        );
+    }
     let rss = report["server_peak_rss_mib"].as_f64().unwrap();
     assert!(rss > 1.0 && rss.is_finite(), "{rss}");
     let cold = report["cold_start_ms"].as_f64().unwrap();
