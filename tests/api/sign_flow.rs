@@ -240,18 +240,29 @@ fn rsa_2048_every_sign_algo_verifies() {
     assert_eq!(sign_hash_calls(&app, "worker"), 0);
 }
 
+/// `--sign-on-worker` on SQLite; nothing on PostgreSQL, where it is refused (tested below) —
+/// and the thread the calls are expected on.
+fn on_worker() -> (&'static [&'static str], &'static str) {
+    if test_pg_url().is_some() {
+        (&[], "pool")
+    } else {
+        (&["--sign-on-worker"], "worker")
+    }
+}
+
 /// Under `--sign-on-worker` small calls sign on the HTTP worker thread, with the same results.
 #[test]
 fn rsa_3072_every_sign_algo_verifies_on_the_worker() {
-    let app = walk("rsa-3072", &["--sign-on-worker"]);
-    assert_eq!(sign_hash_calls(&app, "pool"), 0);
-    assert_eq!(sign_hash_calls(&app, "worker"), rsa_cases(384).len() as u64);
+    let (flags, thread) = on_worker();
+    let app = walk("rsa-3072", flags);
+    assert_eq!(sign_hash_calls(&app, thread), rsa_cases(384).len() as u64);
 }
 
 #[test]
 fn ec_p256_every_sign_algo_verifies_on_the_worker() {
-    let app = walk("ec-p256", &["--sign-on-worker"]);
-    assert_eq!(sign_hash_calls(&app, "worker"), ec_cases().len() as u64);
+    let (flags, thread) = on_worker();
+    let app = walk("ec-p256", flags);
+    assert_eq!(sign_hash_calls(&app, thread), ec_cases().len() as u64);
 }
 
 #[test]
@@ -260,10 +271,24 @@ fn ec_p384_every_sign_algo_verifies() {
 }
 
 /// A large call (over 2 KiB of body) goes to the blocking pool even under `--sign-on-worker`,
-/// and an error answered on the worker is the same CSC error.
+/// and an error answered on the worker is the same CSC error. PostgreSQL refuses the flag.
 #[test]
 fn sign_on_worker_sends_large_calls_to_the_pool() {
     let env = Env::new();
+    if test_pg_url().is_some() {
+        let out = env
+            .quill()
+            .args(["serve", "--listen", "127.0.0.1:0", "--sign-on-worker"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--sign-on-worker is for SQLite"),
+            "{stderr}"
+        );
+        return;
+    }
     let s = signer("bob");
     let enrolled = env.enroll(&s, "ec-p256");
     let app = env.spawn_with(&["--sign-on-worker"]);

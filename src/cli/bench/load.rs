@@ -117,9 +117,20 @@ pub struct Run {
     pub items: u64,
     /// From the common start to the end of the last worker.
     pub wall: Duration,
+    /// Call indices used, warm-up included: they are `0..calls`.
+    pub calls: usize,
 }
 
 impl Run {
+    /// Add a later part of the same measurement (its latencies, items and wall time).
+    pub fn absorb(&mut self, part: Run) {
+        self.latencies.extend(part.latencies);
+        self.latencies.sort_unstable();
+        self.items += part.items;
+        self.wall += part.wall;
+        self.calls += part.calls;
+    }
+
     pub fn rate(&self) -> f64 {
         self.items as f64 / self.wall.as_secs_f64().max(1e-9)
     }
@@ -158,10 +169,12 @@ pub fn run<S>(
         let workers: Vec<_> = (0..threads)
             .map(|w| {
                 let (init, op, take, barrier) = (&init, &op, &take, &barrier);
-                scope.spawn(move || -> anyhow::Result<(Vec<Duration>, u64)> {
+                scope.spawn(move || -> anyhow::Result<(Vec<Duration>, u64, usize)> {
+                    let mut calls = 0;
                     let prepared = init(w).and_then(|mut state| {
                         for _ in 0..limits.warm_up {
                             if let Some(i) = take() {
+                                calls += 1;
                                 op(&mut state, i)?;
                             }
                         }
@@ -174,11 +187,12 @@ pub fn run<S>(
                     let mut items = 0;
                     while started.elapsed() < limits.duration {
                         let Some(i) = take() else { break };
+                        calls += 1;
                         let t = Instant::now();
                         items += op(&mut state, i)?;
                         latencies.push(t.elapsed());
                     }
-                    Ok((latencies, items))
+                    Ok((latencies, items, calls))
                 })
             })
             .collect();
@@ -188,9 +202,10 @@ pub fn run<S>(
         let mut first_error = None;
         for worker in workers {
             match worker.join() {
-                Ok(Ok((latencies, items))) => {
+                Ok(Ok((latencies, items, calls))) => {
                     out.latencies.extend(latencies);
                     out.items += items;
+                    out.calls += calls;
                 }
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
@@ -236,6 +251,7 @@ mod tests {
         assert_eq!(seen, (0..50).collect::<Vec<_>>());
         assert_eq!(run.latencies.len(), 44);
         assert_eq!(run.items, 88);
+        assert_eq!(run.calls, 50, "warm-up calls count as used indices");
         assert!(run.rate() > 0.0);
     }
 
