@@ -74,9 +74,11 @@ pub fn decode_digests(
     hash: crate::crypto::HashAlg,
 ) -> Result<Vec<Vec<u8>>, CscError> {
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(values.len());
+    // A set, not `out.contains`: an authorization may carry a thousand hashes.
+    let mut seen = std::collections::HashSet::with_capacity(values.len());
     for v in values {
         let d = crate::crypto::b64::decode_digest(v, hash)?;
-        if out.contains(&d) {
+        if !seen.insert(d.clone()) {
             return Err(CscError::invalid("Duplicate hash in the hash array"));
         }
         out.push(d);

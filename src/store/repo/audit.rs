@@ -175,6 +175,58 @@ mod tests {
         }
     }
 
+    /// SQLite: records written while `seq` was `BIGINT PRIMARY KEY` (its own unique index)
+    /// come through the migration that makes it the rowid, and the chain still verifies.
+    #[test]
+    fn the_rowid_migration_keeps_the_chain() {
+        use crate::store::{SQLITE_MIGRATIONS, Store};
+        use diesel::connection::SimpleConnection;
+        use diesel_migrations::MigrationHarness;
+        if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+            return; // SQLite only
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let path = path.to_str().unwrap();
+        let indexes = |c: &mut diesel::SqliteConnection| -> Vec<String> {
+            #[derive(QueryableByName)]
+            struct Index {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                name: String,
+            }
+            diesel::sql_query("SELECT name FROM pragma_index_list('audit_log') ORDER BY name")
+                .load::<Index>(c)
+                .unwrap()
+                .into_iter()
+                .map(|i| i.name)
+                .collect()
+        };
+        {
+            let mut c = diesel::SqliteConnection::establish(path).unwrap();
+            c.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+            c.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+            assert_eq!(
+                indexes(&mut c),
+                ["audit_log_at", "sqlite_autoindex_audit_log_1"],
+                "the old schema"
+            );
+            let mut conn = DbConn::Sqlite(c);
+            for n in 1..=4 {
+                append_alone(&mut conn, &ev(n)).unwrap();
+            }
+        }
+        let store = Store::open(path, 2).unwrap();
+        store.with(|c| append_alone(c, &ev(5))).unwrap();
+        let checked = store.with(verify).unwrap();
+        assert_eq!(checked.records, 5);
+        assert_eq!(checked.first_broken, None);
+        let mut c = diesel::SqliteConnection::establish(path).unwrap();
+        assert_eq!(indexes(&mut c), ["audit_log_at"], "seq is the rowid now");
+        c.batch_execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+            .unwrap();
+        assert_eq!(store.with(verify).unwrap().first_broken, Some(2));
+    }
+
     #[test]
     fn chain_verifies_and_detects_edits_and_deletions() {
         let (_d, store) = temp_store();
