@@ -95,9 +95,6 @@ fn signer_authorizes_in_headless_chromium_with_the_keyboard_only() {
     let otp = s.next_otp(&cred);
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("oauth-authorize-page.png");
 
-    // fantoccini's HTTPS connector needs a process-wide rustls provider (only plain HTTP to
-    // chromedriver is used here).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let landed = rt.block_on(async {
         let mut caps = serde_json::Map::new();
@@ -109,8 +106,9 @@ fn signer_authorizes_in_headless_chromium_with_the_keyboard_only() {
                          "--disable-dev-shm-usage", "--window-size=800,900"],
             }),
         );
-        let browser = fantoccini::ClientBuilder::rustls()
-            .unwrap()
+        // The WebDriver is on loopback HTTP: no TLS stack for the client.
+        let http = hyper_util::client::legacy::connect::HttpConnector::new();
+        let browser = fantoccini::ClientBuilder::new(http)
             .capabilities(caps)
             .connect(&driver.url)
             .await
