@@ -167,8 +167,11 @@ pub async fn sign_hash(
         Ok((input.sign_algo, signatures))
     };
     // `--sign-on-worker`: in-process database and token, small call; otherwise the blocking pool.
+    // A panic becomes the same internal error on either path (the pool reports it as a failed
+    // task) instead of taking the worker thread and its other connections down.
     let (sign_algo, signatures) = if on_worker {
-        work()?
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .map_err(|_| CscError::Internal("signHash work panicked".into()))??
     } else {
         blocking::run(work).await?
     };
