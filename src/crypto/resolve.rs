@@ -53,15 +53,15 @@ pub fn resolve(
         Some(given) if given != implied => Err(CryptoError::HashAlgoContradicts),
         _ => Ok(implied),
     };
-    if algo != SignAlgo::RsaPss {
-        if let Some(params) = sign_algo_params {
-            if !params.is_empty() && params != DER_NULL {
-                return Err(CryptoError::InvalidSignAlgoParams(format!(
-                    "{} takes no parameters",
-                    algo.oid()
-                )));
-            }
-        }
+    if algo != SignAlgo::RsaPss
+        && let Some(params) = sign_algo_params
+        && !params.is_empty()
+        && params != DER_NULL
+    {
+        return Err(CryptoError::InvalidSignAlgoParams(format!(
+            "{} takes no parameters",
+            algo.oid()
+        )));
     }
     let (hash, scheme) = match algo {
         SignAlgo::RsaPkcs1 => (

@@ -32,10 +32,10 @@ pub const TSA_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.202
 /// Returns the TSA certificate's DER.
 pub fn ensure(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<Vec<u8>> {
     let (ca_key, ca_cert) = super::enrol::ensure_ca(qscd, now)?;
-    if let Some(cert) = qscd.find_certificate(TSA_LABEL)? {
-        if qscd.has_key(TSA_ID)? {
-            return Ok(cert);
-        }
+    if let Some(cert) = qscd.find_certificate(TSA_LABEL)?
+        && qscd.has_key(TSA_ID)?
+    {
+        return Ok(cert);
     }
     let spki = if qscd.has_key(TSA_ID)? {
         qscd.public_key(TSA_ID)?

@@ -150,14 +150,14 @@ pub fn check_exchange(
         } else {
             serde_json::from_str::<Value>(request).ok()
         };
-        if let Some(instance) = parsed {
-            if let Err(why) = validate(&request_file, &instance) {
-                assert!(
-                    (400..500).contains(&status),
-                    "{path}: the request breaks {request_file} ({why}) but the server answered \
+        if let Some(instance) = parsed
+            && let Err(why) = validate(&request_file, &instance)
+        {
+            assert!(
+                (400..500).contains(&status),
+                "{path}: the request breaks {request_file} ({why}) but the server answered \
                      {status}: {body}\nrequest: {request}"
-                );
-            }
+            );
         }
     }
     if (200..300).contains(&status) {
@@ -235,16 +235,15 @@ pub fn check_oauth_exchange(
 ) {
     let stem = oauth_stem(path).unwrap_or_else(|| panic!("{path} is not an OAuth endpoint"));
     let request_file = format!("{stem}.request.json");
-    if let Some(form) = form {
-        if let Some(instance) = form_as_json(&request_file, form) {
-            if let Err(why) = validate(&request_file, &instance) {
-                assert!(
-                    (400..500).contains(&status),
-                    "{path}: the form breaks {request_file} ({why}) but the server answered \
+    if let Some(form) = form
+        && let Some(instance) = form_as_json(&request_file, form)
+        && let Err(why) = validate(&request_file, &instance)
+    {
+        assert!(
+            (400..500).contains(&status),
+            "{path}: the form breaks {request_file} ({why}) but the server answered \
                      {status}: {body}\nform: {instance}"
-                );
-            }
-        }
+        );
     }
     if !(200..300).contains(&status) {
         check_error(path, status, content_type, body);
