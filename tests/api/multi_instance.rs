@@ -293,20 +293,7 @@ fn kill_9_of_one_instance_mid_load_spends_nothing_twice() {
     let (_cluster, _db) = on_postgres(&mut env);
     let s = signer("piotr");
     let cred = env
-        .try_enroll(&[
-            "--user",
-            &s.user,
-            "--password",
-            &s.password,
-            "--pin",
-            &s.pin,
-            "--key",
-            "ec-p256",
-            "--totp-secret",
-            &s.totp_secret,
-            "--multisign",
-            "200",
-        ])
+        .try_enroll_signer(&s, "ec-p256", &["--multisign", "200"])
         .unwrap()
         .credential_id;
     let mut a = env.spawn_named("a", &[]);

@@ -475,20 +475,7 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
     let env = Env::new();
     let s = signer("judy");
     let cred = env
-        .try_enroll(&[
-            "--user",
-            &s.user,
-            "--password",
-            &s.password,
-            "--pin",
-            &s.pin,
-            "--key",
-            "rsa-3072",
-            "--totp-secret",
-            &s.totp_secret,
-            "--multisign",
-            "400",
-        ])
+        .try_enroll_signer(&s, "rsa-3072", &["--multisign", "400"])
         .unwrap()
         .credential_id;
     let mut app = env.spawn();
