@@ -29,13 +29,23 @@ fn new_token(name: &str) -> Pkcs11Config {
     );
     let label = format!("t-{name}-{}", crate::auth::token::random_id(4));
     let pin = SecretString::from("1234-user");
-    let created = Pkcs11Qscd::init_token(
-        Path::new(MODULE),
-        &label,
-        &SecretString::from("so-pin-1"),
-        &pin,
-    )
-    .unwrap();
+    // SoftHSM2 answers CKR_GENERAL_ERROR now and then when another test process creates a
+    // token in the same directory while this one scans the slots: try again, a few times.
+    let mut attempt = 0;
+    let created = loop {
+        attempt += 1;
+        match Pkcs11Qscd::init_token(
+            Path::new(MODULE),
+            &label,
+            &SecretString::from("so-pin-1"),
+            &pin,
+        ) {
+            Err(QscdError::Device(_)) if attempt < 4 => {
+                std::thread::sleep(std::time::Duration::from_millis(50 * attempt));
+            }
+            other => break other.unwrap(),
+        }
+    };
     assert!(created);
     Pkcs11Config {
         module: MODULE.into(),
