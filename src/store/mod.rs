@@ -127,10 +127,11 @@ impl ManageConnection for Manager {
                 let mut c = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 // No checkpoint inside a commit: `Checkpointer` does them off the request path.
-                c.batch_execute(
+                c.batch_execute(&format!(
                     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
-                )
+                         PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; \
+                         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+                ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(c))
             }
@@ -258,15 +259,70 @@ pub struct Store {
 /// request and, behind the writer lock, every other writer for milliseconds: on signHash that
 /// was the p99. PASSIVE never blocks readers or writers. The thread ends when the last clone
 /// of its `Store` is dropped.
+///
+/// A PASSIVE checkpoint alone does not keep the log small under steady load: SQLite starts the
+/// log over only when a writer begins while every frame has been copied back, and with commits
+/// arriving every few hundred microseconds some always arrive while a checkpoint copies, so the
+/// log grew by about a megabyte a second for as long as the load lasted (each commit writing
+/// fresh file pages, too). Once the log holds `RESTART_FRAMES`, `checkpoint_round` therefore
+/// ends with a pass that this process's writers wait for; the next writer then starts the log
+/// over from its beginning.
 #[derive(Clone)]
 struct Checkpointer {
     _stop: std::sync::mpsc::Sender<()>,
 }
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// Log size (frames of one page) at which the checkpointer has the log started over (64 MiB):
+/// large, so that the short wait it costs writers comes seldom (once a minute at a megabyte a
+/// second); after the first round the log is rewritten in place, in pages the OS has cached.
+const RESTART_FRAMES: i64 = 16384;
+/// A log that grew beyond this anyway (a burst, a long reader, another process) is cut back to
+/// it when it starts over (`PRAGMA journal_size_limit`).
+const WAL_SIZE_LIMIT: i64 = 128 << 20;
+
+/// Further passes stop early once writers appended fewer frames than this during one: about
+/// what the pass with writers waiting then has to copy.
+const LOCKED_PASS_FRAMES: i64 = 64;
+
+/// One `PRAGMA wal_checkpoint(PASSIVE)`: frames in the log when it started (it copies those).
+fn checkpoint_passive(conn: &mut SqliteConnection) -> Result<i64, DieselError> {
+    #[derive(QueryableByName)]
+    struct Checkpointed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        log: i64,
+    }
+    let row: Checkpointed = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?;
+    Ok(row.log)
+}
+
+/// One round of the checkpointer: a PASSIVE pass; when the log has grown to `restart_frames`,
+/// up to three more while writers keep appending more than a few frames during each, then one
+/// with this process's writers waiting, after which the next writer starts the log over. That
+/// last pass copies what arrived during the one before and makes the database file durable
+/// (an fsync covering every pass since the last complete one): about ten milliseconds here,
+/// once per `restart_frames` of log.
+fn checkpoint_round(conn: &mut SqliteConnection, restart_frames: i64) -> Result<(), DieselError> {
+    let mut log = checkpoint_passive(conn)?;
+    if log < restart_frames {
+        return Ok(());
+    }
+    for _ in 0..3 {
+        let next = checkpoint_passive(conn)?;
+        let appended = next - log;
+        log = next;
+        if appended <= LOCKED_PASS_FRAMES {
+            break;
+        }
+    }
+    let _writers_wait = SQLITE_WRITER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    checkpoint_passive(conn).map(|_| ())
+}
 
 impl Checkpointer {
-    fn start(path: &str) -> anyhow::Result<Checkpointer> {
+    fn start(path: &str, restart_frames: i64) -> anyhow::Result<Checkpointer> {
         use std::sync::mpsc::RecvTimeoutError;
         let mut conn = SqliteConnection::establish(path)?;
         conn.batch_execute("PRAGMA busy_timeout = 10000;")?;
@@ -275,7 +331,8 @@ impl Checkpointer {
             .name("quill-wal-checkpoint".into())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                    if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                    let pass = checkpoint_round(&mut conn, restart_frames);
+                    if let Err(e) = pass {
                         tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
                     }
                 }
@@ -295,6 +352,15 @@ pub fn sqlite_path(database_url: &str) -> anyhow::Result<String> {
 impl Store {
     /// Open (creating an SQLite file if needed) the database and bring its schema up to date.
     pub fn open(database_url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        Store::open_with(database_url, max_connections, RESTART_FRAMES)
+    }
+
+    /// `open`, with the log size at which SQLite's log is started over.
+    fn open_with(
+        database_url: &str,
+        max_connections: u32,
+        restart_frames: i64,
+    ) -> anyhow::Result<Store> {
         let target = Target::parse(database_url)?;
         if let Target::Sqlite(path) = &target
             && let Some(parent) = Path::new(path)
@@ -323,7 +389,7 @@ impl Store {
             .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
         let checkpointer = checkpointer
-            .map(|path| Checkpointer::start(&path))
+            .map(|path| Checkpointer::start(&path, restart_frames))
             .transpose()?;
         Ok(Store {
             pool,
@@ -549,6 +615,58 @@ pub(crate) mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(!wal.exists(), "the checkpointer's connection was closed");
+    }
+
+    #[test]
+    fn sqlite_wal_starts_over_under_steady_writes() {
+        use crate::store::schema::users;
+        if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+            return; // SQLite only
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        // Started over at 1024 frames (4 MiB) instead of 16384, to see it happen quickly.
+        let store = Store::open_with(path.to_str().unwrap(), 2, 1024).unwrap();
+        let wal = dir.path().join("q.db-wal");
+        // Bytes 12..16 of the log's header count the times it was started over.
+        let restarts = || {
+            let mut header = [0_u8; 16];
+            std::fs::File::open(&wal)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+                .map_or(0, |()| {
+                    u32::from_be_bytes([header[12], header[13], header[14], header[15]])
+                })
+        };
+        // Steady commits, a few thousand a second (each logging a few 4 KiB pages), never a
+        // pause in which a checkpoint could copy the whole log before the next one.
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 0..6000 {
+            store
+                .with(|c| {
+                    c.write_tx(|c| {
+                        diesel::insert_into(users::table)
+                            .values((
+                                users::id.eq(format!("u{n}")),
+                                users::name.eq(format!("user {n}")),
+                                users::password_hash.eq("h".repeat(1500)),
+                                users::failed_logins.eq(0),
+                                users::created_at.eq(0_i64),
+                            ))
+                            .execute(c)?;
+                        Ok::<_, StoreError>(())
+                    })
+                })
+                .unwrap();
+            if n % 20 == 0 {
+                seen.insert(restarts());
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        assert!(
+            seen.len() >= 5,
+            "the log was started over {} times under steady writes: {seen:?}",
+            seen.len() - 1
+        );
     }
 
     #[test]
