@@ -200,6 +200,15 @@ pub struct ServeArgs {
     /// network HSM, whose round trips would hold the worker.
     #[arg(long, env = "QUILL_SIGN_ON_WORKER")]
     pub sign_on_worker: bool,
+    /// How often expired state is deleted (SADs with their hashes, access tokens, OTP
+    /// challenges, OAuth requests, codes and refresh tokens), seconds; 0: never. The audit log
+    /// is never purged.
+    #[arg(long, env = "QUILL_PURGE_EVERY", default_value_t = 60)]
+    pub purge_every: u64,
+    /// How long expired state is kept before the purge deletes it, seconds (until then an
+    /// expired SAD is answered "SAD expired" rather than unknown).
+    #[arg(long, env = "QUILL_KEEP_EXPIRED", default_value_t = 3600)]
+    pub keep_expired: i64,
     /// Name announced by `info`.
     #[arg(long, env = "QUILL_SERVICE_NAME", default_value = "Quill")]
     pub service_name: String,
@@ -219,6 +228,10 @@ pub struct ServiceSettings {
     pub max_auth_failures: i32,
     /// `--sign-on-worker`
     pub sign_on_worker: bool,
+    /// `--purge-every` (`None`: never).
+    pub purge_every: Option<std::time::Duration>,
+    /// `--keep-expired`, seconds.
+    pub keep_expired: i64,
 }
 
 impl ServeArgs {
@@ -239,8 +252,19 @@ impl ServeArgs {
             !self.sign_on_worker || crate::store::sqlite_path(&self.store.database_url).is_ok(),
             "--sign-on-worker is for SQLite: with PostgreSQL the worker would wait on the network"
         );
+        anyhow::ensure!(
+            self.purge_every <= 86_400,
+            "--purge-every must be at most 86400 seconds (0: never)"
+        );
+        anyhow::ensure!(
+            (0..=30 * 86_400).contains(&self.keep_expired),
+            "--keep-expired must be between 0 and 2592000 seconds"
+        );
         Ok(ServiceSettings {
             sign_on_worker: self.sign_on_worker,
+            purge_every: (self.purge_every > 0)
+                .then(|| std::time::Duration::from_secs(self.purge_every)),
+            keep_expired: self.keep_expired,
             max_auth_failures: self.max_auth_failures,
             access_token_ttl: self.access_token_ttl,
             sad_ttl: self.sad_ttl,
@@ -278,5 +302,19 @@ mod tests {
         );
         let pg = settings(&["--database-url", "postgres://h/db", "--sign-on-worker"]);
         assert!(pg.unwrap_err().to_string().contains("--sign-on-worker"));
+    }
+
+    #[test]
+    fn purge_settings() {
+        let default = settings(&[]).unwrap();
+        assert_eq!(
+            default.purge_every,
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(default.keep_expired, 3600);
+        let off = settings(&["--purge-every", "0", "--keep-expired", "0"]).unwrap();
+        assert_eq!((off.purge_every, off.keep_expired), (None, 0));
+        assert!(settings(&["--keep-expired", "-1"]).is_err());
+        assert!(settings(&["--purge-every", "86401"]).is_err());
     }
 }

@@ -49,6 +49,7 @@ pub struct Metrics {
     authorize_failures: IntCounterVec,
     hsm_sign: Histogram,
     sign_hash_calls: IntCounterVec,
+    purged: IntCounterVec,
     db_pool: IntGaugeVec,
     db_pool_max: IntGauge,
 }
@@ -142,6 +143,16 @@ impl Metrics {
                     &["thread"],
                 )?,
             )?,
+            purged: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "quill_purged_rows_total",
+                        "Expired rows deleted by the purge (--purge-every), by table",
+                    ),
+                    &["table"],
+                )?,
+            )?,
             db_pool: registered(
                 &r,
                 IntGaugeVec::new(
@@ -199,6 +210,13 @@ impl Metrics {
         self.sign_hash_calls.with_label_values(&[thread]).inc();
     }
 
+    /// `n` expired rows of `table` deleted (a table name from `repo::purge::Purged`).
+    pub fn purged(&self, table: &'static str, n: usize) {
+        self.purged
+            .with_label_values(&[table])
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
     /// Time of one QSCD sign call.
     pub fn hsm_sign(&self, elapsed: Duration) {
         self.hsm_sign.observe(elapsed.as_secs_f64());
@@ -243,6 +261,7 @@ mod tests {
         m.signatures("1.2.840.10045.4.3.2", 3);
         m.authorize_failure(AuthorizeFailure::WrongPin);
         m.hsm_sign(Duration::from_millis(2));
+        m.purged("sads", 4);
         let guard = m.in_flight();
         let text = m
             .render(PoolState {
@@ -259,6 +278,7 @@ mod tests {
             "quill_signatures_total{algorithm=\"1.2.840.10045.4.3.2\"} 3",
             "quill_authorize_failures_total{reason=\"wrong_pin\"} 1",
             "quill_hsm_sign_seconds_count 1",
+            "quill_purged_rows_total{table=\"sads\"} 4",
             "quill_db_pool_connections{state=\"idle\"} 2",
             "quill_db_pool_connections{state=\"in_use\"} 1",
             "quill_db_pool_max_connections 16",

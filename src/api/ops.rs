@@ -141,6 +141,8 @@ mod tests {
                 },
                 max_auth_failures: 5,
                 sign_on_worker: false,
+                purge_every: None,
+                keep_expired: 3600,
             }),
             store,
             qscd: Arc::new(FakeToken { up: token_up }),

@@ -139,6 +139,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         max_auth_failures: 5,
         // SQLite and SoftHSM2 both run in-process here.
         sign_on_worker: true,
+        purge_every: 60,
+        keep_expired: 3600,
         otp_sender: format!("outbox:{}", dir.join("otp-outbox.jsonl").display()),
         service_name: "Quill (demo)".into(),
         region: "EU".into(),

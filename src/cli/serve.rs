@@ -41,6 +41,9 @@ fn serve_with(
     tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
+        if let Some(every) = state.settings.purge_every {
+            actix_web::rt::spawn(crate::service::purge::every(state.clone(), every));
+        }
         let app = Application::build(state, args.listen, tls)?;
         let mut out = std::io::stdout().lock();
         writeln!(

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod enrol;
 pub mod oauth;
 pub mod paging;
+pub mod purge;
 pub mod seed;
 pub mod session;
 pub mod sign_doc;

@@ -556,3 +556,55 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
         "the request finished before the signal arrived:\n{log}"
     );
 }
+
+#[test]
+fn expired_sads_are_purged_while_serving_and_the_audit_log_is_not() {
+    let env = Env::new();
+    let s = signer("pia");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn_with(&[
+        "--sad-ttl",
+        "1",
+        "--keep-expired",
+        "0",
+        "--purge-every",
+        "1",
+    ]);
+    let token = app.login(&s.user, &s.password);
+    let hashes = [digest(SHA256, b"early"), digest(SHA256, b"late")];
+    let sad = app.authorize(&token, &s, &cred, &hashes, SHA256);
+    let sign = |h: &[u8]| {
+        app.sign_hash_raw(
+            &token,
+            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(h)],
+                   "hashAlgorithmOID": SHA256, "signAlgo": "1.2.840.10045.4.3.2"}),
+        )
+    };
+    assert_eq!(sign(&hashes[0]).status, 200);
+    let audit = env.db_i64("SELECT COUNT(*) AS n FROM audit_log");
+
+    // The SAD expires after a second; the purge runs every second and keeps nothing expired.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while env.db_i64("SELECT COUNT(*) AS n FROM sads") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired SAD was never purged"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(env.db_i64("SELECT COUNT(*) AS n FROM sad_hashes"), 0);
+    let (_, m) = scrape(&app);
+    assert_eq!(m.get("quill_purged_rows_total{table=\"sads\"}"), Some(&1.0));
+    assert_eq!(
+        m.get("quill_purged_rows_total{table=\"sad_hashes\"}"),
+        Some(&2.0)
+    );
+    // The SAD is gone (unknown now), the live access token is kept and still works.
+    assert_eq!(sign(&hashes[1]).description(), "Invalid parameter SAD");
+    assert_eq!(env.db_i64("SELECT COUNT(*) AS n FROM access_tokens"), 1);
+    let r = app.post("/csc/v2/credentials/list", Some(&token), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The record is never purged: the refused call added to it, nothing was taken away.
+    assert!(env.db_i64("SELECT COUNT(*) AS n FROM audit_log") > audit);
+    audit_verifies(&env);
+}

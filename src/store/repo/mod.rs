@@ -5,6 +5,7 @@ pub mod audit;
 pub mod challenges;
 pub mod credentials;
 pub mod oauth;
+pub mod purge;
 pub mod sads;
 pub mod tokens;
 pub mod users;

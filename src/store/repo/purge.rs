@@ -1,0 +1,342 @@
+//! Removing state that has expired, a while after it expired: SADs with their digests, access
+//! tokens no SAD refers to any more, OTP challenges, OAuth requests, codes and refresh tokens.
+//! Without this every authorization would leave rows behind for good (a thousand-hash SAD is a
+//! thousand rows) and the tables the hot path reads would only grow. The audit log is never
+//! purged: it is the record.
+//!
+//! Work comes in batches of at most `BATCH` rows per table, each in a write transaction of its
+//! own, so writers (signHash) wait for one short batch at most.
+
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+
+use crate::store::schema::{
+    access_tokens, oauth_codes, oauth_refresh_tokens, oauth_requests, otp_challenges, sad_hashes,
+    sads,
+};
+use crate::store::{DbConn, StoreError};
+
+/// Most rows one batch deletes from a table (a SAD's digests count; one SAD is never split).
+pub const BATCH: usize = 512;
+const BATCH_I64: i64 = 512;
+
+/// Rows deleted, by table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub sads: usize,
+    pub sad_hashes: usize,
+    pub access_tokens: usize,
+    pub otp_challenges: usize,
+    pub oauth_requests: usize,
+    pub oauth_codes: usize,
+    pub oauth_refresh_tokens: usize,
+}
+
+impl Purged {
+    /// `(table, rows)` for each table.
+    pub fn by_table(&self) -> [(&'static str, usize); 7] {
+        [
+            ("sads", self.sads),
+            ("sad_hashes", self.sad_hashes),
+            ("access_tokens", self.access_tokens),
+            ("otp_challenges", self.otp_challenges),
+            ("oauth_requests", self.oauth_requests),
+            ("oauth_codes", self.oauth_codes),
+            ("oauth_refresh_tokens", self.oauth_refresh_tokens),
+        ]
+    }
+
+    pub fn total(&self) -> usize {
+        self.by_table().iter().map(|(_, n)| n).sum()
+    }
+
+    fn add(&mut self, other: &Purged) {
+        self.sads += other.sads;
+        self.sad_hashes += other.sad_hashes;
+        self.access_tokens += other.access_tokens;
+        self.otp_challenges += other.otp_challenges;
+        self.oauth_requests += other.oauth_requests;
+        self.oauth_codes += other.oauth_codes;
+        self.oauth_refresh_tokens += other.oauth_refresh_tokens;
+    }
+
+    /// Did any table fill its batch (so that more may be left)?
+    fn full(&self) -> bool {
+        self.sads + self.sad_hashes >= BATCH
+            || [
+                self.access_tokens,
+                self.otp_challenges,
+                self.oauth_requests,
+                self.oauth_codes,
+                self.oauth_refresh_tokens,
+            ]
+            .iter()
+            .any(|&n| n >= BATCH)
+    }
+}
+
+/// What expired before `cutoff` (Unix seconds), batch after batch with `pause` between them
+/// for the writers that queued meanwhile, until nothing is left or after `max_batches` (the
+/// rest waits for the next call).
+pub fn run(
+    conn: &mut DbConn,
+    cutoff: i64,
+    max_batches: usize,
+    pause: std::time::Duration,
+) -> Result<Purged, StoreError> {
+    let mut total = Purged::default();
+    for n in 0..max_batches {
+        if n > 0 {
+            std::thread::sleep(pause);
+        }
+        let done = batch(conn, cutoff)?;
+        total.add(&done);
+        if !done.full() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// One batch of each table.
+pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
+    let (sads, sad_hashes) = expired_sads(conn, cutoff)?;
+    // After the SADs: a token is kept while a SAD refers to it.
+    let access_tokens = conn.write_tx(|c| {
+        let ids: Vec<Vec<u8>> = access_tokens::table
+            .filter(access_tokens::expires_at.lt(cutoff))
+            .filter(not(exists(
+                sads::table.filter(sads::token_hash.eq(access_tokens::token_hash)),
+            )))
+            .select(access_tokens::token_hash)
+            .limit(BATCH_I64)
+            .load(c)?;
+        diesel::delete(access_tokens::table.filter(access_tokens::token_hash.eq_any(&ids)))
+            .execute(c)
+    })?;
+    let otp_challenges = conn.write_tx(|c| {
+        let ids: Vec<String> = otp_challenges::table
+            .filter(otp_challenges::expires_at.lt(cutoff))
+            .select(otp_challenges::credential_id)
+            .limit(BATCH_I64)
+            .load(c)?;
+        diesel::delete(otp_challenges::table.filter(otp_challenges::credential_id.eq_any(&ids)))
+            .execute(c)
+    })?;
+    let oauth_requests = conn.write_tx(|c| {
+        let ids: Vec<Vec<u8>> = oauth_requests::table
+            .filter(oauth_requests::expires_at.lt(cutoff))
+            .select(oauth_requests::handle_hash)
+            .limit(BATCH_I64)
+            .load(c)?;
+        diesel::delete(oauth_requests::table.filter(oauth_requests::handle_hash.eq_any(&ids)))
+            .execute(c)
+    })?;
+    let oauth_codes = conn.write_tx(|c| {
+        let ids: Vec<Vec<u8>> = oauth_codes::table
+            .filter(oauth_codes::expires_at.lt(cutoff))
+            .select(oauth_codes::code_hash)
+            .limit(BATCH_I64)
+            .load(c)?;
+        diesel::delete(oauth_codes::table.filter(oauth_codes::code_hash.eq_any(&ids))).execute(c)
+    })?;
+    let oauth_refresh_tokens = conn.write_tx(|c| {
+        let ids: Vec<Vec<u8>> = oauth_refresh_tokens::table
+            .filter(oauth_refresh_tokens::expires_at.lt(cutoff))
+            .select(oauth_refresh_tokens::token_hash)
+            .limit(BATCH_I64)
+            .load(c)?;
+        diesel::delete(
+            oauth_refresh_tokens::table.filter(oauth_refresh_tokens::token_hash.eq_any(&ids)),
+        )
+        .execute(c)
+    })?;
+    Ok(Purged {
+        sads,
+        sad_hashes,
+        access_tokens,
+        otp_challenges,
+        oauth_requests,
+        oauth_codes,
+        oauth_refresh_tokens,
+    })
+}
+
+/// Expired SADs and their digests, whole SADs until `BATCH` rows are reached: (SADs, digests).
+fn expired_sads(conn: &mut DbConn, cutoff: i64) -> Result<(usize, usize), StoreError> {
+    let done = conn.write_tx(|c| {
+        let ids: Vec<Vec<u8>> = sads::table
+            .filter(sads::expires_at.lt(cutoff))
+            .select(sads::sad_hash)
+            .limit(BATCH_I64)
+            .load(c)?;
+        let (mut n_sads, mut n_hashes) = (0, 0);
+        for id in &ids {
+            if n_sads + n_hashes >= BATCH {
+                break;
+            }
+            n_hashes +=
+                diesel::delete(sad_hashes::table.filter(sad_hashes::sad_hash.eq(id))).execute(c)?;
+            n_sads += diesel::delete(sads::table.find(id)).execute(c)?;
+        }
+        Ok::<_, diesel::result::Error>((n_sads, n_hashes))
+    })?;
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::models::{AccessTokenRow, NewSad, SCOPE_SERVICE};
+    use crate::store::repo::credentials::tests::{sample, user};
+    use crate::store::repo::{self, audit};
+    use crate::store::tests::{TempDb, temp_store};
+
+    const NOW: i64 = 1_000_000;
+
+    fn setup() -> (TempDb, Store) {
+        let (d, store) = temp_store();
+        store
+            .with(|c| {
+                repo::users::insert(c, &user("u"))?;
+                repo::credentials::insert(c, &sample("c", "u"))
+            })
+            .unwrap();
+        (d, store)
+    }
+
+    fn token(store: &Store, hash: u8, expires_at: i64) {
+        store
+            .with(|c| {
+                repo::tokens::insert(
+                    c,
+                    &AccessTokenRow {
+                        token_hash: vec![hash; 32],
+                        user_id: "u".into(),
+                        expires_at,
+                        revoked: false,
+                        created_at: 0,
+                        scope: SCOPE_SERVICE.into(),
+                    },
+                )
+            })
+            .unwrap();
+    }
+
+    fn sad(store: &Store, hash: u8, token: u8, expires_at: i64, digests: usize) {
+        let digests: Vec<Vec<u8>> = (0..digests)
+            .map(|i| {
+                let mut d = vec![hash; 32];
+                d[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                d
+            })
+            .collect();
+        let new = NewSad {
+            sad_hash: vec![hash; 32],
+            token_hash: vec![token; 32],
+            user_id: "u".into(),
+            credential_id: "c".into(),
+            hash_algo: "SHA-256".into(),
+            num_signatures: i32::try_from(digests.len()).unwrap(),
+            expires_at,
+            created_at: 0,
+            digests,
+        };
+        store
+            .with(|c| {
+                repo::sads::insert(
+                    c,
+                    &new,
+                    &audit::Event {
+                        at: 0,
+                        actor: "u".into(),
+                        action: "authorize",
+                        credential_id: Some("c".into()),
+                        outcome: "sad_issued",
+                        detail: serde_json::json!({}),
+                    },
+                )
+            })
+            .unwrap();
+    }
+
+    /// Rows in `table`.
+    macro_rules! count {
+        ($store:expr, $table:expr) => {
+            $store
+                .with(|c| Ok($table.count().get_result::<i64>(c)?))
+                .unwrap()
+        };
+    }
+
+    #[test]
+    fn removes_what_expired_before_the_cutoff_and_keeps_the_rest() {
+        let (_d, store) = setup();
+        let cutoff = NOW - 3600;
+        token(&store, 1, cutoff - 10); // expired long ago, no SAD left after the purge: goes
+        token(&store, 2, cutoff - 10); // expired long ago, but a live SAD refers to it: stays
+        token(&store, 3, cutoff + 10); // within the grace period: stays
+        sad(&store, 11, 1, cutoff - 5, 3); // goes, with its three digests
+        sad(&store, 12, 2, NOW + 300, 2); // live: stays
+        sad(&store, 13, 3, cutoff + 5, 1); // expired, within the grace period: stays
+        let audit_before = count!(store, crate::store::schema::audit_log::table);
+
+        let purged = store
+            .with(|c| run(c, cutoff, 100, std::time::Duration::ZERO))
+            .unwrap();
+        assert_eq!(
+            purged,
+            Purged {
+                sads: 1,
+                sad_hashes: 3,
+                access_tokens: 1,
+                ..Purged::default()
+            }
+        );
+        assert_eq!(count!(store, sads::table), 2);
+        assert_eq!(count!(store, sad_hashes::table), 3);
+        assert_eq!(count!(store, access_tokens::table), 2);
+        let left: Vec<Vec<u8>> = store
+            .with(|c| {
+                Ok(access_tokens::table
+                    .select(access_tokens::token_hash)
+                    .order(access_tokens::token_hash)
+                    .load(c)?)
+            })
+            .unwrap();
+        assert_eq!(left, vec![vec![2; 32], vec![3; 32]]);
+        // The record stays whole and still verifies.
+        assert_eq!(
+            count!(store, crate::store::schema::audit_log::table),
+            audit_before
+        );
+        store.with(audit::verify).unwrap();
+        // Nothing more to do.
+        let again = store
+            .with(|c| run(c, cutoff, 100, std::time::Duration::ZERO))
+            .unwrap();
+        assert_eq!(again.total(), 0);
+    }
+
+    #[test]
+    fn works_in_batches_that_never_split_a_sad() {
+        let (_d, store) = setup();
+        token(&store, 1, NOW + 3600);
+        // 5 SADs of 200 digests: 1005 rows, more than one batch.
+        for h in 20..25 {
+            sad(&store, h, 1, NOW - 7200, 200);
+        }
+        let first = store.with(|c| batch(c, NOW - 3600)).unwrap();
+        // Whole SADs until the batch is reached: 3 SADs (603 rows).
+        assert_eq!((first.sads, first.sad_hashes), (3, 600));
+        assert!(first.full());
+        assert_eq!(count!(store, sad_hashes::table), 400);
+        let rest = store
+            .with(|c| run(c, NOW - 3600, 100, std::time::Duration::ZERO))
+            .unwrap();
+        assert_eq!((rest.sads, rest.sad_hashes), (2, 400));
+        assert_eq!(count!(store, sads::table), 0);
+        assert_eq!(count!(store, sad_hashes::table), 0);
+    }
+}
