@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::store::schema::audit_log;
-use crate::store::{DbConn, StoreError};
+use crate::store::{DbConn, StoreError, on_backend};
 
 /// What happened (secrets never go in here: digests, algorithms, ids and outcomes only).
 #[derive(Debug, Clone)]
@@ -62,15 +62,15 @@ pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
     // statement whose LIMIT is a bound parameter every time it is bound again, and this runs
     // in every audited transaction.
     let newest = diesel::alias!(audit_log as newest);
-    let last: Option<(i64, Vec<u8>)> = audit_log::table
+    let last: Option<(i64, Vec<u8>)> = on_backend!(&mut *conn, |c| audit_log::table
         .filter(
             audit_log::seq.nullable().eq(newest
                 .select(diesel::dsl::max(newest.field(audit_log::seq)))
                 .single_value()),
         )
         .select((audit_log::seq, audit_log::hash))
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, vec![0u8; 32]),
@@ -88,19 +88,20 @@ pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
             &detail,
         ],
     );
-    diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::seq.eq(seq),
-            audit_log::at.eq(e.at),
-            audit_log::actor.eq(&e.actor),
-            audit_log::action.eq(e.action),
-            audit_log::credential_id.eq(&e.credential_id),
-            audit_log::outcome.eq(e.outcome),
-            audit_log::detail.eq(&detail),
-            audit_log::prev_hash.eq(&prev),
-            audit_log::hash.eq(&hash),
-        ))
-        .execute(conn)?;
+    let record = (
+        audit_log::seq.eq(seq),
+        audit_log::at.eq(e.at),
+        audit_log::actor.eq(&e.actor),
+        audit_log::action.eq(e.action),
+        audit_log::credential_id.eq(&e.credential_id),
+        audit_log::outcome.eq(e.outcome),
+        audit_log::detail.eq(&detail),
+        audit_log::prev_hash.eq(&prev),
+        audit_log::hash.eq(&hash),
+    );
+    on_backend!(conn, |c| diesel::insert_into(audit_log::table)
+        .values(record)
+        .execute(c))?;
     Ok(())
 }
 
@@ -204,7 +205,17 @@ mod tests {
         {
             let mut c = diesel::SqliteConnection::establish(path).unwrap();
             c.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
-            c.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+            // Back to before the rowid migration (and any that came after it).
+            loop {
+                let reverted = c.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+                if reverted
+                    .to_string()
+                    .replace('-', "")
+                    .starts_with("20261126")
+                {
+                    break;
+                }
+            }
             assert_eq!(
                 indexes(&mut c),
                 ["audit_log_at", "sqlite_autoindex_audit_log_1"],

@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Bool, Text};
 use crate::store::explain::QueryPlan;
 use crate::store::models::{CredentialRef, CredentialRow, STATUS_ENABLED};
 use crate::store::schema::credentials;
-use crate::store::{DbConn, StoreError};
+use crate::store::{DbConn, StoreError, on_backend};
 
 /// Rows per multi-row INSERT in `insert_many`: 17 columns × 1 000 = 17 000 bound values, under
 /// both SQLite's (32 766) and PostgreSQL's (65 535) limits.
@@ -152,7 +152,9 @@ pub fn owned(
     user_id: &str,
     id: &str,
 ) -> Result<Option<CredentialRow>, StoreError> {
-    Ok(owned_query!(user_id, id).get_result(conn).optional()?)
+    Ok(on_backend!(conn, |c| owned_query!(user_id, id)
+        .get_result(c)
+        .optional())?)
 }
 
 /// The database's plan for `owned`.

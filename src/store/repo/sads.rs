@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::audit::{self, Event};
 use crate::store::models::NewSad;
 use crate::store::schema::{access_tokens, sad_hashes, sads};
-use crate::store::{DbConn, StoreError};
+use crate::store::{DbConn, StoreError, on_backend};
 
 /// Why a SAD may not sign what was asked. Each maps to a CSC error in the service layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +129,10 @@ fn audited(
     }
 }
 
+/// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, and the token's
+/// `revoked` (`None`: no such token).
+type SadWithToken = (Vec<u8>, String, String, String, i32, i64, Option<bool>);
+
 /// A SAD that passed the checks every use shares.
 struct LiveSad {
     token_hash: Vec<u8>,
@@ -146,8 +150,10 @@ fn load_live(
     now: i64,
 ) -> Result<LiveSad, TxError> {
     let refuse = |r| Err(TxError::Refused(r));
-    let row: Option<(Vec<u8>, String, String, String, i32, i64)> = sads::table
-        .find(sad_hash)
+    // The SAD with its token's revocation flag, in one statement (no token row: revoked).
+    let row: Option<SadWithToken> = on_backend!(c, |c| sads::table
+        .left_join(access_tokens::table.on(access_tokens::token_hash.eq(sads::token_hash)))
+        .filter(sads::sad_hash.eq(sad_hash))
         .select((
             sads::token_hash,
             sads::user_id,
@@ -155,22 +161,15 @@ fn load_live(
             sads::hash_algo,
             sads::remaining,
             sads::expires_at,
+            access_tokens::revoked.nullable(),
         ))
         .get_result(c)
-        .optional()?;
-    let Some((token_hash, user_id, credential_id, hash_algo, remaining, expires_at)) = row else {
+        .optional())?;
+    let Some((token_hash, user_id, credential_id, hash_algo, remaining, expires_at, revoked)) = row
+    else {
         return refuse(SadRefusal::Unknown);
     };
-    if user_id != user || credential_id != credential {
-        return refuse(SadRefusal::Unknown);
-    }
-    let token_revoked: bool = access_tokens::table
-        .find(&token_hash)
-        .select(access_tokens::revoked)
-        .get_result(c)
-        .optional()?
-        .unwrap_or(true);
-    if token_revoked {
+    if user_id != user || credential_id != credential || revoked.unwrap_or(true) {
         return refuse(SadRefusal::Unknown);
     }
     if expires_at <= now {
@@ -193,11 +192,11 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
     // One digest (the usual signHash): a statement kept prepared (`hot`); when it marks nothing
     // the row is as it was, so its state says why.
     if let [digest] = req.digests {
-        let marked = hot::MarkDigest {
+        let mark = hot::MarkDigest {
             sad_hash: req.sad_hash,
             digest,
-        }
-        .execute(c)?;
+        };
+        let marked = on_backend!(&mut *c, |c| mark.execute(c))?;
         if marked != 1 {
             return refuse(digest_refusal(c, req.sad_hash, digest)?);
         }
@@ -250,11 +249,11 @@ fn digest_refusal(c: &mut DbConn, sad_hash: &[u8], digest: &[u8]) -> Result<SadR
 fn take_count(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
     let refuse = |r| Err(TxError::Refused(r));
     let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
-    let spent = hot::TakeCount {
+    let take = hot::TakeCount {
         sad_hash: req.sad_hash,
         n,
-    }
-    .execute(c)?;
+    };
+    let spent = on_backend!(c, |c| take.execute(c))?;
     if spent == 0 {
         return refuse(SadRefusal::Exhausted);
     }

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use crate::store::models::{AccessTokenRow, SCOPE_SERVICE};
 use crate::store::schema::{access_tokens, sads};
-use crate::store::{DbConn, StoreError};
+use crate::store::{DbConn, StoreError, on_backend};
 
 pub fn insert(conn: &mut DbConn, row: &AccessTokenRow) -> Result<(), StoreError> {
     diesel::insert_into(access_tokens::table)
@@ -30,13 +30,13 @@ pub fn live_token(
     token_hash: &[u8],
     now: i64,
 ) -> Result<Option<(String, String)>, StoreError> {
-    Ok(access_tokens::table
+    Ok(on_backend!(conn, |c| access_tokens::table
         .filter(access_tokens::token_hash.eq(token_hash))
         .filter(access_tokens::revoked.eq(false))
         .filter(access_tokens::expires_at.gt(now))
         .select((access_tokens::user_id, access_tokens::scope))
-        .get_result(conn)
-        .optional()?)
+        .get_result(c)
+        .optional())?)
 }
 
 /// Revoke a token of `user_id` and the SADs issued under it. Returns whether a token matched.
