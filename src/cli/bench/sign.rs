@@ -757,7 +757,10 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
                 prepare_seconds += t.elapsed().as_secs_f64();
                 // Server and raw token in alternating slices of the same time budget, so that
                 // the ratio compares like with like on a machine whose speed drifts (shared
-                // VM): each row's raw rate is the one measured between its own slices.
+                // VM): each row's raw rate is the one measured between its own slices. The
+                // order is raw-server, server-raw, raw-server, … (ABBA): a steady drift over
+                // the scenario then weighs on both sides alike instead of favouring the one
+                // that always goes first.
                 let (mut served, mut raw_paired) = (Run::default(), Run::default());
                 for slice in 0..SLICES {
                     let warm_up = if slice == 0 { args.warm_up } else { 0 };
@@ -766,13 +769,20 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
                         max_calls,
                         warm_up,
                     };
-                    raw_paired.absorb(measure_raw(
-                        &qscd,
-                        kind,
-                        &key_id,
-                        n,
-                        slice_limits(args.max_signatures),
-                    )?);
+                    let raw_slice = |raw_paired: &mut Run| -> anyhow::Result<()> {
+                        raw_paired.absorb(measure_raw(
+                            &qscd,
+                            kind,
+                            &key_id,
+                            n,
+                            slice_limits(args.max_signatures),
+                        )?);
+                        Ok(())
+                    };
+                    let raw_first = slice % 2 == 0;
+                    if raw_first {
+                        raw_slice(&mut raw_paired)?;
+                    }
                     let offset = served.calls;
                     let left = calls.len().saturating_sub(offset);
                     if left == 0 {
@@ -790,6 +800,9 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
                             expect_signed(status, &body, per_call)
                         },
                     )?);
+                    if !raw_first {
+                        raw_slice(&mut raw_paired)?;
+                    }
                 }
                 let row = row(scenario, &kind.name, n, &served, &raw_paired);
                 eprintln!(
