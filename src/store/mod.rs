@@ -564,9 +564,29 @@ pub(crate) mod tests {
         Store::open(&url, 2).unwrap();
     }
 
+    /// A user row whose password hash is `size` bytes, in a write transaction of its own.
+    fn insert_user(store: &Store, id: &str, size: usize) {
+        use crate::store::schema::users;
+        store
+            .with(|c| {
+                c.write_tx(|c| {
+                    diesel::insert_into(users::table)
+                        .values((
+                            users::id.eq(id),
+                            users::name.eq(format!("user {id}")),
+                            users::password_hash.eq("h".repeat(size)),
+                            users::failed_logins.eq(0),
+                            users::created_at.eq(0_i64),
+                        ))
+                        .execute(c)?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .unwrap();
+    }
+
     #[test]
     fn sqlite_wal_is_checkpointed_off_the_request_path() {
-        use crate::store::schema::users;
         if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
             return; // SQLite only
         }
@@ -594,22 +614,7 @@ pub(crate) mod tests {
         for round in 0..10 {
             for _ in 0..100 {
                 n += 1;
-                store
-                    .with(|c| {
-                        c.write_tx(|c| {
-                            diesel::insert_into(users::table)
-                                .values((
-                                    users::id.eq(format!("u{n}")),
-                                    users::name.eq(format!("user {n} {}", "x".repeat(200))),
-                                    users::password_hash.eq("h".repeat(500)),
-                                    users::failed_logins.eq(0),
-                                    users::created_at.eq(0_i64),
-                                ))
-                                .execute(c)?;
-                            Ok::<_, StoreError>(())
-                        })
-                    })
-                    .unwrap();
+                insert_user(&store, &format!("u{n}"), 500);
             }
             if round == 0 {
                 round_size = std::fs::metadata(&wal).unwrap().len();
@@ -634,7 +639,6 @@ pub(crate) mod tests {
 
     #[test]
     fn sqlite_wal_starts_over_under_steady_writes() {
-        use crate::store::schema::users;
         if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
             return; // SQLite only
         }
@@ -656,22 +660,7 @@ pub(crate) mod tests {
         // pause in which a checkpoint could copy the whole log before the next one.
         let mut seen = std::collections::BTreeSet::new();
         for n in 0..6000 {
-            store
-                .with(|c| {
-                    c.write_tx(|c| {
-                        diesel::insert_into(users::table)
-                            .values((
-                                users::id.eq(format!("u{n}")),
-                                users::name.eq(format!("user {n}")),
-                                users::password_hash.eq("h".repeat(1500)),
-                                users::failed_logins.eq(0),
-                                users::created_at.eq(0_i64),
-                            ))
-                            .execute(c)?;
-                        Ok::<_, StoreError>(())
-                    })
-                })
-                .unwrap();
+            insert_user(&store, &format!("u{n}"), 1500);
             if n % 20 == 0 {
                 seen.insert(restarts());
             }

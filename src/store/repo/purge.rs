@@ -98,6 +98,21 @@ pub fn run(
     Ok(total)
 }
 
+/// Delete up to `BATCH` rows of `$table` whose `expires_at` is before `$cutoff`, keyed by
+/// `$key` (of Rust type `$ty`), in one write transaction: the number deleted.
+macro_rules! expired {
+    ($conn:expr, $cutoff:expr, $table:ident, $key:ident, $ty:ty) => {
+        $conn.write_tx(|c| {
+            let ids: Vec<$ty> = $table::table
+                .filter($table::expires_at.lt($cutoff))
+                .select($table::$key)
+                .limit(BATCH_I64)
+                .load(c)?;
+            diesel::delete($table::table.filter($table::$key.eq_any(&ids))).execute(c)
+        })
+    };
+}
+
 /// One batch of each table.
 pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
     let (sads, sad_hashes) = expired_sads(conn, cutoff)?;
@@ -114,43 +129,10 @@ pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
         diesel::delete(access_tokens::table.filter(access_tokens::token_hash.eq_any(&ids)))
             .execute(c)
     })?;
-    let otp_challenges = conn.write_tx(|c| {
-        let ids: Vec<String> = otp_challenges::table
-            .filter(otp_challenges::expires_at.lt(cutoff))
-            .select(otp_challenges::credential_id)
-            .limit(BATCH_I64)
-            .load(c)?;
-        diesel::delete(otp_challenges::table.filter(otp_challenges::credential_id.eq_any(&ids)))
-            .execute(c)
-    })?;
-    let oauth_requests = conn.write_tx(|c| {
-        let ids: Vec<Vec<u8>> = oauth_requests::table
-            .filter(oauth_requests::expires_at.lt(cutoff))
-            .select(oauth_requests::handle_hash)
-            .limit(BATCH_I64)
-            .load(c)?;
-        diesel::delete(oauth_requests::table.filter(oauth_requests::handle_hash.eq_any(&ids)))
-            .execute(c)
-    })?;
-    let oauth_codes = conn.write_tx(|c| {
-        let ids: Vec<Vec<u8>> = oauth_codes::table
-            .filter(oauth_codes::expires_at.lt(cutoff))
-            .select(oauth_codes::code_hash)
-            .limit(BATCH_I64)
-            .load(c)?;
-        diesel::delete(oauth_codes::table.filter(oauth_codes::code_hash.eq_any(&ids))).execute(c)
-    })?;
-    let oauth_refresh_tokens = conn.write_tx(|c| {
-        let ids: Vec<Vec<u8>> = oauth_refresh_tokens::table
-            .filter(oauth_refresh_tokens::expires_at.lt(cutoff))
-            .select(oauth_refresh_tokens::token_hash)
-            .limit(BATCH_I64)
-            .load(c)?;
-        diesel::delete(
-            oauth_refresh_tokens::table.filter(oauth_refresh_tokens::token_hash.eq_any(&ids)),
-        )
-        .execute(c)
-    })?;
+    let otp_challenges = expired!(conn, cutoff, otp_challenges, credential_id, String)?;
+    let oauth_requests = expired!(conn, cutoff, oauth_requests, handle_hash, Vec<u8>)?;
+    let oauth_codes = expired!(conn, cutoff, oauth_codes, code_hash, Vec<u8>)?;
+    let oauth_refresh_tokens = expired!(conn, cutoff, oauth_refresh_tokens, token_hash, Vec<u8>)?;
     Ok(Purged {
         sads,
         sad_hashes,
