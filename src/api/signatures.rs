@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{RawBody, bearer, parse_body};
 use crate::error::CscError;
 use crate::secret::Secret;
-use crate::service::signing::{self, SignHashInput};
+use crate::service::signing::{self, SignHashBody, SignHashInput};
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,11 +51,21 @@ pub async fn sign_hash(
 ) -> Result<HttpResponse, CscError> {
     let bearer = bearer(&req)?;
     let on_worker = state.settings.sign_on_worker && body.0.len() <= ON_WORKER_MAX_BODY;
-    let signatures = signing::sign_hash(&state, bearer, on_worker, move |credential_token| {
-        input_of(parse_body(&body.0)?, credential_token)
+    let signatures = signing::sign_hash(&state, bearer, on_worker, move || {
+        parse_body::<SignHashRequest>(&body.0)
     })
     .await?;
     Ok(HttpResponse::Ok().json(SignHashResponse { signatures }))
+}
+
+impl SignHashBody for SignHashRequest {
+    fn credential_id(&self) -> Option<&str> {
+        self.credential_id.as_deref()
+    }
+
+    fn into_input(self, credential_token: Option<Secret>) -> Result<SignHashInput, CscError> {
+        input_of(self, credential_token)
+    }
 }
 
 /// The service's input from a signHash body (v1 names mapped in).

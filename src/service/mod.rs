@@ -62,11 +62,20 @@ pub(crate) fn owned_credential_on(
     user: &UserId,
     id: &str,
 ) -> Result<CredentialRow, CscError> {
-    if id.is_empty() || id.len() > 256 {
-        return Err(CscError::invalid("Invalid parameter credentialID"));
+    if !credential_id_valid(id) {
+        return Err(unknown_credential());
     }
-    repo::credentials::owned(conn, &user.0, id)?
-        .ok_or_else(|| CscError::invalid("Invalid parameter credentialID"))
+    repo::credentials::owned(conn, &user.0, id)?.ok_or_else(unknown_credential)
+}
+
+/// Whether `id` can name a credential at all (it is looked up only then).
+pub(crate) fn credential_id_valid(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 256
+}
+
+/// The answer for a credential that is not the caller's (unknown or another user's alike).
+pub(crate) fn unknown_credential() -> CscError {
+    CscError::invalid("Invalid parameter credentialID")
 }
 
 /// Decode base64 digests for `hash`, refusing duplicates.

@@ -22,6 +22,15 @@ pub struct SignHashInput {
     pub operation_mode: Option<String>,
 }
 
+/// A signHash body parsed but not yet checked against its caller (the API layer's request type).
+pub trait SignHashBody: Send + 'static {
+    /// The credential it names, if any: looked up together with the caller's token.
+    fn credential_id(&self) -> Option<&str>;
+    /// The service's input; `credential_token` is the bearer when it is an OAuth credential
+    /// token (its own SAD).
+    fn into_input(self, credential_token: Option<Secret>) -> Result<SignHashInput, CscError>;
+}
+
 /// The CSC error for a SAD refusal.
 pub fn refusal(r: SadRefusal) -> CscError {
     CscError::invalid(match r {
@@ -65,17 +74,17 @@ fn signature_value(key: KeyType, scheme: &Scheme, raw: Vec<u8>) -> Result<Vec<u8
     }
 }
 
-/// signHash in one blocking hop on one pooled connection: the bearer token (`parse` gets it
-/// back when it is an OAuth credential token, which is its own SAD), the request, the credential
-/// and the SAD are checked, and the SAD spent in one write transaction; the connection goes back
-/// to the pool before the token signs. Errors keep the order clients see elsewhere: 401 for the
-/// token before 400 for the body.
+/// signHash in one blocking hop on one pooled connection: the body is parsed, the bearer token
+/// and the credential the body names are looked up in one statement (an OAuth credential token
+/// is its own SAD), the request, the credential and the SAD are checked, and the SAD spent in
+/// one write transaction; the connection goes back to the pool before the token signs. Errors
+/// keep the order clients see elsewhere: 401 for the token before 400 for the body.
 #[tracing::instrument(skip_all, fields(credential_id = tracing::field::Empty, n = tracing::field::Empty))]
-pub async fn sign_hash(
+pub async fn sign_hash<B: SignHashBody>(
     state: &AppState,
     bearer: Secret,
     on_worker: bool,
-    parse: impl FnOnce(Option<Secret>) -> Result<SignHashInput, CscError> + Send + 'static,
+    parse: impl FnOnce() -> Result<B, CscError> + Send + 'static,
 ) -> Result<Vec<String>, CscError> {
     let st = state.clone();
     let now = state.clock.now();
@@ -83,9 +92,19 @@ pub async fn sign_hash(
     let work = move || {
         let mut conn = st.store.conn()?;
         let token_hash = crate::auth::token::hash(bearer.expose());
-        let (user, credential_token) =
-            super::session::authenticate_for_signing_on(&mut conn, &token_hash, now)?;
-        let input = parse(credential_token.then_some(bearer))?;
+        // A body error waits until the token has been judged (401 first).
+        let body = parse();
+        let named = body
+            .as_ref()
+            .ok()
+            .and_then(|b| b.credential_id())
+            .unwrap_or_default();
+        let (owner, cred) =
+            repo::tokens::live_token_and_credential(&mut conn, &token_hash, now, named)?
+                .ok_or(CscError::InvalidToken)?;
+        let user = owner.user_id;
+        let credential_token = owner.scope == crate::store::models::SCOPE_CREDENTIAL;
+        let input = body?.into_input(credential_token.then_some(bearer))?;
         let span = tracing::Span::current();
         span.record("credential_id", input.credential_id.as_str());
         span.record("n", input.hashes.len());
@@ -99,7 +118,9 @@ pub async fn sign_hash(
         if input.hashes.is_empty() {
             return Err(CscError::invalid("Empty hash array"));
         }
-        let cred = super::owned_credential_on(&mut conn, &user, &input.credential_id)?;
+        let cred = cred
+            .filter(|_| super::credential_id_valid(&input.credential_id))
+            .ok_or_else(super::unknown_credential)?;
         if cred.status != super::STATUS_ENABLED {
             return Err(CscError::invalid(
                 "The credential identified by credentialID is disabled",
@@ -139,7 +160,7 @@ pub async fn sign_hash(
         let hash_name = resolved.hash.name();
         let spend = repo::sads::Spend {
             sad_hash: &crate::auth::token::hash(sad.expose()),
-            user_id: &user.0,
+            user_id: &user,
             credential_id: &cred.id,
             hash_algo: hash_name,
             digests: &digests,

@@ -2,8 +2,8 @@
 
 use diesel::prelude::*;
 
-use crate::store::models::{AccessTokenRow, SCOPE_SERVICE};
-use crate::store::schema::{access_tokens, sads};
+use crate::store::models::{AccessTokenRow, CredentialRow, SCOPE_SERVICE};
+use crate::store::schema::{access_tokens, credentials, sads};
 use crate::store::{DbConn, StoreError, on_backend};
 
 pub fn insert(conn: &mut DbConn, row: &AccessTokenRow) -> Result<(), StoreError> {
@@ -37,6 +37,45 @@ pub fn live_token(
         .select((access_tokens::user_id, access_tokens::scope))
         .get_result(c)
         .optional())?)
+}
+
+/// Who a token belongs to, and its scope.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = access_tokens)]
+pub struct TokenOwner {
+    pub user_id: String,
+    pub scope: String,
+}
+
+/// A live token of either scope with the credential `credential_id` if that belongs to the
+/// token's user: signHash's two lookups in one statement when both are there (the success
+/// path); otherwise the token alone, so that the caller can tell a bad token from a credential
+/// that is not its user's.
+pub fn live_token_and_credential(
+    conn: &mut DbConn,
+    token_hash: &[u8],
+    now: i64,
+    credential_id: &str,
+) -> Result<Option<(TokenOwner, Option<CredentialRow>)>, StoreError> {
+    let both: Option<(TokenOwner, CredentialRow)> = on_backend!(&mut *conn, |c| {
+        access_tokens::table
+            .inner_join(
+                credentials::table.on(credentials::id
+                    .eq(credential_id)
+                    .and(credentials::user_id.eq(access_tokens::user_id))),
+            )
+            .filter(access_tokens::token_hash.eq(token_hash))
+            .filter(access_tokens::revoked.eq(false))
+            .filter(access_tokens::expires_at.gt(now))
+            .select((TokenOwner::as_select(), CredentialRow::as_select()))
+            .get_result(c)
+            .optional()
+    })?;
+    if let Some((owner, credential)) = both {
+        return Ok(Some((owner, Some(credential))));
+    }
+    Ok(live_token(conn, token_hash, now)?
+        .map(|(user_id, scope)| (TokenOwner { user_id, scope }, None)))
 }
 
 /// Revoke a token of `user_id` and the SADs issued under it. Returns whether a token matched.
