@@ -122,6 +122,17 @@ fn sign_hash_input_errors() {
     w.app
         .post_raw("/csc/v2/signatures/signHash", Some(&w.token), "{\"SAD\": ")
         .assert_error(400, "invalid_request");
+    // A bad token is 401 whatever the body: malformed, naming no credential, or naming the
+    // caller's real credential (found by the same statement that judges the token).
+    for body in [
+        "{\"SAD\": ".to_string(),
+        with("credentialID", Value::Null).to_string(),
+        base.to_string(),
+    ] {
+        w.app
+            .post_raw("/csc/v2/signatures/signHash", Some("not-a-token"), &body)
+            .assert_error(401, "invalid_token");
+    }
     // After all those refusals the SAD is intact and signs once.
     assert_eq!(
         w.sign(
