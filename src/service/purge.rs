@@ -15,7 +15,7 @@ const PAUSE: Duration = Duration::from_millis(5);
 const MAX_BATCHES: usize = 200;
 
 /// Delete what expired more than `keep_expired` seconds ago (blocking).
-pub fn run_once(st: &AppState) -> Result<Purged, CscError> {
+fn run_once(st: &AppState) -> Result<Purged, CscError> {
     let cutoff = st.clock.now() - st.settings.keep_expired;
     let purged = st
         .store

@@ -86,11 +86,10 @@ pub(crate) fn authenticate_for_signing_on(
     token_hash: &[u8],
     now: i64,
 ) -> Result<(UserId, bool), CscError> {
-    let (user, scope) =
-        repo::tokens::live_token(conn, token_hash, now)?.ok_or(CscError::InvalidToken)?;
+    let owner = repo::tokens::live_token(conn, token_hash, now)?.ok_or(CscError::InvalidToken)?;
     Ok((
-        UserId(user),
-        scope == crate::store::models::SCOPE_CREDENTIAL,
+        UserId(owner.user_id),
+        owner.scope == crate::store::models::SCOPE_CREDENTIAL,
     ))
 }
 

@@ -346,8 +346,7 @@ impl Checkpointer {
             .name("quill-wal-checkpoint".into())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                    let pass = checkpoint_round(&mut conn, restart_frames);
-                    if let Err(e) = pass {
+                    if let Err(e) = checkpoint_round(&mut conn, restart_frames) {
                         tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
                     }
                 }

@@ -13,6 +13,14 @@ pub fn insert(conn: &mut DbConn, row: &AccessTokenRow) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Who a token belongs to, and its scope.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = access_tokens)]
+pub struct TokenOwner {
+    pub user_id: String,
+    pub scope: String,
+}
+
 /// The user owning a live (unrevoked, unexpired) service token: what the API methods accept.
 pub fn live_user(
     conn: &mut DbConn,
@@ -20,31 +28,23 @@ pub fn live_user(
     now: i64,
 ) -> Result<Option<String>, StoreError> {
     Ok(live_token(conn, token_hash, now)?
-        .filter(|(_, scope)| scope == SCOPE_SERVICE)
-        .map(|(user, _)| user))
+        .filter(|owner| owner.scope == SCOPE_SERVICE)
+        .map(|owner| owner.user_id))
 }
 
-/// The user and scope of a live token of either scope (signHash also takes credential tokens).
+/// The owner and scope of a live token of either scope (signHash also takes credential tokens).
 pub fn live_token(
     conn: &mut DbConn,
     token_hash: &[u8],
     now: i64,
-) -> Result<Option<(String, String)>, StoreError> {
+) -> Result<Option<TokenOwner>, StoreError> {
     Ok(on_backend!(conn, |c| access_tokens::table
         .filter(access_tokens::token_hash.eq(token_hash))
         .filter(access_tokens::revoked.eq(false))
         .filter(access_tokens::expires_at.gt(now))
-        .select((access_tokens::user_id, access_tokens::scope))
+        .select(TokenOwner::as_select())
         .get_result(c)
         .optional())?)
-}
-
-/// Who a token belongs to, and its scope.
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = access_tokens)]
-pub struct TokenOwner {
-    pub user_id: String,
-    pub scope: String,
 }
 
 /// A live token of either scope with the credential `credential_id` if that belongs to the
@@ -74,8 +74,7 @@ pub fn live_token_and_credential(
     if let Some((owner, credential)) = both {
         return Ok(Some((owner, Some(credential))));
     }
-    Ok(live_token(conn, token_hash, now)?
-        .map(|(user_id, scope)| (TokenOwner { user_id, scope }, None)))
+    Ok(live_token(conn, token_hash, now)?.map(|owner| (owner, None)))
 }
 
 /// Revoke a token of `user_id` and the SADs issued under it. Returns whether a token matched.
