@@ -1,10 +1,12 @@
 //! The `Qscd` over a PKCS#11 token with cryptoki. One `Pkcs11` context per module per process
 //! (C_Initialize once), the token found by label (SoftHSM2 renumbers slots), one login for the
-//! life of the process (the pool never closes its last healthy session), cached key handles, and
-//! one retry after session loss, logout or a stale handle.
+//! life of the process (the pool never closes its last healthy session), cached key handles (the
+//! first miss indexes every private key on the token at once), and one retry after session loss,
+//! logout or a stale handle.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -43,6 +45,8 @@ pub struct Pkcs11Qscd {
     pool: Pool,
     pin: SecretString,
     handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
+    /// Whether `handles` holds every private key the token had when it was last indexed.
+    indexed: AtomicBool,
 }
 
 /// An operation's error: cryptoki's, or ours.
@@ -219,6 +223,19 @@ fn first(session: &Session, template: &[Attribute]) -> Result<Option<ObjectHandl
     Ok(session.find_objects(template)?.into_iter().next())
 }
 
+/// Every private key on the token with its CKA_ID (keys without one are left out).
+fn private_key_ids(session: &Session) -> Result<Vec<(Vec<u8>, ObjectHandle)>, CkError> {
+    let mut out = Vec::new();
+    for h in session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])? {
+        for attribute in session.get_attributes(h, &[AttributeType::Id])? {
+            if let Attribute::Id(id) = attribute {
+                out.push((id, h));
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl Pkcs11Qscd {
     /// Load the module, find the token by label and log in once.
     pub fn open(cfg: &Pkcs11Config) -> Result<Self, QscdError> {
@@ -237,6 +254,7 @@ impl Pkcs11Qscd {
             pool: Pool::new(ctx, slot, cfg.pin.clone(), cfg.max_sessions, session),
             pin: cfg.pin.clone(),
             handles: Mutex::new(HashMap::new()),
+            indexed: AtomicBool::new(false),
         })
     }
 
@@ -311,13 +329,13 @@ impl Pkcs11Qscd {
                     login(session, &self.pin).map_err(map_ck)?;
                 }
                 Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid) => {
-                    self.lock_handles().clear();
+                    self.forget_handles();
                 }
                 _ => {
                     tracing::warn!(error = %err, "token session lost; re-opening sessions");
                     lease.discard();
                     self.pool.reset();
-                    self.lock_handles().clear();
+                    self.forget_handles();
                 }
             }
         }
@@ -327,10 +345,39 @@ impl Pkcs11Qscd {
         self.handles.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A private key's handle, cached.
+    /// Drop every cached handle (stale after a session loss or an invalid-handle error).
+    fn forget_handles(&self) {
+        let mut handles = self.lock_handles();
+        handles.clear();
+        self.indexed.store(false, Ordering::Release);
+    }
+
+    /// How many key handles are cached (tests).
+    #[cfg(test)]
+    pub(crate) fn cached_handles(&self) -> usize {
+        self.lock_handles().len()
+    }
+
+    /// A private key's handle, cached. The first miss indexes every private key on the token:
+    /// a find by CKA_ID costs a pass over all the token's objects in SoftHSM2 (about 10 ms with
+    /// a few hundred), so finding each key on its first use would pay that pass once per key,
+    /// while one find by class and a CKA_ID read per key pays it once. Later misses (a key made
+    /// since by another process, such as `quill enroll`) fall back to the find by CKA_ID.
     fn private_key(&self, session: &Session, id: &[u8]) -> Result<ObjectHandle, OpError> {
         if let Some(h) = self.lock_handles().get(id) {
             return Ok(*h);
+        }
+        if !self.indexed.swap(true, Ordering::AcqRel) {
+            let all = private_key_ids(session).inspect_err(|_| {
+                self.indexed.store(false, Ordering::Release);
+            })?;
+            let mut handles = self.lock_handles();
+            for (key_id, h) in all {
+                handles.entry(key_id).or_insert(h);
+            }
+            if let Some(h) = handles.get(id) {
+                return Ok(*h);
+            }
         }
         let h = first(
             session,
@@ -413,8 +460,10 @@ impl Qscd for Pkcs11Qscd {
         };
         public.extend(extra);
         self.with_session(|s| {
-            let (pubh, _) = s.generate_key_pair(&mech, &public, &private)?;
-            spki_of(s, pubh)
+            let (pubh, privh) = s.generate_key_pair(&mech, &public, &private)?;
+            let spki = spki_of(s, pubh)?;
+            self.lock_handles().insert(id.to_vec(), privh);
+            Ok(spki)
         })
     }
 

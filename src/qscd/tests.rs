@@ -221,6 +221,42 @@ fn ec_sign_verifies(q: &dyn Qscd, id: &[u8]) {
 }
 
 #[test]
+fn the_first_key_lookup_indexes_every_key_and_later_keys_are_still_found() {
+    let cfg = new_token("index");
+    let maker = Pkcs11Qscd::open(&cfg).unwrap();
+    let ids: Vec<Vec<u8>> = (0..5).map(|i| format!("ix-{i}").into_bytes()).collect();
+    for id in &ids {
+        maker.generate_key_pair(KeySpec::EcP256, id, "ix").unwrap();
+    }
+    // The key maker knows its own handles; a fresh instance (a server started later) knows none.
+    assert_eq!(maker.cached_handles(), ids.len());
+    let server = Pkcs11Qscd::open(&cfg).unwrap();
+    assert_eq!(server.cached_handles(), 0);
+    // Its first signature indexes the token's private keys: every key is cached at once.
+    ec_sign_verifies(&server, &ids[3]);
+    assert_eq!(server.cached_handles(), ids.len());
+    for id in &ids {
+        ec_sign_verifies(&server, id);
+    }
+    // A key made after the index (by another instance) is still found, by its CKA_ID, once.
+    maker
+        .generate_key_pair(KeySpec::EcP256, b"ix-late", "ix")
+        .unwrap();
+    ec_sign_verifies(&server, b"ix-late");
+    assert_eq!(server.cached_handles(), ids.len() + 1);
+    // A key the token does not hold is not found, and caches nothing.
+    assert!(matches!(
+        server.sign(b"ix-none", SignMechanism::Ecdsa, &[&[0u8; 32]]),
+        Err(QscdError::KeyNotFound)
+    ));
+    assert_eq!(server.cached_handles(), ids.len() + 1);
+    // A destroyed key is gone from the cache and from the token.
+    server.destroy_key_pair(&ids[0]).unwrap();
+    assert!(!server.has_key(&ids[0]).unwrap());
+    assert!(!maker.has_key(b"ix-none").unwrap());
+}
+
+#[test]
 fn token_set_spreads_keys_and_finds_them_in_any_order() {
     let (a, b) = (new_token("set-a"), new_token("set-b"));
     let set = super::open(&[a.clone(), b.clone()]).unwrap();
