@@ -45,9 +45,15 @@ pub struct Pkcs11Qscd {
     pool: Pool,
     pin: SecretString,
     handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
-    /// Whether `handles` holds every private key the token had when it was last indexed.
+    /// Whether the token's private keys were indexed into `handles` (or found too many to).
     indexed: AtomicBool,
+    /// Most private keys the index reads the CKA_ID of ([`INDEX_MAX_KEYS`]).
+    index_max: usize,
 }
+
+/// A token with more private keys than this is not indexed: one CKA_ID read per key would cost
+/// a network HSM a round trip each, and such HSMs find one key by CKA_ID quickly anyway.
+const INDEX_MAX_KEYS: usize = 4096;
 
 /// An operation's error: cryptoki's, or ours.
 enum OpError {
@@ -223,10 +229,20 @@ fn first(session: &Session, template: &[Attribute]) -> Result<Option<ObjectHandl
     Ok(session.find_objects(template)?.into_iter().next())
 }
 
-/// Every private key on the token with its CKA_ID (keys without one are left out).
-fn private_key_ids(session: &Session) -> Result<Vec<(Vec<u8>, ObjectHandle)>, CkError> {
-    let mut out = Vec::new();
-    for h in session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])? {
+/// Every private key on the token with its CKA_ID (keys without one are left out); nothing
+/// when there are more than `max`.
+fn private_key_ids(session: &Session, max: usize) -> Result<Vec<(Vec<u8>, ObjectHandle)>, CkError> {
+    let keys = session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?;
+    if keys.len() > max {
+        tracing::info!(
+            keys = keys.len(),
+            max,
+            "too many private keys to index; each is found on first use"
+        );
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for h in keys {
         for attribute in session.get_attributes(h, &[AttributeType::Id])? {
             if let Attribute::Id(id) = attribute {
                 out.push((id, h));
@@ -255,6 +271,7 @@ impl Pkcs11Qscd {
             pin: cfg.pin.clone(),
             handles: Mutex::new(HashMap::new()),
             indexed: AtomicBool::new(false),
+            index_max: INDEX_MAX_KEYS,
         })
     }
 
@@ -358,6 +375,13 @@ impl Pkcs11Qscd {
         self.lock_handles().len()
     }
 
+    /// The same with another index limit (tests).
+    #[cfg(test)]
+    pub(crate) fn with_index_max(mut self, index_max: usize) -> Self {
+        self.index_max = index_max;
+        self
+    }
+
     /// A private key's handle, cached. The first miss indexes every private key on the token:
     /// a find by CKA_ID costs a pass over all the token's objects in SoftHSM2 (about 10 ms with
     /// a few hundred), so finding each key on its first use would pay that pass once per key,
@@ -368,7 +392,7 @@ impl Pkcs11Qscd {
             return Ok(*h);
         }
         if !self.indexed.swap(true, Ordering::AcqRel) {
-            let all = private_key_ids(session).inspect_err(|_| {
+            let all = private_key_ids(session, self.index_max).inspect_err(|_| {
                 self.indexed.store(false, Ordering::Release);
             })?;
             let mut handles = self.lock_handles();

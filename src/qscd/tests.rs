@@ -254,6 +254,12 @@ fn the_first_key_lookup_indexes_every_key_and_later_keys_are_still_found() {
     server.destroy_key_pair(&ids[0]).unwrap();
     assert!(!server.has_key(&ids[0]).unwrap());
     assert!(!maker.has_key(b"ix-none").unwrap());
+    // Past the index limit, keys are found one by one, on first use.
+    let big = Pkcs11Qscd::open(&cfg).unwrap().with_index_max(3);
+    ec_sign_verifies(&big, &ids[2]);
+    assert_eq!(big.cached_handles(), 1);
+    ec_sign_verifies(&big, &ids[4]);
+    assert_eq!(big.cached_handles(), 2);
 }
 
 #[test]
