@@ -43,9 +43,36 @@ fn bench_smoke_writes_the_report() {
             "cold_start_ms",
             "http_floor",
             "results",
+            "server_breakdown",
             "server_peak_rss_mib"
         ]
     );
+    // Per signHash scenario: the server's own token time per call (from its metrics), within
+    // the mean call the client saw, and the raw token time for the same signatures.
+    let breakdown = report["server_breakdown"].as_array().unwrap();
+    assert_eq!(breakdown.len(), 8, "2 keys × 2 scenarios × 2 concurrencies");
+    for b in breakdown {
+        assert!(b["calls"].as_u64().unwrap() > 0, "{b}");
+        let token = b["server_token_ms"].as_f64().unwrap();
+        let call = b["mean_call_ms"].as_f64().unwrap();
+        let raw = b["raw_token_ms"].as_f64().unwrap();
+        assert!(token > 0.0 && token < call, "{b}");
+        assert!(raw > 0.0 && raw.is_finite(), "{b}");
+        if b["scenario"] == "sign_hash_100" {
+            let one = breakdown
+                .iter()
+                .find(|o| {
+                    o["scenario"] == "sign_hash_1"
+                        && o["key"] == b["key"]
+                        && o["concurrency"] == b["concurrency"]
+                })
+                .unwrap();
+            assert!(
+                token > 20.0 * one["server_token_ms"].as_f64().unwrap(),
+                "100 signatures take the token longer than one: {b} {one}"
+            );
+        }
+    }
     // The HTTP floor (GET /healthz) at each concurrency of the run: answered, and faster than
     // any signHash of the same run.
     let floor = report["http_floor"].as_array().unwrap();

@@ -135,6 +135,12 @@ impl Run {
         self.items as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 
+    /// The mean latency in milliseconds.
+    pub fn mean_ms(&self) -> f64 {
+        let total: Duration = self.latencies.iter().sum();
+        total.as_secs_f64() * 1000.0 / self.latencies.len().max(1) as f64
+    }
+
     /// The q-quantile (0..=1) of the latencies in milliseconds, nearest rank.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         let n = self.latencies.len();
