@@ -41,7 +41,7 @@ impl CredentialView {
         now: i64,
         max_failures: i32,
     ) -> Result<CredentialView, CscError> {
-        let key_type = super::key_type_of(row)?;
+        let key_type = super::key_type_of(&row.key_type)?;
         let chain = pki::split_chain(&row.cert_chain)?;
         let ee = chain
             .first()

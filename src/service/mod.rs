@@ -34,8 +34,8 @@ pub fn key_type_name(k: KeyType) -> &'static str {
     }
 }
 
-pub fn key_type_of(row: &CredentialRow) -> Result<KeyType, CscError> {
-    match row.key_type.as_str() {
+pub fn key_type_of(key_type: &str) -> Result<KeyType, CscError> {
+    match key_type {
         "rsa" => Ok(KeyType::Rsa),
         "ec-p256" => Ok(KeyType::EcP256),
         "ec-p384" => Ok(KeyType::EcP384),

@@ -304,7 +304,7 @@ pub async fn sign_doc(
     if now >= cred.not_after {
         return Err(CscError::invalid("Signing certificate is expired"));
     }
-    let key = super::key_type_of(&cred)?;
+    let key = super::key_type_of(&cred.key_type)?;
     let modulus_bytes =
         (key == KeyType::Rsa).then(|| usize::try_from(cred.key_bits / 8).unwrap_or(0));
     let mut tasks = Vec::new();

@@ -134,7 +134,7 @@ pub async fn sign_hash<B: SignHashBody>(
                 "Too many hashes for one call (more than multisign)",
             ));
         }
-        let key = super::key_type_of(&cred)?;
+        let key = super::key_type_of(&cred.key_type)?;
         let params = match &input.sign_algo_params {
             Some(p) => Some(
                 crypto::b64::decode(p)

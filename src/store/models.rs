@@ -44,6 +44,20 @@ pub struct CredentialRow {
     pub created_at: i64,
 }
 
+/// What signHash needs of a credential: no certificate chain, PIN hash or OTP secret is read
+/// on the signing path.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = credentials)]
+pub struct SigningCredential {
+    pub id: String,
+    pub key_id: Vec<u8>,
+    pub key_type: String,
+    pub key_bits: i32,
+    pub not_after: i64,
+    pub status: String,
+    pub multisign: i32,
+}
+
 /// A credential row by reference, for multi-row inserts (`repo::credentials::insert_many`):
 /// the scale-test seed writes a million rows that share one certificate chain without copying
 /// it a million times. `None` is written as NULL (never DEFAULT), which lets SQLite take every

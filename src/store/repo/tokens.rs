@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use crate::store::models::{AccessTokenRow, CredentialRow, SCOPE_SERVICE};
+use crate::store::models::{AccessTokenRow, SCOPE_SERVICE, SigningCredential};
 use crate::store::schema::{access_tokens, credentials, sads};
 use crate::store::{DbConn, StoreError, on_backend};
 
@@ -48,16 +48,16 @@ pub fn live_token(
 }
 
 /// A live token of either scope with the credential `credential_id` if that belongs to the
-/// token's user: signHash's two lookups in one statement when both are there (the success
-/// path); otherwise the token alone, so that the caller can tell a bad token from a credential
-/// that is not its user's.
+/// token's user (the columns signing needs): signHash's two lookups in one statement when both
+/// are there (the success path); otherwise the token alone, so that the caller can tell a bad
+/// token from a credential that is not its user's.
 pub fn live_token_and_credential(
     conn: &mut DbConn,
     token_hash: &[u8],
     now: i64,
     credential_id: &str,
-) -> Result<Option<(TokenOwner, Option<CredentialRow>)>, StoreError> {
-    let both: Option<(TokenOwner, CredentialRow)> = on_backend!(&mut *conn, |c| {
+) -> Result<Option<(TokenOwner, Option<SigningCredential>)>, StoreError> {
+    let both: Option<(TokenOwner, SigningCredential)> = on_backend!(&mut *conn, |c| {
         access_tokens::table
             .inner_join(
                 credentials::table.on(credentials::id
@@ -67,7 +67,7 @@ pub fn live_token_and_credential(
             .filter(access_tokens::token_hash.eq(token_hash))
             .filter(access_tokens::revoked.eq(false))
             .filter(access_tokens::expires_at.gt(now))
-            .select((TokenOwner::as_select(), CredentialRow::as_select()))
+            .select((TokenOwner::as_select(), SigningCredential::as_select()))
             .get_result(c)
             .optional()
     })?;
