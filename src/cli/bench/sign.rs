@@ -649,18 +649,13 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         max_calls: args.max_signatures,
         warm_up: args.warm_up,
     };
+    let enrol = |hash, key: &str, n, c: &mut Creds| {
+        enrol_credentials(&store, &qscd, hash, &signer, key, n, c)
+    };
     for kind in &kinds {
         let mut c = Creds::default();
         let t = Instant::now();
-        enrol_credentials(
-            &store,
-            &qscd,
-            args.hash.params(),
-            &signer,
-            &kind.name,
-            1,
-            &mut c,
-        )?;
+        enrol(args.hash.params(), &kind.name, 1, &mut c)?;
         eprintln!(
             "enrolled one {} credential in {:.0} ms",
             kind.name,
@@ -711,7 +706,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         };
         let t = Instant::now();
         if let Some(c) = creds.get_mut(&kind.name) {
-            enrol_credentials(&store, &qscd, PREP_HASH, &signer, &kind.name, more, c)?;
+            enrol(PREP_HASH, &kind.name, more, c)?;
         }
         let mut f = Creds::default();
         let flow_creds_n = if flows > 0 {
@@ -719,15 +714,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         } else {
             0
         };
-        enrol_credentials(
-            &store,
-            &qscd,
-            args.hash.params(),
-            &signer,
-            &kind.name,
-            flow_creds_n,
-            &mut f,
-        )?;
+        enrol(args.hash.params(), &kind.name, flow_creds_n, &mut f)?;
         flow_creds.insert(kind.name.clone(), f);
         eprintln!(
             "enrolled {} more {} credentials in {:.1} s ({sads} SADs to authorize)",
