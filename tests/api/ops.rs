@@ -605,3 +605,136 @@ fn expired_sads_are_purged_while_serving_and_the_audit_log_is_not() {
     assert!(env.db_i64("SELECT COUNT(*) AS n FROM audit_log") > audit);
     audit_verifies(&env);
 }
+
+/// SIGKILL in the middle of a signing load, then a restart on the same database and token:
+/// every signature a client received stays spent (its hash is refused as already signed after
+/// the restart), at most the one call each client had in flight is lost (spent, never
+/// answered), every other hash still signs once, and the audit chain is whole. On SQLite this
+/// is the embedded default under `--sign-on-worker`: the spend committed to the WAL by the
+/// request thread before the answer leaves, the checkpoints on a thread of their own.
+#[test]
+fn sigkill_mid_load_then_restart_keeps_every_answered_spend() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const ES256: &str = "1.2.840.10045.4.3.2";
+    const N: usize = 240;
+    const CLIENTS: usize = 3;
+    let env = Env::new();
+    let s = signer("kasia");
+    let cred = env
+        .try_enroll_signer(&s, "ec-p256", &["--multisign", "240"])
+        .unwrap()
+        .credential_id;
+    // `--sign-on-worker` is refused on PostgreSQL: there the pool path is the one tested.
+    let flags: &[&str] = if test_pg_url().is_some() {
+        &[]
+    } else {
+        &["--sign-on-worker"]
+    };
+    let mut app = env.spawn_with(flags);
+    let token = app.login(&s.user, &s.password);
+    let hashes: Vec<Vec<u8>> = (0..N)
+        .map(|i| digest(SHA256, format!("contract {i}").as_bytes()))
+        .collect();
+    let sad = app.authorize(&token, &s, &cred, &hashes, SHA256);
+    let key = p256_key(&app, &token, &cred);
+    let body = |i: usize| json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&hashes[i])], "signAlgo": ES256});
+
+    // Clients take hashes from one queue; the server is killed once N / 3 are answered. A
+    // client stops at its first call without a whole answer.
+    let url = format!("{}/csc/v2/signatures/signHash", app.base);
+    let next = AtomicUsize::new(0);
+    let killed = AtomicBool::new(false);
+    let answered: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
+    let app_ref = Mutex::new(&mut app);
+    std::thread::scope(|scope| {
+        for _ in 0..CLIENTS {
+            scope.spawn(|| {
+                let client = reqwest::blocking::Client::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= N {
+                        break;
+                    }
+                    let sent = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .timeout(Duration::from_secs(30))
+                        .json(&body(i))
+                        .send();
+                    let Ok(r) = sent else { break };
+                    assert_eq!(r.status(), 200, "before the kill every call signs");
+                    let Ok(v) = r.json::<Value>() else { break };
+                    let signature = v["signatures"][0].as_str().unwrap().to_string();
+                    let count = {
+                        let mut a = answered.lock().unwrap();
+                        a.push((i, signature));
+                        a.len()
+                    };
+                    if count >= N / 3 && !killed.swap(true, Ordering::SeqCst) {
+                        app_ref.lock().unwrap().kill9();
+                    }
+                }
+            });
+        }
+    });
+    assert!(killed.load(Ordering::SeqCst));
+    let answered = answered.into_inner().unwrap();
+    assert!(
+        answered.len() >= N / 3 && answered.len() < N,
+        "{}",
+        answered.len()
+    );
+    for (i, signature) in &answered {
+        verify_p256(&key, &hashes[*i], signature);
+    }
+
+    // The restarted server (same database, same token, the same bearer token) refuses every
+    // answered hash as signed, and signs every other one once — but the few that were spent
+    // in flight when the process died.
+    let app = env.spawn_named("restarted", flags);
+    for (i, _) in &answered {
+        let r = app.sign_hash_raw(&token, body(*i));
+        r.assert_error(400, "invalid_request");
+        assert!(r.description().contains("already signed"), "{}", r.body);
+    }
+    let mut lost_in_flight = 0;
+    for (i, h) in hashes.iter().enumerate() {
+        if answered.iter().any(|(a, _)| *a == i) {
+            continue;
+        }
+        let r = app.sign_hash_raw(&token, body(i));
+        if r.status == 200 {
+            verify_p256(&key, h, r.body["signatures"][0].as_str().unwrap());
+        } else {
+            r.assert_error(400, "invalid_request");
+            assert!(r.description().contains("already signed"), "{}", r.body);
+            lost_in_flight += 1;
+        }
+    }
+    eprintln!(
+        "{} of {N} answered before the kill, {lost_in_flight} spent in flight",
+        answered.len()
+    );
+    assert!(
+        lost_in_flight <= CLIENTS,
+        "{lost_in_flight} hashes spent without an answer: more than one per client"
+    );
+    assert_eq!(
+        env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sad_hashes WHERE used = TRUE"),
+        N as i64
+    );
+    assert_eq!(
+        env.db_i64("SELECT CAST(remaining AS BIGINT) AS n FROM sads"),
+        0
+    );
+    audit_verifies(&env);
+    assert_eq!(
+        env.db_i64(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log \
+             WHERE action = 'sign_hash' AND outcome = 'sad_spent'"
+        ),
+        N as i64,
+        "one spend record per hash, none half-written"
+    );
+}
