@@ -456,12 +456,20 @@ impl Store {
 pub(crate) mod tests {
     use super::*;
 
+    /// The PostgreSQL server the tests run against (`QUILL_TEST_PG_URL`, which CI sets);
+    /// `None`: SQLite.
+    pub(crate) fn test_pg_url() -> Option<String> {
+        std::env::var("QUILL_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    }
+
     /// A fresh store: a temporary SQLite file, or — when `QUILL_TEST_PG_URL` names a
     /// PostgreSQL server (CI sets it) — a fresh database on that server.
     pub(crate) fn temp_store() -> (TempDb, Store) {
         let dir = tempfile::tempdir().unwrap();
-        match std::env::var("QUILL_TEST_PG_URL") {
-            Ok(admin) if !admin.is_empty() => {
+        match test_pg_url() {
+            Some(admin) => {
                 let name = format!(
                     "quill_unit_{}_{}",
                     std::process::id(),
@@ -586,7 +594,7 @@ pub(crate) mod tests {
 
     #[test]
     fn sqlite_wal_is_checkpointed_off_the_request_path() {
-        if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+        if test_pg_url().is_some() {
             return; // SQLite only
         }
         let dir = tempfile::tempdir().unwrap();
@@ -638,7 +646,7 @@ pub(crate) mod tests {
 
     #[test]
     fn sqlite_wal_starts_over_under_steady_writes() {
-        if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+        if test_pg_url().is_some() {
             return; // SQLite only
         }
         let dir = tempfile::tempdir().unwrap();
@@ -721,7 +729,7 @@ pub(crate) mod tests {
         assert_eq!(seen, (0..8).collect::<Vec<_>>());
         assert_eq!(
             store.backend(),
-            if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+            if test_pg_url().is_some() {
                 "postgres"
             } else {
                 "sqlite"

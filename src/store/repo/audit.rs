@@ -183,7 +183,7 @@ mod tests {
         use crate::store::{SQLITE_MIGRATIONS, Store};
         use diesel::connection::SimpleConnection;
         use diesel_migrations::MigrationHarness;
-        if std::env::var("QUILL_TEST_PG_URL").is_ok_and(|u| !u.is_empty()) {
+        if crate::store::tests::test_pg_url().is_some() {
             return; // SQLite only
         }
         let dir = tempfile::tempdir().unwrap();
