@@ -2,19 +2,19 @@
 # Build stage: the locked dependency set, release profile.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpq-dev \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpq-dev libsqlite3-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin quill \
  && install -D -m 0755 target/release/quill /out/quill
 
-# Runtime stage: the binary, libpq, and SoftHSM2 for a development token. A production HSM's
+# Runtime stage: the binary, libpq, libsqlite3, and SoftHSM2 for a development token. A production HSM's
 # PKCS#11 module is mounted or added in a derived image and named with QUILL_PKCS11_MODULE.
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libpq5 softhsm2 ca-certificates \
+      libpq5 libsqlite3-0 softhsm2 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/quill --create-home --shell /usr/sbin/nologin quill
 COPY --from=build /out/quill /usr/local/bin/quill

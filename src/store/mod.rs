@@ -227,6 +227,11 @@ impl DbConn {
         let failed = |e| anyhow::anyhow!("database migration failed: {e}");
         match self {
             DbConn::Sqlite(c) => {
+                let version: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                    "sqlite_version()",
+                ))
+                .get_result(c)?;
+                check_sqlite_version(&version)?;
                 // WAL is a property of the file: set once, before concurrent use.
                 c.batch_execute("PRAGMA journal_mode = WAL;")?;
                 c.run_pending_migrations(SQLITE_MIGRATIONS)
@@ -248,6 +253,25 @@ impl DbConn {
             DbConn::Sqlite(_) => "sqlite",
             DbConn::Pg(_) => "postgres",
         }
+    }
+}
+
+/// Oldest SQLite library Quill runs on: `RETURNING` (the SAD spend, token issue) is 3.35.
+const SQLITE_MIN: (u32, u32) = (3, 35);
+
+/// SQLite is the system's library (or compiled in with `bundled-sqlite`): refuse one too old for
+/// Quill's statements with a message that says so, before any statement fails obscurely.
+fn check_sqlite_version(version: &str) -> anyhow::Result<()> {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let found = (parts.next().flatten(), parts.next().flatten());
+    match found {
+        (Some(major), Some(minor)) if (major, minor) >= SQLITE_MIN => Ok(()),
+        _ => anyhow::bail!(
+            "SQLite {version} is too old: Quill needs {}.{} or later (install a newer \
+             libsqlite3, or build with --features bundled-sqlite)",
+            SQLITE_MIN.0,
+            SQLITE_MIN.1
+        ),
     }
 }
 
@@ -455,6 +479,17 @@ impl Store {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_older_than_3_35_is_refused_by_name() {
+        for ok in ["3.35.0", "3.40.1", "3.50.4", "4.0.0"] {
+            assert!(check_sqlite_version(ok).is_ok(), "{ok}");
+        }
+        for old in ["3.34.1", "3.7.17", "2.8.17", "", "x.y"] {
+            let e = check_sqlite_version(old).unwrap_err().to_string();
+            assert!(e.contains("3.35 or later"), "{old}: {e}");
+        }
+    }
 
     /// The PostgreSQL server the tests run against (`QUILL_TEST_PG_URL`, which CI sets);
     /// `None`: SQLite.
