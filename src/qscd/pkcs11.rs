@@ -49,6 +49,13 @@ pub struct Pkcs11Qscd {
     indexed: AtomicBool,
     /// Most private keys the index reads the CKA_ID of ([`INDEX_MAX_KEYS`]).
     index_max: usize,
+    /// Token objects are created and destroyed one at a time: SoftHSM2's file object store
+    /// fails concurrent `C_GenerateKeyPair` / `C_CreateObject` calls now and then with
+    /// CKR_GENERAL_ERROR (SoftHSMv2 #573; two enrolment threads hit it within seconds), and the
+    /// sealing key's find-or-create must not run twice at once (two sealing keys under one
+    /// label would leave secrets sealed under the one later lookups do not find). Creating
+    /// objects is enrolment's business, never the signing path's.
+    objects: Mutex<()>,
 }
 
 /// A token with more private keys than this is not indexed: one CKA_ID read per key would cost
@@ -272,6 +279,7 @@ impl Pkcs11Qscd {
             handles: Mutex::new(HashMap::new()),
             indexed: AtomicBool::new(false),
             index_max: INDEX_MAX_KEYS,
+            objects: Mutex::new(()),
         })
     }
 
@@ -362,6 +370,11 @@ impl Pkcs11Qscd {
         self.handles.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Hold while creating or destroying token objects (see `objects`).
+    fn lock_objects(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Drop every cached handle (stale after a session loss or an invalid-handle error).
     fn forget_handles(&self) {
         let mut handles = self.lock_handles();
@@ -418,6 +431,10 @@ impl Pkcs11Qscd {
     /// The sealing key's handle, created on first use.
     fn seal_key(&self, session: &Session) -> Result<ObjectHandle, OpError> {
         let cache_key = SEAL_KEY_LABEL.as_bytes().to_vec();
+        if let Some(h) = self.lock_handles().get(&cache_key) {
+            return Ok(*h);
+        }
+        let _one_at_a_time = self.lock_objects();
         if let Some(h) = self.lock_handles().get(&cache_key) {
             return Ok(*h);
         }
@@ -484,7 +501,10 @@ impl Qscd for Pkcs11Qscd {
         };
         public.extend(extra);
         self.with_session(|s| {
-            let (pubh, privh) = s.generate_key_pair(&mech, &public, &private)?;
+            let (pubh, privh) = {
+                let _one_at_a_time = self.lock_objects();
+                s.generate_key_pair(&mech, &public, &private)?
+            };
             let spki = spki_of(s, pubh)?;
             self.lock_handles().insert(id.to_vec(), privh);
             Ok(spki)
@@ -538,6 +558,7 @@ impl Qscd for Pkcs11Qscd {
     fn destroy_key_pair(&self, id: &[u8]) -> Result<(), QscdError> {
         self.lock_handles().remove(id);
         self.with_session(|s| {
+            let _one_at_a_time = self.lock_objects();
             for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
                 for h in s.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])? {
                     s.destroy_object(h)?;
@@ -583,6 +604,7 @@ impl Qscd for Pkcs11Qscd {
             .map_err(|e| QscdError::BadInput(format!("not a certificate: {e}")))?;
         let subject = cert.subject().as_raw().to_vec();
         self.with_session(|s| {
+            let _one_at_a_time = self.lock_objects();
             s.create_object(&[
                 Attribute::Class(ObjectClass::CERTIFICATE),
                 Attribute::CertificateType(CertificateType::X_509),

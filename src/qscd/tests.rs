@@ -212,6 +212,62 @@ fn pool_is_bounded_under_concurrency() {
         .unwrap();
 }
 
+#[test]
+fn objects_made_from_several_threads_at_once_are_all_made_once() {
+    // SoftHSM2's object store fails concurrent object creation now and then (CKR_GENERAL_ERROR,
+    // SoftHSMv2 #573): the QSCD creates and destroys objects one at a time. Four threads each
+    // seal a secret (the first seals create the sealing key: exactly one must come of it) and
+    // make and destroy P-256 key pairs.
+    let cfg = new_token("objects");
+    let q = Pkcs11Qscd::open(&cfg).unwrap();
+    let made: Vec<(Vec<u8>, Vec<Vec<u8>>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4u8)
+            .map(|t| {
+                let q = &q;
+                s.spawn(move || {
+                    let sealed = q.seal(b"aad", &[t; 8]).unwrap();
+                    let mut ids = Vec::new();
+                    for i in 0..6u8 {
+                        let id = vec![b'c', t, i];
+                        q.generate_key_pair(KeySpec::EcP256, &id, "concurrent")
+                            .unwrap();
+                        if i % 3 == 2 {
+                            q.destroy_key_pair(&id).unwrap();
+                        } else {
+                            ids.push(id);
+                        }
+                    }
+                    (sealed, ids)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let seal_keys = q.with_session_for_tests(|s| {
+        s.find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(super::pkcs11::SEAL_KEY_LABEL.as_bytes().to_vec()),
+        ])
+        .unwrap()
+        .len()
+    });
+    assert_eq!(seal_keys, 1, "one sealing key");
+    for (t, (sealed, ids)) in (0..4u8).zip(&made) {
+        assert_eq!(q.unseal(b"aad", sealed).unwrap().as_slice(), &[t; 8]);
+        assert_eq!(ids.len(), 4);
+        for id in ids {
+            ec_sign_verifies(&q, id);
+        }
+    }
+    // A fresh instance (no cached handles) finds the same keys, and none of the destroyed.
+    let fresh = Pkcs11Qscd::open(&cfg).unwrap();
+    for t in 0..4u8 {
+        for i in 0..6u8 {
+            assert_eq!(fresh.has_key(&[b'c', t, i]).unwrap(), i % 3 != 2, "{t} {i}");
+        }
+    }
+}
+
 fn ec_sign_verifies(q: &dyn Qscd, id: &[u8]) {
     let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&q.public_key(id).unwrap()).unwrap();
     let d = sha2::Sha256::digest(id).to_vec();
