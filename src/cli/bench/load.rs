@@ -73,7 +73,12 @@ impl Http {
                 }
             }
         }
-        let length = length.ok_or_else(|| anyhow::anyhow!("answer without Content-Length"))?;
+        // 204 and 304 answers have no body (and actix-web sends no Content-Length with them).
+        let length = match (status, length) {
+            (204 | 304, _) => 0,
+            (_, Some(length)) => length,
+            (_, None) => anyhow::bail!("answer without Content-Length"),
+        };
         anyhow::ensure!(length <= MAX_ANSWER, "answer of {length} bytes");
         let mut body = vec![0u8; length];
         self.reader.read_exact(&mut body)?;

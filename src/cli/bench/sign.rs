@@ -3,13 +3,15 @@
 //!
 //! 1. A private SoftHSM2 token and SQLite database in a temporary directory (the command
 //!    re-executes itself with `SOFTHSM2_CONF` pointing there, and removes it at the end).
-//! 2. One user with TOTP credentials per key type, enrolled in-process exactly as
-//!    `quill enroll` does (`service::enrol`): key pair in the token, certificate, argon2 PIN.
+//! 2. One user, enrolled in-process exactly as `quill enroll` does (`service::enrol`: key pair
+//!    in the token, certificate, argon2 PIN): per key type one online-OTP credential (its code
+//!    goes to the server's outbox file) that serves the raw rows and every prepared SAD, and
+//!    for the authorize → signHash flows TOTP credentials.
 //! 3. **raw**: `Pkcs11Qscd::sign`, one digest per call, from 1 and N threads — the ceiling.
 //! 4. The argon2id cost of one PIN verification, alone.
 //! 5. A real `quill serve` child on 127.0.0.1:0 (spawn → `{"listening"}` is the cold start).
-//!    For each key and concurrency: SADs authorized beforehand over HTTP (PIN + TOTP, 1000
-//!    digests each; a TOTP step is accepted once per credential, so several credentials),
+//!    For each key and concurrency: SADs authorized beforehand over HTTP (`getChallenge`, then
+//!    PIN + the code from the outbox, 1000 digests each, all on the raw rows' key),
 //!    then `signHash` with 1 and with 100 hashes per call over keep-alive connections
 //!    (**sign_hash_1**, **sign_hash_100**), and the full flow authorize → signHash of one hash
 //!    (**authorize_sign**, RSA-2048 and P-256).
@@ -54,13 +56,19 @@ const USER: &str = "bench";
 const PER_SAD: usize = 1000;
 /// Flows are measured for these keys only (argon2 dominates; enrolling is the cost).
 const FLOW_KEYS: [&str; 2] = ["rsa-2048", "ec-p256"];
-/// PIN hash cost of the credentials that only prepare SADs: preparing them is not measured, and
-/// at the configured cost it was a fifth of the run. The first credential of each key and those
-/// of the authorize → signHash flows keep the configured cost (the flows measure it).
+/// PIN hash cost of the credential that prepares SADs: preparing them is not measured, and at
+/// the configured cost it was a fifth of the run. The credentials of the authorize → signHash
+/// flows keep the configured cost (the flows measure it).
 const PREP_HASH: HashParams = HashParams {
     memory_kib: 8,
     iterations: 1,
 };
+/// The server's OTP outbox (in the bench directory), where SAD preparation reads its codes.
+const OUTBOX: &str = "otp-outbox.jsonl";
+/// Online OTP destination of the SAD-preparing credentials: a new code per authorization, so
+/// one credential serves every SAD (TOTP accepts each 30-second step once per credential, which
+/// took a hundred credentials, and their key pairs, for a P-256 run).
+const PREP_OTP: &str = "email:bench@example.org";
 /// Alternating server / raw slices per scenario.
 const SLICES: u32 = 4;
 /// More inputs than the raw rate says a scenario can use in its time.
@@ -79,7 +87,7 @@ pub struct SignArgs {
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Time limit of each scenario, milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1500)]
     pub duration_ms: u64,
     /// Count limit of each scenario: most signatures prepared for it.
     #[arg(long, default_value_t = 100_000)]
@@ -279,6 +287,18 @@ struct Signer {
     totp: zeroize::Zeroizing<Vec<u8>>,
 }
 
+/// How the enrolled credentials take their one-time password.
+#[derive(Clone, Copy)]
+enum Otp {
+    /// The signer's TOTP secret.
+    Totp,
+    /// A code per `credentials/getChallenge`, delivered to the server's outbox.
+    Online,
+}
+
+/// Enrol `n` credentials of `key`, one after the other: SoftHSM2 fails a key generation that
+/// meets other work on the token in another thread now and then (CKR_GENERAL_ERROR).
+#[allow(clippy::too_many_arguments)]
 fn enrol_credentials(
     store: &Store,
     qscd: &Arc<dyn Qscd>,
@@ -286,14 +306,19 @@ fn enrol_credentials(
     signer: &Signer,
     key: &str,
     n: usize,
+    otp_kind: Otp,
     creds: &mut Creds,
 ) -> anyhow::Result<()> {
-    let user_id = |store: &Store| {
-        store
-            .with(|c| repo::users::by_name(c, USER))
-            .map(|u| u.map(|u| u.id))
-    };
-    for _ in 0..n {
+    let one = || -> anyhow::Result<(String, Vec<u8>)> {
+        let (totp_secret, online_otp) = match otp_kind {
+            Otp::Totp => (
+                Some(Secret::new(
+                    otp::to_base32(&signer.totp).expose().to_string(),
+                )),
+                None,
+            ),
+            Otp::Online => (None, Some(PREP_OTP.to_string())),
+        };
         let outcome = enrol::enrol(
             store,
             qscd,
@@ -304,21 +329,26 @@ fn enrol_credentials(
                 password: Secret::new(signer.password.clone()),
                 pin: Secret::new(signer.pin.clone()),
                 key: key.into(),
-                totp_secret: Some(Secret::new(
-                    otp::to_base32(&signer.totp).expose().to_string(),
-                )),
-                online_otp: None,
+                totp_secret,
+                online_otp,
                 common_name: Some("Bench Signer".into()),
                 multisign: i32::try_from(PER_SAD)?,
                 description: None,
             },
         )?;
-        let uid = user_id(store)?.ok_or_else(|| anyhow::anyhow!("no user after enrolment"))?;
+        let uid = store
+            .with(|c| repo::users::by_name(c, USER))?
+            .map(|u| u.id)
+            .ok_or_else(|| anyhow::anyhow!("no user after enrolment"))?;
         let row = store
             .with(|c| repo::credentials::owned(c, &uid, &outcome.credential_id))?
             .ok_or_else(|| anyhow::anyhow!("no credential after enrolment"))?;
-        creds.ids.push(outcome.credential_id);
-        creds.key_ids.push(row.key_id);
+        Ok((outcome.credential_id, row.key_id))
+    };
+    for _ in 0..n {
+        let (id, key_id) = one()?;
+        creds.ids.push(id);
+        creds.key_ids.push(key_id);
         creds.last_step.push(None);
         creds.owner.push(None);
     }
@@ -349,7 +379,7 @@ fn start_server(
             .arg("--argon2-parallel")
             .arg(args.hash.argon2_parallel.to_string())
             .arg("--otp-sender")
-            .arg(format!("outbox:{}", dir.join("otp-outbox.jsonl").display()))
+            .arg(format!("outbox:{}", dir.join(OUTBOX).display()))
             .env("QUILL_TOKEN_PIN", token_pin)
             .env("QUILL_LOG_FORMAT", "text")
             .env_remove("QUILL_TLS_CERT")
@@ -441,9 +471,37 @@ struct Client<'a> {
     addr: SocketAddr,
     bearer: String,
     signer: &'a Signer,
+    /// The server's OTP outbox file.
+    outbox: PathBuf,
 }
 
 impl Client<'_> {
+    /// A fresh online OTP for `cred`: `credentials/getChallenge`, then the newest code the
+    /// server wrote to its outbox for that credential (a new challenge replaces the last).
+    fn challenge(&self, http: &mut Http, cred: &str) -> anyhow::Result<String> {
+        let request = load::post_request(
+            self.addr,
+            "/csc/v2/credentials/getChallenge",
+            Some(&self.bearer),
+            &json!({ "credentialID": cred }).to_string(),
+        );
+        let (status, body) = http.send(&request)?;
+        anyhow::ensure!(
+            status == 204,
+            "credentials/getChallenge: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        let outbox = std::fs::read_to_string(&self.outbox)
+            .with_context(|| format!("cannot read {}", self.outbox.display()))?;
+        outbox
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|m| m.get("credential_id").and_then(Value::as_str) == Some(cred))
+            .and_then(|m| m.get("code").and_then(Value::as_str).map(str::to_string))
+            .ok_or_else(|| anyhow::anyhow!("no OTP for {cred} in the outbox"))
+    }
+
     fn authorize(
         &self,
         http: &mut Http,
@@ -523,7 +581,7 @@ fn expect_signed(status: u16, body: &[u8], n: usize) -> anyhow::Result<u64> {
 fn prepare_calls(
     client: &Client<'_>,
     kind: &KeyKind,
-    creds: &mut Creds,
+    cred: &str,
     signatures: usize,
     per_call: usize,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
@@ -535,10 +593,10 @@ fn prepare_calls(
         let hashes: Vec<String> = (0..PER_SAD)
             .map(|_| crypto::b64::encode(&random_digest(kind.hash)))
             .collect();
-        let (cred, code) = creds.next_code(&client.signer.totp, 0)?;
-        let sad = client.authorize(&mut http, kind, &cred, &code, &hashes)?;
+        let code = client.challenge(&mut http, cred)?;
+        let sad = client.authorize(&mut http, kind, cred, &code, &hashes)?;
         for chunk in hashes.chunks(per_call) {
-            calls.push(client.sign_hash_request(kind, &cred, &sad, chunk));
+            calls.push(client.sign_hash_request(kind, cred, &sad, chunk));
         }
     }
     Ok(calls)
@@ -639,23 +697,23 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         args.max_signatures
     );
 
-    // 2. One credential per key, 3. the raw ceiling.
+    // 2. One credential per key (it prepares every SAD), 3. the raw ceiling on its key.
     let mut creds: BTreeMap<String, Creds> = BTreeMap::new();
     let mut raw: BTreeMap<(String, usize), Run> = BTreeMap::new();
     // The standalone raw figure sizes the prepared inputs and fills the `raw` rows; each ratio
-    // is taken against the raw slices interleaved with its own scenario, so half the time does.
+    // is taken against the raw slices interleaved with its own scenario, so a quarter will do.
     let raw_limits = Limits {
-        duration: duration / 2,
+        duration: duration / 4,
         max_calls: args.max_signatures,
         warm_up: args.warm_up,
     };
-    let enrol = |hash, key: &str, n, c: &mut Creds| {
-        enrol_credentials(&store, &qscd, hash, &signer, key, n, c)
+    let enrol = |hash, key: &str, n, otp_kind, c: &mut Creds| {
+        enrol_credentials(&store, &qscd, hash, &signer, key, n, otp_kind, c)
     };
     for kind in &kinds {
         let mut c = Creds::default();
         let t = Instant::now();
-        enrol(args.hash.params(), &kind.name, 1, &mut c)?;
+        enrol(PREP_HASH, &kind.name, 1, Otp::Online, &mut c)?;
         eprintln!(
             "enrolled one {} credential in {:.0} ms",
             kind.name,
@@ -681,7 +739,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
     // 4. argon2 alone.
     let argon2_ms = argon2_verify_ms(args)?;
 
-    // Enough credentials for every SAD and flow (each gives at least two TOTP steps at once).
+    // Inputs for each scenario: what the raw rate could sign in its time, and some more.
     let signatures_for = |key: &str, n: usize, per_call: usize| {
         let timed = (raw_rate(key, n) * duration.as_secs_f64() * MARGIN).ceil() as usize;
         (timed + n * args.warm_up * per_call)
@@ -689,13 +747,8 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
             .min(args.max_signatures)
     };
     let mut flow_creds: BTreeMap<String, Creds> = BTreeMap::new();
+    // Enough TOTP credentials for every flow (each gives at least two TOTP steps at once).
     for kind in &kinds {
-        let sads: usize = levels
-            .iter()
-            .flat_map(|&n| [1, 100].map(|h| signatures_for(&kind.name, n, h).div_ceil(PER_SAD)))
-            .sum();
-        let have = creds.get(&kind.name).map_or(0, |c| c.ids.len());
-        let more = sads.div_ceil(2).saturating_sub(have);
         let flows = if FLOW_KEYS.contains(&kind.name.as_str()) {
             levels
                 .iter()
@@ -705,20 +758,25 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
             0
         };
         let t = Instant::now();
-        if let Some(c) = creds.get_mut(&kind.name) {
-            enrol(PREP_HASH, &kind.name, more, c)?;
-        }
         let mut f = Creds::default();
         let flow_creds_n = if flows > 0 {
             flows.div_ceil(2) + args.threads
         } else {
             0
         };
-        enrol(args.hash.params(), &kind.name, flow_creds_n, &mut f)?;
+        if flow_creds_n == 0 {
+            continue;
+        }
+        enrol(
+            args.hash.params(),
+            &kind.name,
+            flow_creds_n,
+            Otp::Totp,
+            &mut f,
+        )?;
         flow_creds.insert(kind.name.clone(), f);
         eprintln!(
-            "enrolled {} more {} credentials in {:.1} s ({sads} SADs to authorize)",
-            more + flow_creds_n,
+            "enrolled {flow_creds_n} {} TOTP credentials for the flows in {:.1} s",
             kind.name,
             t.elapsed().as_secs_f64()
         );
@@ -747,6 +805,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("auth/login without access_token"))?
         ),
         signer: &signer,
+        outbox: dir.join(OUTBOX),
     };
 
     // The floor any HTTP call pays here: `GET /healthz` (no database, no token) at each
@@ -758,7 +817,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         let run = load::run(
             n,
             Limits {
-                duration: duration.min(Duration::from_secs(1)),
+                duration: (duration / 4).min(Duration::from_secs(1)),
                 max_calls: 1_000_000,
                 warm_up: args.warm_up,
             },
@@ -795,18 +854,18 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
     let mut breakdowns = Vec::new();
     for kind in &kinds {
         let c = creds
-            .get_mut(&kind.name)
+            .get(&kind.name)
             .ok_or_else(|| anyhow::anyhow!("no credentials"))?;
-        let key_id = c
-            .key_ids
+        let (cred, key_id) = c
+            .ids
             .first()
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("no key"))?;
+            .zip(c.key_ids.first())
+            .ok_or_else(|| anyhow::anyhow!("no credential"))?;
         for (scenario, per_call) in [("sign_hash_1", 1), ("sign_hash_100", 100)] {
             for &n in &levels {
                 let t = Instant::now();
                 let signatures = signatures_for(&kind.name, n, per_call);
-                let calls = prepare_calls(&client, kind, c, signatures, per_call)?;
+                let calls = prepare_calls(&client, kind, cred, signatures, per_call)?;
                 prepare_seconds += t.elapsed().as_secs_f64();
                 // Server and raw token in alternating slices of the same time budget, so that
                 // the ratio compares like with like on a machine whose speed drifts (shared
@@ -827,7 +886,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
                         raw_paired.absorb(measure_raw(
                             &qscd,
                             kind,
-                            &key_id,
+                            key_id,
                             n,
                             slice_limits(args.max_signatures),
                         )?);
