@@ -72,22 +72,25 @@ pub struct Webhook {
 
 impl OtpSender for Webhook {
     fn send(&self, msg: &OtpMessage<'_>) -> Result<(), String> {
-        // A blocking client is built per delivery on the calling (blocking) thread: codes are
-        // rare, and a blocking client must not live inside the async runtime.
-        let client = reqwest::blocking::Client::builder()
-            .timeout(self.timeout)
+        // A blocking agent per delivery on the calling (blocking) thread: codes are rare. Any
+        // status is an answer here (not an error), so that 4xx and 5xx can be told apart.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(self.timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
             .build()
-            .map_err(|e| e.to_string())?;
+            .into();
         let payload = body(msg);
         let mut last = String::from("no attempt made");
         for attempt in 1..=self.attempts.max(1) {
-            match client.post(&self.url).json(&payload).send() {
+            match agent.post(&self.url).send_json(&payload) {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) if r.status().is_client_error() => {
                     return Err(format!("gateway refused the message: {}", r.status()));
                 }
                 Ok(r) => last = format!("gateway answered {}", r.status()),
-                Err(e) => last = format!("gateway unreachable: {}", e.without_url()),
+                // ureq's errors name the failure, not the URL (which may carry a credential).
+                Err(e) => last = format!("gateway unreachable: {e}"),
             }
             tracing::warn!(attempt, "OTP delivery failed; retrying");
             std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));

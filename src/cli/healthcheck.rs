@@ -25,17 +25,32 @@ pub struct HealthcheckArgs {
 }
 
 pub fn run(args: HealthcheckArgs) -> anyhow::Result<()> {
-    let mut client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(args.timeout.max(1)))
-        .redirect(reqwest::redirect::Policy::none());
+    let mut config = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(args.timeout.max(1))))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false);
     if let Some(path) = &args.ca_cert {
         let pem = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        let certs = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        anyhow::ensure!(!certs.is_empty(), "no certificate in {}", path.display());
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
+        );
     }
-    let response = client.build()?.get(&args.url).send()?;
+    let agent: ureq::Agent = config.build().into();
+    let mut response = agent.get(&args.url).call()?;
     let status = response.status();
-    let body = response.text().unwrap_or_default();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
     println!("{}", body.trim());
     anyhow::ensure!(status.is_success(), "{} answered {status}", args.url);
     Ok(())

@@ -75,11 +75,6 @@ impl ServeChild {
         Ok(server)
     }
 
-    /// `http://ADDR`.
-    pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     /// Peak resident set (VmHWM) so far, MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;

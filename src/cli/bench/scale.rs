@@ -14,14 +14,18 @@
 //! The report also carries the database's plan for the list and info queries and the size of
 //! the data. Every request goes to the loopback address the child printed, nowhere else.
 
+use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use base64::Engine as _;
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::child::ServeChild;
+use super::load::Http;
 use crate::cli::admin::{self, SeedShape};
 use crate::config::{HashArgs, StoreArgs, TokenArgs};
 use crate::service::{paging, seed};
@@ -97,55 +101,52 @@ fn start_server(args: &ScaleArgs) -> anyhow::Result<ServeChild> {
     })
 }
 
-/// A CSC client for the child server.
+/// A CSC client for the child server: one keep-alive connection (`sign`'s client).
 struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-    token: String,
+    addr: SocketAddr,
+    http: RefCell<(Http, Instant)>,
+    bearer: String,
 }
 
+/// The server closes a keep-alive connection idle for a few seconds: a connection idle this
+/// long is replaced before the next request rather than found closed after it was sent.
+const IDLE_RECONNECT: Duration = Duration::from_secs(2);
+
 impl Client {
-    /// POST `body`; the time to the complete answer and the answer, which must be 200.
+    /// POST `body`; the time to the complete answer and the answer, which must be 2xx.
     fn post(&self, method: &str, body: &Value) -> anyhow::Result<(Duration, Value)> {
+        let mut http = self.http.borrow_mut();
+        if http.1.elapsed() > IDLE_RECONNECT {
+            http.0 = Http::connect(self.addr)?;
+        }
         let started = Instant::now();
-        let r = self
-            .http
-            .post(format!("{}/csc/v2/{method}", self.base))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()?;
-        let status = r.status();
-        let bytes = r.bytes()?;
-        let took = started.elapsed();
-        anyhow::ensure!(
-            status.is_success(),
-            "{method} {body}: {status} {}",
-            String::from_utf8_lossy(&bytes)
+        let answer = http.0.post_json(
+            self.addr,
+            &format!("/csc/v2/{method}"),
+            Some(&self.bearer),
+            body,
         );
-        Ok((took, serde_json::from_slice(&bytes)?))
+        let took = started.elapsed();
+        http.1 = Instant::now();
+        Ok((took, answer.with_context(|| format!("{method} {body}"))?))
     }
 }
 
-fn login(base: &str, user: &str, password: &str) -> anyhow::Result<Client> {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    let r = http
-        .post(format!("{base}/csc/v2/auth/login"))
-        .basic_auth(user, Some(password))
-        .json(&json!({}))
-        .send()?;
-    anyhow::ensure!(r.status().is_success(), "auth/login: {}", r.status());
-    let body: Value = r.json()?;
+fn login(addr: SocketAddr, user: &str, password: &str) -> anyhow::Result<Client> {
+    let mut http = Http::connect(addr)?;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
+    let body = http.post_json(addr, "/csc/v2/auth/login", Some(&basic), &json!({}))?;
     let token = body
         .get("access_token")
         .and_then(Value::as_str)
-        .ok_or_else(|| anyhow::anyhow!("auth/login without access_token"))?
-        .to_string();
+        .ok_or_else(|| anyhow::anyhow!("auth/login without access_token"))?;
     Ok(Client {
-        http,
-        base: base.to_string(),
-        token,
+        addr,
+        http: RefCell::new((http, Instant::now())),
+        bearer: format!("Bearer {token}"),
     })
 }
 
@@ -286,7 +287,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<()> {
 
     // 2. The real server, and a logged-in client.
     let server = start_server(&args)?;
-    let client = login(&server.base(), &user, &args.shape.password)?;
+    let client = login(server.addr, &user, &args.shape.password)?;
 
     // 3. Walk one user's credentials.
     let (ids, tokens, walk_seconds) = walk(&client, max_time)?;
