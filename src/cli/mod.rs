@@ -18,7 +18,6 @@ pub mod serve;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "quill", version, about = "CSC API v2 remote signature server")]
@@ -71,15 +70,25 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Log to stderr, filtered by `QUILL_LOG` (`LEVEL` and `TARGET=LEVEL`, comma-separated, e.g.
+/// `info,quill::store=debug`; default `info,actix_server=warn`).
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("QUILL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing::Level;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("QUILL_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            Targets::new()
+                .with_default(Level::INFO)
+                .with_target("actix_server", Level::WARN)
+        });
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(fmt).init(),
+        LogFormat::Json => registry.with(fmt.json()).init(),
     }
 }
 
