@@ -124,6 +124,38 @@ pub struct Run {
     pub wall: Duration,
     /// Call indices used, warm-up included: they are `0..calls`.
     pub calls: usize,
+    /// The measuring window: from the common start to the time limit, or to the last answer
+    /// when the call budget ran out first.
+    pub window: Duration,
+    /// Items completed within the window, a call that straddles its end counted for the part
+    /// of it inside (see [`window_items`]).
+    pub window_items: f64,
+}
+
+/// One timed call: when it started and ended (from the run's start) and the items it completed.
+type Span = (Duration, Duration, u64);
+
+/// What one worker measured: latencies, items, calls, its start and its timed calls.
+type WorkerRun = (Vec<Duration>, u64, usize, Instant, Vec<Span>);
+
+/// Items completed by `spans` within `[0, end]`, a call that straddles `end` counted in
+/// proportion to its part before `end` (a 100-hash call signs at an even pace). A rate over the
+/// window then measures what the workers did together: dividing all items by the time the last
+/// worker finished would count, at two workers with long calls, the stretch in which one waits
+/// for the other's last call as if both had been working.
+pub fn window_items(spans: &[Span], end: Duration) -> f64 {
+    spans
+        .iter()
+        .map(|&(t0, t1, n)| {
+            if t1 <= end {
+                n as f64
+            } else if t0 >= end {
+                0.0
+            } else {
+                n as f64 * (end - t0).as_secs_f64() / (t1 - t0).as_secs_f64()
+            }
+        })
+        .sum()
 }
 
 impl Run {
@@ -134,10 +166,13 @@ impl Run {
         self.items += part.items;
         self.wall += part.wall;
         self.calls += part.calls;
+        self.window += part.window;
+        self.window_items += part.window_items;
     }
 
+    /// Items per second within the measuring window.
     pub fn rate(&self) -> f64 {
-        self.items as f64 / self.wall.as_secs_f64().max(1e-9)
+        self.window_items / self.window.as_secs_f64().max(1e-9)
     }
 
     /// The mean latency in milliseconds.
@@ -180,7 +215,7 @@ pub fn run<S>(
         let workers: Vec<_> = (0..threads)
             .map(|w| {
                 let (init, op, take, barrier) = (&init, &op, &take, &barrier);
-                scope.spawn(move || -> anyhow::Result<(Vec<Duration>, u64, usize)> {
+                scope.spawn(move || -> anyhow::Result<WorkerRun> {
                     let mut calls = 0;
                     let prepared = init(w).and_then(|mut state| {
                         for _ in 0..limits.warm_up {
@@ -195,15 +230,19 @@ pub fn run<S>(
                     let mut state = prepared?;
                     let started = Instant::now();
                     let mut latencies = Vec::new();
+                    let mut spans = Vec::new();
                     let mut items = 0;
                     while started.elapsed() < limits.duration {
                         let Some(i) = take() else { break };
                         calls += 1;
                         let t = Instant::now();
-                        items += op(&mut state, i)?;
-                        latencies.push(t.elapsed());
+                        let n = op(&mut state, i)?;
+                        let took = t.elapsed();
+                        items += n;
+                        latencies.push(took);
+                        spans.push((t - started, t - started + took, n));
                     }
-                    Ok((latencies, items, calls))
+                    Ok((latencies, items, calls, started, spans))
                 })
             })
             .collect();
@@ -211,12 +250,14 @@ pub fn run<S>(
         let started = Instant::now();
         let mut out = Run::default();
         let mut first_error = None;
+        let mut timed = Vec::new();
         for worker in workers {
             match worker.join() {
-                Ok(Ok((latencies, items, calls))) => {
+                Ok(Ok((latencies, items, calls, worker_start, spans))) => {
                     out.latencies.extend(latencies);
                     out.items += items;
                     out.calls += calls;
+                    timed.push((worker_start, spans));
                 }
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
@@ -228,6 +269,20 @@ pub fn run<S>(
         }
         out.wall = started.elapsed();
         out.latencies.sort_unstable();
+        // Every span relative to the earliest worker start (they start within microseconds).
+        let origin = timed.iter().map(|(s, _)| *s).min().unwrap_or(started);
+        let spans: Vec<Span> = timed
+            .iter()
+            .flat_map(|(s, spans)| {
+                let shift = *s - origin;
+                spans
+                    .iter()
+                    .map(move |&(t0, t1, n)| (t0 + shift, t1 + shift, n))
+            })
+            .collect();
+        let last = spans.iter().map(|s| s.1).max().unwrap_or_default();
+        out.window = last.min(limits.duration);
+        out.window_items = window_items(&spans, out.window);
         match first_error {
             Some(e) => Err(e),
             None => Ok(out),
@@ -263,7 +318,33 @@ mod tests {
         assert_eq!(run.latencies.len(), 44);
         assert_eq!(run.items, 88);
         assert_eq!(run.calls, 50, "warm-up calls count as used indices");
+        // The budget ran out long before the time limit: the window ends at the last answer.
+        assert!(run.window < Duration::from_secs(30));
+        assert_eq!(run.window_items, 88.0);
         assert!(run.rate() > 0.0);
+    }
+
+    #[test]
+    fn the_window_counts_what_happened_before_its_end() {
+        let ms = Duration::from_millis;
+        // Two workers, 50 ms: one makes five 10 ms calls, the other a 35 ms call and one from
+        // 35 to 70 ms — three sevenths of which fall inside. Dividing all seven by the 70 ms the
+        // last worker took would say 100/s; the two did 128.6/s together.
+        let spans = [
+            (ms(0), ms(10), 1),
+            (ms(10), ms(20), 1),
+            (ms(20), ms(30), 1),
+            (ms(30), ms(40), 1),
+            (ms(40), ms(50), 1),
+            (ms(0), ms(35), 1),
+            (ms(35), ms(70), 1),
+        ];
+        let inside = window_items(&spans, ms(50));
+        assert!((inside - (6.0 + 15.0 / 35.0)).abs() < 1e-9, "{inside}");
+        // A 100-item call counts by the part before the end; nothing after the end counts.
+        assert!((window_items(&[(ms(40), ms(60), 100)], ms(50)) - 50.0).abs() < 1e-9);
+        assert_eq!(window_items(&[(ms(50), ms(60), 100)], ms(50)), 0.0);
+        assert_eq!(window_items(&spans, ms(70)), 7.0);
     }
 
     #[test]
