@@ -87,7 +87,7 @@ pub struct SignArgs {
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Time limit of each scenario, milliseconds.
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1200)]
     pub duration_ms: u64,
     /// Count limit of each scenario: most signatures prepared for it.
     #[arg(long, default_value_t = 100_000)]
