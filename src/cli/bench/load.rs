@@ -120,8 +120,6 @@ pub struct Run {
     pub latencies: Vec<Duration>,
     /// Signatures (or flows) completed in the timed part.
     pub items: u64,
-    /// From the common start to the end of the last worker.
-    pub wall: Duration,
     /// Call indices used, warm-up included: they are `0..calls`.
     pub calls: usize,
     /// The measuring window: from the common start to the time limit, or to the last answer
@@ -164,7 +162,6 @@ impl Run {
         self.latencies.extend(part.latencies);
         self.latencies.sort_unstable();
         self.items += part.items;
-        self.wall += part.wall;
         self.calls += part.calls;
         self.window += part.window;
         self.window_items += part.window_items;
@@ -267,7 +264,6 @@ pub fn run<S>(
                 }
             }
         }
-        out.wall = started.elapsed();
         out.latencies.sort_unstable();
         // Every span relative to the earliest worker start (they start within microseconds).
         let origin = timed.iter().map(|(s, _)| *s).min().unwrap_or(started);

@@ -309,7 +309,7 @@ fn enrol_credentials(
     otp_kind: Otp,
     creds: &mut Creds,
 ) -> anyhow::Result<()> {
-    let one = || -> anyhow::Result<(String, Vec<u8>)> {
+    for _ in 0..n {
         let (totp_secret, online_otp) = match otp_kind {
             Otp::Totp => (
                 Some(Secret::new(
@@ -343,12 +343,8 @@ fn enrol_credentials(
         let row = store
             .with(|c| repo::credentials::owned(c, &uid, &outcome.credential_id))?
             .ok_or_else(|| anyhow::anyhow!("no credential after enrolment"))?;
-        Ok((outcome.credential_id, row.key_id))
-    };
-    for _ in 0..n {
-        let (id, key_id) = one()?;
-        creds.ids.push(id);
-        creds.key_ids.push(key_id);
+        creds.ids.push(outcome.credential_id);
+        creds.key_ids.push(row.key_id);
         creds.last_step.push(None);
         creds.owner.push(None);
     }
