@@ -51,10 +51,12 @@ pub struct Pkcs11Qscd {
     index_max: usize,
     /// Token objects are created and destroyed one at a time: SoftHSM2's file object store
     /// fails concurrent `C_GenerateKeyPair` / `C_CreateObject` calls now and then with
-    /// CKR_GENERAL_ERROR (SoftHSMv2 #573; two enrolment threads hit it within seconds), and the
-    /// sealing key's find-or-create must not run twice at once (two sealing keys under one
-    /// label would leave secrets sealed under the one later lookups do not find). Creating
-    /// objects is enrolment's business, never the signing path's.
+    /// CKR_GENERAL_ERROR (SoftHSMv2 #573), and the sealing key's find-or-create must not run
+    /// twice at once (two sealing keys under one label would leave secrets sealed under the one
+    /// later lookups do not find). This does not make whole enrolments safe in parallel: a key
+    /// generation that meets a sign or a seal in another thread still fails now and then in
+    /// SoftHSM2, so enrolments in one process run one after the other. Creating objects is
+    /// enrolment's business, never the signing path's.
     objects: Mutex<()>,
 }
 
