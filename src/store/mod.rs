@@ -9,6 +9,7 @@ pub mod explain;
 pub mod models;
 pub mod repo;
 pub mod schema;
+pub mod scratch;
 
 use std::path::Path;
 use std::time::Duration;
@@ -503,77 +504,27 @@ pub(crate) mod tests {
     /// PostgreSQL server (CI sets it) — a fresh database on that server.
     pub(crate) fn temp_store() -> (TempDb, Store) {
         let dir = tempfile::tempdir().unwrap();
-        match test_pg_url() {
+        let (url, pg) = match test_pg_url() {
             Some(admin) => {
-                let name = format!(
-                    "quill_unit_{}_{}",
-                    std::process::id(),
-                    rand::random::<u32>()
-                );
-                let mut c = PgConnection::establish(&admin).unwrap();
-                c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-                let url = with_database(&admin, &name);
-                let store = Store::open(&url, 4).unwrap();
-                (
-                    TempDb {
-                        _dir: dir,
-                        pg: Some((admin, name)),
-                    },
-                    store,
-                )
+                let db = scratch::ScratchDatabase::create(&admin, "quill_unit").unwrap();
+                (db.url(), Some(db))
             }
-            _ => {
-                let url = format!("sqlite://{}/t.db", dir.path().display());
-                let store = Store::open(&url, 4).unwrap();
-                (
-                    TempDb {
-                        _dir: dir,
-                        pg: None,
-                    },
-                    store,
-                )
-            }
-        }
+            None => (format!("sqlite://{}/t.db", dir.path().display()), None),
+        };
+        let store = Store::open(&url, 4).unwrap();
+        (TempDb { _dir: dir, _pg: pg }, store)
     }
 
-    /// `url` with its database name replaced.
-    pub(crate) fn with_database(url: &str, name: &str) -> String {
-        let (base, query) = url
-            .split_once('?')
-            .map_or((url, None), |(b, q)| (b, Some(q)));
-        let authority_end = base
-            .find("://")
-            .map(|i| i + 3)
-            .and_then(|start| base[start..].find('/').map(|j| start + j))
-            .unwrap_or(base.len());
-        let mut out = format!("{}/{name}", &base[..authority_end]);
-        if let Some(q) = query {
-            out.push('?');
-            out.push_str(q);
-        }
-        out
-    }
-
-    /// Keeps the temporary directory, and drops the PostgreSQL database at the end.
+    /// Keeps the temporary directory, and the PostgreSQL database until the end.
     pub(crate) struct TempDb {
         _dir: tempfile::TempDir,
-        pg: Option<(String, String)>,
+        _pg: Option<scratch::ScratchDatabase>,
     }
 
     impl TempDb {
         /// The scratch directory (for files a test needs beside the database).
         pub(crate) fn path(&self) -> &Path {
             self._dir.path()
-        }
-    }
-
-    impl Drop for TempDb {
-        fn drop(&mut self) {
-            if let Some((admin, name)) = &self.pg
-                && let Ok(mut c) = PgConnection::establish(admin)
-            {
-                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
         }
     }
 
@@ -591,11 +542,6 @@ pub(crate) mod tests {
             Target::parse("postgresql://u@h:5/db").unwrap(),
             Target::Postgres("postgresql://u@h:5/db".into())
         );
-        assert_eq!(
-            with_database("postgres://u@127.0.0.1:5432/postgres?sslmode=disable", "x"),
-            "postgres://u@127.0.0.1:5432/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `quill bench --smoke` (issue 8): the sign benchmark runs end to end on a debug build — its
-//! own SoftHSM2 token and SQLite database, raw PKCS#11 signing, a real `quill serve`, signHash
-//! with 1 and 100 hashes per call, authorize → signHash — and writes its JSON report. Only the
-//! shape and sanity of the figures are checked here, not the performance targets.
+//! own SoftHSM2 token and SQLite database (PostgreSQL on the suite's second pass), raw PKCS#11
+//! signing, a real `quill serve`, signHash with 1 and 100 hashes per call, authorize → signHash —
+//! and writes its JSON report. Only the shape and sanity of the figures are checked here, not the
+//! performance targets.
 
 use std::process::Command;
 
@@ -12,9 +13,14 @@ fn bench_smoke_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_quill"))
-        .args(["bench", "--smoke", "--json"])
-        .arg(&json)
+    // On the suite's PostgreSQL pass, the server runs on a database the bench makes there.
+    let pg = crate::helpers::test_pg_url();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quill"));
+    cmd.args(["bench", "--smoke", "--json"]).arg(&json);
+    if let Some(url) = &pg {
+        cmd.args(["--postgres", url]);
+    }
+    let out = cmd
         .env("QUILL_PKCS11_MODULE", crate::helpers::SOFTHSM_MODULE)
         .env("QUILL_ARGON2_MEMORY_KIB", "8192")
         .env("QUILL_ARGON2_ITERATIONS", "1")
@@ -41,6 +47,7 @@ fn bench_smoke_writes_the_report() {
         top,
         [
             "cold_start_ms",
+            "database",
             "http_floor",
             "results",
             "server_breakdown",
@@ -96,6 +103,10 @@ fn bench_smoke_writes_the_report() {
             "floor {p50} ms vs signHash {slowest_sign} ms"
         );
     }
+    assert_eq!(
+        report["database"],
+        if pg.is_some() { "postgres" } else { "sqlite" }
+    );
     let rss = report["server_peak_rss_mib"].as_f64().unwrap();
     assert!(rss > 1.0 && rss.is_finite(), "{rss}");
     let cold = report["cold_start_ms"].as_f64().unwrap();

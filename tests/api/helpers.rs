@@ -28,59 +28,16 @@ pub struct Env {
 
 /// A database of its own on the PostgreSQL server named by `QUILL_TEST_PG_URL` (CI runs the
 /// whole suite a second time with it set), dropped at the end of the test.
-pub struct PgDb {
-    admin: String,
-    name: String,
-}
+pub struct PgDb(quill::store::scratch::ScratchDatabase);
 
 impl PgDb {
     pub fn create(admin: &str) -> PgDb {
-        use diesel::connection::SimpleConnection;
-        use diesel::prelude::*;
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!(
-            "quill_it_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            rand::random::<u32>()
-        );
-        let mut c = diesel::PgConnection::establish(admin).unwrap();
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        PgDb {
-            admin: admin.to_string(),
-            name,
-        }
+        PgDb(quill::store::scratch::ScratchDatabase::create(admin, "quill_it").unwrap())
     }
 
     /// The URL of this database.
     pub fn url(&self) -> String {
-        pg_url_with_database(&self.admin, &self.name)
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        use diesel::connection::SimpleConnection;
-        use diesel::prelude::*;
-        if let Ok(mut c) = diesel::PgConnection::establish(&self.admin) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
-
-/// `url` (postgres://user@host:port/db?params) with another database name.
-pub fn pg_url_with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let start = base.find("://").map_or(0, |i| i + 3);
-    let end = base[start..].find('/').map_or(base.len(), |j| start + j);
-    match query {
-        Some(q) => format!("{}/{name}?{q}", &base[..end]),
-        None => format!("{}/{name}", &base[..end]),
+        self.0.url()
     }
 }
 

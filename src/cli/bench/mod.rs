@@ -22,7 +22,8 @@ pub struct BenchArgs {
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// signHash against the raw PKCS#11 sign rate of the same token, in one run: SoftHSM2 token
-    /// and SQLite database of its own, RSA-2048/3072 and P-256/384, 1 and N connections.
+    /// and SQLite (or, with --postgres, PostgreSQL) database of its own, RSA-2048/3072 and
+    /// P-256/384, 1 and N connections.
     Sign(sign::SignArgs),
     /// credentials/list and credentials/info latency with many credentials (seeds the
     /// database first when needed: scale-test data, one shared key).

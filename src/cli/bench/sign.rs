@@ -2,7 +2,9 @@
 //! token's own signing rate, measured against it in one run (issue 8).
 //!
 //! 1. A private SoftHSM2 token and SQLite database in a temporary directory (the command
-//!    re-executes itself with `SOFTHSM2_CONF` pointing there, and removes it at the end).
+//!    re-executes itself with `SOFTHSM2_CONF` pointing there, and removes it at the end); with
+//!    `--postgres URL`, a PostgreSQL database of its own on that server instead of SQLite
+//!    (created before, dropped after).
 //! 2. One user, enrolled in-process exactly as `quill enroll` does (`service::enrol`: key pair
 //!    in the token, certificate, argon2 PIN): per key type one online-OTP credential (its code
 //!    goes to the server's outbox file) that serves the raw rows and every prepared SAD, and
@@ -50,6 +52,8 @@ use crate::store::{Store, repo};
 
 /// Set (with SOFTHSM2_CONF) when the command has re-executed itself inside its directory.
 const DIR_ENV: &str = "QUILL_BENCH_DIR";
+/// With `--postgres`: the URL of the database made for this run, for the re-executed child.
+const DB_ENV: &str = "QUILL_BENCH_DATABASE_URL";
 const TOKEN_LABEL: &str = "quill-bench";
 const USER: &str = "bench";
 /// Digests per SAD (the credential's multisign; enrolment allows at most 1000).
@@ -114,6 +118,11 @@ pub struct SignArgs {
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Run the server on PostgreSQL instead of SQLite: the URL of a server whose role may
+    /// create databases (`postgres://user@127.0.0.1:5432/postgres`). The benchmark creates a
+    /// database of its own there and drops it at the end.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
 }
 
 impl SignArgs {
@@ -207,14 +216,25 @@ pub fn run(args: SignArgs) -> anyhow::Result<()> {
                     == Some(dir.join("softhsm2.conf").as_os_str()),
                 "{DIR_ENV} is set without its SOFTHSM2_CONF"
             );
-            inside(&args, &dir)
+            let db_url = match (&args.postgres, std::env::var(DB_ENV)) {
+                (Some(_), Ok(url)) => url,
+                (None, Err(_)) => format!("sqlite://{}", dir.join("quill.db").display()),
+                _ => anyhow::bail!("{DB_ENV} goes with --postgres, and only with it"),
+            };
+            inside(&args, &dir, &db_url)
         }
-        None => outside(),
+        None => outside(&args),
     }
 }
 
-/// Make the directory, run the benchmark in a child of ourselves that uses it, remove it.
-fn outside() -> anyhow::Result<()> {
+/// Make the directory (and with `--postgres` the database), run the benchmark in a child of
+/// ourselves that uses it, remove them.
+fn outside(args: &SignArgs) -> anyhow::Result<()> {
+    let database = args
+        .postgres
+        .as_deref()
+        .map(|url| crate::store::scratch::ScratchDatabase::create(url, "quill_bench"))
+        .transpose()?;
     let dir = std::env::temp_dir().join(format!("quill-bench-{}", token::random_id(8)));
     let tokens = dir.join("tokens");
     std::fs::create_dir_all(&tokens)?;
@@ -227,11 +247,17 @@ fn outside() -> anyhow::Result<()> {
             tokens.display()
         ),
     )?;
-    let status = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(std::env::current_exe()?);
+    child
         .args(std::env::args_os().skip(1))
         .env(DIR_ENV, &dir)
         .env("SOFTHSM2_CONF", &conf)
-        .status();
+        .env_remove(DB_ENV);
+    if let Some(db) = &database {
+        child.env(DB_ENV, db.url());
+    }
+    let status = child.status();
+    drop(database);
     let _ = std::fs::remove_dir_all(&dir);
     let status = status.context("cannot re-execute quill bench")?;
     anyhow::ensure!(status.success(), "the benchmark failed ({status})");
@@ -360,14 +386,18 @@ fn start_server(
     let empty_config = dir.join("quill.toml");
     std::fs::write(&empty_config, "")?;
     let config = empty_config.to_string_lossy().into_owned();
+    // SQLite and SoftHSM2 are in-process: the configuration for that setup (and refused with
+    // PostgreSQL).
+    let on_worker = crate::store::sqlite_path(db_url).is_ok();
     ServeChild::start(&["--config", &config], |cmd| {
+        if on_worker {
+            cmd.arg("--sign-on-worker");
+        }
         cmd.args(["--database-url", db_url])
             .arg("--pkcs11-module")
             .arg(&args.pkcs11_module)
             .args(["--token-label", TOKEN_LABEL, "--pkcs11-sessions", "8"])
             .args(["--sad-ttl", "3600", "--max-auth-failures", "5"])
-            // SQLite and SoftHSM2 are in-process: the configuration for this setup.
-            .arg("--sign-on-worker")
             .arg("--argon2-memory-kib")
             .arg(args.hash.argon2_memory_kib.to_string())
             .arg("--argon2-iterations")
@@ -650,7 +680,7 @@ fn argon2_verify_ms(args: &SignArgs) -> anyhow::Result<f64> {
     Ok(times.get(times.len() / 2).copied().unwrap_or_default())
 }
 
-fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
+fn inside(args: &SignArgs, dir: &Path, db_url: &str) -> anyhow::Result<()> {
     let levels = args.levels();
     let duration = Duration::from_millis(args.duration_ms);
     let kinds = args
@@ -673,8 +703,12 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         pin: SecretString::from(token_pin.clone()),
         max_sessions: 8,
     })?);
-    let db_url = format!("sqlite://{}", dir.join("quill.db").display());
-    let store = Store::open(&db_url, 2)?;
+    let store = Store::open(db_url, 2)?;
+    let database = if args.postgres.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     let signer = Signer {
         password: format!("bench-{}", token::random_id(8)),
         pin: "24681357".into(),
@@ -686,8 +720,8 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         "release"
     };
     eprintln!(
-        "quill bench sign: {build} build, keys {}, concurrency {levels:?}, {} ms per scenario, \
-         at most {} signatures per scenario",
+        "quill bench sign: {build} build, {database}, keys {}, concurrency {levels:?}, \
+         {} ms per scenario, at most {} signatures per scenario",
         args.keys.join(","),
         args.duration_ms,
         args.max_signatures
@@ -779,7 +813,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
     }
 
     // 5. The real server.
-    let server = start_server(dir, args, &db_url, &token_pin)?;
+    let server = start_server(dir, args, db_url, &token_pin)?;
     eprintln!(
         "quill serve ready on {} after {:.0} ms",
         server.addr,
@@ -996,6 +1030,7 @@ fn inside(args: &SignArgs, dir: &Path) -> anyhow::Result<()> {
         .unwrap_or_default();
 
     let report = json!({
+        "database": database,
         "results": rows,
         "server_peak_rss_mib": rss,
         "cold_start_ms": cold_start_ms,
