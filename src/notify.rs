@@ -59,7 +59,10 @@ impl OtpSender for Outbox {
             .mode(0o600)
             .open(&self.path)
             .map_err(|e| format!("outbox {}: {e}", self.path.display()))?;
-        writeln!(f, "{}", body(msg)).map_err(|e| e.to_string())
+        // One write of the whole line: appends of concurrent deliveries stay whole lines
+        // (`Display` of a JSON value would write it piece by piece, a syscall per token).
+        let line = format!("{}\n", body(msg));
+        f.write_all(line.as_bytes()).map_err(|e| e.to_string())
     }
 }
 
@@ -272,5 +275,40 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(v["code"], "123456");
         assert_eq!(v["to"], "+3591");
+    }
+
+    /// Codes delivered from several threads at once (concurrent getChallenge calls) come out
+    /// as whole lines, none interleaved with another.
+    #[test]
+    fn concurrent_outbox_lines_stay_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let o = Outbox {
+            path: d.path().join("out.jsonl"),
+        };
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let o = &o;
+                s.spawn(move || {
+                    let code = Secret::new(format!("{t:06}"));
+                    let cred = format!("credential-{t}");
+                    for _ in 0..100 {
+                        o.send(&OtpMessage {
+                            channel: "email",
+                            destination: "someone@example.org",
+                            code: &code,
+                            credential_id: &cred,
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(d.path().join("out.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 400);
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let t = v["code"].as_str().unwrap().parse::<u32>().unwrap();
+            assert_eq!(v["credential_id"], format!("credential-{t}"), "{line}");
+        }
     }
 }
