@@ -199,17 +199,17 @@ impl DbConn {
             DbConn::Sqlite(c) => {
                 AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
             }
-            DbConn::Pg(c) => {
-                AnsiTransactionManager::begin_transaction(c)?;
-                let locked =
-                    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"))
-                        .execute(c);
-                if let Err(e) = locked {
-                    let _ = AnsiTransactionManager::rollback_transaction(c);
-                    return Err(e);
-                }
-                Ok(())
-            }
+            // One round trip for both (a simple query of two statements): every signHash pays
+            // each round trip to the server.
+            DbConn::Pg(c) => AnsiTransactionManager::begin_transaction_sql(
+                c,
+                &format!("BEGIN; SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"),
+            )
+            .inspect_err(|_| {
+                // BEGIN may have run before the lock failed: end the server's transaction too
+                // (diesel counts none), or the connection's next statement would fail.
+                let _ = c.batch_execute("ROLLBACK");
+            }),
         }
     }
 

@@ -56,13 +56,16 @@ fn chain_hash(prev: &[u8], seq: i64, at: i64, fields: [&str; 5]) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
+/// The newest record's `seq` and `hash` (`None`: the log is empty).
+pub type Tail = Option<(i64, Vec<u8>)>;
+
 /// Append an event (call inside the transaction that makes the state change).
 pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
     // `seq = (SELECT MAX(seq) …)`, not `ORDER BY seq DESC LIMIT ?`: SQLite re-prepares a
     // statement whose LIMIT is a bound parameter every time it is bound again, and this runs
     // in every audited transaction.
     let newest = diesel::alias!(audit_log as newest);
-    let last: Option<(i64, Vec<u8>)> = on_backend!(&mut *conn, |c| audit_log::table
+    let last: Tail = on_backend!(&mut *conn, |c| audit_log::table
         .filter(
             audit_log::seq.nullable().eq(newest
                 .select(diesel::dsl::max(newest.field(audit_log::seq)))
@@ -71,6 +74,14 @@ pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
         .select((audit_log::seq, audit_log::hash))
         .get_result(c)
         .optional())?;
+    append_after(conn, e, last)
+}
+
+/// Append an event after `last`, the tail an earlier statement of this same write transaction
+/// read (under its writer lock, so no other record came in between): a round trip fewer than
+/// `append` where a statement already runs that can read it too (the PostgreSQL signHash
+/// spend).
+pub fn append_after(conn: &mut DbConn, e: &Event, last: Tail) -> Result<(), StoreError> {
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, vec![0u8; 32]),
