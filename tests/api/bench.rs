@@ -74,8 +74,11 @@ fn bench_smoke_writes_the_report() {
                         && o["concurrency"] == b["concurrency"]
                 })
                 .unwrap();
+            // Not 100×: under the suite's parallel load a single P-256 sign is often preempted
+            // (0.93 ms mean for a 0.1 ms sign in one run, 17× for the 100-hash call); a token
+            // time that did not grow with the signatures would stay near 1×.
             assert!(
-                token > 20.0 * one["server_token_ms"].as_f64().unwrap(),
+                token > 5.0 * one["server_token_ms"].as_f64().unwrap(),
                 "100 signatures take the token longer than one: {b} {one}"
             );
         }
