@@ -8,9 +8,9 @@ use rcgen::{
     KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
-use x509_parser::extensions::ParsedExtension;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
-use super::cert::{parse_x509, verify_signed_by_p256};
+use super::cert::{der_of, extension, is_ca, parse_x509, verify_signed_by_p256};
 use super::keys::{CaSigner, SpkiKey};
 use super::{CaKey, PkiError, dn};
 
@@ -129,24 +129,21 @@ fn issue(
     time_stamping: bool,
 ) -> Result<Vec<u8>, PkiError> {
     let ca = parse_x509(ca_cert_der)?;
+    let ca_subject = &ca.tbs_certificate.subject;
     let signer = CaSigner::new(ca_key)?;
-    if ca.public_key().raw != ca_key.spki_der() {
+    if der_of(&ca.tbs_certificate.subject_public_key_info)? != ca_key.spki_der() {
         return Err(PkiError::Key(
             "CA key does not match the CA certificate".to_owned(),
         ));
     }
-    if !ca.is_ca() {
+    if !is_ca(&ca)? {
         return Err(PkiError::Parse("issuer certificate is not a CA".to_owned()));
     }
-    let ca_key_id = ca
-        .iter_extensions()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-            _ => None,
-        })
+    let ca_key_id = extension::<SubjectKeyIdentifier>(&ca)?
+        .map(|(_, id)| id.0.as_bytes().to_vec())
         .unwrap_or_else(|| signer.key_id());
     let mut issuer_params = CertificateParams::default();
-    issuer_params.distinguished_name = dn::to_rcgen(ca.subject())?;
+    issuer_params.distinguished_name = dn::to_rcgen(ca_subject)?;
     issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(ca_key_id);
     issuer_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let issuer = Issuer::new(issuer_params, &signer);
@@ -180,12 +177,12 @@ fn issue(
         .to_vec();
 
     let issued = parse_x509(&der)?;
-    if issued.issuer().as_raw() != ca.subject().as_raw() {
+    if der_of(&issued.tbs_certificate.issuer)? != der_of(ca_subject)? {
         return Err(PkiError::Rcgen(
             "issuer name differs from the CA subject".to_owned(),
         ));
     }
-    if issued.public_key().raw != subject_spki_der {
+    if der_of(&issued.tbs_certificate.subject_public_key_info)? != subject_spki_der {
         return Err(PkiError::Key(
             "SubjectPublicKeyInfo is not in canonical form".to_owned(),
         ));
@@ -200,21 +197,51 @@ mod tests {
     use crate::pki::keys::key_id;
     use crate::pki::testkey::{BrokenCaKey, TestCaKey};
     use p256::pkcs8::EncodePublicKey as _;
-    use x509_parser::certificate::X509Certificate;
+    use x509_cert::Certificate;
+    use x509_cert::ext::pkix::{
+        AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage,
+    };
 
     fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap()
     }
 
-    fn ext_key_id(cert: &X509Certificate<'_>, want_aki: bool) -> Option<Vec<u8>> {
-        cert.iter_extensions()
-            .find_map(|ext| match ext.parsed_extension() {
-                ParsedExtension::SubjectKeyIdentifier(id) if !want_aki => Some(id.0.to_vec()),
-                ParsedExtension::AuthorityKeyIdentifier(aki) if want_aki => {
-                    aki.key_identifier.as_ref().map(|id| id.0.to_vec())
-                }
-                _ => None,
-            })
+    fn ext_key_id(cert: &Certificate, want_aki: bool) -> Option<Vec<u8>> {
+        if want_aki {
+            extension::<AuthorityKeyIdentifier>(cert)
+                .unwrap()
+                .and_then(|(_, aki)| aki.key_identifier)
+                .map(|id| id.as_bytes().to_vec())
+        } else {
+            extension::<SubjectKeyIdentifier>(cert)
+                .unwrap()
+                .map(|(_, id)| id.0.as_bytes().to_vec())
+        }
+    }
+
+    fn ext<T: der::DecodeOwned + const_oid::AssociatedOid>(cert: &Certificate) -> (bool, T) {
+        extension::<T>(cert).unwrap().unwrap()
+    }
+
+    fn spki_of(cert: &Certificate) -> Vec<u8> {
+        der_of(&cert.tbs_certificate.subject_public_key_info).unwrap()
+    }
+
+    fn key_bits(cert: &Certificate) -> Vec<u8> {
+        cert.tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+            .to_vec()
+    }
+
+    /// (notBefore, notAfter) in Unix seconds.
+    fn validity(cert: &Certificate) -> (u64, u64) {
+        let v = &cert.tbs_certificate.validity;
+        (
+            v.not_before.to_unix_duration().as_secs(),
+            v.not_after.to_unix_duration().as_secs(),
+        )
     }
 
     #[test]
@@ -222,20 +249,18 @@ mod tests {
         let key = TestCaKey::new();
         let der = self_signed_ca(&key, "Quill Dev Root", now()).unwrap();
         let cert = parse_x509(&der).unwrap();
-        assert_eq!(cert.subject().as_raw(), cert.issuer().as_raw());
-        let bc = cert.basic_constraints().unwrap().unwrap();
-        assert!(bc.critical && bc.value.ca);
-        assert_eq!(bc.value.path_len_constraint, Some(0));
-        let ku = cert.key_usage().unwrap().unwrap();
-        assert!(ku.critical && ku.value.key_cert_sign() && ku.value.crl_sign());
-        assert!(!ku.value.digital_signature());
-        let bits = cert.public_key().subject_public_key.data.to_vec();
-        assert_eq!(ext_key_id(&cert, false), Some(key_id(&bits)));
-        assert_eq!(cert.public_key().raw, key.spki_der());
-        assert_eq!(cert.validity().not_before.timestamp(), 1_750_000_000 - 60);
+        assert_eq!(cert.tbs_certificate.subject, cert.tbs_certificate.issuer);
+        let (critical, bc) = ext::<BasicConstraints>(&cert);
+        assert!(critical && bc.ca);
+        assert_eq!(bc.path_len_constraint, Some(0));
+        let (critical, ku) = ext::<KeyUsage>(&cert);
+        assert!(critical && ku.key_cert_sign() && ku.crl_sign());
+        assert!(!ku.digital_signature());
+        assert_eq!(ext_key_id(&cert, false), Some(key_id(&key_bits(&cert))));
+        assert_eq!(spki_of(&cert), key.spki_der());
         assert_eq!(
-            cert.validity().not_after.timestamp(),
-            1_750_000_000 + 3653 * 86_400
+            validity(&cert),
+            (1_750_000_000 - 60, 1_750_000_000 + 3653 * 86_400)
         );
         verify_signed_by_p256(&der, key.spki_der()).unwrap();
         let info = crate::pki::parse(&der).unwrap();
@@ -271,30 +296,27 @@ mod tests {
             let der =
                 issue_end_entity(&ca_der, &ca_key, spki, "Alice Example", 365, now()).unwrap();
             let cert = parse_x509(&der).unwrap();
-            let cn: Vec<&str> = cert
-                .subject()
-                .iter_common_name()
-                .map(|a| a.as_str().unwrap())
-                .collect();
-            assert_eq!(cn, ["Alice Example"]);
-            assert_eq!(cert.issuer().as_raw(), ca.subject().as_raw());
-            let ku = cert.key_usage().unwrap().unwrap();
-            assert!(ku.critical && ku.value.digital_signature() && ku.value.non_repudiation());
-            assert!(!ku.value.key_cert_sign());
-            let bc = cert.basic_constraints().unwrap().unwrap();
-            assert!(!bc.value.ca && !cert.is_ca());
-            assert_eq!(cert.public_key().raw, spki);
-            assert_eq!(ext_key_id(&cert, true), Some(ca_ski.clone()));
-            let bits = cert.public_key().subject_public_key.data.to_vec();
-            assert_eq!(ext_key_id(&cert, false), Some(key_id(&bits)));
-            assert_eq!(cert.validity().not_before.timestamp(), 1_750_000_000 - 60);
             assert_eq!(
-                cert.validity().not_after.timestamp(),
-                1_750_000_000 + 365 * 86_400
+                crate::pki::parse(&der).unwrap().subject_dn,
+                "CN=Alice Example"
             );
-            assert_eq!(cert.raw_serial().len(), 16);
-            assert_eq!(cert.raw_serial().first().map(|b| b & 0xc0), Some(0x40));
-            serials.push(cert.raw_serial().to_vec());
+            assert_eq!(cert.tbs_certificate.issuer, ca.tbs_certificate.subject);
+            let (critical, ku) = ext::<KeyUsage>(&cert);
+            assert!(critical && ku.digital_signature() && ku.non_repudiation());
+            assert!(!ku.key_cert_sign());
+            let (_, bc) = ext::<BasicConstraints>(&cert);
+            assert!(!bc.ca && !is_ca(&cert).unwrap());
+            assert_eq!(spki_of(&cert), spki);
+            assert_eq!(ext_key_id(&cert, true), Some(ca_ski.clone()));
+            assert_eq!(ext_key_id(&cert, false), Some(key_id(&key_bits(&cert))));
+            assert_eq!(
+                validity(&cert),
+                (1_750_000_000 - 60, 1_750_000_000 + 365 * 86_400)
+            );
+            let serial = cert.tbs_certificate.serial_number.as_bytes();
+            assert_eq!(serial.len(), 16);
+            assert_eq!(serial.first().map(|b| b & 0xc0), Some(0x40));
+            serials.push(serial.to_vec());
             verify_signed_by_p256(&der, ca_key.spki_der()).unwrap();
         }
         serials.dedup();
@@ -309,20 +331,16 @@ mod tests {
         let der =
             issue_time_stamping(&ca_der, &ca_key, tsa.spki_der(), "Quill TSA", 30, now()).unwrap();
         let cert = parse_x509(&der).unwrap();
-        let eku = cert.extended_key_usage().unwrap().unwrap();
-        assert!(eku.critical);
-        assert!(eku.value.time_stamping);
-        assert!(!eku.value.any && !eku.value.code_signing && !eku.value.email_protection);
-        assert!(eku.value.other.is_empty());
-        let ku = cert.key_usage().unwrap().unwrap();
-        assert!(ku.value.digital_signature());
+        let (critical, eku) = ext::<ExtendedKeyUsage>(&cert);
+        assert!(critical);
+        assert_eq!(eku.0, [const_oid::db::rfc5280::ID_KP_TIME_STAMPING]);
+        let (_, ku) = ext::<KeyUsage>(&cert);
+        assert!(ku.digital_signature());
         verify_signed_by_p256(&der, ca_key.spki_der()).unwrap();
         // Signing certificates carry no EKU.
         let ee = issue_end_entity(&ca_der, &ca_key, tsa.spki_der(), "x", 30, now()).unwrap();
         assert!(
-            parse_x509(&ee)
-                .unwrap()
-                .extended_key_usage()
+            extension::<ExtendedKeyUsage>(&parse_x509(&ee).unwrap())
                 .unwrap()
                 .is_none()
         );

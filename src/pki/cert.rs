@@ -2,14 +2,12 @@
 //! and public key of a stored certificate, CSC GeneralizedTime strings, splitting a stored
 //! chain, and checking a certificate's ECDSA P-256 signature against its issuer's key.
 
+use der::{Decode as _, Reader as _};
 use p256::ecdsa::signature::Verifier as _;
 use p256::pkcs8::DecodePublicKey as _;
-use x509_parser::certificate::X509Certificate;
+use x509_cert::Certificate;
 
 use super::{PkiError, dn};
-
-/// ecdsa-with-SHA256.
-const OID_ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
 /// 9999-12-31T23:59:59Z, the last instant a four-digit GeneralizedTime can show.
 const MAX_GENERALIZED_TIME: i64 = 253_402_300_799;
 
@@ -30,27 +28,56 @@ pub struct CertInfo {
     pub spki_der: Vec<u8>,
 }
 
-/// Parse exactly one DER certificate (trailing bytes are refused).
-pub(crate) fn parse_x509(der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
-    match x509_parser::parse_x509_certificate(der) {
-        Ok(([], cert)) => Ok(cert),
-        Ok(_) => Err(PkiError::Parse(
-            "trailing data after certificate".to_owned(),
-        )),
-        Err(e) => Err(PkiError::Parse(e.to_string())),
-    }
+/// Parse exactly one DER certificate (trailing bytes are refused). The decoder takes DER only,
+/// so encoding a decoded part again (the TBS, a name, the key) gives back its original bytes.
+pub(crate) fn parse_x509(der: &[u8]) -> Result<Certificate, PkiError> {
+    Certificate::from_der(der).map_err(|e| PkiError::Parse(e.to_string()))
+}
+
+/// DER of a decoded part of a certificate.
+pub(crate) fn der_of(part: &impl der::Encode) -> Result<Vec<u8>, PkiError> {
+    part.to_der().map_err(|e| PkiError::Parse(e.to_string()))
+}
+
+/// The certificate's extension of type `T` (its critical flag and value), if it has one.
+pub(crate) fn extension<T>(cert: &Certificate) -> Result<Option<(bool, T)>, PkiError>
+where
+    T: der::DecodeOwned + const_oid::AssociatedOid,
+{
+    let Some(ext) = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == T::OID)
+    else {
+        return Ok(None);
+    };
+    let value = T::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| PkiError::Parse(format!("extension {}: {e}", T::OID)))?;
+    Ok(Some((ext.critical, value)))
+}
+
+/// Does its basic constraints extension say it is a CA?
+pub(crate) fn is_ca(cert: &Certificate) -> Result<bool, PkiError> {
+    Ok(extension::<x509_cert::ext::pkix::BasicConstraints>(cert)?.is_some_and(|(_, bc)| bc.ca))
+}
+
+fn unix(t: x509_cert::time::Time) -> i64 {
+    i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Parse one DER certificate into [`CertInfo`].
 pub fn parse(der: &[u8]) -> Result<CertInfo, PkiError> {
     let cert = parse_x509(der)?;
+    let tbs = &cert.tbs_certificate;
     Ok(CertInfo {
-        subject_dn: dn::rfc4514(cert.subject()),
-        issuer_dn: dn::rfc4514(cert.issuer()),
-        serial_hex: hex::encode_upper(cert.raw_serial()),
-        not_before: cert.validity().not_before.timestamp(),
-        not_after: cert.validity().not_after.timestamp(),
-        spki_der: cert.public_key().raw.to_vec(),
+        subject_dn: dn::rfc4514(&tbs.subject),
+        issuer_dn: dn::rfc4514(&tbs.issuer),
+        serial_hex: hex::encode_upper(tbs.serial_number.as_bytes()),
+        not_before: unix(tbs.validity.not_before),
+        not_after: unix(tbs.validity.not_after),
+        spki_der: der_of(&tbs.subject_public_key_info)?,
     })
 }
 
@@ -77,9 +104,11 @@ pub fn split_chain(concatenated_der: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
     let mut certs = Vec::new();
     let mut rest = concatenated_der;
     while !rest.is_empty() {
-        let (after, _) = x509_parser::parse_x509_certificate(rest)
-            .map_err(|e| PkiError::Parse(format!("certificate {}: {e}", certs.len() + 1)))?;
-        let used = rest.len().saturating_sub(after.len());
+        let failed =
+            |e: der::Error| PkiError::Parse(format!("certificate {}: {e}", certs.len() + 1));
+        let mut reader = der::SliceReader::new(rest).map_err(failed)?;
+        Certificate::decode(&mut reader).map_err(failed)?;
+        let used = usize::try_from(reader.position()).map_err(failed)?;
         let (cert, after) = rest
             .split_at_checked(used)
             .ok_or_else(|| PkiError::Parse("certificate length out of range".to_owned()))?;
@@ -93,16 +122,19 @@ pub fn split_chain(concatenated_der: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
 /// `issuer_spki_der` (DER SubjectPublicKeyInfo).
 pub fn verify_signed_by_p256(cert_der: &[u8], issuer_spki_der: &[u8]) -> Result<(), PkiError> {
     let cert = parse_x509(cert_der)?;
-    if cert.signature_algorithm.algorithm.to_id_string() != OID_ECDSA_WITH_SHA256 {
+    if cert.signature_algorithm.oid != const_oid::db::rfc5912::ECDSA_WITH_SHA_256 {
         return Err(PkiError::Parse(
             "not signed with ecdsa-with-SHA256".to_owned(),
         ));
     }
     let key = p256::ecdsa::VerifyingKey::from_public_key_der(issuer_spki_der)
         .map_err(|e| PkiError::Key(format!("issuer key: {e}")))?;
-    let sig = p256::ecdsa::DerSignature::from_bytes(&cert.signature_value.data)
-        .map_err(|_| PkiError::Parse("malformed ECDSA signature".to_owned()))?;
-    key.verify(cert.tbs_certificate.as_ref(), &sig)
+    let sig = cert
+        .signature
+        .as_bytes()
+        .and_then(|b| p256::ecdsa::DerSignature::from_bytes(b).ok())
+        .ok_or_else(|| PkiError::Parse("malformed ECDSA signature".to_owned()))?;
+    key.verify(&der_of(&cert.tbs_certificate)?, &sig)
         .map_err(|_| PkiError::Key("certificate signature does not verify".to_owned()))
 }
 

@@ -2,10 +2,11 @@
 //! rebuilding of a parsed CA subject as an rcgen name so issued certificates name their issuer
 //! with exactly the CA's subject encoding.
 
+use der::{Encode as _, Tag, Tagged as _};
 use rcgen::string::{Ia5String, PrintableString};
 use rcgen::{DistinguishedName, DnType, DnValue};
-use x509_parser::der_parser::asn1_rs::{Tag, ToDer as _};
-use x509_parser::x509::{AttributeTypeAndValue, X509Name};
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::name::Name;
 
 use super::PkiError;
 
@@ -29,27 +30,37 @@ const SHORT_NAMES: [(&str, &str); 14] = [
 ];
 
 /// RFC 4514 string form: RDNs last-to-first, separated by ",", multi-valued RDNs joined by "+".
-pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
+pub(crate) fn rfc4514(name: &Name) -> String {
     let rdns: Vec<String> = name
-        .iter_rdn()
-        .map(|rdn| rdn.iter().map(attribute).collect::<Vec<_>>().join("+"))
+        .0
+        .iter()
+        .map(|rdn| rdn.0.iter().map(attribute).collect::<Vec<_>>().join("+"))
         .collect();
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
 }
 
-fn attribute(attr: &AttributeTypeAndValue<'_>) -> String {
-    let oid = attr.attr_type().to_id_string();
+/// The value of a string type that holds UTF-8 (or a subset of it), as text.
+fn utf8_text(attr: &AttributeTypeAndValue) -> Option<&str> {
+    match attr.value.tag() {
+        Tag::NumericString | Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => {
+            std::str::from_utf8(attr.value.value()).ok()
+        }
+        _ => None,
+    }
+}
+
+fn attribute(attr: &AttributeTypeAndValue) -> String {
+    let oid = attr.oid.to_string();
     let short = SHORT_NAMES.iter().find(|(o, _)| *o == oid).map(|(_, s)| *s);
-    let value = attr.attr_value();
-    let text = match value.tag() {
-        Tag::BmpString => utf16be(value.data),
-        _ => attr.as_str().ok().map(str::to_owned),
+    let text = match attr.value.tag() {
+        Tag::BmpString => utf16be(attr.value.value()),
+        _ => utf8_text(attr).map(str::to_owned),
     };
     match (short, text) {
         (Some(short), Some(text)) => format!("{short}={}", escape(&text)),
         (short, _) => {
             // Not a string we can show: "#" and the hex of the BER encoding (RFC 4514 §2.4).
-            let ber = value.to_der_vec().unwrap_or_default();
+            let ber = attr.value.to_der().unwrap_or_default();
             format!("{}=#{}", short.unwrap_or(&oid), hex::encode(ber))
         }
     }
@@ -88,27 +99,21 @@ fn escape(value: &str) -> String {
 /// Rebuild a parsed name as an rcgen name with the same attribute order and string types.
 /// Refuses what rcgen cannot reproduce byte for byte (multi-valued RDNs, repeated attribute
 /// types, string types other than UTF8String, PrintableString and IA5String).
-pub(crate) fn to_rcgen(name: &X509Name<'_>) -> Result<DistinguishedName, PkiError> {
+pub(crate) fn to_rcgen(name: &Name) -> Result<DistinguishedName, PkiError> {
     let unsupported = |why: &str| PkiError::Parse(format!("CA subject: {why}"));
     let mut dn = DistinguishedName::new();
-    for rdn in name.iter_rdn() {
-        let mut attrs = rdn.iter();
+    for rdn in name.0.iter() {
+        let mut attrs = rdn.0.iter();
         let (Some(attr), None) = (attrs.next(), attrs.next()) else {
             return Err(unsupported("multi-valued RDN"));
         };
-        let arcs: Vec<u64> = attr
-            .attr_type()
-            .iter()
-            .ok_or_else(|| unsupported("attribute OID too large"))?
-            .collect();
+        let arcs: Vec<u64> = attr.oid.arcs().map(u64::from).collect();
         let ty = DnType::from_oid(&arcs);
         if dn.get(&ty).is_some() {
             return Err(unsupported("repeated attribute type"));
         }
-        let text = attr
-            .as_str()
-            .map_err(|_| unsupported("non-string attribute"))?;
-        let value = match attr.attr_value().tag() {
+        let text = utf8_text(attr).ok_or_else(|| unsupported("non-string attribute"))?;
+        let value = match attr.value.tag() {
             Tag::Utf8String => DnValue::Utf8String(text.to_owned()),
             Tag::PrintableString => DnValue::PrintableString(
                 PrintableString::try_from(text).map_err(|_| unsupported("bad PrintableString"))?,

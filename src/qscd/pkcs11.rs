@@ -601,10 +601,10 @@ impl Qscd for Pkcs11Qscd {
     }
 
     fn put_certificate(&self, id: &[u8], label: &str, der: &[u8]) -> Result<(), QscdError> {
-        use x509_parser::prelude::FromDer;
-        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        use der::{Decode as _, Encode as _};
+        let subject = x509_cert::Certificate::from_der(der)
+            .and_then(|cert| cert.tbs_certificate.subject.to_der())
             .map_err(|e| QscdError::BadInput(format!("not a certificate: {e}")))?;
-        let subject = cert.subject().as_raw().to_vec();
         self.with_session(|s| {
             let _one_at_a_time = self.lock_objects();
             s.create_object(&[
