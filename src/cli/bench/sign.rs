@@ -470,7 +470,7 @@ struct Breakdown {
     scenario: &'static str,
     key: String,
     concurrency: usize,
-    /// signHash calls the server counted (warm-up included).
+    /// signHash calls the server counted (the timed ones: warm-up calls come before).
     calls: u64,
     mean_call_ms: f64,
     server_token_ms: f64,
@@ -904,36 +904,20 @@ fn inside(args: &SignArgs, dir: &Path, db_url: &str) -> anyhow::Result<()> {
                 // the scenario then weighs on both sides alike instead of favouring the one
                 // that always goes first.
                 let (mut served, mut raw_paired) = (Run::default(), Run::default());
-                let token_before = token_time(server.addr)?;
-                for slice in 0..SLICES {
-                    let warm_up = if slice == 0 { args.warm_up } else { 0 };
-                    let slice_limits = |max_calls| Limits {
-                        duration: duration / SLICES,
-                        max_calls,
-                        warm_up,
-                    };
-                    let raw_slice = |raw_paired: &mut Run| -> anyhow::Result<()> {
-                        raw_paired.absorb(measure_raw(
-                            &qscd,
-                            kind,
-                            key_id,
-                            n,
-                            slice_limits(args.max_signatures),
-                        )?);
-                        Ok(())
-                    };
-                    let raw_first = slice % 2 == 0;
-                    if raw_first {
-                        raw_slice(&mut raw_paired)?;
-                    }
+                // The next prepared calls (from `served.calls` on) within `limits`; false when
+                // none are left.
+                let serve = |served: &mut Run, limits: Limits| -> anyhow::Result<bool> {
                     let offset = served.calls;
                     let left = calls.len().saturating_sub(offset);
                     if left == 0 {
-                        break;
+                        return Ok(false);
                     }
                     served.absorb(load::run(
                         n,
-                        slice_limits(left),
+                        Limits {
+                            max_calls: left.min(limits.max_calls),
+                            ..limits
+                        },
                         |_| Http::connect(server.addr),
                         |h, i| {
                             let request = calls
@@ -943,6 +927,43 @@ fn inside(args: &SignArgs, dir: &Path, db_url: &str) -> anyhow::Result<()> {
                             expect_signed(status, &body, per_call)
                         },
                     )?);
+                    Ok(true)
+                };
+                // The server's warm-up calls come before its token counters are read, so that
+                // its per-call token time and the client's mean cover the same calls.
+                serve(
+                    &mut served,
+                    Limits {
+                        duration: Duration::ZERO,
+                        max_calls: n * args.warm_up,
+                        warm_up: args.warm_up,
+                    },
+                )?;
+                let token_before = token_time(server.addr)?;
+                for slice in 0..SLICES {
+                    let slice_limits = |max_calls, warm_up| Limits {
+                        duration: duration / SLICES,
+                        max_calls,
+                        warm_up,
+                    };
+                    let raw_slice = |raw_paired: &mut Run| -> anyhow::Result<()> {
+                        let warm_up = if slice == 0 { args.warm_up } else { 0 };
+                        raw_paired.absorb(measure_raw(
+                            &qscd,
+                            kind,
+                            key_id,
+                            n,
+                            slice_limits(args.max_signatures, warm_up),
+                        )?);
+                        Ok(())
+                    };
+                    let raw_first = slice % 2 == 0;
+                    if raw_first {
+                        raw_slice(&mut raw_paired)?;
+                    }
+                    if !serve(&mut served, slice_limits(usize::MAX, 0))? {
+                        break;
+                    }
                     if !raw_first {
                         raw_slice(&mut raw_paired)?;
                     }
