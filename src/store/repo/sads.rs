@@ -470,6 +470,23 @@ mod tests {
             .unwrap()
     }
 
+    /// Spend one of the setup SAD's digests on `conn` (user u1, credential c1): it must work.
+    fn spend_digest(conn: &mut DbConn, digest: Vec<u8>) {
+        let spent = spend(
+            conn,
+            &Spend {
+                sad_hash: &[5; 32],
+                user_id: "u1",
+                credential_id: "c1",
+                hash_algo: "sha256",
+                digests: &[digest],
+                now: 1,
+            },
+            &ev(),
+        );
+        assert_eq!(spent.unwrap(), Ok(()));
+    }
+
     fn ev() -> Event {
         Event {
             at: 0,
@@ -498,19 +515,7 @@ mod tests {
             log.lock().unwrap().push(entry);
         });
         for digest in [vec![1; 32], vec![2; 32]] {
-            let spent = spend(
-                &mut conn,
-                &Spend {
-                    sad_hash: &[5; 32],
-                    user_id: "u1",
-                    credential_id: "c1",
-                    hash_algo: "sha256",
-                    digests: &[digest],
-                    now: 1,
-                },
-                &ev(),
-            );
-            assert_eq!(spent.unwrap(), Ok(()));
+            spend_digest(&mut conn, digest);
         }
         let seen = seen.lock().unwrap();
         // PostgreSQL runs both as one statement (`SpendOnePg`).
@@ -675,19 +680,7 @@ mod tests {
         });
         for digest in [vec![1; 32], vec![2; 32]] {
             started.lock().unwrap().clear();
-            let spent = spend(
-                &mut conn,
-                &Spend {
-                    sad_hash: &[5; 32],
-                    user_id: "u1",
-                    credential_id: "c1",
-                    hash_algo: "sha256",
-                    digests: &[digest],
-                    now: 1,
-                },
-                &ev(),
-            );
-            assert_eq!(spent.unwrap(), Ok(()));
+            spend_digest(&mut conn, digest);
             let sent = started.lock().unwrap().clone();
             let expected = match &*conn {
                 DbConn::Pg(_) => vec![
