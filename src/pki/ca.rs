@@ -177,7 +177,7 @@ fn issue(
         .to_vec();
 
     let issued = parse_x509(&der)?;
-    if der_of(&issued.tbs_certificate.issuer)? != der_of(ca_subject)? {
+    if issued.tbs_certificate.issuer != *ca_subject {
         return Err(PkiError::Rcgen(
             "issuer name differs from the CA subject".to_owned(),
         ));

@@ -140,6 +140,51 @@ mod tests {
         assert_eq!(escape("Quill development CA"), "Quill development CA");
     }
 
+    /// Every kind of value: short names, a dotted OID, a multi-valued RDN (in DER set order),
+    /// PrintableString, UTF8String with escaping, BMPString, and a TeletexString shown as "#"
+    /// and its hex; RDNs last to first.
+    #[test]
+    fn rfc4514_of_every_string_kind() {
+        use der::asn1::{Any, SetOfVec};
+        use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+        let atv = |oid: &str, tag: Tag, value: &[u8]| AttributeTypeAndValue {
+            oid: oid.parse().unwrap(),
+            value: Any::new(tag, value).unwrap(),
+        };
+        let rdn = |atvs: Vec<AttributeTypeAndValue>| {
+            RelativeDistinguishedName(SetOfVec::try_from(atvs).unwrap())
+        };
+        let name = RdnSequence(vec![
+            rdn(vec![atv("2.5.4.6", Tag::PrintableString, b"BG")]),
+            rdn(vec![atv("2.5.4.10", Tag::BmpString, &[0, 0x41, 0, 0xe9])]),
+            rdn(vec![atv("2.5.4.11", Tag::TeletexString, b"T61")]),
+            rdn(vec![atv("1.2.3.4", Tag::Utf8String, b"x")]),
+            rdn(vec![
+                atv("2.5.4.3", Tag::Utf8String, "Alice, Jr.".as_bytes()),
+                atv("2.5.4.5", Tag::PrintableString, b"PNOBG-1"),
+            ]),
+        ]);
+        assert_eq!(
+            rfc4514(&name),
+            "serialNumber=PNOBG-1+CN=Alice\\, Jr.,1.2.3.4=#0c0178,OU=#1403543631,O=Aé,C=BG"
+        );
+        // What rcgen cannot rebuild byte for byte is refused, by name.
+        let country = || rdn(vec![atv("2.5.4.6", Tag::PrintableString, b"BG")]);
+        let refused = |rdns: Vec<RelativeDistinguishedName>| {
+            to_rcgen(&RdnSequence(rdns)).unwrap_err().to_string()
+        };
+        let bmp = name.0.get(1).unwrap().clone();
+        let multi = name.0.get(4).unwrap().clone();
+        assert!(refused(vec![country(), bmp]).contains("non-string attribute"));
+        assert!(refused(vec![country(), multi]).contains("multi-valued RDN"));
+        assert!(refused(vec![country(), country()]).contains("repeated attribute type"));
+        let plain = RdnSequence(vec![
+            country(),
+            rdn(vec![atv("2.5.4.3", Tag::Utf8String, b"Quill CA")]),
+        ]);
+        assert_eq!(to_rcgen(&plain).unwrap().iter().count(), 2);
+    }
+
     #[test]
     fn bmp_strings_decode() {
         assert_eq!(utf16be(&[0x00, 0x41, 0x00, 0xe9]).as_deref(), Some("Aé"));
