@@ -7,7 +7,6 @@ use crate::error::CscError;
 use crate::qscd::SignMechanism;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::store::DbConn;
 use crate::store::repo::{self, sads::SadRefusal};
 
 /// A parsed signHash request (v2 names, with pyHanko's v1 `hash`/`hashAlgo` mapped in).
@@ -208,7 +207,7 @@ pub async fn sign_hash<B: SignHashBody>(
 /// path. Blocking.
 pub(crate) fn spend_then_sign<T>(
     st: &AppState,
-    mut conn: impl std::ops::DerefMut<Target = DbConn>,
+    mut conn: crate::store::Pooled,
     action: &'static str,
     spend: &repo::sads::Spend<'_>,
     detail: serde_json::Value,

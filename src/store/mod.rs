@@ -12,9 +12,13 @@ pub mod schema;
 pub mod scratch;
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, InstrumentationEvent, SimpleConnection, TransactionManager,
+};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
@@ -127,6 +131,82 @@ impl Target {
     }
 }
 
+/// How long after a PostgreSQL connection last answered the pool hands it out without testing
+/// it first (`SELECT 1`, a round trip that every request paid): the idea of HikariCP's
+/// alive-bypass window, with its 500 ms. A connection that died meanwhile (server restart,
+/// `pg_terminate_backend`) fails its next statement instead, is marked lost by that failure and
+/// dropped when it goes back: the request gets a 503, as it would during the outage itself.
+const ALIVE_BYPASS: Duration = Duration::from_millis(500);
+
+/// What the pool knows of a PostgreSQL connection's health, kept by the connection's diesel
+/// instrumentation as its statements finish.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Microseconds since `health_epoch()` at which a statement last finished without error
+    /// (0: none yet).
+    last_ok_us: AtomicU64,
+    /// A statement failed because the connection is gone.
+    lost: AtomicBool,
+    /// Statements started on the connection.
+    started: AtomicU64,
+}
+
+fn health_epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn micros_since_epoch() -> u64 {
+    u64::try_from(health_epoch().elapsed().as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+impl Health {
+    /// Answered without a connection error within `ALIVE_BYPASS`, and not lost since.
+    fn answered_lately(&self) -> bool {
+        let last = self.last_ok_us.load(Ordering::Relaxed);
+        last != 0
+            && !self.lost.load(Ordering::Relaxed)
+            && micros_since_epoch().saturating_sub(last) < ALIVE_BYPASS.as_micros() as u64
+    }
+
+    /// Statements started on the connection so far.
+    pub fn statements(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+}
+
+/// A pooled connection: the backend's own (repositories see it as a `DbConn`) and, for
+/// PostgreSQL, what the pool knows of its health.
+pub struct Conn {
+    db: DbConn,
+    health: Option<Arc<Health>>,
+}
+
+impl Conn {
+    /// PostgreSQL: the connection's health record (`None`: SQLite).
+    pub fn health(&self) -> Option<&Health> {
+        self.health.as_deref()
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.db
+    }
+}
+
+/// A connection from the pool; it goes back when dropped.
+pub type Pooled = PooledConnection<Manager>;
+
 /// Opens connections for the pool: SQLite with its pragmas, PostgreSQL as given.
 #[derive(Debug)]
 pub struct Manager {
@@ -134,10 +214,10 @@ pub struct Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = DbConn;
+    type Connection = Conn;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConn, Self::Error> {
+    fn connect(&self) -> Result<Conn, Self::Error> {
         match &self.target {
             Target::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path)
@@ -149,20 +229,53 @@ impl ManageConnection for Manager {
                          PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
                 ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
-                Ok(DbConn::Sqlite(c))
+                Ok(Conn {
+                    db: DbConn::Sqlite(c),
+                    health: None,
+                })
             }
-            Target::Postgres(url) => PgConnection::establish(url)
-                .map(DbConn::Pg)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            Target::Postgres(url) => {
+                let mut c =
+                    PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
+                let health = Arc::new(Health::default());
+                let seen = Arc::clone(&health);
+                c.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+                    InstrumentationEvent::StartQuery { .. } => {
+                        seen.started.fetch_add(1, Ordering::Relaxed);
+                    }
+                    InstrumentationEvent::FinishQuery { error: None, .. } => {
+                        seen.last_ok_us
+                            .store(micros_since_epoch(), Ordering::Relaxed);
+                    }
+                    InstrumentationEvent::FinishQuery { error: Some(e), .. }
+                        if is_unavailable(e) =>
+                    {
+                        seen.lost.store(true, Ordering::Relaxed);
+                    }
+                    _ => {}
+                });
+                Ok(Conn {
+                    db: DbConn::Pg(c),
+                    health: Some(health),
+                })
+            }
         }
     }
 
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    /// PostgreSQL connections are tested before use unless they answered a moment ago
+    /// (`ALIVE_BYPASS`); an SQLite connection is a file handle and never needs it.
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        match &conn.health {
+            Some(health) if health.answered_lately() => Ok(()),
+            _ => conn.db.ping().map_err(diesel::r2d2::Error::QueryError),
+        }
     }
 
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        conn.is_broken()
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.health
+            .as_ref()
+            .is_some_and(|h| h.lost.load(Ordering::Relaxed))
+            || conn.db.is_broken()
     }
 }
 
@@ -443,7 +556,7 @@ impl Store {
     }
 
     /// A pooled connection.
-    pub fn conn(&self) -> Result<PooledConnection<Manager>, StoreError> {
+    pub fn conn(&self) -> Result<Pooled, StoreError> {
         self.pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -659,6 +772,73 @@ pub(crate) mod tests {
             "the log was started over {} times under steady writes: {seen:?}",
             seen.len() - 1
         );
+    }
+
+    /// PostgreSQL: a connection that answered a moment ago is handed out without `SELECT 1`,
+    /// one idle for longer is tested first; one whose server process was terminated fails its
+    /// next statement (unavailable, not a query error), is dropped by the pool, and the next
+    /// checkout works; one terminated while idle for longer is replaced without an error.
+    #[test]
+    fn pg_connections_are_tested_after_a_pause_and_dropped_when_lost() {
+        let Some(admin) = test_pg_url() else {
+            return;
+        };
+        #[derive(QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        let db = scratch::ScratchDatabase::create(&admin, "quill_unit").unwrap();
+        let store = Store::open(&db.url(), 1).unwrap();
+        let pid = |store: &Store| {
+            store.with(|c| {
+                Ok(diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                    .get_result::<Pid>(c)?
+                    .pid)
+            })
+        };
+        let statements = |store: &Store| store.conn().unwrap().health().unwrap().statements();
+        let first = pid(&store).unwrap();
+        let used = statements(&store);
+        assert_eq!(statements(&store), used, "no SELECT 1 right after use");
+        std::thread::sleep(ALIVE_BYPASS + Duration::from_millis(100));
+        assert_eq!(statements(&store), used + 1, "a SELECT 1 after a pause");
+
+        let mut killer = PgConnection::establish(&db.url()).unwrap();
+        let terminate = |killer: &mut PgConnection, pid: i32| {
+            diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
+                .execute(killer)
+                .unwrap();
+            #[derive(QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            for _ in 0..100 {
+                let left: Count = diesel::sql_query(format!(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = {pid}"
+                ))
+                .get_result(killer)
+                .unwrap();
+                if left.n == 0 {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("backend {pid} still there");
+        };
+        let second = pid(&store).unwrap();
+        assert_eq!(second, first, "one connection, kept");
+        terminate(&mut killer, second);
+        // Within the window: the dead connection is handed out, fails, and is dropped.
+        assert!(matches!(pid(&store), Err(StoreError::Unavailable(_))));
+        let third = pid(&store).unwrap();
+        assert_ne!(third, second, "a new connection");
+        // After a pause: tested, found dead and replaced before use.
+        terminate(&mut killer, third);
+        std::thread::sleep(ALIVE_BYPASS + Duration::from_millis(100));
+        let fourth = pid(&store).unwrap();
+        assert_ne!(fourth, third);
     }
 
     #[test]

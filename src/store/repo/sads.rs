@@ -519,7 +519,7 @@ mod tests {
         }
         let seen = seen.lock().unwrap();
         // PostgreSQL runs both as one statement (`SpendOnePg`).
-        let statements: &[&str] = match &*conn {
+        let statements: &[&str] = match &**conn {
             DbConn::Sqlite(_) => &["UPDATE sad_hashes", "UPDATE sads"],
             DbConn::Pg(_) => &["WITH marked AS (UPDATE sad_hashes"],
         };
@@ -682,7 +682,7 @@ mod tests {
             started.lock().unwrap().clear();
             spend_digest(&mut conn, digest);
             let sent = started.lock().unwrap().clone();
-            let expected = match &*conn {
+            let expected = match &**conn {
                 DbConn::Pg(_) => vec![
                     "BEGIN; SELECT pg_advisory_xact_lock",
                     "SELECT",
