@@ -704,10 +704,10 @@ fn inside(args: &SignArgs, dir: &Path, db_url: &str) -> anyhow::Result<()> {
         max_sessions: 8,
     })?);
     let store = Store::open(db_url, 2)?;
-    let database = if args.postgres.is_some() {
-        "postgres"
-    } else {
+    let database = if crate::store::sqlite_path(db_url).is_ok() {
         "sqlite"
+    } else {
+        "postgres"
     };
     let signer = Signer {
         password: format!("bench-{}", token::random_id(8)),
