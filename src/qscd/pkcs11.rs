@@ -1,5 +1,6 @@
 //! The `Qscd` over a PKCS#11 token with cryptoki. One `Pkcs11` context per module per process
-//! (C_Initialize once), the token found by label (SoftHSM2 renumbers slots), one login for the
+//! (C_Initialize once; again at start-up only, to look afresh for a token that was not there),
+//! the token found by label (SoftHSM2 renumbers slots), one login for the
 //! life of the process (the pool never closes its last healthy session), cached key handles (the
 //! first miss indexes every private key on the token at once), and one retry after session loss,
 //! logout or a stale handle.
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -58,6 +60,29 @@ pub struct Pkcs11Qscd {
     /// SoftHSM2, so enrolments in one process run one after the other. Creating objects is
     /// enrolment's business, never the signing path's.
     objects: Mutex<()>,
+    /// Keeps the module from being rescanned under the pool's sessions; dropped last.
+    _module: ModuleUse,
+}
+
+/// How long `Pkcs11Qscd::open` waits for a token that is not there or not answering yet.
+pub const OPEN_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Why one try at opening the token failed.
+enum Attach {
+    /// Worth another look (see `is_transient`).
+    NotYet(QscdError),
+    /// Retrying will not help.
+    Fatal(QscdError),
+}
+
+impl Attach {
+    fn of(e: CkError) -> Self {
+        if is_transient(&e) {
+            Attach::NotYet(map_ck(e))
+        } else {
+            Attach::Fatal(map_ck(e))
+        }
+    }
 }
 
 /// A token with more private keys than this is not indexed: one CKA_ID read per key would cost
@@ -122,27 +147,108 @@ fn map_ck(e: CkError) -> QscdError {
     }
 }
 
-/// The process-wide context for a module (C_Initialize happens once per process).
-fn context(module: &Path) -> Result<Pkcs11, QscdError> {
-    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let mut map = CONTEXTS
+/// A loaded module: its context (C_Initialize happens once per process, and again only on a
+/// rescan) and how many open `Pkcs11Qscd` use it.
+struct Module {
+    ctx: Pkcs11,
+    users: usize,
+}
+
+fn modules() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Module>> {
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Module>>> = OnceLock::new();
+    MODULES
         .get_or_init(|| Mutex::new(HashMap::new()))
         .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(ctx) = map.get(module) {
-        return Ok(ctx.clone());
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+fn initialize(ctx: &Pkcs11) -> Result<(), QscdError> {
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(|e| QscdError::Config(format!("C_Initialize failed: {e}")))
+}
+
+/// The process-wide context for a module.
+fn context(module: &Path) -> Result<Pkcs11, QscdError> {
+    let mut map = modules();
+    if let Some(m) = map.get(module) {
+        return Ok(m.ctx.clone());
     }
     let ctx = Pkcs11::new(module)
         .map_err(|e| QscdError::Config(format!("cannot load {}: {e}", module.display())))?;
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(|e| QscdError::Config(format!("C_Initialize failed: {e}")))?;
-    map.insert(module.to_path_buf(), ctx.clone());
+    initialize(&ctx)?;
+    map.insert(
+        module.to_path_buf(),
+        Module {
+            ctx: ctx.clone(),
+            users: 0,
+        },
+    );
     Ok(ctx)
 }
 
-fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, QscdError> {
-    for slot in ctx.get_slots_with_token().map_err(map_ck)? {
-        let info = ctx.get_token_info(slot).map_err(map_ck)?;
+/// C_Finalize and C_Initialize the module again, so that it reads its tokens afresh (SoftHSM2
+/// reads its token directory only at C_Initialize, and skips a token whose files it caught
+/// half-written by another process). Only while no open `Pkcs11Qscd` of this process uses the
+/// module (C_Finalize closes every session); `false` when one does.
+fn rescan(module: &Path) -> Result<bool, QscdError> {
+    let map = modules();
+    let Some(m) = map.get(module) else {
+        return Ok(false);
+    };
+    if m.users > 0 {
+        return Ok(false);
+    }
+    if let Err(e) = m.ctx.clone().finalize() {
+        tracing::debug!(error = %e, "C_Finalize before a rescan");
+    }
+    initialize(&m.ctx)?;
+    Ok(true)
+}
+
+/// Counts one user of a module for as long as it lives (the last field of `Pkcs11Qscd`, so it
+/// goes after the sessions).
+struct ModuleUse(PathBuf);
+
+impl ModuleUse {
+    fn new(module: &Path) -> Self {
+        if let Some(m) = modules().get_mut(module) {
+            m.users += 1;
+        }
+        ModuleUse(module.to_path_buf())
+    }
+}
+
+impl Drop for ModuleUse {
+    fn drop(&mut self) {
+        if let Some(m) = modules().get_mut(&self.0) {
+            m.users = m.users.saturating_sub(1);
+        }
+    }
+}
+
+/// Errors at start-up that mean "not there yet" rather than "wrong": the token is missing,
+/// unreadable for a moment, or the device is not answering. Never a PIN error (a retried wrong
+/// PIN would use up the token's tries).
+fn is_transient(e: &CkError) -> bool {
+    matches!(
+        rv(e),
+        Some(
+            RvError::GeneralError
+                | RvError::DeviceError
+                | RvError::DeviceRemoved
+                | RvError::TokenNotPresent
+                | RvError::TokenNotRecognized
+                | RvError::SlotIdInvalid
+                | RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::CryptokiNotInitialized
+        )
+    )
+}
+
+fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, CkError> {
+    for slot in ctx.get_slots_with_token()? {
+        let info = ctx.get_token_info(slot)?;
         if info.token_initialized() && info.label().trim_end() == label {
             return Ok(Some(slot));
         }
@@ -262,27 +368,76 @@ fn private_key_ids(session: &Session, max: usize) -> Result<Vec<(Vec<u8>, Object
 }
 
 impl Pkcs11Qscd {
-    /// Load the module, find the token by label and log in once.
+    /// Load the module, find the token by label and log in once, waiting up to
+    /// [`OPEN_PATIENCE`] for a token that is missing or not answering yet.
     pub fn open(cfg: &Pkcs11Config) -> Result<Self, QscdError> {
-        let ctx = context(&cfg.module)?;
-        let slot = find_slot(&ctx, &cfg.token_label)?.ok_or_else(|| {
-            QscdError::Config(format!(
-                "no initialised token labelled {:?}",
-                cfg.token_label
-            ))
-        })?;
-        let session = ctx.open_rw_session(slot).map_err(map_ck)?;
+        Self::open_within(cfg, OPEN_PATIENCE)
+    }
+
+    /// `open`, giving up after `patience`. While the labelled token is missing or the module
+    /// answers with a device-level error (an HSM still starting, a network HSM not reachable
+    /// yet, SoftHSM2 catching another process writing its token file), it looks again with
+    /// growing pauses, re-reading the module's tokens each time when nothing else in the
+    /// process uses the module. A wrong or locked PIN fails at once: retrying it would use up
+    /// the token's tries.
+    pub fn open_within(cfg: &Pkcs11Config, patience: Duration) -> Result<Self, QscdError> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let error = match Self::attach(cfg) {
+                Ok((ctx, slot, session, module_use)) => {
+                    return Ok(Pkcs11Qscd {
+                        pool: Pool::new(ctx, slot, cfg.pin.clone(), cfg.max_sessions, session),
+                        pin: cfg.pin.clone(),
+                        handles: Mutex::new(HashMap::new()),
+                        indexed: AtomicBool::new(false),
+                        index_max: INDEX_MAX_KEYS,
+                        objects: Mutex::new(()),
+                        _module: module_use,
+                    });
+                }
+                Err(Attach::Fatal(e)) => return Err(e),
+                Err(Attach::NotYet(e)) => e,
+            };
+            if start.elapsed() + pause > patience {
+                return Err(error);
+            }
+            tracing::warn!(
+                token = %cfg.token_label,
+                error = %error,
+                retry_in_ms = pause.as_millis() as u64,
+                "token not ready; looking again"
+            );
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
+            rescan(&cfg.module)?;
+        }
+    }
+
+    /// One try at finding the token and logging in. Counts as a user of the module from the
+    /// start, so that no other thread's rescan closes the session it opens.
+    fn attach(cfg: &Pkcs11Config) -> Result<(Pkcs11, Slot, Session, ModuleUse), Attach> {
+        let ctx = context(&cfg.module).map_err(Attach::Fatal)?;
+        let module_use = ModuleUse::new(&cfg.module);
+        let slot = find_slot(&ctx, &cfg.token_label)
+            .map_err(Attach::of)?
+            .ok_or_else(|| {
+                Attach::NotYet(QscdError::Config(format!(
+                    "no initialised token labelled {:?}",
+                    cfg.token_label
+                )))
+            })?;
+        let session = ctx.open_rw_session(slot).map_err(Attach::of)?;
         login(&session, &cfg.pin).map_err(|e| {
-            QscdError::Config(format!("login to token {:?} failed: {e}", cfg.token_label))
+            let transient = is_transient(&e);
+            let e = QscdError::Config(format!("login to token {:?} failed: {e}", cfg.token_label));
+            if transient {
+                Attach::NotYet(e)
+            } else {
+                Attach::Fatal(e)
+            }
         })?;
-        Ok(Pkcs11Qscd {
-            pool: Pool::new(ctx, slot, cfg.pin.clone(), cfg.max_sessions, session),
-            pin: cfg.pin.clone(),
-            handles: Mutex::new(HashMap::new()),
-            indexed: AtomicBool::new(false),
-            index_max: INDEX_MAX_KEYS,
-            objects: Mutex::new(()),
-        })
+        Ok((ctx, slot, session, module_use))
     }
 
     /// Initialise a token labelled `label` on a free slot (SoftHSM2 always offers one) and set
@@ -297,7 +452,7 @@ impl Pkcs11Qscd {
         static INIT: Mutex<()> = Mutex::new(());
         let _serialised = INIT.lock().unwrap_or_else(|p| p.into_inner());
         let ctx = context(module)?;
-        if find_slot(&ctx, label)?.is_some() {
+        if find_slot(&ctx, label).map_err(map_ck)?.is_some() {
             return Ok(false);
         }
         let mut free = None;
@@ -313,7 +468,7 @@ impl Pkcs11Qscd {
         }
         let slot = free.ok_or_else(|| QscdError::Config("no free slot for a new token".into()))?;
         ctx.init_token(slot, so_pin, label).map_err(map_ck)?;
-        let slot = find_slot(&ctx, label)?.unwrap_or(slot);
+        let slot = find_slot(&ctx, label).map_err(map_ck)?.unwrap_or(slot);
         let session = ctx.open_rw_session(slot).map_err(map_ck)?;
         session.login(UserType::So, Some(so_pin)).map_err(map_ck)?;
         session.init_pin(user_pin).map_err(map_ck)?;

@@ -376,3 +376,90 @@ fn token_set_spreads_keys_and_finds_them_in_any_order() {
     ));
     set.check().unwrap();
 }
+
+/// A configuration for a token that does not exist yet (and a label no other test uses).
+fn future_token(name: &str) -> Pkcs11Config {
+    Pkcs11Config {
+        module: MODULE.into(),
+        token_label: format!("t-{name}-{}", crate::auth::token::random_id(4)),
+        pin: SecretString::from("1234-user"),
+        max_sessions: 2,
+    }
+}
+
+#[test]
+fn open_waits_for_a_token_another_process_creates() {
+    // A server that starts before its token is readable (an HSM still booting; SoftHSM2 that
+    // caught another process writing the token file, which it then skips until the module is
+    // initialised again) finds it once it is there. The token is made by another process, so
+    // this process's module only sees it after a rescan. (Each test is a process of its own
+    // under nextest, so nothing else here holds the module.)
+    let cfg = future_token("late");
+    let started = std::time::Instant::now();
+    let maker = {
+        let label = cfg.token_label.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            let out = std::process::Command::new("softhsm2-util")
+                .args(["--init-token", "--free", "--label", &label])
+                .args(["--pin", "1234-user", "--so-pin", "so-pin-1"])
+                .output()
+                .expect("softhsm2-util runs");
+            assert!(out.status.success(), "{out:?}");
+        })
+    };
+    let q = Pkcs11Qscd::open_within(&cfg, std::time::Duration::from_secs(20)).unwrap();
+    maker.join().unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    q.generate_key_pair(KeySpec::EcP256, b"late", "late")
+        .unwrap();
+    ec_sign_verifies(&q, b"late");
+}
+
+#[test]
+fn open_gives_up_after_its_patience_and_never_retries_a_wrong_pin() {
+    let started = std::time::Instant::now();
+    let missing = Pkcs11Qscd::open_within(
+        &future_token("never"),
+        std::time::Duration::from_millis(500),
+    );
+    let waited = started.elapsed();
+    match missing {
+        Err(QscdError::Config(m)) => assert!(m.contains("no initialised token"), "{m}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    assert!(
+        waited >= std::time::Duration::from_millis(300)
+            && waited < std::time::Duration::from_secs(5),
+        "{waited:?}"
+    );
+
+    // A wrong PIN fails on the first try, long before the patience runs out.
+    let cfg = new_token("pin");
+    let wrong = Pkcs11Config {
+        pin: SecretString::from("not-the-pin"),
+        ..cfg.clone()
+    };
+    let started = std::time::Instant::now();
+    match Pkcs11Qscd::open_within(&wrong, std::time::Duration::from_secs(30)) {
+        Err(QscdError::Config(m)) => assert!(m.contains("login"), "{m}"),
+        other => panic!("expected a login failure, got {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // While an open token uses the module, a failed open does not re-initialise it under that
+    // token's sessions: its idle session still answers.
+    let open = Pkcs11Qscd::open(&cfg).unwrap();
+    assert!(
+        Pkcs11Qscd::open_within(
+            &future_token("absent"),
+            std::time::Duration::from_millis(300)
+        )
+        .is_err()
+    );
+    open.with_session_for_tests(|s| s.get_session_info())
+        .unwrap();
+    open.generate_key_pair(KeySpec::EcP256, b"after", "after")
+        .unwrap();
+    ec_sign_verifies(&open, b"after");
+}
