@@ -28,7 +28,7 @@ fn run_once(st: &AppState) -> Result<Purged, CscError> {
     if purged.total() > 0 {
         tracing::info!(
             sads = purged.sads,
-            sad_hashes = purged.sad_hashes,
+            sad_digests = purged.digests,
             access_tokens = purged.access_tokens,
             otp_challenges = purged.otp_challenges,
             oauth = purged.oauth_requests + purged.oauth_codes + purged.oauth_refresh_tokens,

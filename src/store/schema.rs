@@ -54,14 +54,14 @@ diesel::table! {
         remaining -> Integer,
         expires_at -> BigInt,
         created_at -> BigInt,
+        used -> Binary,
     }
 }
 
 diesel::table! {
-    sad_hashes (sad_hash, digest) {
+    sad_digests (sad_hash) {
         sad_hash -> Binary,
-        digest -> Binary,
-        used -> Bool,
+        digests -> Binary,
     }
 }
 
@@ -77,13 +77,14 @@ diesel::table! {
 diesel::joinable!(credentials -> users (user_id));
 diesel::joinable!(access_tokens -> users (user_id));
 diesel::joinable!(sads -> credentials (credential_id));
+diesel::joinable!(sad_digests -> sads (sad_hash));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     credentials,
     access_tokens,
     sads,
-    sad_hashes,
+    sad_digests,
     audit_log,
     otp_challenges
 );

@@ -143,6 +143,29 @@ impl Env {
         row.n
     }
 
+    /// Digests signed with the SADs that `filter` (a condition on `sads`) selects: each SAD keeps
+    /// one byte per digest in `used`, 1 once signed.
+    pub fn used_digests(&self, filter: &str) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Used {
+            #[diesel(sql_type = diesel::sql_types::Binary)]
+            used: Vec<u8>,
+        }
+        let sql = format!("SELECT used FROM sads WHERE {filter}");
+        let rows: Vec<Used> = if self.db_url.starts_with("postgres") {
+            let mut c = diesel::PgConnection::establish(&self.db_url).unwrap();
+            diesel::sql_query(sql).load(&mut c).unwrap()
+        } else {
+            let path = self.db_url.trim_start_matches("sqlite://");
+            let mut c = diesel::SqliteConnection::establish(path).unwrap();
+            diesel::sql_query(sql).load(&mut c).unwrap()
+        };
+        rows.iter()
+            .map(|r| r.used.iter().filter(|b| **b != 0).count() as i64)
+            .sum()
+    }
+
     /// Run SQL on this test's database behind Quill's back; the number of rows it touched.
     pub fn db_execute(&self, sql: &str) -> usize {
         use diesel::prelude::*;

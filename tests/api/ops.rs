@@ -584,12 +584,12 @@ fn expired_sads_are_purged_while_serving_and_the_audit_log_is_not() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert_eq!(env.db_i64("SELECT COUNT(*) AS n FROM sad_hashes"), 0);
+    assert_eq!(env.db_i64("SELECT COUNT(*) AS n FROM sad_digests"), 0);
     let (_, m) = scrape(&app);
     assert_eq!(m.get("quill_purged_rows_total{table=\"sads\"}"), Some(&1.0));
     assert_eq!(
-        m.get("quill_purged_rows_total{table=\"sad_hashes\"}"),
-        Some(&2.0)
+        m.get("quill_purged_rows_total{table=\"sad_digests\"}"),
+        Some(&1.0)
     );
     // The SAD is gone (unknown now), the live access token is kept and still works.
     let r = app.sign_hash_raw(
@@ -720,10 +720,7 @@ fn sigkill_mid_load_then_restart_keeps_every_answered_spend() {
         lost_in_flight <= CLIENTS,
         "{lost_in_flight} hashes spent without an answer: more than one per client"
     );
-    assert_eq!(
-        env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sad_hashes WHERE used = TRUE"),
-        N as i64
-    );
+    assert_eq!(env.used_digests("TRUE"), N as i64);
     assert_eq!(
         env.db_i64("SELECT CAST(remaining AS BIGINT) AS n FROM sads"),
         0

@@ -158,10 +158,7 @@ fn sad_counts(env: &Env, cred: &str) -> (i64, i64, i64) {
     let spent = env.db_i64(&format!(
         "SELECT COUNT(*) AS n FROM sads WHERE credential_id = '{cred}' AND remaining = 0"
     ));
-    let used = env.db_i64(&format!(
-        "SELECT COUNT(*) AS n FROM sad_hashes h JOIN sads s ON s.sad_hash = h.sad_hash \
-         WHERE s.credential_id = '{cred}' AND h.used"
-    ));
+    let used = env.used_digests(&format!("credential_id = '{cred}'"));
     (issued, spent, used)
 }
 

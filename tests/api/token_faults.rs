@@ -229,10 +229,7 @@ fn token_error_is_503_the_sad_is_refunded_and_service_returns_when_it_clears() {
         env.db_i64("SELECT CAST(remaining AS BIGINT) AS n FROM sads"),
         6
     );
-    assert_eq!(
-        env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sad_hashes WHERE used = TRUE"),
-        0
-    );
+    assert_eq!(env.used_digests("TRUE"), 0);
     assert_eq!(
         env.db_i64(
             "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log \

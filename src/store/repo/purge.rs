@@ -1,7 +1,7 @@
 //! Removing state that has expired, a while after it expired: SADs with their digests, access
 //! tokens no SAD refers to any more, OTP challenges, OAuth requests, codes and refresh tokens.
-//! Without this every authorization would leave rows behind for good (a thousand-hash SAD is a
-//! thousand rows) and the tables the hot path reads would only grow. The audit log is never
+//! Without this every authorization would leave rows behind for good (a thousand-hash SAD is
+//! 32 KB of digests) and the tables the hot path reads would only grow. The audit log is never
 //! purged: it is the record.
 //!
 //! Work comes in batches of at most `BATCH` rows per table, each in a write transaction of its
@@ -11,12 +11,13 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use crate::store::schema::{
-    access_tokens, oauth_codes, oauth_refresh_tokens, oauth_requests, otp_challenges, sad_hashes,
+    access_tokens, oauth_codes, oauth_refresh_tokens, oauth_requests, otp_challenges, sad_digests,
     sads,
 };
 use crate::store::{DbConn, StoreError};
 
-/// Most rows one batch deletes from a table (a SAD's digests count; one SAD is never split).
+/// Most rows one batch deletes from a table (for SADs, a SAD and each of its digests count one;
+/// one SAD is never split).
 pub const BATCH: usize = 512;
 const BATCH_I64: i64 = 512;
 
@@ -24,7 +25,10 @@ const BATCH_I64: i64 = 512;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
     pub sads: usize,
-    pub sad_hashes: usize,
+    /// `sad_digests` rows: one per SAD.
+    pub sad_digests: usize,
+    /// Digests those rows held (not a table: what the batch size weighs).
+    pub digests: usize,
     pub access_tokens: usize,
     pub otp_challenges: usize,
     pub oauth_requests: usize,
@@ -37,7 +41,7 @@ impl Purged {
     pub fn by_table(&self) -> [(&'static str, usize); 7] {
         [
             ("sads", self.sads),
-            ("sad_hashes", self.sad_hashes),
+            ("sad_digests", self.sad_digests),
             ("access_tokens", self.access_tokens),
             ("otp_challenges", self.otp_challenges),
             ("oauth_requests", self.oauth_requests),
@@ -52,7 +56,8 @@ impl Purged {
 
     fn add(&mut self, other: &Purged) {
         self.sads += other.sads;
-        self.sad_hashes += other.sad_hashes;
+        self.sad_digests += other.sad_digests;
+        self.digests += other.digests;
         self.access_tokens += other.access_tokens;
         self.otp_challenges += other.otp_challenges;
         self.oauth_requests += other.oauth_requests;
@@ -62,7 +67,7 @@ impl Purged {
 
     /// Did any table fill its batch (so that more may be left)?
     fn full(&self) -> bool {
-        self.sads + self.sad_hashes >= BATCH
+        self.sads + self.digests >= BATCH
             || [
                 self.access_tokens,
                 self.otp_challenges,
@@ -115,7 +120,7 @@ macro_rules! expired {
 
 /// One batch of each table.
 pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
-    let (sads, sad_hashes) = expired_sads(conn, cutoff)?;
+    let (sads, sad_digests, digests) = expired_sads(conn, cutoff)?;
     // After the SADs: a token is kept while a SAD refers to it.
     let access_tokens = conn.write_tx(|c| {
         let ids: Vec<Vec<u8>> = access_tokens::table
@@ -135,7 +140,8 @@ pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
     let oauth_refresh_tokens = expired!(conn, cutoff, oauth_refresh_tokens, token_hash, Vec<u8>)?;
     Ok(Purged {
         sads,
-        sad_hashes,
+        sad_digests,
+        digests,
         access_tokens,
         otp_challenges,
         oauth_requests,
@@ -144,24 +150,29 @@ pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
     })
 }
 
-/// Expired SADs and their digests, whole SADs until `BATCH` rows are reached: (SADs, digests).
-fn expired_sads(conn: &mut DbConn, cutoff: i64) -> Result<(usize, usize), StoreError> {
+/// Expired SADs and their digests, whole SADs until `BATCH` (SADs plus digests) is reached:
+/// (SADs, `sad_digests` rows, digests).
+fn expired_sads(conn: &mut DbConn, cutoff: i64) -> Result<(usize, usize, usize), StoreError> {
     let done = conn.write_tx(|c| {
-        let ids: Vec<Vec<u8>> = sads::table
+        // `used` has a byte per digest: its length is the SAD's digest count.
+        let found: Vec<(Vec<u8>, Vec<u8>)> = sads::table
             .filter(sads::expires_at.lt(cutoff))
-            .select(sads::sad_hash)
+            .select((sads::sad_hash, sads::used))
             .limit(BATCH_I64)
             .load(c)?;
-        let (mut n_sads, mut n_hashes) = (0, 0);
-        for id in &ids {
-            if n_sads + n_hashes >= BATCH {
+        let (mut ids, mut weight, mut digests) = (Vec::new(), 0, 0);
+        for (id, used) in found {
+            if weight >= BATCH {
                 break;
             }
-            n_hashes +=
-                diesel::delete(sad_hashes::table.filter(sad_hashes::sad_hash.eq(id))).execute(c)?;
-            n_sads += diesel::delete(sads::table.find(id)).execute(c)?;
+            weight += 1 + used.len();
+            digests += used.len();
+            ids.push(id);
         }
-        Ok::<_, diesel::result::Error>((n_sads, n_hashes))
+        let rows = diesel::delete(sad_digests::table.filter(sad_digests::sad_hash.eq_any(&ids)))
+            .execute(c)?;
+        let sads = diesel::delete(sads::table.filter(sads::sad_hash.eq_any(&ids))).execute(c)?;
+        Ok::<_, diesel::result::Error>((sads, rows, digests))
     })?;
     Ok(done)
 }
@@ -271,13 +282,14 @@ mod tests {
             purged,
             Purged {
                 sads: 1,
-                sad_hashes: 3,
+                sad_digests: 1,
+                digests: 3,
                 access_tokens: 1,
                 ..Purged::default()
             }
         );
         assert_eq!(count!(store, sads::table), 2);
-        assert_eq!(count!(store, sad_hashes::table), 3);
+        assert_eq!(count!(store, sad_digests::table), 2);
         assert_eq!(count!(store, access_tokens::table), 2);
         let left: Vec<Vec<u8>> = store
             .with(|c| {
@@ -305,20 +317,20 @@ mod tests {
     fn works_in_batches_that_never_split_a_sad() {
         let (_d, store) = setup();
         token(&store, 1, NOW + 3600);
-        // 5 SADs of 200 digests: 1005 rows, more than one batch.
+        // 5 SADs of 200 digests: 1005 SADs and digests, more than one batch.
         for h in 20..25 {
             sad(&store, h, 1, NOW - 7200, 200);
         }
         let first = store.with(|c| batch(c, NOW - 3600)).unwrap();
-        // Whole SADs until the batch is reached: 3 SADs (603 rows).
-        assert_eq!((first.sads, first.sad_hashes), (3, 600));
+        // Whole SADs until the batch is reached: 3 SADs (603 SADs and digests).
+        assert_eq!((first.sads, first.sad_digests, first.digests), (3, 3, 600));
         assert!(first.full());
-        assert_eq!(count!(store, sad_hashes::table), 400);
+        assert_eq!(count!(store, sad_digests::table), 2);
         let rest = store
             .with(|c| run(c, NOW - 3600, 100, std::time::Duration::ZERO))
             .unwrap();
-        assert_eq!((rest.sads, rest.sad_hashes), (2, 400));
+        assert_eq!((rest.sads, rest.sad_digests, rest.digests), (2, 2, 400));
         assert_eq!(count!(store, sads::table), 0);
-        assert_eq!(count!(store, sad_hashes::table), 0);
+        assert_eq!(count!(store, sad_digests::table), 0);
     }
 }

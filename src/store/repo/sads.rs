@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::audit::{self, Event};
 use crate::store::models::NewSad;
-use crate::store::schema::{access_tokens, sad_hashes, sads};
+use crate::store::schema::{access_tokens, sad_digests, sads};
 use crate::store::{DbConn, StoreError, on_backend};
 
 /// Why a SAD may not sign what was asked. Each maps to a CSC error in the service layer.
@@ -51,32 +51,56 @@ impl From<diesel::result::Error> for TxError {
     }
 }
 
-/// The digests a SAD authorizes, each not yet signed.
-fn insert_digests(
-    c: &mut DbConn,
-    sad_hash: &[u8],
-    digests: &[Vec<u8>],
-) -> Result<(), diesel::result::Error> {
-    let rows: Vec<_> = digests
-        .iter()
-        .map(|d| {
-            (
-                sad_hashes::sad_hash.eq(sad_hash),
-                sad_hashes::digest.eq(d),
-                sad_hashes::used.eq(false),
-            )
-        })
-        .collect();
-    // One multi-row INSERT; diesel builds batch inserts per backend, not for MultiConnection.
-    let insert = diesel::insert_into(sad_hashes::table).values(&rows);
-    match c {
-        DbConn::Sqlite(c) => insert.execute(c)?,
-        DbConn::Pg(c) => insert.execute(c)?,
-    };
-    Ok(())
+/// A SAD's digests as stored: `all` holds them concatenated (each `width` bytes) in the order
+/// they were authorized, `used` one byte per digest in the same order, 1 once it was signed.
+/// A spend reads both in the SAD's row and its `sad_digests` row and writes `used` back, one row,
+/// however many digests it signs.
+#[derive(Debug, Default, Clone)]
+struct Digests {
+    all: Vec<u8>,
+    used: Vec<u8>,
 }
 
-/// Store a new SAD and its audit record in one transaction.
+impl Digests {
+    fn width(&self) -> usize {
+        self.all.len().checked_div(self.used.len()).unwrap_or(0)
+    }
+
+    fn each(&self) -> impl Iterator<Item = &[u8]> {
+        // `max(1)`: a SAD without digests has nothing to iterate (and chunks need a width).
+        self.all
+            .chunks_exact(self.width().max(1))
+            .take(self.used.len())
+    }
+
+    /// Where each of `wanted` is, in its order; `None` for a digest the SAD never authorized.
+    /// A few are looked for one by one; many through an index of the SAD's digests.
+    fn positions(&self, wanted: &[Vec<u8>]) -> Vec<Option<usize>> {
+        if wanted.len() <= 4 {
+            return wanted
+                .iter()
+                .map(|d| self.each().position(|c| c == d.as_slice()))
+                .collect();
+        }
+        let index: std::collections::HashMap<&[u8], usize> =
+            self.each().enumerate().map(|(i, c)| (c, i)).collect();
+        wanted
+            .iter()
+            .map(|d| index.get(d.as_slice()).copied())
+            .collect()
+    }
+
+    /// The digests not signed yet, in order.
+    fn unused(&self) -> Vec<Vec<u8>> {
+        self.each()
+            .zip(&self.used)
+            .filter(|(_, u)| **u == 0)
+            .map(|(d, _)| d.to_vec())
+            .collect()
+    }
+}
+
+/// Store a new SAD and its audit record in one transaction./// Store a new SAD and its audit record in one transaction.
 pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), StoreError> {
     conn.write_tx(|c| {
         insert_in_tx(c, sad)?;
@@ -84,7 +108,8 @@ pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), Stor
     })
 }
 
-/// The rows of a new SAD, inside the caller's write transaction.
+/// The rows of a new SAD, inside the caller's write transaction: the SAD with every digest
+/// unused, and its digests.
 pub(crate) fn insert_in_tx(c: &mut DbConn, sad: &NewSad) -> Result<(), diesel::result::Error> {
     diesel::insert_into(sads::table)
         .values((
@@ -96,9 +121,16 @@ pub(crate) fn insert_in_tx(c: &mut DbConn, sad: &NewSad) -> Result<(), diesel::r
             sads::remaining.eq(sad.num_signatures),
             sads::expires_at.eq(sad.expires_at),
             sads::created_at.eq(sad.created_at),
+            sads::used.eq(vec![0u8; sad.digests.len()]),
         ))
         .execute(c)?;
-    insert_digests(c, &sad.sad_hash, &sad.digests)
+    diesel::insert_into(sad_digests::table)
+        .values((
+            sad_digests::sad_hash.eq(&sad.sad_hash),
+            sad_digests::digests.eq(sad.digests.concat()),
+        ))
+        .execute(c)?;
+    Ok(())
 }
 
 /// Check and spend, atomically, with its audit record. `Ok(Err(refusal))` means nothing was
@@ -133,15 +165,26 @@ fn audited(
     }
 }
 
-/// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, and the token's
-/// `revoked` (`None`: no such token).
-type SadWithToken = (Vec<u8>, String, String, String, i32, i64, Option<bool>);
+/// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, used, the token's
+/// `revoked` (`None`: no such token) and the digests (`None`: none stored).
+type SadWithToken = (
+    Vec<u8>,
+    String,
+    String,
+    String,
+    i32,
+    i64,
+    Vec<u8>,
+    Option<bool>,
+    Option<Vec<u8>>,
+);
 
 /// A SAD that passed the checks every use shares.
 struct LiveSad {
     token_hash: Vec<u8>,
     hash_algo: String,
     remaining: i32,
+    digests: Digests,
 }
 
 /// The one place a SAD is judged usable: it exists, belongs to this user and credential, its
@@ -154,9 +197,11 @@ fn load_live(
     now: i64,
 ) -> Result<LiveSad, TxError> {
     let refuse = |r| Err(TxError::Refused(r));
-    // The SAD with its token's revocation flag, in one statement (no token row: revoked).
+    // The SAD with its token's revocation flag and its digests, in one statement (no token
+    // row: revoked).
     let row: Option<SadWithToken> = on_backend!(c, |c| sads::table
         .left_join(access_tokens::table.on(access_tokens::token_hash.eq(sads::token_hash)))
+        .left_join(sad_digests::table.on(sad_digests::sad_hash.eq(sads::sad_hash)))
         .filter(sads::sad_hash.eq(sad_hash))
         .select((
             sads::token_hash,
@@ -165,11 +210,23 @@ fn load_live(
             sads::hash_algo,
             sads::remaining,
             sads::expires_at,
+            sads::used,
             access_tokens::revoked.nullable(),
+            sad_digests::digests.nullable(),
         ))
         .get_result(c)
         .optional())?;
-    let Some((token_hash, user_id, credential_id, hash_algo, remaining, expires_at, revoked)) = row
+    let Some((
+        token_hash,
+        user_id,
+        credential_id,
+        hash_algo,
+        remaining,
+        expires_at,
+        used,
+        revoked,
+        all,
+    )) = row
     else {
         return refuse(SadRefusal::Unknown);
     };
@@ -183,103 +240,56 @@ fn load_live(
         token_hash,
         hash_algo,
         remaining,
+        digests: Digests {
+            all: all.unwrap_or_default(),
+            used,
+        },
     })
 }
 
-/// Spend; `Some(tail)` when the audit log's tail was read on the way.
+/// Spend; `Some(tail)` when the audit log's tail was read on the way. The SAD's row and digests
+/// are read under the write lock, the request's digests judged in its order (the first one
+/// never authorized or already signed decides the refusal), and the new `used` flags and count
+/// written in one conditional update of the SAD's row (`hot::TakeDigests`) — on PostgreSQL
+/// with the audit tail read in the same statement, one round trip.
 fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<Option<audit::Tail>, TxError> {
     let refuse = |r| Err(TxError::Refused(r));
-    let LiveSad { hash_algo, .. } =
-        load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
-    if hash_algo != req.hash_algo {
+    let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
+    if live.hash_algo != req.hash_algo {
         return refuse(SadRefusal::WrongHashAlgo);
     }
-    // One digest (the usual signHash): statements kept prepared (`hot`); when the mark marks
-    // nothing the row is as it was, so its state says why.
-    if let [digest] = req.digests {
-        // PostgreSQL: mark, count and the audit tail in one statement — each statement is a
-        // round trip to the server, about 0.1 ms on a small machine.
-        if let DbConn::Pg(pg) = c {
-            let (marked, taken, seq, hash): (i64, i64, Option<i64>, Option<Vec<u8>>) =
-                hot::SpendOnePg {
-                    sad_hash: req.sad_hash,
-                    digest,
-                }
-                .get_result(pg)?;
-            if marked != 1 {
-                return refuse(digest_refusal(c, req.sad_hash, digest)?);
-            }
-            if taken != 1 {
-                return refuse(SadRefusal::Exhausted);
-            }
-            return Ok(Some(seq.zip(hash)));
+    let mut used = live.digests.used.clone();
+    for at in live.digests.positions(req.digests) {
+        match at.and_then(|i| used.get_mut(i)) {
+            None => return refuse(SadRefusal::NotAuthorized),
+            Some(flag) if *flag != 0 => return refuse(SadRefusal::AlreadySigned),
+            Some(flag) => *flag = 1,
         }
-        let mark = hot::MarkDigest {
-            sad_hash: req.sad_hash,
-            digest,
-        };
-        let marked = on_backend!(&mut *c, |c| mark.execute(c))?;
-        if marked != 1 {
-            return refuse(digest_refusal(c, req.sad_hash, digest)?);
-        }
-        return take_count(c, req).map(|()| None);
     }
-    // Every digest in one statement (a signHash may carry up to `multisign` of them); the
-    // refusal path alone looks at which digest failed and why.
-    let mark = diesel::update(
-        sad_hashes::table
-            .filter(sad_hashes::sad_hash.eq(req.sad_hash))
-            .filter(sad_hashes::digest.eq_any(req.digests))
-            .filter(sad_hashes::used.eq(false)),
-    )
-    .set(sad_hashes::used.eq(true))
-    .returning(sad_hashes::digest);
-    let marked: Vec<Vec<u8>> = match c {
-        DbConn::Sqlite(c) => mark.get_results(c)?,
-        DbConn::Pg(c) => mark.get_results(c)?,
-    };
-    if marked.len() != req.digests.len() {
-        // The first digest (in request order) this statement did not mark: known to the SAD
-        // means signed before, unknown means never authorized. The transaction rolls back.
-        for digest in req.digests {
-            if marked.contains(digest) {
-                continue;
-            }
-            return refuse(digest_refusal(c, req.sad_hash, digest)?);
-        }
-        return refuse(SadRefusal::NotAuthorized);
-    }
-    take_count(c, req).map(|()| None)
-}
-
-/// Why a digest could not be marked: known to the SAD means signed before, unknown means never
-/// authorized.
-fn digest_refusal(c: &mut DbConn, sad_hash: &[u8], digest: &[u8]) -> Result<SadRefusal, TxError> {
-    let exists: Option<bool> = sad_hashes::table
-        .find((sad_hash, digest))
-        .select(sad_hashes::used)
-        .get_result(c)
-        .optional()?;
-    Ok(if exists.is_some() {
-        SadRefusal::AlreadySigned
-    } else {
-        SadRefusal::NotAuthorized
-    })
-}
-
-/// Take the request's number of signatures off the SAD's count.
-fn take_count(c: &mut DbConn, req: &Spend<'_>) -> Result<(), TxError> {
-    let refuse = |r| Err(TxError::Refused(r));
     let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
-    let take = hot::TakeCount {
-        sad_hash: req.sad_hash,
-        n,
-    };
-    let spent = on_backend!(c, |c| take.execute(c))?;
-    if spent == 0 {
+    if live.remaining < n {
         return refuse(SadRefusal::Exhausted);
     }
-    Ok(())
+    let take = hot::TakeDigests {
+        sad_hash: req.sad_hash,
+        was: &live.digests.used,
+        now: &used,
+        n,
+    };
+    // The update matches unless the row changed since it was read, which the write lock rules
+    // out; should it ever happen, nothing is spent.
+    if let DbConn::Pg(pg) = c {
+        let (taken, seq, hash): (i64, Option<i64>, Option<Vec<u8>>) =
+            hot::SpendPg(take).get_result(pg)?;
+        if taken != 1 {
+            return refuse(SadRefusal::Exhausted);
+        }
+        return Ok(Some(seq.zip(hash)));
+    }
+    if on_backend!(&mut *c, |c| take.execute(c))? != 1 {
+        return refuse(SadRefusal::Exhausted);
+    }
+    Ok(None)
 }
 
 /// Swap a live SAD for a new one (`credentials/extendTransaction`): same token, user and
@@ -310,20 +320,14 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
         token_hash,
         hash_algo,
         remaining,
+        digests,
     } = load_live(c, req.old_sad_hash, req.user_id, req.credential_id, req.now)?;
     if remaining <= 0 {
         return refuse(SadRefusal::Exhausted);
     }
     let (algo, digests): (String, Vec<Vec<u8>>) = match req.rebind {
         Some((algo, digests)) => (algo.to_string(), digests.to_vec()),
-        None => (
-            hash_algo,
-            sad_hashes::table
-                .filter(sad_hashes::sad_hash.eq(req.old_sad_hash))
-                .filter(sad_hashes::used.eq(false))
-                .select(sad_hashes::digest)
-                .load(c)?,
-        ),
+        None => (hash_algo, digests.unused()),
     };
     let count = i32::try_from(digests.len()).unwrap_or(i32::MAX);
     if count > remaining || digests.is_empty() {
@@ -332,19 +336,20 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
     diesel::update(sads::table.find(req.old_sad_hash))
         .set(sads::remaining.eq(0))
         .execute(c)?;
-    diesel::insert_into(sads::table)
-        .values((
-            sads::sad_hash.eq(req.new_sad_hash),
-            sads::token_hash.eq(&token_hash),
-            sads::user_id.eq(req.user_id),
-            sads::credential_id.eq(req.credential_id),
-            sads::hash_algo.eq(&algo),
-            sads::remaining.eq(count),
-            sads::expires_at.eq(req.expires_at),
-            sads::created_at.eq(req.now),
-        ))
-        .execute(c)?;
-    insert_digests(c, req.new_sad_hash, &digests)?;
+    insert_in_tx(
+        c,
+        &NewSad {
+            sad_hash: req.new_sad_hash.to_vec(),
+            token_hash,
+            user_id: req.user_id.to_string(),
+            credential_id: req.credential_id.to_string(),
+            hash_algo: algo,
+            num_signatures: count,
+            expires_at: req.expires_at,
+            created_at: req.now,
+            digests,
+        },
+    )?;
     Ok(())
 }
 
@@ -358,31 +363,39 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
 pub fn refund(conn: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<bool, StoreError> {
     let outcome = conn.write_tx(|c| {
         let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
-        let restored = diesel::update(
-            sads::table
-                .filter(sads::sad_hash.eq(req.sad_hash))
-                .filter(sads::user_id.eq(req.user_id))
-                .filter(sads::credential_id.eq(req.credential_id)),
-        )
-        .set(sads::remaining.eq(sads::remaining + n))
-        .execute(c)?;
-        if restored == 1 {
-            for digest in req.digests {
-                diesel::update(
-                    sad_hashes::table
-                        .filter(sad_hashes::sad_hash.eq(req.sad_hash))
-                        .filter(sad_hashes::digest.eq(digest)),
-                )
-                .set(sad_hashes::used.eq(false))
-                .execute(c)?;
+        let row: Option<(Vec<u8>, Option<Vec<u8>>)> = sads::table
+            .left_join(sad_digests::table.on(sad_digests::sad_hash.eq(sads::sad_hash)))
+            .filter(sads::sad_hash.eq(req.sad_hash))
+            .filter(sads::user_id.eq(req.user_id))
+            .filter(sads::credential_id.eq(req.credential_id))
+            .select((sads::used, sad_digests::digests.nullable()))
+            .get_result(c)
+            .optional()?;
+        let restored = match row {
+            None => false,
+            Some((used, all)) => {
+                let digests = Digests {
+                    all: all.unwrap_or_default(),
+                    used,
+                };
+                let mut used = digests.used.clone();
+                for i in digests.positions(req.digests).into_iter().flatten() {
+                    if let Some(flag) = used.get_mut(i) {
+                        *flag = 0;
+                    }
+                }
+                diesel::update(sads::table.find(req.sad_hash))
+                    .set((sads::used.eq(used), sads::remaining.eq(sads::remaining + n)))
+                    .execute(c)?
+                    == 1
             }
-        }
+        };
         let mut event = event.clone();
         if let Some(detail) = event.detail.as_object_mut() {
-            detail.insert("refunded".into(), serde_json::Value::Bool(restored == 1));
+            detail.insert("refunded".into(), serde_json::Value::Bool(restored));
         }
         audit::append(c, &event).map_err(store_to_diesel)?;
-        Ok::<_, diesel::result::Error>(restored == 1)
+        Ok::<_, diesel::result::Error>(restored)
     });
     Ok(outcome?)
 }
@@ -518,10 +531,10 @@ mod tests {
             spend_digest(&mut conn, digest);
         }
         let seen = seen.lock().unwrap();
-        // PostgreSQL runs both as one statement (`SpendOnePg`).
+        // PostgreSQL runs it with the audit tail as one statement (`SpendPg`).
         let statements: &[&str] = match &**conn {
-            DbConn::Sqlite(_) => &["UPDATE sad_hashes", "UPDATE sads"],
-            DbConn::Pg(_) => &["WITH marked AS (UPDATE sad_hashes"],
+            DbConn::Sqlite(_) => &["UPDATE sads SET used"],
+            DbConn::Pg(_) => &["WITH taken AS (UPDATE sads SET used"],
         };
         for table in statements {
             let ran = seen
@@ -632,10 +645,10 @@ mod tests {
         assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(0));
     }
 
-    /// A digest marked while the count is gone (a SAD swapped by extendTransaction keeps its
-    /// unused digests, with nothing left to spend) is refused, and the mark does not stay.
+    /// A digest of a SAD whose count is gone (a SAD swapped by extendTransaction keeps its
+    /// unused digests, with nothing left to spend) is refused, and stays unsigned.
     #[test]
-    fn a_mark_without_a_count_is_rolled_back() {
+    fn a_mark_without_a_count_is_refused() {
         let (_d, store) = setup();
         store
             .with(|c| {
@@ -649,22 +662,22 @@ mod tests {
             try_spend(&store, "u1", "c1", "sha256", &one, 1),
             Err(SadRefusal::Exhausted)
         );
-        let used: Vec<bool> = store
+        let used: Vec<u8> = store
             .with(|c| {
-                Ok(sad_hashes::table
-                    .filter(sad_hashes::sad_hash.eq(&[5u8; 32][..]))
-                    .select(sad_hashes::used)
-                    .load(c)?)
+                Ok(sads::table
+                    .find(&[5u8; 32][..])
+                    .select(sads::used)
+                    .get_result(c)?)
             })
             .unwrap();
-        assert_eq!(used, [false, false]);
+        assert_eq!(used, [0, 0]);
         assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(0));
     }
 
     /// What one 1-digest spend sends to the database, statement by statement: on PostgreSQL
-    /// each is a round trip, so the write transaction is begun and locked in one, the SAD is
-    /// checked in one, marked, counted and the audit tail read in one, then the record and the
-    /// commit. The chain it writes verifies.
+    /// each is a round trip, so the write transaction is begun and locked in one, the SAD and
+    /// its digests read in one, its flags and count written and the audit tail read in one,
+    /// then the record and the commit. The chain it writes verifies.
     #[test]
     fn what_one_spend_sends_and_the_chain_it_writes() {
         use diesel::connection::{Connection, InstrumentationEvent};
@@ -686,14 +699,13 @@ mod tests {
                 DbConn::Pg(_) => vec![
                     "BEGIN; SELECT pg_advisory_xact_lock",
                     "SELECT",
-                    "WITH marked",
+                    "WITH taken",
                     "INSERT INTO \"audit_log\"",
                     "COMMIT",
                 ],
                 DbConn::Sqlite(_) => vec![
                     "BEGIN IMMEDIATE",
                     "SELECT",
-                    "UPDATE sad_hashes",
                     "UPDATE sads",
                     "SELECT",
                     "INSERT INTO `audit_log`",
@@ -721,6 +733,302 @@ mod tests {
         );
     }
 
+    /// A SAD of 100 digests, spent many at a time: each call is judged digest by digest in its
+    /// own order (the first one never authorized or already signed decides), a refusal spends
+    /// nothing, a refund gives back exactly its digests, and extendTransaction carries the
+    /// unsigned ones over.
+    #[test]
+    fn many_digests_at_once_are_judged_in_request_order() {
+        let (_d, store) = setup();
+        let digest = |i: u8| vec![i; 32];
+        let all: Vec<Vec<u8>> = (100..200).map(digest).collect();
+        store
+            .with(|c| {
+                insert(
+                    c,
+                    &NewSad {
+                        sad_hash: vec![6; 32],
+                        token_hash: vec![7; 32],
+                        user_id: "u1".into(),
+                        credential_id: "c1".into(),
+                        hash_algo: "sha256".into(),
+                        num_signatures: 100,
+                        expires_at: 500,
+                        created_at: 0,
+                        digests: all.clone(),
+                    },
+                    &ev(),
+                )
+            })
+            .unwrap();
+        let spend_of = |digests: &[Vec<u8>]| {
+            store
+                .with(|c| {
+                    spend(
+                        c,
+                        &Spend {
+                            sad_hash: &[6; 32],
+                            user_id: "u1",
+                            credential_id: "c1",
+                            hash_algo: "sha256",
+                            digests,
+                            now: 1,
+                        },
+                        &ev(),
+                    )
+                })
+                .unwrap()
+        };
+        let left = || store.with(|c| remaining(c, &[6; 32])).unwrap();
+        // Every other digest, from the end: 50 at once.
+        let odd: Vec<Vec<u8>> = all.iter().rev().step_by(2).cloned().collect();
+        assert_eq!(spend_of(&odd), Ok(()));
+        assert_eq!(left(), Some(50));
+        // An unknown digest before a signed one: not authorized; the other way round: signed.
+        let mut unknown_first = vec![all[0].clone(), digest(7), odd[3].clone()];
+        unknown_first.extend(all[10..20].iter().step_by(2).cloned());
+        assert_eq!(spend_of(&unknown_first), Err(SadRefusal::NotAuthorized));
+        let signed_first: Vec<Vec<u8>> = vec![all[0].clone(), odd[3].clone(), digest(7)];
+        assert_eq!(spend_of(&signed_first), Err(SadRefusal::AlreadySigned));
+        // The same digest twice in one call: the second is already signed.
+        let twice = vec![all[2].clone(), all[4].clone(), all[2].clone()];
+        assert_eq!(spend_of(&twice), Err(SadRefusal::AlreadySigned));
+        // A digest of another length is not one the SAD holds.
+        assert_eq!(spend_of(&[vec![100; 48]]), Err(SadRefusal::NotAuthorized));
+        assert_eq!(left(), Some(50), "refusals spend nothing");
+        let even: Vec<Vec<u8>> = all.iter().step_by(2).cloned().collect();
+        // A refund of ten of the signed ones makes exactly those signable again.
+        let some_odd = &odd[..10];
+        assert!(
+            store
+                .with(|c| refund(
+                    c,
+                    &Spend {
+                        sad_hash: &[6; 32],
+                        user_id: "u1",
+                        credential_id: "c1",
+                        hash_algo: "sha256",
+                        digests: some_odd,
+                        now: 1,
+                    },
+                    &ev(),
+                ))
+                .unwrap()
+        );
+        assert_eq!(left(), Some(60));
+        assert_eq!(spend_of(&odd[9..11]), Err(SadRefusal::AlreadySigned));
+        assert_eq!(spend_of(&odd[..5]), Ok(()));
+        // extendTransaction: the 55 unsigned digests (the even ones and five odd) carry over.
+        let extended = store
+            .with(|c| {
+                extend(
+                    c,
+                    &Extend {
+                        old_sad_hash: &[6; 32],
+                        new_sad_hash: &[8; 32],
+                        user_id: "u1",
+                        credential_id: "c1",
+                        now: 2,
+                        expires_at: 600,
+                        rebind: None,
+                    },
+                    &ev(),
+                )
+            })
+            .unwrap();
+        assert_eq!(extended, Ok(()));
+        assert_eq!(left(), Some(0));
+        assert_eq!(store.with(|c| remaining(c, &[8; 32])).unwrap(), Some(55));
+        let spend_new = |digests: &[Vec<u8>]| {
+            store
+                .with(|c| {
+                    spend(
+                        c,
+                        &Spend {
+                            sad_hash: &[8; 32],
+                            user_id: "u1",
+                            credential_id: "c1",
+                            hash_algo: "sha256",
+                            digests,
+                            now: 3,
+                        },
+                        &ev(),
+                    )
+                })
+                .unwrap()
+        };
+        assert_eq!(spend_new(&odd[..1]), Err(SadRefusal::NotAuthorized));
+        assert_eq!(spend_new(&odd[5..10]), Ok(()));
+        assert_eq!(spend_new(&even), Ok(()));
+        assert_eq!(store.with(|c| remaining(c, &[8; 32])).unwrap(), Some(0));
+    }
+
+    /// The move from a row per digest to a row of digests per SAD (migration 2026-12-06), both
+    /// ways, with live SADs: after going back, each digest is a row again, signed or not; a SAD
+    /// written in the old layout and one that went back and forth spend as they should after
+    /// the move.
+    #[test]
+    fn live_sads_survive_the_move_to_a_row_of_digests_and_back() {
+        use diesel::sql_types::{Bool, Integer};
+        use diesel_migrations::MigrationHarness;
+        let dir = tempfile::tempdir().unwrap();
+        let (url, _pg) = match crate::store::tests::test_pg_url() {
+            Some(admin) => {
+                let db =
+                    crate::store::scratch::ScratchDatabase::create(&admin, "quill_unit").unwrap();
+                (db.url(), Some(db))
+            }
+            None => (format!("sqlite://{}/m.db", dir.path().display()), None),
+        };
+        /// Run `$body` on a raw connection to the test database (`$c`: a diesel connection).
+        macro_rules! raw {
+            (|$c:ident| $body:expr) => {
+                if _pg.is_some() {
+                    let mut $c = diesel::PgConnection::establish(&url).unwrap();
+                    $body
+                } else {
+                    let mut $c =
+                        diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
+                            .unwrap();
+                    $body
+                }
+            };
+        }
+        #[derive(QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = Binary)]
+            digest: Vec<u8>,
+            #[diesel(sql_type = Bool)]
+            used: bool,
+        }
+        use diesel::sql_types::Binary;
+        let store = Store::open(&url, 2).unwrap();
+        store
+            .with(|c| {
+                users::insert(c, &user("u1"))?;
+                credentials::insert(c, &sample("c1", "u1"))?;
+                tokens::insert(
+                    c,
+                    &AccessTokenRow {
+                        token_hash: vec![7; 32],
+                        user_id: "u1".into(),
+                        expires_at: 1_000,
+                        revoked: false,
+                        created_at: 0,
+                        scope: crate::store::models::SCOPE_SERVICE.into(),
+                    },
+                )?;
+                insert(
+                    c,
+                    &NewSad {
+                        sad_hash: vec![5; 32],
+                        token_hash: vec![7; 32],
+                        user_id: "u1".into(),
+                        credential_id: "c1".into(),
+                        hash_algo: "sha256".into(),
+                        num_signatures: 3,
+                        expires_at: 500,
+                        created_at: 0,
+                        digests: vec![vec![3; 32], vec![1; 32], vec![2; 32]],
+                    },
+                    &ev(),
+                )
+            })
+            .unwrap();
+        let mut conn = store.conn().unwrap();
+        spend_digest(&mut conn, vec![1; 32]);
+        drop(conn);
+        drop(store);
+
+        // Back to the layout before the move (and before any migration after it).
+        raw!(|c| loop {
+            let reverted = if _pg.is_some() {
+                c.revert_last_migration(crate::store::POSTGRES_MIGRATIONS)
+            } else {
+                c.revert_last_migration(crate::store::SQLITE_MIGRATIONS)
+            }
+            .unwrap()
+            .to_string();
+            if reverted.replace('-', "").starts_with("20261206000001") {
+                break;
+            }
+        });
+        let rows: Vec<Row> = raw!(|c| diesel::sql_query(
+            "SELECT digest, used FROM sad_hashes ORDER BY digest"
+        )
+        .load(&mut c)
+        .unwrap());
+        assert_eq!(
+            rows,
+            [
+                Row {
+                    digest: vec![1; 32],
+                    used: true
+                },
+                Row {
+                    digest: vec![2; 32],
+                    used: false
+                },
+                Row {
+                    digest: vec![3; 32],
+                    used: false
+                },
+            ]
+        );
+        // A SAD as the old code wrote it: two digests, the first signed.
+        raw!(|c| {
+            diesel::sql_query(
+                "INSERT INTO sads (sad_hash, token_hash, user_id, credential_id, hash_algo, \
+                 remaining, expires_at, created_at) VALUES ($1, $2, 'u1', 'c1', 'sha256', $3, 500, 0)",
+            )
+            .bind::<Binary, _>(vec![6u8; 32])
+            .bind::<Binary, _>(vec![7u8; 32])
+            .bind::<Integer, _>(1)
+            .execute(&mut c)
+            .unwrap();
+            for (d, used) in [(9u8, true), (8u8, false)] {
+                diesel::sql_query(
+                    "INSERT INTO sad_hashes (sad_hash, digest, used) VALUES ($1, $2, $3)",
+                )
+                .bind::<Binary, _>(vec![6u8; 32])
+                .bind::<Binary, _>(vec![d; 32])
+                .bind::<Bool, _>(used)
+                .execute(&mut c)
+                .unwrap();
+            }
+        });
+
+        // Forward again (Store::open migrates).
+        let store = Store::open(&url, 2).unwrap();
+        let spend_on = |sad: u8, d: u8| {
+            store
+                .with(|c| {
+                    spend(
+                        c,
+                        &Spend {
+                            sad_hash: &[sad; 32],
+                            user_id: "u1",
+                            credential_id: "c1",
+                            hash_algo: "sha256",
+                            digests: &[vec![d; 32]],
+                            now: 1,
+                        },
+                        &ev(),
+                    )
+                })
+                .unwrap()
+        };
+        assert_eq!(spend_on(5, 1), Err(SadRefusal::AlreadySigned));
+        assert_eq!(spend_on(5, 4), Err(SadRefusal::NotAuthorized));
+        assert_eq!(spend_on(5, 2), Ok(()));
+        assert_eq!(spend_on(5, 3), Ok(()));
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(0));
+        assert_eq!(spend_on(6, 9), Err(SadRefusal::AlreadySigned));
+        assert_eq!(spend_on(6, 8), Ok(()));
+        assert_eq!(store.with(|c| remaining(c, &[6; 32])).unwrap(), Some(0));
+        assert_eq!(store.with(audit::verify).unwrap().first_broken, None);
+    }
+
     #[test]
     fn concurrent_spends_of_one_digest_succeed_once() {
         let (_d, store) = setup();
@@ -740,63 +1048,35 @@ mod tests {
     }
 }
 
-/// The two UPDATEs of every signHash as statements diesel keeps prepared. Diesel never caches
-/// its own `UPDATE` (a changeset's SQL may vary with its values), so the hot path would parse
-/// both again on every call; these have fixed SQL and a static query id, so the statement
-/// cache finds them by type. Same SQL on SQLite and PostgreSQL (placeholders are diesel's),
-/// and on PostgreSQL both in one statement (`SpendOnePg`).
+/// The UPDATE of every signHash as a statement diesel keeps prepared. Diesel never caches its
+/// own `UPDATE` (a changeset's SQL may vary with its values), so the hot path would parse it
+/// again on every call; this one has fixed SQL and a static query id, so the statement cache
+/// finds it by type. Same SQL on SQLite and PostgreSQL (placeholders are diesel's), and on
+/// PostgreSQL together with the audit tail in one statement (`SpendPg`).
 mod hot {
     use diesel::backend::Backend;
     use diesel::pg::Pg;
     use diesel::prelude::*;
     use diesel::query_builder::{AstPass, QueryFragment, QueryId};
     use diesel::serialize::ToSql;
-    use diesel::sql_types::{BigInt, Binary, Bool, Integer};
+    use diesel::sql_types::{BigInt, Binary, Integer};
 
-    /// `UPDATE sad_hashes SET used = TRUE WHERE sad_hash = ? AND digest = ? AND used = FALSE`
-    pub struct MarkDigest<'a> {
+    /// `UPDATE sads SET used = now, remaining = remaining - n WHERE sad_hash = ? AND used = was
+    /// AND remaining >= n`: the digests' new flags and the count, only over the row as read.
+    #[derive(Clone, Copy)]
+    pub struct TakeDigests<'a> {
         pub sad_hash: &'a [u8],
-        pub digest: &'a [u8],
-    }
-
-    impl QueryId for MarkDigest<'_> {
-        type QueryId = MarkDigest<'static>;
-        const HAS_STATIC_QUERY_ID: bool = true;
-    }
-
-    impl<DB> QueryFragment<DB> for MarkDigest<'_>
-    where
-        DB: Backend + diesel::sql_types::HasSqlType<Binary> + diesel::sql_types::HasSqlType<Bool>,
-        [u8]: ToSql<Binary, DB>,
-        bool: ToSql<Bool, DB>,
-    {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-            out.push_sql("UPDATE sad_hashes SET used = ");
-            out.push_bind_param::<Bool, _>(&true)?;
-            out.push_sql(" WHERE sad_hash = ");
-            out.push_bind_param::<Binary, _>(self.sad_hash)?;
-            out.push_sql(" AND digest = ");
-            out.push_bind_param::<Binary, _>(self.digest)?;
-            out.push_sql(" AND used = ");
-            out.push_bind_param::<Bool, _>(&false)?;
-            Ok(())
-        }
-    }
-
-    impl<C> RunQueryDsl<C> for MarkDigest<'_> {}
-
-    /// `UPDATE sads SET remaining = remaining - n WHERE sad_hash = ? AND remaining >= n`
-    pub struct TakeCount<'a> {
-        pub sad_hash: &'a [u8],
+        pub was: &'a [u8],
+        pub now: &'a [u8],
         pub n: i32,
     }
 
-    impl QueryId for TakeCount<'_> {
-        type QueryId = TakeCount<'static>;
+    impl QueryId for TakeDigests<'_> {
+        type QueryId = TakeDigests<'static>;
         const HAS_STATIC_QUERY_ID: bool = true;
     }
 
-    impl<DB> QueryFragment<DB> for TakeCount<'_>
+    impl<DB> QueryFragment<DB> for TakeDigests<'_>
     where
         DB: Backend
             + diesel::sql_types::HasSqlType<Binary>
@@ -805,62 +1085,53 @@ mod hot {
         i32: ToSql<Integer, DB>,
     {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-            out.push_sql("UPDATE sads SET remaining = remaining - ");
+            out.push_sql("UPDATE sads SET used = ");
+            out.push_bind_param::<Binary, _>(self.now)?;
+            out.push_sql(", remaining = remaining - ");
             out.push_bind_param::<Integer, _>(&self.n)?;
             out.push_sql(" WHERE sad_hash = ");
             out.push_bind_param::<Binary, _>(self.sad_hash)?;
+            out.push_sql(" AND used = ");
+            out.push_bind_param::<Binary, _>(self.was)?;
             out.push_sql(" AND remaining >= ");
             out.push_bind_param::<Integer, _>(&self.n)?;
             Ok(())
         }
     }
 
-    impl<C> RunQueryDsl<C> for TakeCount<'_> {}
+    impl<C> RunQueryDsl<C> for TakeDigests<'_> {}
 
-    /// PostgreSQL only: `MarkDigest` and a `TakeCount` of one that runs only if the digest was
-    /// marked, as data-modifying CTEs of one statement, which also reads the audit log's tail
-    /// (the caller holds the write lock, so the tail stays the newest until its commit).
-    /// Returns (digests marked, SADs counted down, tail seq, tail hash). A refusal rolls the
-    /// transaction back, so a mark without a count never stays.
-    pub struct SpendOnePg<'a> {
-        pub sad_hash: &'a [u8],
-        pub digest: &'a [u8],
-    }
+    /// PostgreSQL only: `TakeDigests` as a data-modifying CTE of one statement that also reads
+    /// the audit log's tail (the caller holds the write lock, so the tail stays the newest until
+    /// its commit). Returns (rows updated, tail seq, tail hash).
+    pub struct SpendPg<'a>(pub TakeDigests<'a>);
 
-    impl QueryId for SpendOnePg<'_> {
-        type QueryId = SpendOnePg<'static>;
+    impl QueryId for SpendPg<'_> {
+        type QueryId = SpendPg<'static>;
         const HAS_STATIC_QUERY_ID: bool = true;
     }
 
-    impl diesel::query_builder::Query for SpendOnePg<'_> {
+    impl diesel::query_builder::Query for SpendPg<'_> {
         type SqlType = (
-            BigInt,
             BigInt,
             diesel::sql_types::Nullable<BigInt>,
             diesel::sql_types::Nullable<Binary>,
         );
     }
 
-    impl QueryFragment<Pg> for SpendOnePg<'_> {
+    impl QueryFragment<Pg> for SpendPg<'_> {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql("WITH marked AS (UPDATE sad_hashes SET used = TRUE WHERE sad_hash = ");
-            out.push_bind_param::<Binary, _>(self.sad_hash)?;
-            out.push_sql(" AND digest = ");
-            out.push_bind_param::<Binary, _>(self.digest)?;
+            out.push_sql("WITH taken AS (");
+            self.0.walk_ast(out.reborrow())?;
             out.push_sql(
-                " AND used = FALSE RETURNING 1), \
-                 taken AS (UPDATE sads SET remaining = remaining - 1 WHERE sad_hash = ",
-            );
-            out.push_bind_param::<Binary, _>(self.sad_hash)?;
-            out.push_sql(
-                " AND remaining >= 1 AND EXISTS (SELECT 1 FROM marked) RETURNING 1) \
-                 SELECT (SELECT count(*) FROM marked), (SELECT count(*) FROM taken), \
-                 tail.seq, tail.hash FROM (SELECT 1) AS one LEFT JOIN audit_log AS tail \
+                " RETURNING 1) \
+                 SELECT (SELECT count(*) FROM taken), tail.seq, tail.hash \
+                 FROM (SELECT 1) AS one LEFT JOIN audit_log AS tail \
                  ON tail.seq = (SELECT max(seq) FROM audit_log)",
             );
             Ok(())
         }
     }
 
-    impl<C> RunQueryDsl<C> for SpendOnePg<'_> {}
+    impl<C> RunQueryDsl<C> for SpendPg<'_> {}
 }
