@@ -420,6 +420,13 @@ mod tests {
 
     fn setup() -> (crate::store::tests::TempDb, Store) {
         let (d, store) = temp_store();
+        fill(&store, vec![vec![1; 32], vec![2; 32]]);
+        (d, store)
+    }
+
+    /// Users u1 and u2, u1's credentials c1 and c2, u1's token [7; 32], and SAD [5; 32] for c1
+    /// with `digests` and as many signatures, until 500.
+    fn fill(store: &Store, digests: Vec<Vec<u8>>) {
         store
             .with(|c| {
                 users::insert(c, &user("u1"))?;
@@ -437,24 +444,25 @@ mod tests {
                         scope: crate::store::models::SCOPE_SERVICE.into(),
                     },
                 )?;
-                insert(
-                    c,
-                    &NewSad {
-                        sad_hash: vec![5; 32],
-                        token_hash: vec![7; 32],
-                        user_id: "u1".into(),
-                        credential_id: "c1".into(),
-                        hash_algo: "sha256".into(),
-                        num_signatures: 2,
-                        expires_at: 500,
-                        created_at: 0,
-                        digests: vec![vec![1; 32], vec![2; 32]],
-                    },
-                    &ev(),
-                )
+                insert(c, &new_sad(5, digests), &ev())
             })
             .unwrap();
-        (d, store)
+    }
+
+    /// SAD `[hash; 32]` of user u1 for c1 with token [7; 32], `digests` and as many
+    /// signatures, until 500.
+    fn new_sad(hash: u8, digests: Vec<Vec<u8>>) -> NewSad {
+        NewSad {
+            sad_hash: vec![hash; 32],
+            token_hash: vec![7; 32],
+            user_id: "u1".into(),
+            credential_id: "c1".into(),
+            hash_algo: "sha256".into(),
+            num_signatures: i32::try_from(digests.len()).unwrap(),
+            expires_at: 500,
+            created_at: 0,
+            digests,
+        }
     }
 
     fn try_spend(
@@ -743,23 +751,7 @@ mod tests {
         let digest = |i: u8| vec![i; 32];
         let all: Vec<Vec<u8>> = (100..200).map(digest).collect();
         store
-            .with(|c| {
-                insert(
-                    c,
-                    &NewSad {
-                        sad_hash: vec![6; 32],
-                        token_hash: vec![7; 32],
-                        user_id: "u1".into(),
-                        credential_id: "c1".into(),
-                        hash_algo: "sha256".into(),
-                        num_signatures: 100,
-                        expires_at: 500,
-                        created_at: 0,
-                        digests: all.clone(),
-                    },
-                    &ev(),
-                )
-            })
+            .with(|c| insert(c, &new_sad(6, all.clone()), &ev()))
             .unwrap();
         let spend_of = |digests: &[Vec<u8>]| {
             store
@@ -903,38 +895,7 @@ mod tests {
         }
         use diesel::sql_types::Binary;
         let store = Store::open(&url, 2).unwrap();
-        store
-            .with(|c| {
-                users::insert(c, &user("u1"))?;
-                credentials::insert(c, &sample("c1", "u1"))?;
-                tokens::insert(
-                    c,
-                    &AccessTokenRow {
-                        token_hash: vec![7; 32],
-                        user_id: "u1".into(),
-                        expires_at: 1_000,
-                        revoked: false,
-                        created_at: 0,
-                        scope: crate::store::models::SCOPE_SERVICE.into(),
-                    },
-                )?;
-                insert(
-                    c,
-                    &NewSad {
-                        sad_hash: vec![5; 32],
-                        token_hash: vec![7; 32],
-                        user_id: "u1".into(),
-                        credential_id: "c1".into(),
-                        hash_algo: "sha256".into(),
-                        num_signatures: 3,
-                        expires_at: 500,
-                        created_at: 0,
-                        digests: vec![vec![3; 32], vec![1; 32], vec![2; 32]],
-                    },
-                    &ev(),
-                )
-            })
-            .unwrap();
+        fill(&store, vec![vec![3; 32], vec![1; 32], vec![2; 32]]);
         let mut conn = store.conn().unwrap();
         spend_digest(&mut conn, vec![1; 32]);
         drop(conn);
