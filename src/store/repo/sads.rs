@@ -165,19 +165,17 @@ fn audited(
     }
 }
 
-/// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, used, the token's
-/// `revoked` (`None`: no such token) and the digests (`None`: none stored).
-type SadWithToken = (
-    Vec<u8>,
-    String,
-    String,
-    String,
-    i32,
-    i64,
-    Vec<u8>,
-    Option<bool>,
-    Option<Vec<u8>>,
-);
+/// A SAD's row as every use reads it, with its token's `revoked` (`None`: no such token).
+struct SadRow {
+    token_hash: Vec<u8>,
+    user_id: String,
+    credential_id: String,
+    hash_algo: String,
+    remaining: i32,
+    expires_at: i64,
+    used: Vec<u8>,
+    revoked: Option<bool>,
+}
 
 /// A SAD that passed the checks every use shares.
 struct LiveSad {
@@ -189,6 +187,49 @@ struct LiveSad {
 
 /// The one place a SAD is judged usable: it exists, belongs to this user and credential, its
 /// token is not revoked, and it has not expired. Another user's SAD looks unknown.
+fn judge(
+    row: Option<SadRow>,
+    user: &str,
+    credential: &str,
+    now: i64,
+    all: Vec<u8>,
+) -> Result<LiveSad, TxError> {
+    let refuse = |r| Err(TxError::Refused(r));
+    let Some(row) = row else {
+        return refuse(SadRefusal::Unknown);
+    };
+    if row.user_id != user || row.credential_id != credential || row.revoked.unwrap_or(true) {
+        return refuse(SadRefusal::Unknown);
+    }
+    if row.expires_at <= now {
+        return refuse(SadRefusal::Expired);
+    }
+    Ok(LiveSad {
+        token_hash: row.token_hash,
+        hash_algo: row.hash_algo,
+        remaining: row.remaining,
+        digests: Digests {
+            all,
+            used: row.used,
+        },
+    })
+}
+
+/// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, used, revoked, digests.
+type SadWithDigests = (
+    Vec<u8>,
+    String,
+    String,
+    String,
+    i32,
+    i64,
+    Vec<u8>,
+    Option<bool>,
+    Option<Vec<u8>>,
+);
+
+/// The SAD (judged by `judge`) with its token's revocation flag and all its digests, in one
+/// statement (no token row: revoked).
 fn load_live(
     c: &mut DbConn,
     sad_hash: &[u8],
@@ -196,10 +237,7 @@ fn load_live(
     credential: &str,
     now: i64,
 ) -> Result<LiveSad, TxError> {
-    let refuse = |r| Err(TxError::Refused(r));
-    // The SAD with its token's revocation flag and its digests, in one statement (no token
-    // row: revoked).
-    let row: Option<SadWithToken> = on_backend!(c, |c| sads::table
+    let row: Option<SadWithDigests> = on_backend!(c, |c| sads::table
         .left_join(access_tokens::table.on(access_tokens::token_hash.eq(sads::token_hash)))
         .left_join(sad_digests::table.on(sad_digests::sad_hash.eq(sads::sad_hash)))
         .filter(sads::sad_hash.eq(sad_hash))
@@ -216,50 +254,135 @@ fn load_live(
         ))
         .get_result(c)
         .optional())?;
-    let Some((
-        token_hash,
-        user_id,
-        credential_id,
-        hash_algo,
-        remaining,
-        expires_at,
-        used,
-        revoked,
-        all,
-    )) = row
-    else {
-        return refuse(SadRefusal::Unknown);
-    };
-    if user_id != user || credential_id != credential || revoked.unwrap_or(true) {
-        return refuse(SadRefusal::Unknown);
-    }
-    if expires_at <= now {
-        return refuse(SadRefusal::Expired);
-    }
-    Ok(LiveSad {
-        token_hash,
-        hash_algo,
-        remaining,
-        digests: Digests {
-            all: all.unwrap_or_default(),
+    let (row, all) = match row {
+        Some((
+            token_hash,
+            user_id,
+            credential_id,
+            hash_algo,
+            remaining,
+            expires_at,
             used,
-        },
-    })
+            revoked,
+            all,
+        )) => (
+            Some(SadRow {
+                token_hash,
+                user_id,
+                credential_id,
+                hash_algo,
+                remaining,
+                expires_at,
+                used,
+                revoked,
+            }),
+            all.unwrap_or_default(),
+        ),
+        None => (None, Vec::new()),
+    };
+    judge(row, user, credential, now, all)
 }
 
-/// Spend; `Some(tail)` when the audit log's tail was read on the way. The SAD's row and digests
-/// are read under the write lock, the request's digests judged in its order (the first one
+/// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, used, revoked, the
+/// digest's offset in the list, the list's length.
+type SadFindingOne = (
+    Vec<u8>,
+    String,
+    String,
+    String,
+    i32,
+    i64,
+    Vec<u8>,
+    Option<bool>,
+    Option<i32>,
+    Option<i32>,
+);
+
+/// `load_live` for one digest, found in the database (`hot::LoadFindingOne`): the SAD without
+/// its list, and the digest's index in it (`None`: not one of the SAD's). A digest found only
+/// across two of the list's (at an offset that is not a multiple of the digest length, which
+/// takes chosen digests) is looked for in the whole list.
+fn load_live_finding(
+    c: &mut DbConn,
+    req: &Spend<'_>,
+    digest: &[u8],
+) -> Result<(LiveSad, Option<usize>), TxError> {
+    let find = hot::LoadFindingOne {
+        sad_hash: req.sad_hash,
+        digest,
+    };
+    let row: Option<SadFindingOne> = on_backend!(c, |c| find.get_result(c).optional())?;
+    let (row, offset, length) = match row {
+        Some((
+            token_hash,
+            user_id,
+            credential_id,
+            hash_algo,
+            remaining,
+            expires_at,
+            used,
+            revoked,
+            offset,
+            length,
+        )) => (
+            Some(SadRow {
+                token_hash,
+                user_id,
+                credential_id,
+                hash_algo,
+                remaining,
+                expires_at,
+                used,
+                revoked,
+            }),
+            offset.unwrap_or(0),
+            length.unwrap_or(0),
+        ),
+        None => (None, 0, 0),
+    };
+    let live = judge(row, req.user_id, req.credential_id, req.now, Vec::new())?;
+    let (offset, length) = (
+        usize::try_from(offset).unwrap_or(0),
+        usize::try_from(length).unwrap_or(0),
+    );
+    let width = length.checked_div(live.digests.used.len()).unwrap_or(0);
+    if offset == 0 || width != digest.len() {
+        return Ok((live, None));
+    }
+    let start = offset - 1;
+    if start % width == 0 {
+        return Ok((live, Some(start / width)));
+    }
+    let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
+    let at = live.digests.positions(&[digest.to_vec()]).pop().flatten();
+    Ok((live, at))
+}
+
+/// Spend; `Some(tail)` when the audit log's tail was read on the way. The SAD's row (and where
+/// the digests are in its list) is read under the write lock, the request's digests judged in
+/// its order (the first one
 /// never authorized or already signed decides the refusal), and the new `used` flags and count
 /// written in one conditional update of the SAD's row (`hot::TakeDigests`) — on PostgreSQL
 /// with the audit tail read in the same statement, one round trip.
 fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<Option<audit::Tail>, TxError> {
     let refuse = |r| Err(TxError::Refused(r));
-    let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
+    // One digest (the usual signHash) is looked up in the database; more in the whole list.
+    let (live, positions) = match req.digests {
+        [digest] => {
+            let (live, at) = load_live_finding(c, req, digest)?;
+            (live, vec![at])
+        }
+        _ => {
+            let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
+            let at = live.digests.positions(req.digests);
+            (live, at)
+        }
+    };
     if live.hash_algo != req.hash_algo {
         return refuse(SadRefusal::WrongHashAlgo);
     }
     let mut used = live.digests.used.clone();
-    for at in live.digests.positions(req.digests) {
+    for at in positions {
         match at.and_then(|i| used.get_mut(i)) {
             None => return refuse(SadRefusal::NotAuthorized),
             Some(flag) if *flag != 0 => return refuse(SadRefusal::AlreadySigned),
@@ -703,6 +826,12 @@ mod tests {
             started.lock().unwrap().clear();
             spend_digest(&mut conn, digest);
             let sent = started.lock().unwrap().clone();
+            // The SAD check finds the digest in the database rather than reading the list.
+            let find = match &**conn {
+                DbConn::Pg(_) => "position(",
+                DbConn::Sqlite(_) => "instr(",
+            };
+            assert!(sent.get(1).is_some_and(|s| s.contains(find)), "{sent:#?}");
             let expected = match &**conn {
                 DbConn::Pg(_) => vec![
                     "BEGIN; SELECT pg_advisory_xact_lock",
@@ -990,6 +1119,51 @@ mod tests {
         assert_eq!(store.with(audit::verify).unwrap().first_broken, None);
     }
 
+    /// A digest found in the database across two of the SAD's (the end of one and the start of
+    /// the next: digests a client chose so) is looked for in the whole list: a digest that is
+    /// one of the SAD's further on is still found, one that is only such a straddle is not.
+    #[test]
+    fn a_digest_straddling_two_of_the_list_is_not_taken_for_one() {
+        let (_d, store) = temp_store();
+        let a: Vec<u8> = (0..32).collect();
+        let b: Vec<u8> = (100..132).collect();
+        let straddle = |x: &[u8], y: &[u8]| [&x[16..], &y[..16]].concat();
+        let t = straddle(&a, &b);
+        fill(&store, vec![a.clone(), b.clone(), t.clone()]);
+        let spend_one = |d: &[u8]| {
+            store
+                .with(|c| {
+                    spend(
+                        c,
+                        &Spend {
+                            sad_hash: &[5; 32],
+                            user_id: "u1",
+                            credential_id: "c1",
+                            hash_algo: "sha256",
+                            digests: &[d.to_vec()],
+                            now: 1,
+                        },
+                        &ev(),
+                    )
+                })
+                .unwrap()
+        };
+        assert_eq!(spend_one(&straddle(&b, &t)), Err(SadRefusal::NotAuthorized));
+        assert_eq!(spend_one(&t), Ok(()));
+        let used: Vec<u8> = store
+            .with(|c| {
+                Ok(sads::table
+                    .find(&[5u8; 32][..])
+                    .select(sads::used)
+                    .get_result(c)?)
+            })
+            .unwrap();
+        assert_eq!(used, [0, 0, 1]);
+        assert_eq!(spend_one(&t), Err(SadRefusal::AlreadySigned));
+        assert_eq!(spend_one(&b), Ok(()));
+        assert_eq!(spend_one(&a[..31]), Err(SadRefusal::NotAuthorized));
+    }
+
     #[test]
     fn concurrent_spends_of_one_digest_succeed_once() {
         let (_d, store) = setup();
@@ -1020,7 +1194,8 @@ mod hot {
     use diesel::prelude::*;
     use diesel::query_builder::{AstPass, QueryFragment, QueryId};
     use diesel::serialize::ToSql;
-    use diesel::sql_types::{BigInt, Binary, Integer};
+    use diesel::sql_types::{BigInt, Binary, Bool, Integer, Nullable, Text};
+    use diesel::sqlite::Sqlite;
 
     /// `UPDATE sads SET used = now, remaining = remaining - n WHERE sad_hash = ? AND used = was
     /// AND remaining >= n`: the digests' new flags and the count, only over the row as read.
@@ -1061,6 +1236,85 @@ mod hot {
     }
 
     impl<C> RunQueryDsl<C> for TakeDigests<'_> {}
+
+    /// `load_live`'s statement for a request of one digest: the SAD with its token's revocation
+    /// flag, and where the digest starts in the SAD's list (1-based byte offset, 0: nowhere,
+    /// NULL: no list) and the list's length — found in the database, so that the list (32 KB
+    /// for a 1000-digest SAD) is not shipped for one digest. Returns token_hash, user_id,
+    /// credential_id, hash_algo, remaining, expires_at, used, revoked, offset, length.
+    pub struct LoadFindingOne<'a> {
+        pub sad_hash: &'a [u8],
+        pub digest: &'a [u8],
+    }
+
+    impl QueryId for LoadFindingOne<'_> {
+        type QueryId = LoadFindingOne<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl diesel::query_builder::Query for LoadFindingOne<'_> {
+        type SqlType = (
+            Binary,
+            Text,
+            Text,
+            Text,
+            Integer,
+            BigInt,
+            Binary,
+            Nullable<Bool>,
+            Nullable<Integer>,
+            Nullable<Integer>,
+        );
+    }
+
+    impl LoadFindingOne<'_> {
+        /// The statement, with `find(out)` writing the offset expression.
+        fn walk<'b, DB>(
+            &'b self,
+            mut out: AstPass<'_, 'b, DB>,
+            find: &str,
+            digest_first: bool,
+        ) -> QueryResult<()>
+        where
+            DB: Backend + diesel::sql_types::HasSqlType<Binary>,
+            [u8]: ToSql<Binary, DB>,
+        {
+            out.push_sql(
+                "SELECT s.token_hash, s.user_id, s.credential_id, s.hash_algo, s.remaining, \
+                 s.expires_at, s.used, t.revoked, ",
+            );
+            out.push_sql(find);
+            out.push_sql("(");
+            if digest_first {
+                out.push_bind_param::<Binary, _>(self.digest)?;
+                out.push_sql(" IN d.digests");
+            } else {
+                out.push_sql("d.digests, ");
+                out.push_bind_param::<Binary, _>(self.digest)?;
+            }
+            out.push_sql(
+                "), length(d.digests) FROM sads AS s \
+                 LEFT JOIN access_tokens AS t ON t.token_hash = s.token_hash \
+                 LEFT JOIN sad_digests AS d ON d.sad_hash = s.sad_hash WHERE s.sad_hash = ",
+            );
+            out.push_bind_param::<Binary, _>(self.sad_hash)?;
+            Ok(())
+        }
+    }
+
+    impl QueryFragment<Pg> for LoadFindingOne<'_> {
+        fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            self.walk(out, "position", true)
+        }
+    }
+
+    impl QueryFragment<Sqlite> for LoadFindingOne<'_> {
+        fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+            self.walk(out, "instr", false)
+        }
+    }
+
+    impl<C> RunQueryDsl<C> for LoadFindingOne<'_> {}
 
     /// PostgreSQL only: `TakeDigests` as a data-modifying CTE of one statement that also reads
     /// the audit log's tail (the caller holds the write lock, so the tail stays the newest until
