@@ -166,6 +166,7 @@ fn audited(
 }
 
 /// A SAD's row as every use reads it, with its token's `revoked` (`None`: no such token).
+#[derive(Queryable)]
 struct SadRow {
     token_hash: Vec<u8>,
     user_id: String,
@@ -215,19 +216,6 @@ fn judge(
     })
 }
 
-/// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, used, revoked, digests.
-type SadWithDigests = (
-    Vec<u8>,
-    String,
-    String,
-    String,
-    i32,
-    i64,
-    Vec<u8>,
-    Option<bool>,
-    Option<Vec<u8>>,
-);
-
 /// The SAD (judged by `judge`) with its token's revocation flag and all its digests, in one
 /// statement (no token row: revoked).
 fn load_live(
@@ -237,66 +225,31 @@ fn load_live(
     credential: &str,
     now: i64,
 ) -> Result<LiveSad, TxError> {
-    let row: Option<SadWithDigests> = on_backend!(c, |c| sads::table
+    let row: Option<(SadRow, Option<Vec<u8>>)> = on_backend!(c, |c| sads::table
         .left_join(access_tokens::table.on(access_tokens::token_hash.eq(sads::token_hash)))
         .left_join(sad_digests::table.on(sad_digests::sad_hash.eq(sads::sad_hash)))
         .filter(sads::sad_hash.eq(sad_hash))
         .select((
-            sads::token_hash,
-            sads::user_id,
-            sads::credential_id,
-            sads::hash_algo,
-            sads::remaining,
-            sads::expires_at,
-            sads::used,
-            access_tokens::revoked.nullable(),
+            (
+                sads::token_hash,
+                sads::user_id,
+                sads::credential_id,
+                sads::hash_algo,
+                sads::remaining,
+                sads::expires_at,
+                sads::used,
+                access_tokens::revoked.nullable(),
+            ),
             sad_digests::digests.nullable(),
         ))
         .get_result(c)
         .optional())?;
     let (row, all) = match row {
-        Some((
-            token_hash,
-            user_id,
-            credential_id,
-            hash_algo,
-            remaining,
-            expires_at,
-            used,
-            revoked,
-            all,
-        )) => (
-            Some(SadRow {
-                token_hash,
-                user_id,
-                credential_id,
-                hash_algo,
-                remaining,
-                expires_at,
-                used,
-                revoked,
-            }),
-            all.unwrap_or_default(),
-        ),
+        Some((row, all)) => (Some(row), all.unwrap_or_default()),
         None => (None, Vec::new()),
     };
     judge(row, user, credential, now, all)
 }
-
-/// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, used, revoked, the
-/// digest's offset in the list, the list's length.
-type SadFindingOne = (
-    Vec<u8>,
-    String,
-    String,
-    String,
-    i32,
-    i64,
-    Vec<u8>,
-    Option<bool>,
-    Option<i32>,
-    Option<i32>,
-);
 
 /// `load_live` for one digest, found in the database (`hot::LoadFindingOne`): the SAD without
 /// its list, and the digest's index in it (`None`: not one of the SAD's). A digest found only
@@ -311,33 +264,10 @@ fn load_live_finding(
         sad_hash: req.sad_hash,
         digest,
     };
-    let row: Option<SadFindingOne> = on_backend!(c, |c| find.get_result(c).optional())?;
+    let row: Option<(SadRow, Option<i32>, Option<i32>)> =
+        on_backend!(c, |c| find.get_result(c).optional())?;
     let (row, offset, length) = match row {
-        Some((
-            token_hash,
-            user_id,
-            credential_id,
-            hash_algo,
-            remaining,
-            expires_at,
-            used,
-            revoked,
-            offset,
-            length,
-        )) => (
-            Some(SadRow {
-                token_hash,
-                user_id,
-                credential_id,
-                hash_algo,
-                remaining,
-                expires_at,
-                used,
-                revoked,
-            }),
-            offset.unwrap_or(0),
-            length.unwrap_or(0),
-        ),
+        Some((row, offset, length)) => (Some(row), offset.unwrap_or(0), length.unwrap_or(0)),
         None => (None, 0, 0),
     };
     let live = judge(row, req.user_id, req.credential_id, req.now, Vec::new())?;
@@ -614,6 +544,38 @@ mod tests {
             .unwrap()
     }
 
+    /// The setup SAD's `used` flags.
+    fn used_flags(store: &Store) -> Vec<u8> {
+        store
+            .with(|c| {
+                Ok(sads::table
+                    .find(&[5u8; 32][..])
+                    .select(sads::used)
+                    .get_result(c)?)
+            })
+            .unwrap()
+    }
+
+    /// Spend `digests` of SAD `[sad; 32]` as user u1 with credential c1 (SHA-256) at `now`.
+    fn spend_of(store: &Store, sad: u8, digests: &[Vec<u8>], now: i64) -> Result<(), SadRefusal> {
+        store
+            .with(|c| {
+                spend(
+                    c,
+                    &Spend {
+                        sad_hash: &[sad; 32],
+                        user_id: "u1",
+                        credential_id: "c1",
+                        hash_algo: "sha256",
+                        digests,
+                        now,
+                    },
+                    &ev(),
+                )
+            })
+            .unwrap()
+    }
+
     /// Spend one of the setup SAD's digests on `conn` (user u1, credential c1): it must work.
     fn spend_digest(conn: &mut DbConn, digest: Vec<u8>) {
         let spent = spend(
@@ -793,14 +755,7 @@ mod tests {
             try_spend(&store, "u1", "c1", "sha256", &one, 1),
             Err(SadRefusal::Exhausted)
         );
-        let used: Vec<u8> = store
-            .with(|c| {
-                Ok(sads::table
-                    .find(&[5u8; 32][..])
-                    .select(sads::used)
-                    .get_result(c)?)
-            })
-            .unwrap();
+        let used = used_flags(&store);
         assert_eq!(used, [0, 0]);
         assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(0));
     }
@@ -882,40 +837,34 @@ mod tests {
         store
             .with(|c| insert(c, &new_sad(6, all.clone()), &ev()))
             .unwrap();
-        let spend_of = |digests: &[Vec<u8>]| {
-            store
-                .with(|c| {
-                    spend(
-                        c,
-                        &Spend {
-                            sad_hash: &[6; 32],
-                            user_id: "u1",
-                            credential_id: "c1",
-                            hash_algo: "sha256",
-                            digests,
-                            now: 1,
-                        },
-                        &ev(),
-                    )
-                })
-                .unwrap()
-        };
         let left = || store.with(|c| remaining(c, &[6; 32])).unwrap();
         // Every other digest, from the end: 50 at once.
         let odd: Vec<Vec<u8>> = all.iter().rev().step_by(2).cloned().collect();
-        assert_eq!(spend_of(&odd), Ok(()));
+        assert_eq!(spend_of(&store, 6, &odd, 1), Ok(()));
         assert_eq!(left(), Some(50));
         // An unknown digest before a signed one: not authorized; the other way round: signed.
         let mut unknown_first = vec![all[0].clone(), digest(7), odd[3].clone()];
         unknown_first.extend(all[10..20].iter().step_by(2).cloned());
-        assert_eq!(spend_of(&unknown_first), Err(SadRefusal::NotAuthorized));
+        assert_eq!(
+            spend_of(&store, 6, &unknown_first, 1),
+            Err(SadRefusal::NotAuthorized)
+        );
         let signed_first: Vec<Vec<u8>> = vec![all[0].clone(), odd[3].clone(), digest(7)];
-        assert_eq!(spend_of(&signed_first), Err(SadRefusal::AlreadySigned));
+        assert_eq!(
+            spend_of(&store, 6, &signed_first, 1),
+            Err(SadRefusal::AlreadySigned)
+        );
         // The same digest twice in one call: the second is already signed.
         let twice = vec![all[2].clone(), all[4].clone(), all[2].clone()];
-        assert_eq!(spend_of(&twice), Err(SadRefusal::AlreadySigned));
+        assert_eq!(
+            spend_of(&store, 6, &twice, 1),
+            Err(SadRefusal::AlreadySigned)
+        );
         // A digest of another length is not one the SAD holds.
-        assert_eq!(spend_of(&[vec![100; 48]]), Err(SadRefusal::NotAuthorized));
+        assert_eq!(
+            spend_of(&store, 6, &[vec![100; 48]], 1),
+            Err(SadRefusal::NotAuthorized)
+        );
         assert_eq!(left(), Some(50), "refusals spend nothing");
         let even: Vec<Vec<u8>> = all.iter().step_by(2).cloned().collect();
         // A refund of ten of the signed ones makes exactly those signable again.
@@ -937,8 +886,11 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(left(), Some(60));
-        assert_eq!(spend_of(&odd[9..11]), Err(SadRefusal::AlreadySigned));
-        assert_eq!(spend_of(&odd[..5]), Ok(()));
+        assert_eq!(
+            spend_of(&store, 6, &odd[9..11], 1),
+            Err(SadRefusal::AlreadySigned)
+        );
+        assert_eq!(spend_of(&store, 6, &odd[..5], 1), Ok(()));
         // extendTransaction: the 55 unsigned digests (the even ones and five odd) carry over.
         let extended = store
             .with(|c| {
@@ -960,27 +912,12 @@ mod tests {
         assert_eq!(extended, Ok(()));
         assert_eq!(left(), Some(0));
         assert_eq!(store.with(|c| remaining(c, &[8; 32])).unwrap(), Some(55));
-        let spend_new = |digests: &[Vec<u8>]| {
-            store
-                .with(|c| {
-                    spend(
-                        c,
-                        &Spend {
-                            sad_hash: &[8; 32],
-                            user_id: "u1",
-                            credential_id: "c1",
-                            hash_algo: "sha256",
-                            digests,
-                            now: 3,
-                        },
-                        &ev(),
-                    )
-                })
-                .unwrap()
-        };
-        assert_eq!(spend_new(&odd[..1]), Err(SadRefusal::NotAuthorized));
-        assert_eq!(spend_new(&odd[5..10]), Ok(()));
-        assert_eq!(spend_new(&even), Ok(()));
+        assert_eq!(
+            spend_of(&store, 8, &odd[..1], 3),
+            Err(SadRefusal::NotAuthorized)
+        );
+        assert_eq!(spend_of(&store, 8, &odd[5..10], 3), Ok(()));
+        assert_eq!(spend_of(&store, 8, &even, 3), Ok(()));
         assert_eq!(store.with(|c| remaining(c, &[8; 32])).unwrap(), Some(0));
     }
 
@@ -1090,24 +1027,7 @@ mod tests {
 
         // Forward again (Store::open migrates).
         let store = Store::open(&url, 2).unwrap();
-        let spend_on = |sad: u8, d: u8| {
-            store
-                .with(|c| {
-                    spend(
-                        c,
-                        &Spend {
-                            sad_hash: &[sad; 32],
-                            user_id: "u1",
-                            credential_id: "c1",
-                            hash_algo: "sha256",
-                            digests: &[vec![d; 32]],
-                            now: 1,
-                        },
-                        &ev(),
-                    )
-                })
-                .unwrap()
-        };
+        let spend_on = |sad: u8, d: u8| spend_of(&store, sad, &[vec![d; 32]], 1);
         assert_eq!(spend_on(5, 1), Err(SadRefusal::AlreadySigned));
         assert_eq!(spend_on(5, 4), Err(SadRefusal::NotAuthorized));
         assert_eq!(spend_on(5, 2), Ok(()));
@@ -1130,38 +1050,22 @@ mod tests {
         let straddle = |x: &[u8], y: &[u8]| [&x[16..], &y[..16]].concat();
         let t = straddle(&a, &b);
         fill(&store, vec![a.clone(), b.clone(), t.clone()]);
-        let spend_one = |d: &[u8]| {
-            store
-                .with(|c| {
-                    spend(
-                        c,
-                        &Spend {
-                            sad_hash: &[5; 32],
-                            user_id: "u1",
-                            credential_id: "c1",
-                            hash_algo: "sha256",
-                            digests: &[d.to_vec()],
-                            now: 1,
-                        },
-                        &ev(),
-                    )
-                })
-                .unwrap()
-        };
-        assert_eq!(spend_one(&straddle(&b, &t)), Err(SadRefusal::NotAuthorized));
-        assert_eq!(spend_one(&t), Ok(()));
-        let used: Vec<u8> = store
-            .with(|c| {
-                Ok(sads::table
-                    .find(&[5u8; 32][..])
-                    .select(sads::used)
-                    .get_result(c)?)
-            })
-            .unwrap();
+        assert_eq!(
+            spend_of(&store, 5, &[straddle(&b, &t)], 1),
+            Err(SadRefusal::NotAuthorized)
+        );
+        assert_eq!(spend_of(&store, 5, std::slice::from_ref(&t), 1), Ok(()));
+        let used = used_flags(&store);
         assert_eq!(used, [0, 0, 1]);
-        assert_eq!(spend_one(&t), Err(SadRefusal::AlreadySigned));
-        assert_eq!(spend_one(&b), Ok(()));
-        assert_eq!(spend_one(&a[..31]), Err(SadRefusal::NotAuthorized));
+        assert_eq!(
+            spend_of(&store, 5, std::slice::from_ref(&t), 1),
+            Err(SadRefusal::AlreadySigned)
+        );
+        assert_eq!(spend_of(&store, 5, std::slice::from_ref(&b), 1), Ok(()));
+        assert_eq!(
+            spend_of(&store, 5, &[a[..31].to_vec()], 1),
+            Err(SadRefusal::NotAuthorized)
+        );
     }
 
     #[test]
@@ -1254,14 +1158,16 @@ mod hot {
 
     impl diesel::query_builder::Query for LoadFindingOne<'_> {
         type SqlType = (
-            Binary,
-            Text,
-            Text,
-            Text,
-            Integer,
-            BigInt,
-            Binary,
-            Nullable<Bool>,
+            (
+                Binary,
+                Text,
+                Text,
+                Text,
+                Integer,
+                BigInt,
+                Binary,
+                Nullable<Bool>,
+            ),
             Nullable<Integer>,
             Nullable<Integer>,
         );
