@@ -53,8 +53,9 @@ impl From<diesel::result::Error> for TxError {
 
 /// A SAD's digests as stored: `all` holds them concatenated (each `width` bytes) in the order
 /// they were authorized, `used` one byte per digest in the same order, 1 once it was signed.
-/// A spend reads both in the SAD's row and its `sad_digests` row and writes `used` back, one row,
-/// however many digests it signs.
+/// A spend of several digests reads both (the SAD's row and its `sad_digests` row), one of a
+/// single digest finds it in the database (`load_live_finding`); either writes `used` back, one
+/// row, however many digests it signs.
 #[derive(Debug, Default, Clone)]
 struct Digests {
     all: Vec<u8>,
@@ -100,7 +101,7 @@ impl Digests {
     }
 }
 
-/// Store a new SAD and its audit record in one transaction./// Store a new SAD and its audit record in one transaction.
+/// Store a new SAD and its audit record in one transaction.
 pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), StoreError> {
     conn.write_tx(|c| {
         insert_in_tx(c, sad)?;
