@@ -227,23 +227,20 @@ impl Drop for ModuleUse {
 }
 
 /// Errors at start-up that mean "not there yet" rather than "wrong": the token is missing,
-/// unreadable for a moment, or the device is not answering. Never a PIN error (a retried wrong
-/// PIN would use up the token's tries).
+/// unreadable for a moment, or the device is not answering: the session-level errors, and the
+/// general and slot errors SoftHSM2 gives while another process writes its files. Never a PIN
+/// error (a retried wrong PIN would use up the token's tries).
 fn is_transient(e: &CkError) -> bool {
-    matches!(
-        rv(e),
-        Some(
-            RvError::GeneralError
-                | RvError::DeviceError
-                | RvError::DeviceRemoved
-                | RvError::TokenNotPresent
-                | RvError::TokenNotRecognized
-                | RvError::SlotIdInvalid
-                | RvError::SessionHandleInvalid
-                | RvError::SessionClosed
-                | RvError::CryptokiNotInitialized
+    is_session_level(e)
+        || matches!(
+            rv(e),
+            Some(
+                RvError::GeneralError
+                    | RvError::TokenNotRecognized
+                    | RvError::SlotIdInvalid
+                    | RvError::CryptokiNotInitialized
+            )
         )
-    )
 }
 
 fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Option<Slot>, CkError> {

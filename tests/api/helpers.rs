@@ -89,6 +89,19 @@ impl Signer {
     }
 }
 
+/// Run `$body` with `$c` a fresh diesel connection to `$env`'s database (PostgreSQL or SQLite).
+macro_rules! on_test_db {
+    ($env:expr, |$c:ident| $body:expr) => {
+        if $env.db_url.starts_with("postgres") {
+            let mut $c = diesel::PgConnection::establish(&$env.db_url).unwrap();
+            $body
+        } else {
+            let path = $env.db_url.trim_start_matches("sqlite://");
+            let mut $c = diesel::SqliteConnection::establish(path).unwrap();
+            $body
+        }
+    };
+}
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
@@ -132,14 +145,7 @@ impl Env {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let row: N = if self.db_url.starts_with("postgres") {
-            let mut c = diesel::PgConnection::establish(&self.db_url).unwrap();
-            diesel::sql_query(sql).get_result(&mut c).unwrap()
-        } else {
-            let path = self.db_url.trim_start_matches("sqlite://");
-            let mut c = diesel::SqliteConnection::establish(path).unwrap();
-            diesel::sql_query(sql).get_result(&mut c).unwrap()
-        };
+        let row: N = on_test_db!(self, |c| diesel::sql_query(sql).get_result(&mut c).unwrap());
         row.n
     }
 
@@ -153,14 +159,7 @@ impl Env {
             used: Vec<u8>,
         }
         let sql = format!("SELECT used FROM sads WHERE {filter}");
-        let rows: Vec<Used> = if self.db_url.starts_with("postgres") {
-            let mut c = diesel::PgConnection::establish(&self.db_url).unwrap();
-            diesel::sql_query(sql).load(&mut c).unwrap()
-        } else {
-            let path = self.db_url.trim_start_matches("sqlite://");
-            let mut c = diesel::SqliteConnection::establish(path).unwrap();
-            diesel::sql_query(sql).load(&mut c).unwrap()
-        };
+        let rows: Vec<Used> = on_test_db!(self, |c| diesel::sql_query(&sql).load(&mut c).unwrap());
         rows.iter()
             .map(|r| r.used.iter().filter(|b| **b != 0).count() as i64)
             .sum()
@@ -169,14 +168,7 @@ impl Env {
     /// Run SQL on this test's database behind Quill's back; the number of rows it touched.
     pub fn db_execute(&self, sql: &str) -> usize {
         use diesel::prelude::*;
-        if self.db_url.starts_with("postgres") {
-            let mut c = diesel::PgConnection::establish(&self.db_url).unwrap();
-            diesel::sql_query(sql).execute(&mut c).unwrap()
-        } else {
-            let path = self.db_url.trim_start_matches("sqlite://");
-            let mut c = diesel::SqliteConnection::establish(path).unwrap();
-            diesel::sql_query(sql).execute(&mut c).unwrap()
-        }
+        on_test_db!(self, |c| diesel::sql_query(sql).execute(&mut c).unwrap())
     }
 
     /// The `quill` binary with this environment's settings.

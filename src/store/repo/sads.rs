@@ -56,7 +56,7 @@ impl From<diesel::result::Error> for TxError {
 /// A spend of several digests reads both (the SAD's row and its `sad_digests` row), one of a
 /// single digest finds it in the database (`load_live_finding`); either writes `used` back, one
 /// row, however many digests it signs.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug)]
 struct Digests {
     all: Vec<u8>,
     used: Vec<u8>,
