@@ -3,14 +3,16 @@
 //! set here) and signed by a [`CaKey`] that lives in the token. Every certificate is parsed and
 //! its signature verified before it is returned.
 
+use const_oid::db::rfc5280::ID_KP_TIME_STAMPING;
+use der::asn1::OctetString;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod,
+    CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod,
     KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
-use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectKeyIdentifier};
 
-use super::cert::{der_of, extension, is_ca, parse_x509, verify_signed_by_p256};
+use super::cert::{check_der, der_of, extension, is_ca, parse_x509, verify_signed_by_p256};
 use super::keys::{CaSigner, SpkiKey};
 use super::{CaKey, PkiError, dn};
 
@@ -54,7 +56,7 @@ pub fn self_signed_ca(
     name.push(DnType::OrganizationName, CA_ORGANIZATION);
     name.push(DnType::CommonName, common_name);
     params.distinguished_name = name;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.key_identifier_method = KeyIdMethod::PreSpecified(signer.key_id());
     params.serial_number = Some(random_serial());
@@ -64,6 +66,7 @@ pub fn self_signed_ca(
         .map_err(|e| signer.error(e))?
         .der()
         .to_vec();
+    check_der(&der)?;
     verify_signed_by_p256(&der, key.spki_der())?;
     Ok(der)
 }
@@ -91,12 +94,20 @@ pub fn issue_end_entity(
     )
 }
 
-/// DER of `ExtKeyUsageSyntax ::= SEQUENCE { id-kp-timeStamping }`.
-const EKU_TIME_STAMPING: [u8; 12] = [
-    0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08,
-];
-/// id-ce-extKeyUsage.
-const OID_EXT_KEY_USAGE: [u64; 4] = [2, 5, 29, 37];
+/// An extension written from its x509-cert value, so that it is DER. rcgen's own
+/// `IsCa::ExplicitNoCa` writes basicConstraints as `SEQUENCE { cA FALSE }`: a DEFAULT value
+/// written out, which DER forbids. Readers that re-encode what they parse (asn1crypto, under
+/// pyHanko) then hold two encodings of one certificate, and pyHanko 0.38 wrote CMS
+/// SignedData whose outer length counted the shorter one.
+fn der_extension<T>(value: &T, critical: bool) -> Result<CustomExtension, PkiError>
+where
+    T: der::Encode + const_oid::AssociatedOid,
+{
+    let oid: Vec<u64> = T::OID.arcs().map(u64::from).collect();
+    let mut ext = CustomExtension::from_oid_content(&oid, der_of(value)?);
+    ext.set_criticality(critical);
+    Ok(ext)
+}
 
 /// A time-stamping unit certificate (RFC 3161 §2.3): as [`issue_end_entity`], plus
 /// extendedKeyUsage = timeStamping only, critical.
@@ -153,21 +164,37 @@ fn issue(
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, common_name);
     params.distinguished_name = name;
-    params.is_ca = IsCa::ExplicitNoCa;
+    // No rcgen basic constraints (see `der_extension`); without them rcgen writes no subject key
+    // identifier either, so both come from here.
+    params.is_ca = IsCa::NoCa;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::ContentCommitment,
     ];
     params.use_authority_key_identifier_extension = true;
+    let key_id = subject.key_id();
+    params.custom_extensions = vec![
+        der_extension(
+            &SubjectKeyIdentifier(
+                OctetString::new(key_id.clone()).map_err(|e| PkiError::Rcgen(e.to_string()))?,
+            ),
+            false,
+        )?,
+        der_extension(
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+            true,
+        )?,
+    ];
     if time_stamping {
-        let mut eku = rcgen::CustomExtension::from_oid_content(
-            &OID_EXT_KEY_USAGE,
-            EKU_TIME_STAMPING.to_vec(),
-        );
-        eku.set_criticality(true);
-        params.custom_extensions.push(eku);
+        params.custom_extensions.push(der_extension(
+            &ExtendedKeyUsage(vec![ID_KP_TIME_STAMPING]),
+            true,
+        )?);
     }
-    params.key_identifier_method = KeyIdMethod::PreSpecified(subject.key_id());
+    params.key_identifier_method = KeyIdMethod::PreSpecified(key_id);
     params.serial_number = Some(random_serial());
     (params.not_before, params.not_after) = validity(now, i64::from(days))?;
     let der = params
@@ -187,6 +214,7 @@ fn issue(
             "SubjectPublicKeyInfo is not in canonical form".to_owned(),
         ));
     }
+    check_der(&der)?;
     verify_signed_by_p256(&der, ca_key.spki_der())?;
     Ok(der)
 }
@@ -196,6 +224,7 @@ mod tests {
     use super::*;
     use crate::pki::keys::key_id;
     use crate::pki::testkey::{BrokenCaKey, TestCaKey};
+    use const_oid::AssociatedOid as _;
     use p256::pkcs8::EncodePublicKey as _;
     use x509_cert::Certificate;
     use x509_cert::ext::pkix::{
@@ -304,8 +333,11 @@ mod tests {
             let (critical, ku) = ext::<KeyUsage>(&cert);
             assert!(critical && ku.digital_signature() && ku.non_repudiation());
             assert!(!ku.key_cert_sign());
-            let (_, bc) = ext::<BasicConstraints>(&cert);
-            assert!(!bc.ca && !is_ca(&cert).unwrap());
+            let (critical, bc) = ext::<BasicConstraints>(&cert);
+            assert!(critical && !bc.ca && !is_ca(&cert).unwrap());
+            // cA FALSE is the DEFAULT, so DER leaves it out: an empty SEQUENCE.
+            assert_eq!(extn_value(&cert, BasicConstraints::OID), [0x30, 0x00]);
+            check_der(&der).unwrap();
             assert_eq!(spki_of(&cert), spki);
             assert_eq!(ext_key_id(&cert, true), Some(ca_ski.clone()));
             assert_eq!(ext_key_id(&cert, false), Some(key_id(&key_bits(&cert))));
@@ -344,6 +376,46 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    fn extn_value(cert: &Certificate, oid: const_oid::ObjectIdentifier) -> Vec<u8> {
+        let exts = cert.tbs_certificate.extensions.iter().flatten();
+        let found: Vec<_> = exts.filter(|e| e.extn_id == oid).collect();
+        assert_eq!(found.len(), 1, "one {oid} extension");
+        found.first().unwrap().extn_value.as_bytes().to_vec()
+    }
+
+    /// rcgen's `ExplicitNoCa` (which Quill used to issue with) writes `cA FALSE` out; the
+    /// certificate decodes, but `check_der` refuses it, naming the extension.
+    #[test]
+    fn a_default_value_written_out_is_not_der() {
+        let ca_key = TestCaKey::new();
+        let ca_der = self_signed_ca(&ca_key, "Quill Dev Root", now()).unwrap();
+        check_der(&ca_der).unwrap();
+        let signer = CaSigner::new(&ca_key).unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.serial_number = Some(random_serial());
+        let issuer = Issuer::new(CertificateParams::default(), &signer);
+        let subject = SpkiKey::from_spki_der(TestCaKey::new().spki_der()).unwrap();
+        let ber = params.signed_by(&subject, &issuer).unwrap().der().to_vec();
+        let cert = parse_x509(&ber).unwrap();
+        assert_eq!(
+            extn_value(&cert, BasicConstraints::OID),
+            [0x30, 0x03, 0x01, 0x01, 0x00]
+        );
+        let err = check_der(&ber).unwrap_err().to_string();
+        assert!(err.contains("2.5.29.19 is BER, not DER"), "{err}");
+        // The same at the top level: an extension's critical FALSE written out.
+        let critical_false = [0x01, 0x01, 0x00];
+        let bc_oid = [0x06, 0x03, 0x55, 0x1d, 0x13];
+        let at = ber.windows(bc_oid.len()).position(|w| w == bc_oid).unwrap();
+        // OID, BOOLEAN TRUE (critical), OCTET STRING: make it FALSE, which DER leaves out.
+        let mut tampered = ber.clone();
+        assert_eq!(tampered.get(at + 5..at + 8), Some(&[0x01, 0x01, 0xff][..]));
+        tampered.splice(at + 5..at + 8, critical_false);
+        let err = check_der(&tampered).unwrap_err().to_string();
+        assert!(err.contains("certificate is BER"), "{err}");
     }
 
     #[test]

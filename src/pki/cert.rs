@@ -58,6 +58,55 @@ where
     Ok(Some((ext.critical, value)))
 }
 
+/// Encode again what decodes as `T`.
+fn reencode<T: der::DecodeOwned + der::Encode>(der: &[u8]) -> der::Result<Vec<u8>> {
+    T::from_der(der)?.to_der()
+}
+
+/// Is this certificate DER, down into the values of the extensions Quill writes? The decoder
+/// takes a DEFAULT value written out (`critical FALSE`, `cA FALSE`), which DER forbids and
+/// which encoding drops, so a certificate is DER when encoding it again gives back its bytes:
+/// the whole, and the value of each of those extensions (an extension's value is an opaque
+/// OCTET STRING to the certificate's own decoder).
+pub(crate) fn check_der(der: &[u8]) -> Result<(), PkiError> {
+    use const_oid::AssociatedOid as _;
+    use x509_cert::ext::pkix::{
+        AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
+    };
+    type Reencode = fn(&[u8]) -> der::Result<Vec<u8>>;
+    let known: [(const_oid::ObjectIdentifier, Reencode); 5] = [
+        (BasicConstraints::OID, reencode::<BasicConstraints>),
+        (KeyUsage::OID, reencode::<KeyUsage>),
+        (ExtendedKeyUsage::OID, reencode::<ExtendedKeyUsage>),
+        (SubjectKeyIdentifier::OID, reencode::<SubjectKeyIdentifier>),
+        (
+            AuthorityKeyIdentifier::OID,
+            reencode::<AuthorityKeyIdentifier>,
+        ),
+    ];
+    let cert = parse_x509(der)?;
+    if der_of(&cert)? != der {
+        return Err(PkiError::Parse(
+            "certificate is BER, not DER: encoding it again changes it".to_owned(),
+        ));
+    }
+    for ext in cert.tbs_certificate.extensions.iter().flatten() {
+        let Some((_, again)) = known.iter().find(|(oid, _)| *oid == ext.extn_id) else {
+            continue;
+        };
+        let value = ext.extn_value.as_bytes();
+        let again =
+            again(value).map_err(|e| PkiError::Parse(format!("extension {}: {e}", ext.extn_id)))?;
+        if again != value {
+            return Err(PkiError::Parse(format!(
+                "extension {} is BER, not DER: encoding it again changes it",
+                ext.extn_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Does its basic constraints extension say it is a CA?
 pub(crate) fn is_ca(cert: &Certificate) -> Result<bool, PkiError> {
     Ok(extension::<x509_cert::ext::pkix::BasicConstraints>(cert)?.is_some_and(|(_, bc)| bc.ca))
