@@ -104,7 +104,7 @@ pub struct Leaf {
     pub spki: Vec<u8>,
 }
 
-/// Parse base64 DER certificates.
+/// Parse base64 DER certificates; each must be DER, not only decode (see [`ber_part`]).
 pub fn parse_certificates(list: &[Value]) -> Result<Vec<Certificate>, String> {
     list.iter()
         .enumerate()
@@ -113,10 +113,53 @@ pub fn parse_certificates(list: &[Value]) -> Result<Vec<Certificate>, String> {
                 .as_str()
                 .ok_or_else(|| format!("certificates[{i}] is not a string"))?;
             let der = std_base64(text).map_err(|e| format!("certificates[{i}]: {e}"))?;
-            Certificate::from_der(&der)
-                .map_err(|e| format!("certificates[{i}] is not a DER X.509 certificate: {e}"))
+            let cert = Certificate::from_der(&der)
+                .map_err(|e| format!("certificates[{i}] is not a DER X.509 certificate: {e}"))?;
+            match ber_part(&cert, &der) {
+                None => Ok(cert),
+                Some(part) => Err(format!(
+                    "certificates[{i}] is BER, not DER (RFC 5280 §4.1): encoding {part} again \
+                     changes it, e.g. a DEFAULT value written out; clients that re-encode \
+                     what they parse (asn1crypto, under pyHanko) then hold two encodings of it"
+                )),
+            }
         })
         .collect()
+}
+
+/// Does `T`, decoded from `value`, encode to other bytes (or not decode at all)?
+fn changes<T: der::DecodeOwned + Encode>(value: &[u8]) -> bool {
+    T::from_der(value)
+        .and_then(|t| t.to_der())
+        .map_or(true, |again| again != value)
+}
+
+/// The part of a certificate that is not DER, if any. The decoder takes a DEFAULT value written
+/// out (an extension's `critical FALSE`, basicConstraints' `cA FALSE`), which DER forbids, and
+/// encoding drops it: so compare the certificate with its encoding again, and the values of
+/// the common extensions (opaque OCTET STRINGs to the certificate's decoder) with theirs.
+fn ber_part(cert: &Certificate, der: &[u8]) -> Option<String> {
+    use der::oid::AssociatedOid;
+    use x509_cert::ext::pkix;
+    if cert.to_der().ok().as_deref() != Some(der) {
+        return Some("the certificate".to_owned());
+    }
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|ext| {
+            let value = ext.extn_value.as_bytes();
+            match ext.extn_id {
+                pkix::BasicConstraints::OID => changes::<pkix::BasicConstraints>(value),
+                pkix::KeyUsage::OID => changes::<pkix::KeyUsage>(value),
+                pkix::ExtendedKeyUsage::OID => changes::<pkix::ExtendedKeyUsage>(value),
+                pkix::SubjectKeyIdentifier::OID => changes::<pkix::SubjectKeyIdentifier>(value),
+                pkix::AuthorityKeyIdentifier::OID => changes::<pkix::AuthorityKeyIdentifier>(value),
+                _ => false,
+            }
+        })
+        .map(|ext| format!("extension {}", ext.extn_id))
 }
 
 /// The chain is end-entity first: each certificate's issuer is the next one's subject.
@@ -462,6 +505,71 @@ mod tests {
         assert_eq!(unsupported_sign_algo(&[ECDSA_SHA256]), SHA256_RSA);
         let pss = p256_free_pss();
         assert!(pss.params_b64().unwrap().is_some());
+    }
+
+    /// A certificate (unsigned: the DER check does not verify) with one basicConstraints
+    /// extension whose value is `bc`, base64 as `credentials/info` gives it.
+    fn cert_with_basic_constraints(bc: &[u8]) -> Vec<u8> {
+        use der::asn1::{BitString, OctetString};
+        use der::oid::AssociatedOid;
+        use x509_cert::{TbsCertificate, ext, name::Name, serial_number::SerialNumber, time};
+        let algo = spki::AlgorithmIdentifierOwned {
+            oid: der::oid::ObjectIdentifier::new_unwrap(ECDSA_SHA256),
+            parameters: None,
+        };
+        let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+        let spki_der =
+            p256::pkcs8::EncodePublicKey::to_public_key_der(key.verifying_key()).unwrap();
+        let tbs = TbsCertificate {
+            version: x509_cert::Version::V3,
+            serial_number: SerialNumber::new(&[1]).unwrap(),
+            signature: algo.clone(),
+            issuer: Name::default(),
+            validity: time::Validity::from_now(std::time::Duration::from_secs(60)).unwrap(),
+            subject: Name::default(),
+            subject_public_key_info: spki::SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
+                .unwrap(),
+            issuer_unique_id: None,
+            subject_unique_id: None,
+            extensions: Some(vec![ext::Extension {
+                extn_id: ext::pkix::BasicConstraints::OID,
+                critical: true,
+                extn_value: OctetString::new(bc).unwrap(),
+            }]),
+        };
+        Certificate {
+            tbs_certificate: tbs,
+            signature_algorithm: algo,
+            signature: BitString::from_bytes(&[0; 8]).unwrap(),
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    fn parse_one(der: &[u8]) -> Result<Vec<Certificate>, String> {
+        parse_certificates(&[Value::String(b64(der))])
+    }
+
+    #[test]
+    fn certificates_must_be_der() {
+        // cA FALSE is the DEFAULT: DER leaves it out.
+        let der = cert_with_basic_constraints(&[0x30, 0x00]);
+        assert_eq!(parse_one(&der).unwrap().len(), 1);
+        let ber = cert_with_basic_constraints(&[0x30, 0x03, 0x01, 0x01, 0x00]);
+        let err = parse_one(&ber).unwrap_err();
+        assert!(err.contains("encoding extension 2.5.29.19 again"), "{err}");
+        // The extension's critical flag written out as FALSE, in the certificate itself.
+        let at = der
+            .windows(8)
+            .position(|w| w == [0x06, 0x03, 0x55, 0x1d, 0x13, 0x01, 0x01, 0xff])
+            .unwrap();
+        let mut tampered = der.clone();
+        tampered[at + 7] = 0x00;
+        let err = parse_one(&tampered).unwrap_err();
+        assert!(err.contains("encoding the certificate again"), "{err}");
+        // A value that does not decode as basic constraints is not DER of them either.
+        let err = parse_one(&cert_with_basic_constraints(&[0x04, 0x00])).unwrap_err();
+        assert!(err.contains("2.5.29.19"), "{err}");
     }
 
     fn p256_free_pss() -> SignPlan {
