@@ -1,11 +1,12 @@
 //! Operator commands on credentials and users: `quill credential unblock --credential ID` and
-//! `quill user unblock --user NAME` clear the failure counters after a lockout. Each prints one
-//! JSON object.
+//! `quill user unblock --user NAME` clear the failure counters after a lockout;
+//! `quill credential renew --credential ID` gives a credential a new certificate for its key.
+//! Each prints one JSON object.
 
 use clap::{Args, Subcommand};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::StoreArgs;
+use crate::config::{StoreArgs, TokenArgs};
 use crate::service::event;
 use crate::store::{Store, repo};
 
@@ -18,6 +19,20 @@ pub enum CredentialCommand {
         /// The credential ID.
         #[arg(long)]
         credential: String,
+    },
+    /// Issue a new certificate for a credential's key (same subject, new serial number and
+    /// validity) from the development CA: before the old one expires, or to replace it.
+    Renew {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        token: TokenArgs,
+        /// The credential ID.
+        #[arg(long)]
+        credential: String,
+        /// Validity of the new certificate from now, in days.
+        #[arg(long, default_value_t = crate::service::enrol::CERT_DAYS)]
+        days: u32,
     },
 }
 
@@ -61,6 +76,25 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({ "unblocked_credential": credential })
             );
+            Ok(())
+        }
+        CredentialCommand::Renew {
+            store,
+            token,
+            credential,
+            days,
+        } => {
+            let store = Store::open(&store.database_url, 1)?;
+            let qscd = token.open()?;
+            let renewed = crate::service::enrol::renew_certificate(
+                &store,
+                &qscd,
+                &SystemClock,
+                &credential,
+                days,
+            )?;
+            tracing::info!(credential_id = %credential, "certificate renewed by the operator");
+            println!("{}", serde_json::to_string(&renewed)?);
             Ok(())
         }
     }

@@ -87,11 +87,52 @@ pub fn issue_end_entity(
         ca_cert_der,
         ca_key,
         subject_spki_der,
-        common_name,
+        common_name_only(common_name),
         days,
         now,
         false,
     )
+}
+
+/// A subject name of one common name.
+fn common_name_only(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, common_name);
+    name
+}
+
+/// A new end-entity certificate for the key and subject of `old_cert_der` (renewal: a new
+/// serial number and validity period, the extensions of [`issue_end_entity`]), issued by the
+/// given CA whether or not it issued the old one. The subject keeps its encoding.
+pub fn renew_end_entity(
+    ca_cert_der: &[u8],
+    ca_key: &dyn CaKey,
+    old_cert_der: &[u8],
+    days: u32,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, PkiError> {
+    let old = parse_x509(old_cert_der)?;
+    if is_ca(&old)? {
+        return Err(PkiError::Parse(
+            "a CA certificate is not renewed here".to_owned(),
+        ));
+    }
+    let der = issue(
+        ca_cert_der,
+        ca_key,
+        &der_of(&old.tbs_certificate.subject_public_key_info)?,
+        dn::to_rcgen(&old.tbs_certificate.subject)?,
+        days,
+        now,
+        false,
+    )?;
+    if der_of(&parse_x509(&der)?.tbs_certificate.subject)? != der_of(&old.tbs_certificate.subject)?
+    {
+        return Err(PkiError::Rcgen(
+            "the renewed certificate's subject differs from the old one's".to_owned(),
+        ));
+    }
+    Ok(der)
 }
 
 /// An extension written from its x509-cert value, so that it is DER. rcgen's own
@@ -123,7 +164,7 @@ pub fn issue_time_stamping(
         ca_cert_der,
         ca_key,
         subject_spki_der,
-        common_name,
+        common_name_only(common_name),
         days,
         now,
         true,
@@ -134,7 +175,7 @@ fn issue(
     ca_cert_der: &[u8],
     ca_key: &dyn CaKey,
     subject_spki_der: &[u8],
-    common_name: &str,
+    subject_name: DistinguishedName,
     days: u32,
     now: OffsetDateTime,
     time_stamping: bool,
@@ -161,9 +202,7 @@ fn issue(
 
     let subject = SpkiKey::from_spki_der(subject_spki_der)?;
     let mut params = CertificateParams::default();
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, common_name);
-    params.distinguished_name = name;
+    params.distinguished_name = subject_name;
     // No rcgen basic constraints (see `der_extension`); without them rcgen writes no subject key
     // identifier either, so both come from here.
     params.is_ca = IsCa::NoCa;
@@ -383,6 +422,39 @@ mod tests {
         let found: Vec<_> = exts.filter(|e| e.extn_id == oid).collect();
         assert_eq!(found.len(), 1, "one {oid} extension");
         found.first().unwrap().extn_value.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn renewal_keeps_subject_and_key_with_a_new_serial_and_validity() {
+        let ca_key = TestCaKey::new();
+        let ca_der = self_signed_ca(&ca_key, "Quill Dev Root", now()).unwrap();
+        let subject = TestCaKey::new();
+        let old = issue_end_entity(
+            &ca_der,
+            &ca_key,
+            subject.spki_der(),
+            "Ålice, Example",
+            30,
+            now(),
+        )
+        .unwrap();
+        let later = now() + Duration::days(29);
+        let new = renew_end_entity(&ca_der, &ca_key, &old, 365, later).unwrap();
+        check_der(&new).unwrap();
+        verify_signed_by_p256(&new, ca_key.spki_der()).unwrap();
+        let (old_c, new_c) = (parse_x509(&old).unwrap(), parse_x509(&new).unwrap());
+        let (o, n) = (&old_c.tbs_certificate, &new_c.tbs_certificate);
+        assert_eq!(der_of(&n.subject).unwrap(), der_of(&o.subject).unwrap());
+        assert_eq!(spki_of(&new_c), subject.spki_der());
+        assert_ne!(n.serial_number, o.serial_number);
+        let t = later.unix_timestamp() as u64;
+        assert_eq!(validity(&new_c), (t - 60, t + 365 * 86_400));
+        assert_eq!(ext_key_id(&new_c, false), ext_key_id(&old_c, false));
+        let (critical, bc) = ext::<BasicConstraints>(&new_c);
+        assert!(critical && !bc.ca);
+        // A CA certificate is not renewed as an end entity; a certificate must parse.
+        assert!(renew_end_entity(&ca_der, &ca_key, &ca_der, 365, later).is_err());
+        assert!(renew_end_entity(&ca_der, &ca_key, b"junk", 365, later).is_err());
     }
 
     /// rcgen's `ExplicitNoCa` (which Quill used to issue with) writes `cA FALSE` out; the

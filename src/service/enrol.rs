@@ -1,7 +1,7 @@
 //! Enrolment of an identity-proofed user: a non-extractable key pair generated in the token, a
 //! certificate for it from the development CA (whose key is in the same token), the PIN hashed
 //! with argon2 and the TOTP secret sealed by a token-resident AES key. Used by `quill enroll`
-//! and `quill demo`.
+//! and `quill demo`. Also the renewal of a credential's certificate (`quill credential renew`).
 
 use std::sync::Arc;
 
@@ -18,8 +18,10 @@ use crate::store::{Store, StoreError, repo};
 pub const CA_ID: &[u8] = b"quill-dev-ca";
 pub const CA_LABEL: &str = "quill-dev-ca";
 const CA_COMMON_NAME: &str = "Quill Development CA";
-/// End-entity certificates last two years.
-const CERT_DAYS: u32 = 730;
+/// End-entity certificates last two years (renewals too, unless told otherwise).
+pub const CERT_DAYS: u32 = 730;
+/// The longest validity a renewal may ask for: ten years, as the development CA's own.
+pub const MAX_CERT_DAYS: u32 = 3653;
 
 /// The key algorithms `quill enroll --key` accepts.
 pub fn key_spec(name: &str) -> anyhow::Result<(KeySpec, KeyType, i32)> {
@@ -111,8 +113,23 @@ impl CaKey for TokenCaKey {
     }
 }
 
+/// The development CA, if the token holds its key and certificate.
+pub fn find_ca(qscd: &Arc<dyn Qscd>) -> anyhow::Result<Option<(TokenCaKey, Vec<u8>)>> {
+    if !qscd.has_key(CA_ID)? {
+        return Ok(None);
+    }
+    let key = TokenCaKey {
+        qscd: qscd.clone(),
+        spki: qscd.public_key(CA_ID)?,
+    };
+    Ok(qscd.find_certificate(CA_LABEL)?.map(|cert| (key, cert)))
+}
+
 /// The development CA: created in the token on first use, reused afterwards.
 pub fn ensure_ca(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<(TokenCaKey, Vec<u8>)> {
+    if let Some(found) = find_ca(qscd)? {
+        return Ok(found);
+    }
     let spki = if qscd.has_key(CA_ID)? {
         qscd.public_key(CA_ID)?
     } else {
@@ -122,9 +139,6 @@ pub fn ensure_ca(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<(TokenCaKey, 
         qscd: qscd.clone(),
         spki,
     };
-    if let Some(cert) = qscd.find_certificate(CA_LABEL)? {
-        return Ok((key, cert));
-    }
     let now = time::OffsetDateTime::from_unix_timestamp(now)?;
     let cert = pki::self_signed_ca(&key, CA_COMMON_NAME, now)?;
     qscd.put_certificate(CA_ID, CA_LABEL, &cert)?;
@@ -267,5 +281,94 @@ pub fn enrol(
         user: req.user,
         credential_id,
         otp: None,
+    })
+}
+
+/// What `quill credential renew` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Renewed {
+    pub credential_id: String,
+    /// The new certificate's serial number, upper-case hex.
+    pub serial_number: String,
+    pub previous_serial_number: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// Renew a credential's certificate: a new one from the development CA for the same key and
+/// subject, valid `days` from now. The key must still be in the token and be the key of the old
+/// certificate; the CA must exist (renewal never creates one). SADs already issued stay valid:
+/// the key has not changed. One audit record (`renew_certificate`, with both serial numbers).
+pub fn renew_certificate(
+    store: &Store,
+    qscd: &Arc<dyn Qscd>,
+    clock: &dyn Clock,
+    credential_id: &str,
+    days: u32,
+) -> anyhow::Result<Renewed> {
+    anyhow::ensure!(
+        (1..=MAX_CERT_DAYS).contains(&days),
+        "--days must be between 1 and {MAX_CERT_DAYS}"
+    );
+    let row = store
+        .with(|c| repo::credentials::by_id(c, credential_id))?
+        .ok_or_else(|| anyhow::anyhow!("no credential {credential_id:?}"))?;
+    let chain = pki::split_chain(&row.cert_chain)?;
+    let old = chain
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("credential {credential_id:?} has no certificate"))?;
+    let old_info = pki::parse(old)?;
+    let spki = qscd.public_key(&row.key_id)?;
+    anyhow::ensure!(
+        spki == old_info.spki_der,
+        "the token's key for credential {credential_id:?} is not the key of its certificate"
+    );
+    let (ca_key, ca_cert) = find_ca(qscd)?
+        .ok_or_else(|| anyhow::anyhow!("the token holds no development CA to renew with"))?;
+    let now = clock.now();
+    let at = time::OffsetDateTime::from_unix_timestamp(now)?;
+    let cert = pki::renew_end_entity(&ca_cert, &ca_key, old, days, at)?;
+    let info = pki::parse(&cert)?;
+    let mut new_chain = cert;
+    new_chain.extend_from_slice(&ca_cert);
+    let audit = super::event(
+        now,
+        "operator",
+        "renew_certificate",
+        Some(credential_id),
+        "ok",
+        serde_json::json!({
+            "previous_serial_number": old_info.serial_hex,
+            "serial_number": info.serial_hex,
+            "not_after": info.not_after,
+        }),
+    );
+    let replaced = store.with(|c| {
+        c.write_tx(|c| {
+            let replaced = repo::credentials::replace_certificate(
+                c,
+                credential_id,
+                &row.cert_chain,
+                &new_chain,
+                info.not_before,
+                info.not_after,
+            )?;
+            if replaced {
+                repo::audit::append(c, &audit)?;
+            }
+            Ok(replaced)
+        })
+    })?;
+    anyhow::ensure!(
+        replaced,
+        "credential {credential_id:?} changed meanwhile (renewed by someone else?); nothing done"
+    );
+    Ok(Renewed {
+        credential_id: credential_id.to_owned(),
+        serial_number: info.serial_hex,
+        previous_serial_number: old_info.serial_hex,
+        not_before: info.not_before,
+        not_after: info.not_after,
     })
 }

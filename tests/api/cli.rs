@@ -3,6 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use serde_json::{Value, json};
+
 use crate::helpers::*;
 
 #[test]
@@ -178,4 +180,134 @@ fn demo_starts_serves_and_restarts_without_enrolling_twice() {
     assert_eq!(list["credentialIDs"].as_array().unwrap().len(), 2);
     let _ = child2.kill();
     let _ = child2.wait();
+}
+
+/// `quill credential renew`: a new certificate for the credential's key, same subject, new
+/// serial and validity, issued by the development CA and served at once by a running server;
+/// a SAD issued before the renewal still signs, and the signature verifies under the new
+/// certificate. The certificate's expiry (here set in the database behind Quill's back) stops
+/// signing until then. Bad input changes nothing.
+#[test]
+fn renew_gives_a_credential_a_new_certificate_for_its_key() {
+    let env = Env::new();
+    let s = signer("renewer");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let other = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let (old, ca) = chain(&app.credential_info(&token, &cred));
+    let (other_before, _) = chain(&app.credential_info(&token, &other));
+    let h = digest(SHA256, b"signed across a renewal");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    let sign = |sad: &str| {
+        app.sign_hash_raw(
+            &token,
+            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)],
+                   "hashAlgorithmOID": SHA256, "signAlgo": "1.2.840.10045.4.3.2"}),
+        )
+    };
+
+    // An expired certificate: no signature, and the SAD is not spent.
+    assert_eq!(
+        env.db_execute(&format!(
+            "UPDATE credentials SET not_after = 1000 WHERE id = '{cred}'"
+        )),
+        1
+    );
+    let r = sign(&sad);
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.description(), "Signing certificate is expired");
+
+    let renew = |args: &[&str]| {
+        env.quill()
+            .args(["credential", "renew"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Refusals first: nothing changes.
+    for (args, says) in [
+        (vec!["--credential", "no-such-credential"], "no credential"),
+        (
+            vec!["--credential", &cred, "--days", "0"],
+            "between 1 and 3653",
+        ),
+        (
+            vec!["--credential", &cred, "--days", "3654"],
+            "between 1 and 3653",
+        ),
+    ] {
+        let out = renew(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        env.db_i64(&format!(
+            "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'renew_certificate'"
+        )),
+        0
+    );
+
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let out = renew(&["--credential", &cred, "--days", "30"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = time::OffsetDateTime::now_utc().unix_timestamp();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    let renewed: Value = serde_json::from_str(&stdout).unwrap();
+    let hex_serial =
+        |c: &x509_cert::Certificate| hex::encode_upper(c.tbs_certificate.serial_number.as_bytes());
+    assert_eq!(renewed["credential_id"], cred.as_str());
+    assert_eq!(renewed["previous_serial_number"], hex_serial(&old));
+    let not_after = renewed["not_after"].as_i64().unwrap();
+    assert!((before + 30 * 86_400..=after + 30 * 86_400).contains(&not_after));
+
+    // The running server serves the new certificate: same key and subject, new serial, the
+    // same CA; the chain still ends with it.
+    let info = app.credential_info(&token, &cred);
+    assert_eq!(info["cert"]["status"], "valid");
+    let (new, ca_now) = chain(&info);
+    assert_eq!(ca_now, ca);
+    assert_issued_by(&new, &ca);
+    assert_eq!(renewed["serial_number"], hex_serial(&new));
+    assert_ne!(hex_serial(&new), hex_serial(&old));
+    assert_eq!(spki_der(&new), spki_der(&old));
+    assert_eq!(new.tbs_certificate.subject, old.tbs_certificate.subject);
+    assert_eq!(
+        new.tbs_certificate
+            .validity
+            .not_after
+            .to_unix_duration()
+            .as_secs(),
+        u64::try_from(not_after).unwrap()
+    );
+    // The other credential is untouched.
+    assert_eq!(chain(&app.credential_info(&token, &other)).0, other_before);
+
+    // The SAD from before the renewal signs now, under the new certificate.
+    let r = sign(&sad);
+    assert_eq!(r.status, 200, "{}", r.body);
+    verify_p256(
+        &p256_key(&app, &token, &cred),
+        &h,
+        r.body["signatures"][0].as_str().unwrap(),
+    );
+
+    // One audit record, with both serial numbers; the chain still verifies.
+    assert_eq!(
+        env.db_i64(&format!(
+            "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'renew_certificate' \
+             AND credential_id = '{cred}' AND actor = 'operator'"
+        )),
+        1
+    );
+    audit_verifies(&env);
+    assert!(!env.server_log().contains("panicked"));
 }

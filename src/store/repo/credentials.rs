@@ -227,6 +227,39 @@ pub fn consume_otp_step(conn: &mut DbConn, id: &str, step: i64) -> Result<bool, 
 }
 
 /// A successful authentication clears the failure count.
+/// The credential `id`, whoever owns it (operator commands).
+pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<CredentialRow>, StoreError> {
+    Ok(on_backend!(conn, |c| credentials::table
+        .filter(credentials::id.eq(id))
+        .select(CredentialRow::as_select())
+        .get_result(c)
+        .optional())?)
+}
+
+/// Replace the credential's certificate chain and validity, if the chain is still `old_chain`
+/// (two renewals at once: one wins, the other changes nothing). Whether it replaced it.
+pub fn replace_certificate(
+    conn: &mut DbConn,
+    id: &str,
+    old_chain: &[u8],
+    chain: &[u8],
+    not_before: i64,
+    not_after: i64,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        credentials::table
+            .filter(credentials::id.eq(id))
+            .filter(credentials::cert_chain.eq(old_chain)),
+    )
+    .set((
+        credentials::cert_chain.eq(chain),
+        credentials::not_before.eq(not_before),
+        credentials::not_after.eq(not_after),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 pub fn clear_attempts(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
     let n = diesel::update(credentials::table.filter(credentials::id.eq(id)))
         .set(credentials::failed_auths.eq(0))
