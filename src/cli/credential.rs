@@ -1,6 +1,8 @@
 //! Operator commands on credentials and users: `quill credential unblock --credential ID` and
 //! `quill user unblock --user NAME` clear the failure counters after a lockout;
-//! `quill credential renew --credential ID` gives a credential a new certificate for its key.
+//! `quill credential disable` / `enable --credential ID [--reason TEXT]` suspend a credential
+//! and lift the suspension; `quill credential renew --credential ID` gives a credential a new
+//! certificate for its key.
 //! Each prints one JSON object.
 
 use clap::{Args, Subcommand};
@@ -19,6 +21,29 @@ pub enum CredentialCommand {
         /// The credential ID.
         #[arg(long)]
         credential: String,
+    },
+    /// Suspend a credential: no authorization and no signature (SADs already issued
+    /// included) until it is enabled again; `credentials/info` shows `key.status: "disabled"`.
+    Disable {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The credential ID.
+        #[arg(long)]
+        credential: String,
+        /// Why, for the audit trail (e.g. "user reported a lost phone").
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a suspension (`disable`).
+    Enable {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The credential ID.
+        #[arg(long)]
+        credential: String,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Issue a new certificate for a credential's key (same subject, new serial number and
     /// validity) from the development CA: before the old one expires, or to replace it.
@@ -78,6 +103,16 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        CredentialCommand::Disable {
+            store,
+            credential,
+            reason,
+        } => change_status(&store, &credential, reason, false),
+        CredentialCommand::Enable {
+            store,
+            credential,
+            reason,
+        } => change_status(&store, &credential, reason, true),
         CredentialCommand::Renew {
             store,
             token,
@@ -98,6 +133,59 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `disable` (enabled → disabled) or `enable` (disabled → enabled), audited with the reason;
+/// a credential already so is a success that changes nothing. Any other status (`scale-test`
+/// rows) is left alone, with an error.
+fn change_status(
+    store: &StoreArgs,
+    credential: &str,
+    reason: Option<String>,
+    enable: bool,
+) -> anyhow::Result<()> {
+    use crate::store::models::{STATUS_DISABLED, STATUS_ENABLED};
+    let (from, to, action) = if enable {
+        (STATUS_DISABLED, STATUS_ENABLED, "enable_credential")
+    } else {
+        (STATUS_ENABLED, STATUS_DISABLED, "disable_credential")
+    };
+    let store = Store::open(&store.database_url, 1)?;
+    let audit = event(
+        SystemClock.now(),
+        "operator",
+        action,
+        Some(credential),
+        "ok",
+        serde_json::json!({ "reason": reason }),
+    );
+    let changed = store.with(|c| {
+        c.write_tx(|c| {
+            let changed = repo::credentials::change_status(c, credential, from, to)?;
+            if changed {
+                repo::audit::append(c, &audit)?;
+            }
+            Ok(changed)
+        })
+    })?;
+    if !changed {
+        match store.with(|c| repo::credentials::by_id(c, credential))? {
+            None => anyhow::bail!("no credential {credential:?}"),
+            // Already so: nothing to do, nothing audited (scripts may run it twice).
+            Some(row) if row.status == to => {}
+            Some(row) => anyhow::bail!(
+                "credential {credential:?} is {:?}, not {from}: left as it is",
+                row.status
+            ),
+        }
+    } else {
+        tracing::info!(credential_id = %credential, status = to, "credential status changed by the operator");
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "credential_id": credential, "status": to, "changed": changed })
+    );
+    Ok(())
 }
 
 pub fn run_user(cmd: UserCommand) -> anyhow::Result<()> {

@@ -7,6 +7,8 @@ use super::schema::{access_tokens, credentials, users};
 /// `credentials.status` of a credential that may authorize and sign. Any other value (the
 /// scale-test seed writes `scale-test`) shows as `key.status: "disabled"` and is refused.
 pub const STATUS_ENABLED: &str = "enabled";
+/// `credentials.status` of a credential an operator suspended (`quill credential disable`).
+pub const STATUS_DISABLED: &str = "disabled";
 
 /// A user's internal id (not shown to clients).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -311,3 +311,111 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
     audit_verifies(&env);
     assert!(!env.server_log().contains("panicked"));
 }
+
+/// `quill credential disable` suspends a credential while the server runs: `key.status`
+/// disabled, left out of `onlyValid`, no authorization and no signature even with a SAD issued
+/// before (nothing spent); `enable` lifts it and that SAD signs. Both are audited with the
+/// reason, idempotent, and leave other statuses alone.
+#[test]
+fn disable_and_enable_suspend_a_credential_while_serving() {
+    let env = Env::new();
+    let s = signer("suspended");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let other = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"signed after a suspension");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    let sign = || {
+        app.sign_hash_raw(
+            &token,
+            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)],
+                   "hashAlgorithmOID": SHA256, "signAlgo": "1.2.840.10045.4.3.2"}),
+        )
+    };
+    let run = |args: &[&str]| {
+        let out = env.quill().arg("credential").args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stdout, stderr)
+    };
+    let key_status = |id: &str| app.credential_info(&token, id)["key"]["status"].clone();
+    let audited = |action: &str| {
+        env.db_i64(&format!(
+            "SELECT COUNT(*) AS n FROM audit_log WHERE action = '{action}' \
+             AND credential_id = '{cred}' AND actor = 'operator'"
+        ))
+    };
+
+    let (ok, out, err) = run(&["disable", "--credential", &cred, "--reason", "lost phone"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        json!({"credential_id": cred, "status": "disabled", "changed": true})
+    );
+    assert_eq!(key_status(&cred), "disabled");
+    assert_eq!(key_status(&other), "enabled");
+    let valid = app.post(
+        "/csc/v2/credentials/list",
+        Some(&token),
+        &json!({"onlyValid": true}),
+    );
+    assert_eq!(valid.body["credentialIDs"], json!([other]));
+    let r = sign();
+    r.assert_error(400, "invalid_request");
+    assert_eq!(
+        r.description(),
+        "The credential identified by credentialID is disabled"
+    );
+    assert_eq!(env.used_digests(&format!("credential_id = '{cred}'")), 0);
+    let r = app.authorize_raw(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    r.assert_error(400, "invalid_request");
+    // Twice: a success that changes nothing and is not audited again.
+    let (ok, out, _) = run(&["disable", "--credential", &cred]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["changed"],
+        false
+    );
+    assert_eq!(audited("disable_credential"), 1);
+    let reason = env.db_i64(&format!(
+        "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'disable_credential' \
+         AND detail LIKE '%lost phone%'"
+    ));
+    assert_eq!(reason, 1);
+
+    let (ok, out, err) = run(&["enable", "--credential", &cred]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "enabled"
+    );
+    assert_eq!(key_status(&cred), "enabled");
+    assert_eq!(audited("enable_credential"), 1);
+    let r = sign();
+    assert_eq!(r.status, 200, "{}", r.body);
+    verify_p256(
+        &p256_key(&app, &token, &cred),
+        &h,
+        r.body["signatures"][0].as_str().unwrap(),
+    );
+
+    // Unknown credentials and other statuses: an error, nothing changed.
+    let (ok, _, err) = run(&["disable", "--credential", "no-such-credential"]);
+    assert!(!ok && err.contains("no credential"), "{err}");
+    env.db_execute(&format!(
+        "UPDATE credentials SET status = 'scale-test' WHERE id = '{other}'"
+    ));
+    for cmd in ["disable", "enable"] {
+        let (ok, _, err) = run(&[cmd, "--credential", &other]);
+        assert!(!ok && err.contains("is \"scale-test\""), "{cmd}: {err}");
+    }
+    assert_eq!(
+        env.db_i64(&format!(
+            "SELECT COUNT(*) AS n FROM credentials WHERE id = '{other}' AND status = 'scale-test'"
+        )),
+        1
+    );
+    audit_verifies(&env);
+}

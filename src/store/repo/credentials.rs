@@ -260,6 +260,23 @@ pub fn replace_certificate(
     Ok(n == 1)
 }
 
+/// Set the credential's status to `to` if it is `from`. Whether it changed.
+pub fn change_status(
+    conn: &mut DbConn,
+    id: &str,
+    from: &str,
+    to: &str,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        credentials::table
+            .filter(credentials::id.eq(id))
+            .filter(credentials::status.eq(from)),
+    )
+    .set(credentials::status.eq(to))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 pub fn clear_attempts(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
     let n = diesel::update(credentials::table.filter(credentials::id.eq(id)))
         .set(credentials::failed_auths.eq(0))
