@@ -24,27 +24,9 @@ pub enum CredentialCommand {
     },
     /// Suspend a credential: no authorization and no signature (SADs already issued
     /// included) until it is enabled again; `credentials/info` shows `key.status: "disabled"`.
-    Disable {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// The credential ID.
-        #[arg(long)]
-        credential: String,
-        /// Why, for the audit trail (e.g. "user reported a lost phone").
-        #[arg(long)]
-        reason: Option<String>,
-    },
+    Disable(StatusArgs),
     /// Lift a suspension (`disable`).
-    Enable {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// The credential ID.
-        #[arg(long)]
-        credential: String,
-        /// Why, for the audit trail.
-        #[arg(long)]
-        reason: Option<String>,
-    },
+    Enable(StatusArgs),
     /// Issue a new certificate for a credential's key (same subject, new serial number and
     /// validity) from the development CA: before the old one expires, or to replace it.
     Renew {
@@ -59,6 +41,18 @@ pub enum CredentialCommand {
         #[arg(long, default_value_t = crate::service::enrol::CERT_DAYS)]
         days: u32,
     },
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The credential ID.
+    #[arg(long)]
+    pub credential: String,
+    /// Why, for the audit trail (e.g. "user reported a lost phone").
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -103,16 +97,8 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        CredentialCommand::Disable {
-            store,
-            credential,
-            reason,
-        } => change_status(&store, &credential, reason, false),
-        CredentialCommand::Enable {
-            store,
-            credential,
-            reason,
-        } => change_status(&store, &credential, reason, true),
+        CredentialCommand::Disable(args) => change_status(args, false),
+        CredentialCommand::Enable(args) => change_status(args, true),
         CredentialCommand::Renew {
             store,
             token,
@@ -138,12 +124,13 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
 /// `disable` (enabled → disabled) or `enable` (disabled → enabled), audited with the reason;
 /// a credential already so is a success that changes nothing. Any other status (`scale-test`
 /// rows) is left alone, with an error.
-fn change_status(
-    store: &StoreArgs,
-    credential: &str,
-    reason: Option<String>,
-    enable: bool,
-) -> anyhow::Result<()> {
+fn change_status(args: StatusArgs, enable: bool) -> anyhow::Result<()> {
+    let StatusArgs {
+        store,
+        credential,
+        reason,
+    } = args;
+    let credential = credential.as_str();
     use crate::store::models::{STATUS_DISABLED, STATUS_ENABLED};
     let (from, to, action) = if enable {
         (STATUS_DISABLED, STATUS_ENABLED, "enable_credential")

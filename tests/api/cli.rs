@@ -182,6 +182,67 @@ fn demo_starts_serves_and_restarts_without_enrolling_twice() {
     let _ = child2.wait();
 }
 
+/// Two P-256 credentials of one signer on a running server, and a SAD for one digest of the
+/// first, issued before an operator command acts on it.
+struct OperatorCase {
+    env: Env,
+    s: Signer,
+    app: TestApp,
+    token: String,
+    cred: String,
+    other: String,
+    h: Vec<u8>,
+    sad: String,
+}
+
+impl OperatorCase {
+    fn new(name: &str) -> OperatorCase {
+        let env = Env::new();
+        let s = signer(name);
+        let cred = env.enroll(&s, "ec-p256").credential_id;
+        let other = env.enroll(&s, "ec-p256").credential_id;
+        let app = env.spawn();
+        let token = app.login(&s.user, &s.password);
+        let h = digest(SHA256, name.as_bytes());
+        let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+        OperatorCase {
+            env,
+            s,
+            app,
+            token,
+            cred,
+            other,
+            h,
+            sad,
+        }
+    }
+
+    /// signHash of the digest with the SAD.
+    fn sign(&self) -> Resp {
+        self.app.sign_hash_raw(
+            &self.token,
+            json!({"credentialID": self.cred, "SAD": self.sad, "hashes": [b64(&self.h)],
+                   "hashAlgorithmOID": SHA256, "signAlgo": "1.2.840.10045.4.3.2"}),
+        )
+    }
+
+    /// A 200 whose signature verifies under the credential's certificate as served now.
+    fn assert_signed(&self, r: &Resp) {
+        assert_eq!(r.status, 200, "{}", r.body);
+        let key = p256_key(&self.app, &self.token, &self.cred);
+        verify_p256(&key, &self.h, r.body["signatures"][0].as_str().unwrap());
+    }
+
+    /// Operator records of `action` on the credential.
+    fn audited(&self, action: &str) -> i64 {
+        self.env.db_i64(&format!(
+            "SELECT COUNT(*) AS n FROM audit_log WHERE action = '{action}' \
+             AND credential_id = '{}' AND actor = 'operator'",
+            self.cred
+        ))
+    }
+}
+
 /// `quill credential renew`: a new certificate for the credential's key, same subject, new
 /// serial and validity, issued by the development CA and served at once by a running server;
 /// a SAD issued before the renewal still signs, and the signature verifies under the new
@@ -189,23 +250,17 @@ fn demo_starts_serves_and_restarts_without_enrolling_twice() {
 /// signing until then. Bad input changes nothing.
 #[test]
 fn renew_gives_a_credential_a_new_certificate_for_its_key() {
-    let env = Env::new();
-    let s = signer("renewer");
-    let cred = env.enroll(&s, "ec-p256").credential_id;
-    let other = env.enroll(&s, "ec-p256").credential_id;
-    let app = env.spawn();
-    let token = app.login(&s.user, &s.password);
-    let (old, ca) = chain(&app.credential_info(&token, &cred));
-    let (other_before, _) = chain(&app.credential_info(&token, &other));
-    let h = digest(SHA256, b"signed across a renewal");
-    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
-    let sign = |sad: &str| {
-        app.sign_hash_raw(
-            &token,
-            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)],
-                   "hashAlgorithmOID": SHA256, "signAlgo": "1.2.840.10045.4.3.2"}),
-        )
-    };
+    let case = OperatorCase::new("renewer");
+    let OperatorCase {
+        env,
+        app,
+        token,
+        cred,
+        other,
+        ..
+    } = &case;
+    let (old, ca) = chain(&app.credential_info(token, cred));
+    let (other_before, _) = chain(&app.credential_info(token, other));
 
     // An expired certificate: no signature, and the SAD is not spent.
     assert_eq!(
@@ -214,7 +269,7 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
         )),
         1
     );
-    let r = sign(&sad);
+    let r = case.sign();
     r.assert_error(400, "invalid_request");
     assert_eq!(r.description(), "Signing certificate is expired");
 
@@ -229,11 +284,11 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
     for (args, says) in [
         (vec!["--credential", "no-such-credential"], "no credential"),
         (
-            vec!["--credential", &cred, "--days", "0"],
+            vec!["--credential", cred, "--days", "0"],
             "between 1 and 3653",
         ),
         (
-            vec!["--credential", &cred, "--days", "3654"],
+            vec!["--credential", cred, "--days", "3654"],
             "between 1 and 3653",
         ),
     ] {
@@ -244,15 +299,10 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
             "{args:?}: {err}"
         );
     }
-    assert_eq!(
-        env.db_i64(&format!(
-            "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'renew_certificate'"
-        )),
-        0
-    );
+    assert_eq!(case.audited("renew_certificate"), 0);
 
     let before = time::OffsetDateTime::now_utc().unix_timestamp();
-    let out = renew(&["--credential", &cred, "--days", "30"]);
+    let out = renew(&["--credential", cred, "--days", "30"]);
     assert!(
         out.status.success(),
         "{}",
@@ -271,7 +321,7 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
 
     // The running server serves the new certificate: same key and subject, new serial, the
     // same CA; the chain still ends with it.
-    let info = app.credential_info(&token, &cred);
+    let info = app.credential_info(token, cred);
     assert_eq!(info["cert"]["status"], "valid");
     let (new, ca_now) = chain(&info);
     assert_eq!(ca_now, ca);
@@ -289,26 +339,21 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
         u64::try_from(not_after).unwrap()
     );
     // The other credential is untouched.
-    assert_eq!(chain(&app.credential_info(&token, &other)).0, other_before);
+    assert_eq!(chain(&app.credential_info(token, other)).0, other_before);
 
     // The SAD from before the renewal signs now, under the new certificate.
-    let r = sign(&sad);
-    assert_eq!(r.status, 200, "{}", r.body);
-    verify_p256(
-        &p256_key(&app, &token, &cred),
-        &h,
-        r.body["signatures"][0].as_str().unwrap(),
-    );
+    case.assert_signed(&case.sign());
 
     // One audit record, with both serial numbers; the chain still verifies.
-    assert_eq!(
-        env.db_i64(&format!(
-            "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'renew_certificate' \
-             AND credential_id = '{cred}' AND actor = 'operator'"
-        )),
-        1
-    );
-    audit_verifies(&env);
+    assert_eq!(case.audited("renew_certificate"), 1);
+    let serials = env.db_i64(&format!(
+        "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'renew_certificate' \
+         AND detail LIKE '%{}%' AND detail LIKE '%{}%'",
+        hex_serial(&old),
+        hex_serial(&new)
+    ));
+    assert_eq!(serials, 1);
+    audit_verifies(env);
     assert!(!env.server_log().contains("panicked"));
 }
 
@@ -318,88 +363,71 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
 /// reason, idempotent, and leave other statuses alone.
 #[test]
 fn disable_and_enable_suspend_a_credential_while_serving() {
-    let env = Env::new();
-    let s = signer("suspended");
-    let cred = env.enroll(&s, "ec-p256").credential_id;
-    let other = env.enroll(&s, "ec-p256").credential_id;
-    let app = env.spawn();
-    let token = app.login(&s.user, &s.password);
-    let h = digest(SHA256, b"signed after a suspension");
-    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
-    let sign = || {
-        app.sign_hash_raw(
-            &token,
-            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)],
-                   "hashAlgorithmOID": SHA256, "signAlgo": "1.2.840.10045.4.3.2"}),
-        )
-    };
+    let case = OperatorCase::new("suspended");
+    let OperatorCase {
+        env,
+        app,
+        token,
+        cred,
+        other,
+        h,
+        ..
+    } = &case;
     let run = |args: &[&str]| {
         let out = env.quill().arg("credential").args(args).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out.status.success(), stdout, stderr)
     };
-    let key_status = |id: &str| app.credential_info(&token, id)["key"]["status"].clone();
-    let audited = |action: &str| {
-        env.db_i64(&format!(
-            "SELECT COUNT(*) AS n FROM audit_log WHERE action = '{action}' \
-             AND credential_id = '{cred}' AND actor = 'operator'"
-        ))
-    };
+    let key_status = |id: &str| app.credential_info(token, id)["key"]["status"].clone();
 
-    let (ok, out, err) = run(&["disable", "--credential", &cred, "--reason", "lost phone"]);
+    let (ok, out, err) = run(&["disable", "--credential", cred, "--reason", "lost phone"]);
     assert!(ok, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         v,
         json!({"credential_id": cred, "status": "disabled", "changed": true})
     );
-    assert_eq!(key_status(&cred), "disabled");
-    assert_eq!(key_status(&other), "enabled");
+    assert_eq!(key_status(cred), "disabled");
+    assert_eq!(key_status(other), "enabled");
     let valid = app.post(
         "/csc/v2/credentials/list",
-        Some(&token),
+        Some(token),
         &json!({"onlyValid": true}),
     );
     assert_eq!(valid.body["credentialIDs"], json!([other]));
-    let r = sign();
+    let r = case.sign();
     r.assert_error(400, "invalid_request");
     assert_eq!(
         r.description(),
         "The credential identified by credentialID is disabled"
     );
     assert_eq!(env.used_digests(&format!("credential_id = '{cred}'")), 0);
-    let r = app.authorize_raw(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    let r = app.authorize_raw(token, &case.s, cred, std::slice::from_ref(h), SHA256);
     r.assert_error(400, "invalid_request");
     // Twice: a success that changes nothing and is not audited again.
-    let (ok, out, _) = run(&["disable", "--credential", &cred]);
+    let (ok, out, _) = run(&["disable", "--credential", cred]);
     assert!(ok);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()["changed"],
         false
     );
-    assert_eq!(audited("disable_credential"), 1);
-    let reason = env.db_i64(&format!(
+    assert_eq!(case.audited("disable_credential"), 1);
+    let reason = env.db_i64(
         "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'disable_credential' \
-         AND detail LIKE '%lost phone%'"
-    ));
+         AND detail LIKE '%lost phone%'",
+    );
     assert_eq!(reason, 1);
 
-    let (ok, out, err) = run(&["enable", "--credential", &cred]);
+    let (ok, out, err) = run(&["enable", "--credential", cred]);
     assert!(ok, "{err}");
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()["status"],
         "enabled"
     );
-    assert_eq!(key_status(&cred), "enabled");
-    assert_eq!(audited("enable_credential"), 1);
-    let r = sign();
-    assert_eq!(r.status, 200, "{}", r.body);
-    verify_p256(
-        &p256_key(&app, &token, &cred),
-        &h,
-        r.body["signatures"][0].as_str().unwrap(),
-    );
+    assert_eq!(key_status(cred), "enabled");
+    assert_eq!(case.audited("enable_credential"), 1);
+    case.assert_signed(&case.sign());
 
     // Unknown credentials and other statuses: an error, nothing changed.
     let (ok, _, err) = run(&["disable", "--credential", "no-such-credential"]);
@@ -408,7 +436,7 @@ fn disable_and_enable_suspend_a_credential_while_serving() {
         "UPDATE credentials SET status = 'scale-test' WHERE id = '{other}'"
     ));
     for cmd in ["disable", "enable"] {
-        let (ok, _, err) = run(&[cmd, "--credential", &other]);
+        let (ok, _, err) = run(&[cmd, "--credential", other]);
         assert!(!ok && err.contains("is \"scale-test\""), "{cmd}: {err}");
     }
     assert_eq!(
@@ -417,5 +445,5 @@ fn disable_and_enable_suspend_a_credential_while_serving() {
         )),
         1
     );
-    audit_verifies(&env);
+    audit_verifies(env);
 }
