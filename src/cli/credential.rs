@@ -1,8 +1,8 @@
 //! Operator commands on credentials and users: `quill credential unblock --credential ID` and
 //! `quill user unblock --user NAME` clear the failure counters after a lockout;
 //! `quill credential disable` / `enable --credential ID [--reason TEXT]` suspend a credential
-//! and lift the suspension; `quill credential renew --credential ID` gives a credential a new
-//! certificate for its key.
+//! and lift the suspension; `quill credential expiring` lists the certificates that end soon and
+//! `quill credential renew --credential ID` gives a credential a new certificate for its key.
 //! Each prints one JSON object.
 
 use clap::{Args, Subcommand};
@@ -27,6 +27,18 @@ pub enum CredentialCommand {
     Disable(StatusArgs),
     /// Lift a suspension (`disable`).
     Enable(StatusArgs),
+    /// List the credentials whose certificates end within some days (or have ended), soonest
+    /// first: one JSON object per line, `{"credential_id", "user", "status", "not_after"}`.
+    Expiring {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Days from now.
+        #[arg(long, default_value_t = 30)]
+        within_days: u32,
+        /// At most this many lines.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// Issue a new certificate for a credential's key (same subject, new serial number and
     /// validity) from the development CA: before the old one expires, or to replace it.
     Renew {
@@ -99,6 +111,23 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
         }
         CredentialCommand::Disable(args) => change_status(args, false),
         CredentialCommand::Enable(args) => change_status(args, true),
+        CredentialCommand::Expiring {
+            store,
+            within_days,
+            limit,
+        } => {
+            let store = Store::open(&store.database_url, 1)?;
+            let before = SystemClock
+                .now()
+                .saturating_add(i64::from(within_days).saturating_mul(86_400));
+            let rows = store.with(|c| repo::credentials::expiring(c, before, i64::from(limit)))?;
+            let mut out = std::io::stdout().lock();
+            for row in rows {
+                use std::io::Write as _;
+                writeln!(out, "{}", serde_json::to_string(&row)?)?;
+            }
+            Ok(())
+        }
         CredentialCommand::Renew {
             store,
             token,

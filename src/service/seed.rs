@@ -32,7 +32,7 @@ use super::enrol::{self, EnrolRequest};
 /// Description of every seeded credential.
 pub const SCALE_TEST_DESCRIPTION: &str = "scale-test shared key";
 /// Status of the seeded copies (not `enabled`: they never authorize or sign).
-pub const SCALE_TEST_STATUS: &str = "scale-test";
+pub const SCALE_TEST_STATUS: &str = crate::store::models::STATUS_SCALE_TEST;
 /// Prefix of a copy's key id.
 pub const SCALE_TEST_KEY_PREFIX: &[u8] = b"scale-test:";
 /// Rows per write transaction (each a few multi-row INSERTs of 1 000 rows).

@@ -9,6 +9,8 @@ use super::schema::{access_tokens, credentials, users};
 pub const STATUS_ENABLED: &str = "enabled";
 /// `credentials.status` of a credential an operator suspended (`quill credential disable`).
 pub const STATUS_DISABLED: &str = "disabled";
+/// `credentials.status` of the rows `quill admin seed` writes for scale tests.
+pub const STATUS_SCALE_TEST: &str = "scale-test";
 
 /// A user's internal id (not shown to clients).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

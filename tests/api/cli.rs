@@ -273,6 +273,37 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
     r.assert_error(400, "invalid_request");
     assert_eq!(r.description(), "Signing certificate is expired");
 
+    // `expiring` lists it (ended), the other only in a wider window, soonest first.
+    let expiring = |args: &[&str]| -> Vec<(String, String, String)> {
+        let out = env
+            .quill()
+            .args(["credential", "expiring"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                let field = |k: &str| v[k].as_str().unwrap().to_owned();
+                (field("credential_id"), field("user"), field("status"))
+            })
+            .collect()
+    };
+    let row = |id: &str| (id.to_owned(), "renewer".to_owned(), "enabled".to_owned());
+    assert_eq!(expiring(&["--within-days", "0"]), [row(cred)]);
+    assert_eq!(expiring(&["--within-days", "800"]), [row(cred), row(other)]);
+    assert_eq!(
+        expiring(&["--within-days", "800", "--limit", "1"]),
+        [row(cred)]
+    );
+
     let renew = |args: &[&str]| {
         env.quill()
             .args(["credential", "renew"])
@@ -338,6 +369,8 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
             .as_secs(),
         u64::try_from(not_after).unwrap()
     );
+    assert_eq!(expiring(&["--within-days", "29"]), []);
+    assert_eq!(expiring(&["--within-days", "31"]), [row(cred)]);
     // The other credential is untouched.
     assert_eq!(chain(&app.credential_info(token, other)).0, other_before);
 

@@ -277,6 +277,34 @@ pub fn change_status(
     Ok(n == 1)
 }
 
+/// A credential whose certificate ends before some time (`expiring`).
+#[derive(Debug, Queryable, serde::Serialize)]
+pub struct Expiring {
+    pub credential_id: String,
+    pub user: String,
+    pub status: String,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+/// Credentials whose certificates end before `before` (expired ones included), soonest first, at
+/// most `limit`; `scale-test` seed rows are left out.
+pub fn expiring(conn: &mut DbConn, before: i64, limit: i64) -> Result<Vec<Expiring>, StoreError> {
+    Ok(credentials::table
+        .inner_join(crate::store::schema::users::table)
+        .filter(credentials::not_after.lt(before))
+        .filter(credentials::status.ne(crate::store::models::STATUS_SCALE_TEST))
+        .order((credentials::not_after, credentials::id))
+        .limit(limit)
+        .select((
+            credentials::id,
+            crate::store::schema::users::name,
+            credentials::status,
+            credentials::not_after,
+        ))
+        .load(conn)?)
+}
+
 pub fn clear_attempts(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
     let n = diesel::update(credentials::table.filter(credentials::id.eq(id)))
         .set(credentials::failed_auths.eq(0))
