@@ -47,7 +47,7 @@ enum Command {
     Enroll(enroll::EnrollArgs),
     /// Start a self-contained demo under ./var (SQLite, SoftHSM2 token, CA, demo user).
     Demo(demo::DemoArgs),
-    /// Operate on credentials (unblock after a lockout).
+    /// Operate on credentials: unblock, disable / enable, list expiring certificates, renew.
     #[command(subcommand)]
     Credential(credential::CredentialCommand),
     /// Operate on users (unblock after a login lockout).
