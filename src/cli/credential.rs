@@ -3,13 +3,14 @@
 //! `quill credential disable` / `enable --credential ID [--reason TEXT]` suspend a credential
 //! and lift the suspension; `quill credential expiring` lists the certificates that end soon and
 //! `quill credential renew --credential ID` gives a credential a new certificate for its key.
-//! Each prints one JSON object.
+//! Each prints one JSON object (`expiring`, one per line).
 
 use clap::{Args, Subcommand};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{StoreArgs, TokenArgs};
 use crate::service::event;
+use crate::store::models::{STATUS_DISABLED, STATUS_ENABLED};
 use crate::store::{Store, repo};
 
 #[derive(Subcommand)]
@@ -160,7 +161,6 @@ fn change_status(args: StatusArgs, enable: bool) -> anyhow::Result<()> {
         reason,
     } = args;
     let credential = credential.as_str();
-    use crate::store::models::{STATUS_DISABLED, STATUS_ENABLED};
     let (from, to, action) = if enable {
         (STATUS_DISABLED, STATUS_ENABLED, "enable_credential")
     } else {

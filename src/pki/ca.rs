@@ -126,8 +126,7 @@ pub fn renew_end_entity(
         now,
         false,
     )?;
-    if der_of(&parse_x509(&der)?.tbs_certificate.subject)? != der_of(&old.tbs_certificate.subject)?
-    {
+    if parse_x509(&der)?.tbs_certificate.subject != old.tbs_certificate.subject {
         return Err(PkiError::Rcgen(
             "the renewed certificate's subject differs from the old one's".to_owned(),
         ));

@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
 use crate::store::explain::QueryPlan;
-use crate::store::models::{CredentialRef, CredentialRow, STATUS_ENABLED};
-use crate::store::schema::credentials;
+use crate::store::models::{CredentialRef, CredentialRow, STATUS_ENABLED, STATUS_SCALE_TEST};
+use crate::store::schema::{credentials, users};
 use crate::store::{DbConn, StoreError, on_backend};
 
 /// Rows per multi-row INSERT in `insert_many`: 17 columns × 1 000 = 17 000 bound values, under
@@ -226,7 +226,6 @@ pub fn consume_otp_step(conn: &mut DbConn, id: &str, step: i64) -> Result<bool, 
     Ok(n == 1)
 }
 
-/// A successful authentication clears the failure count.
 /// The credential `id`, whoever owns it (operator commands).
 pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<CredentialRow>, StoreError> {
     Ok(on_backend!(conn, |c| credentials::table
@@ -291,20 +290,21 @@ pub struct Expiring {
 /// most `limit`; `scale-test` seed rows are left out.
 pub fn expiring(conn: &mut DbConn, before: i64, limit: i64) -> Result<Vec<Expiring>, StoreError> {
     Ok(credentials::table
-        .inner_join(crate::store::schema::users::table)
+        .inner_join(users::table)
         .filter(credentials::not_after.lt(before))
-        .filter(credentials::status.ne(crate::store::models::STATUS_SCALE_TEST))
+        .filter(credentials::status.ne(STATUS_SCALE_TEST))
         .order((credentials::not_after, credentials::id))
         .limit(limit)
         .select((
             credentials::id,
-            crate::store::schema::users::name,
+            users::name,
             credentials::status,
             credentials::not_after,
         ))
         .load(conn)?)
 }
 
+/// A successful authentication clears the failure count.
 pub fn clear_attempts(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
     let n = diesel::update(credentials::table.filter(credentials::id.eq(id)))
         .set(credentials::failed_auths.eq(0))
