@@ -508,7 +508,7 @@ mod tests {
     }
 
     /// A certificate (unsigned: the DER check does not verify) with one basicConstraints
-    /// extension whose value is `bc`, base64 as `credentials/info` gives it.
+    /// extension whose value is `bc`, as DER.
     fn cert_with_basic_constraints(bc: &[u8]) -> Vec<u8> {
         use der::asn1::{BitString, OctetString};
         use der::oid::AssociatedOid;
