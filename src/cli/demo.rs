@@ -163,6 +163,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             online_otp: None,
             common_name: Some("Demo Signer".into()),
             multisign: 100,
+            cert_days: enrol::CERT_DAYS,
             description: Some(format!("Demo {key} signing credential")),
         };
         let params = serve_args.hash.params();

@@ -47,11 +47,15 @@ pub struct EnrollArgs {
     /// Free-text description shown by credentials/info.
     #[arg(long)]
     pub description: Option<String>,
+    /// Validity of the certificate from now, in days.
+    #[arg(long, default_value_t = enrol::CERT_DAYS)]
+    pub cert_days: u32,
 }
 
 pub fn run(args: EnrollArgs) -> anyhow::Result<()> {
     // Validate what needs no token or database first, so bad input fails fast.
     enrol::key_spec(&args.key)?;
+    enrol::check_cert_days(args.cert_days)?;
     anyhow::ensure!(
         crate::auth::password::is_valid_pin(&args.pin),
         "weak PIN: a PIN is 6 to 8 digits"
@@ -72,6 +76,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<()> {
             online_otp: args.otp,
             common_name: args.common_name,
             multisign: args.multisign,
+            cert_days: args.cert_days,
             description: args.description,
         },
     )?;

@@ -20,8 +20,17 @@ pub const CA_LABEL: &str = "quill-dev-ca";
 const CA_COMMON_NAME: &str = "Quill Development CA";
 /// End-entity certificates last two years (renewals too, unless told otherwise).
 pub const CERT_DAYS: u32 = 730;
-/// The longest validity a renewal may ask for: ten years, as the development CA's own.
+/// The longest validity `enroll` and `renew` may ask for: ten years, as the development CA's own.
 pub const MAX_CERT_DAYS: u32 = 3653;
+
+/// A certificate validity `enroll` and `renew` accept, in days.
+pub fn check_cert_days(days: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=MAX_CERT_DAYS).contains(&days),
+        "a certificate's validity must be between 1 and {MAX_CERT_DAYS} days"
+    );
+    Ok(())
+}
 
 /// The key algorithms `quill enroll --key` accepts.
 pub fn key_spec(name: &str) -> anyhow::Result<(KeySpec, KeyType, i32)> {
@@ -49,6 +58,8 @@ pub struct EnrolRequest {
     pub common_name: Option<String>,
     pub multisign: i32,
     pub description: Option<String>,
+    /// Validity of the certificate from now, in days (1 to [`MAX_CERT_DAYS`]).
+    pub cert_days: u32,
 }
 
 /// What enrolment tells the operator (printed as one JSON object).
@@ -170,6 +181,7 @@ pub fn enrol(
         (1..=1000).contains(&req.multisign),
         "multisign must be between 1 and 1000"
     );
+    check_cert_days(req.cert_days)?;
     let online = req
         .online_otp
         .as_deref()
@@ -219,7 +231,7 @@ pub fn enrol(
     let result = (|| -> anyhow::Result<CredentialRow> {
         let cn = req.common_name.clone().unwrap_or_else(|| req.user.clone());
         let at = time::OffsetDateTime::from_unix_timestamp(now)?;
-        let cert = pki::issue_end_entity(&ca_cert, &ca_key, &spki, &cn, CERT_DAYS, at)?;
+        let cert = pki::issue_end_entity(&ca_cert, &ca_key, &spki, &cn, req.cert_days, at)?;
         let info = pki::parse(&cert)?;
         let sealed = qscd.seal(credential_id.as_bytes(), &otp_secret)?;
         let mut chain = cert;
@@ -307,10 +319,7 @@ pub fn renew_certificate(
     credential_id: &str,
     days: u32,
 ) -> anyhow::Result<Renewed> {
-    anyhow::ensure!(
-        (1..=MAX_CERT_DAYS).contains(&days),
-        "--days must be between 1 and {MAX_CERT_DAYS}"
-    );
+    check_cert_days(days)?;
     let row = store
         .with(|c| repo::credentials::by_id(c, credential_id))?
         .ok_or_else(|| anyhow::anyhow!("no credential {credential_id:?}"))?;

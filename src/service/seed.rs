@@ -142,6 +142,7 @@ pub fn seed(
             online_otp: None,
             common_name: Some("Quill scale test".into()),
             multisign: 1,
+            cert_days: enrol::CERT_DAYS,
             description: Some(SCALE_TEST_DESCRIPTION.into()),
         },
     )?;

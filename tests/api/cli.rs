@@ -47,9 +47,33 @@ fn enroll_validates_input_and_adds_credentials() {
     // an existing user with the wrong password
     let err = run(base("ec-p256", "123456", "wrong-password")).unwrap_err();
     assert!(err.contains("password"), "{err}");
-    // same password: a second credential
-    let second = run(base("ec-p384", "123456", &s.password)).unwrap();
+    // same password: a second credential, with a certificate of 10 days
+    for days in ["0", "3654"] {
+        let mut args = base("ec-p384", "123456", &s.password);
+        args.extend(["--cert-days".into(), days.into()]);
+        let err = run(args).unwrap_err();
+        assert!(err.contains("between 1 and 3653 days"), "{days}: {err}");
+    }
+    let mut args = base("ec-p384", "123456", &s.password);
+    args.extend(["--cert-days".into(), "10".into()]);
+    let enrolled_at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let second = run(args).unwrap();
     assert_ne!(first.credential_id, second.credential_id);
+    let not_after = |id: &str| {
+        env.db_i64(&format!(
+            "SELECT not_after AS n FROM credentials WHERE id = '{id}'"
+        ))
+    };
+    let ten_days = not_after(&second.credential_id) - enrolled_at;
+    assert!(
+        (10 * 86_400 - 5..=10 * 86_400 + 5).contains(&ten_days),
+        "{ten_days}"
+    );
+    let two_years = not_after(&first.credential_id) - enrolled_at;
+    assert!(
+        (730 * 86_400 - 60..=730 * 86_400).contains(&two_years),
+        "{two_years}"
+    );
     // bad TOTP secret
     let mut args = base("ec-p256", "123456", &s.password);
     args.extend(["--totp-secret".into(), "not-base32!".into()]);

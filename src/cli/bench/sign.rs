@@ -359,6 +359,7 @@ fn enrol_credentials(
                 online_otp,
                 common_name: Some("Bench Signer".into()),
                 multisign: i32::try_from(PER_SAD)?,
+                cert_days: enrol::CERT_DAYS,
                 description: None,
             },
         )?;
