@@ -299,19 +299,8 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
 
     // `expiring` lists it (ended), the other only in a wider window, soonest first.
     let expiring = |args: &[&str]| -> Vec<(String, String, String)> {
-        let out = env
-            .quill()
-            .args(["credential", "expiring"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
+        let args = [&["credential", "expiring"], args].concat();
+        env.quill_ok(&args)
             .lines()
             .map(|l| {
                 let v: Value = serde_json::from_str(l).unwrap();
@@ -357,14 +346,8 @@ fn renew_gives_a_credential_a_new_certificate_for_its_key() {
     assert_eq!(case.audited("renew_certificate"), 0);
 
     let before = time::OffsetDateTime::now_utc().unix_timestamp();
-    let out = renew(&["--credential", cred, "--days", "30"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = env.quill_ok(&["credential", "renew", "--credential", cred, "--days", "30"]);
     let after = time::OffsetDateTime::now_utc().unix_timestamp();
-    let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
     let renewed: Value = serde_json::from_str(&stdout).unwrap();
     let hex_serial =

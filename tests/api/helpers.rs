@@ -171,6 +171,17 @@ impl Env {
         on_test_db!(self, |c| diesel::sql_query(sql).execute(&mut c).unwrap())
     }
 
+    /// Run `quill ARGS` with this environment's settings; it must succeed. Its stdout.
+    pub fn quill_ok(&self, args: &[&str]) -> String {
+        let out = self.quill().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "quill {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// The `quill` binary with this environment's settings.
     pub fn quill(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_quill"));

@@ -59,16 +59,7 @@ fn credential_locks_after_five_failures_until_unblocked() {
     assert_eq!(r.description(), "Credential locked");
 
     // operator unblocks while the server runs
-    let out = env
-        .quill()
-        .args(["credential", "unblock", "--credential", &cred])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.quill_ok(&["credential", "unblock", "--credential", &cred]);
     let unknown = env
         .quill()
         .args(["credential", "unblock", "--credential", "nope"])

@@ -19,25 +19,19 @@ pub struct OClient {
 }
 
 pub fn add_client(env: &Env, extra: &[&str]) -> OClient {
-    let out = env
-        .quill()
-        .args([
+    let args = [
+        &[
             "client",
             "add",
             "--redirect-uri",
             REDIRECT,
             "--name",
             "Acme Bank",
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        ],
+        extra,
+    ]
+    .concat();
+    let v: Value = serde_json::from_str(&env.quill_ok(&args)).unwrap();
     OClient {
         id: v["client_id"].as_str().unwrap().to_string(),
         secret: v["client_secret"].as_str().map(str::to_string),
