@@ -193,11 +193,12 @@ pub struct ServeArgs {
         default_value = "outbox:var/otp-outbox.jsonl"
     )]
     pub otp_sender: String,
-    /// Small signHash calls (a body of up to 2 KiB: about ten hashes) do their database and
-    /// token work on the HTTP worker thread instead of the blocking pool: two thread handoffs
-    /// fewer per call. Only for in-process components: SQLite and a PKCS#11 module that signs
-    /// in the calling thread (SoftHSM2); refused with PostgreSQL, and leave it off for a
-    /// network HSM, whose round trips would hold the worker.
+    /// signHash does its database work on the HTTP worker thread instead of the blocking pool,
+    /// and its token work too while that is expected to take at most 20 ms (the key's learned
+    /// cost per signature times the hashes; for a key not measured yet, a body of up to 2 KiB):
+    /// two thread handoffs fewer per call. Only for in-process components: SQLite and a PKCS#11
+    /// module that signs in the calling thread (SoftHSM2); refused with PostgreSQL, and leave it
+    /// off for a network HSM, whose round trips would hold the worker.
     #[arg(long, env = "QUILL_SIGN_ON_WORKER")]
     pub sign_on_worker: bool,
     /// How often expired state is deleted (SADs with their hashes, access tokens, OTP

@@ -137,8 +137,8 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "quill_sign_hash_calls_total",
-                        "signHash calls by the thread that did their database and token work: \
-                         worker (--sign-on-worker) or pool",
+                        "signHash calls by the thread that did their token work: worker \
+                         (--sign-on-worker, within its budget) or pool",
                     ),
                     &["thread"],
                 )?,

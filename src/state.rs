@@ -17,4 +17,6 @@ pub struct AppState {
     pub clock: SharedClock,
     pub otp_sender: Arc<dyn OtpSender>,
     pub metrics: Metrics,
+    /// What a signature costs in the token, per kind of key (where `--sign-on-worker` signs).
+    pub sign_costs: Arc<crate::service::signing::SignCosts>,
 }

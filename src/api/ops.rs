@@ -149,6 +149,7 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock),
             otp_sender: crate::notify::from_spec(&outbox).unwrap(),
             metrics: crate::metrics::Metrics::new().unwrap(),
+            sign_costs: Default::default(),
         }
     }
 

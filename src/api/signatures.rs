@@ -38,10 +38,6 @@ pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
 
-/// Bodies up to this size run on the worker thread under `--sign-on-worker` (one hash is about
-/// 250 bytes; ten fit).
-const ON_WORKER_MAX_BODY: usize = 2048;
-
 /// Authentication, parsing, the credential and SAD checks and the spend happen in one blocking
 /// call of the service (the hot path: one pooled connection, one write transaction).
 pub async fn sign_hash(
@@ -50,10 +46,14 @@ pub async fn sign_hash(
     body: RawBody,
 ) -> Result<HttpResponse, CscError> {
     let bearer = bearer(&req)?;
-    let on_worker = state.settings.sign_on_worker && body.0.len() <= ON_WORKER_MAX_BODY;
-    let signatures = signing::sign_hash(&state, bearer, on_worker, move || {
-        parse_body::<SignHashRequest>(&body.0)
-    })
+    let small = body.0.len() <= signing::ON_WORKER_MAX_BODY;
+    let signatures = signing::sign_hash(
+        &state,
+        bearer,
+        state.settings.sign_on_worker,
+        small,
+        move || parse_body::<SignHashRequest>(&body.0),
+    )
     .await?;
     Ok(HttpResponse::Ok().json(SignHashResponse { signatures }))
 }

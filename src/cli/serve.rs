@@ -27,6 +27,7 @@ pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
         clock: Arc::new(SystemClock),
         otp_sender: crate::notify::from_spec(&args.otp_sender)?,
         metrics: crate::metrics::Metrics::new()?,
+        sign_costs: Default::default(),
     })
 }
 

@@ -1,6 +1,10 @@
 //! `signatures/signHash` (CSC §4.1): check the request, spend the SAD, then sign in the QSCD —
 //! in that order, so no signature ever leaves without a spent authorization.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use crate::blocking;
 use crate::crypto::{self, KeyType, ResolvedSign, Scheme};
 use crate::error::CscError;
@@ -28,6 +32,46 @@ pub trait SignHashBody: Send + 'static {
     /// The service's input; `credential_token` is the bearer when it is an OAuth credential
     /// token (its own SAD).
     fn into_input(self, credential_token: Option<Secret>) -> Result<SignHashInput, CscError>;
+}
+
+/// Under `--sign-on-worker`, the longest the token may be expected to hold an HTTP worker for
+/// one call: a call whose signatures should take longer goes to the blocking pool. A worker
+/// serves other connections too, so this bounds what they may wait behind one call.
+pub const ON_WORKER_BUDGET: Duration = Duration::from_millis(20);
+/// A body at most this large signs on the worker while its key's cost is not known yet (about
+/// ten hashes).
+pub const ON_WORKER_MAX_BODY: usize = 2048;
+
+/// What one signature costs in the token, per kind of key (type and size), learned from the
+/// signatures made: a moving average of the time per signature. It decides where a call signs
+/// under `--sign-on-worker` (see [`ON_WORKER_BUDGET`]).
+#[derive(Debug, Default)]
+pub struct SignCosts {
+    per_signature: Mutex<HashMap<(String, i32), Duration>>,
+}
+
+impl SignCosts {
+    /// The cost of one signature with this kind of key, once one has been made.
+    pub fn estimate(&self, kind: &(String, i32)) -> Option<Duration> {
+        self.lock().get(kind).copied()
+    }
+
+    /// `n` signatures took `took`: a quarter of the new figure goes into the average.
+    pub fn record(&self, kind: &(String, i32), n: usize, took: Duration) {
+        let Some(each) = u32::try_from(n).ok().filter(|n| *n > 0).map(|n| took / n) else {
+            return;
+        };
+        let mut costs = self.lock();
+        let average = costs.get(kind).map_or(each, |old| (*old * 3 + each) / 4);
+        costs.insert(kind.clone(), average);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Duration>> {
+        // A poisoned map only loses estimates: calls go to the pool until it learns again.
+        self.per_signature
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The CSC error for a SAD refusal.
@@ -73,22 +117,28 @@ fn signature_value(key: KeyType, scheme: &Scheme, raw: Vec<u8>) -> Result<Vec<u8
     }
 }
 
-/// signHash in one blocking hop on one pooled connection: the body is parsed, the bearer token
-/// and the credential the body names are looked up in one statement (an OAuth credential token
-/// is its own SAD), the request, the credential and the SAD are checked, and the SAD spent in
-/// one write transaction; the connection goes back to the pool before the token signs. Errors
-/// keep the order clients see elsewhere: 401 for the token before 400 for the body.
+/// signHash: the body is parsed, the bearer token and the credential the body names are looked
+/// up in one statement (an OAuth credential token is its own SAD), the request, the credential
+/// and the SAD are checked, and the SAD spent in one write transaction; the connection goes
+/// back to the pool before the token signs. Errors keep the order clients see elsewhere: 401
+/// for the token before 400 for the body.
+///
+/// Where it runs: by default all of it in one hop to the blocking pool. Under
+/// `--sign-on-worker` (`sign_on_worker`; in-process database and token) the checks and the
+/// spend run on the HTTP worker, and so does the signing when its expected time fits
+/// [`ON_WORKER_BUDGET`] ([`SignCosts`]; while the key's cost is not known yet, when the body is
+/// `small`); otherwise the signing alone goes to the pool.
 #[tracing::instrument(skip_all, fields(credential_id = tracing::field::Empty, n = tracing::field::Empty))]
 pub async fn sign_hash<B: SignHashBody>(
     state: &AppState,
     bearer: Secret,
-    on_worker: bool,
+    sign_on_worker: bool,
+    small: bool,
     parse: impl FnOnce() -> Result<B, CscError> + Send + 'static,
 ) -> Result<Vec<String>, CscError> {
     let st = state.clone();
     let now = state.clock.now();
-    state.metrics.sign_hash_call(on_worker);
-    let work = move || {
+    let check_and_spend = move || -> Result<Signing, CscError> {
         let mut conn = st.store.conn()?;
         let token_hash = crate::auth::token::hash(bearer.expose());
         // A body error waits until the token has been judged (401 first).
@@ -157,26 +207,127 @@ pub async fn sign_hash<B: SignHashBody>(
             .collect::<Result<Vec<_>, _>>()?;
 
         let hash_name = resolved.hash.name();
-        let spend = repo::sads::Spend {
-            sad_hash: &crate::auth::token::hash(sad.expose()),
-            user_id: &user,
-            credential_id: &cred.id,
+        let spend = OwnedSpend {
+            sad_hash: crate::auth::token::hash(sad.expose()).to_vec(),
+            user_id: user,
+            credential_id: cred.id,
             hash_algo: hash_name,
-            digests: &digests,
+            digests,
             now,
         };
         let detail = serde_json::json!({
             "sign_algo": input.sign_algo,
             "hash_algo": hash_name,
-            "hashes": digests.iter().map(hex::encode).collect::<Vec<_>>(),
+            "hashes": spend.digests.iter().map(hex::encode).collect::<Vec<_>>(),
         });
-        let raw = spend_then_sign(&st, conn, "sign_hash", &spend, detail, refusal, || {
+        spend_sad(conn, "sign_hash", &spend.borrow(), detail, refusal)?;
+        Ok(Signing {
+            st,
+            kind: (cred.key_type, cred.key_bits),
+            key,
+            key_id: cred.key_id,
+            resolved,
+            inputs,
+            spend,
+            sign_algo: input.sign_algo,
+        })
+    };
+    let (sign_algo, signatures) = if sign_on_worker {
+        let signing = on_this_thread(check_and_spend);
+        // A refusal was answered on the worker too.
+        let here = signing.as_ref().map_or(true, |s| s.fits_on_worker(small));
+        state.metrics.sign_hash_call(here);
+        let signing = signing?;
+        if here {
+            on_this_thread(move || signing.finish())?
+        } else {
+            blocking::run(move || signing.finish()).await?
+        }
+    } else {
+        state.metrics.sign_hash_call(false);
+        blocking::run(move || check_and_spend()?.finish()).await?
+    };
+    tracing::info!(sign_algo = %sign_algo, "signatures produced");
+    Ok(signatures)
+}
+
+/// Run blocking work on the HTTP worker (`--sign-on-worker`). A panic becomes the same internal
+/// error as on the blocking pool (which reports it as a failed task) instead of taking the
+/// worker thread and its other connections down.
+fn on_this_thread<T>(work: impl FnOnce() -> Result<T, CscError>) -> Result<T, CscError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .map_err(|_| CscError::Internal("signHash work panicked".into()))?
+}
+
+/// A spend that owns its data, so that the signing after it may move to another thread.
+struct OwnedSpend {
+    sad_hash: Vec<u8>,
+    user_id: String,
+    credential_id: String,
+    hash_algo: &'static str,
+    digests: Vec<Vec<u8>>,
+    now: i64,
+}
+
+impl OwnedSpend {
+    fn borrow(&self) -> repo::sads::Spend<'_> {
+        repo::sads::Spend {
+            sad_hash: &self.sad_hash,
+            user_id: &self.user_id,
+            credential_id: &self.credential_id,
+            hash_algo: self.hash_algo,
+            digests: &self.digests,
+            now: self.now,
+        }
+    }
+}
+
+/// A signHash call whose SAD is spent: what is left is the token's work.
+struct Signing {
+    st: AppState,
+    /// Key type and size, for [`SignCosts`].
+    kind: (String, i32),
+    key: KeyType,
+    key_id: Vec<u8>,
+    resolved: ResolvedSign,
+    inputs: Vec<Vec<u8>>,
+    spend: OwnedSpend,
+    sign_algo: String,
+}
+
+impl Signing {
+    /// Should the token's work stay on the HTTP worker (see [`ON_WORKER_BUDGET`])?
+    fn fits_on_worker(&self, small: bool) -> bool {
+        match self.st.sign_costs.estimate(&self.kind) {
+            Some(each) => u32::try_from(self.inputs.len())
+                .ok()
+                .and_then(|n| each.checked_mul(n))
+                .is_some_and(|total| total <= ON_WORKER_BUDGET),
+            None => small,
+        }
+    }
+
+    /// Sign (the SAD is given back if the token fails) and encode the signatures. Blocking.
+    fn finish(self) -> Result<(String, Vec<String>), CscError> {
+        let Signing {
+            st,
+            kind,
+            key,
+            key_id,
+            resolved,
+            inputs,
+            spend,
+            sign_algo,
+        } = self;
+        let raw = sign_or_refund(&st, "sign_hash", &spend.borrow(), || {
             let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
             let started = std::time::Instant::now();
-            let signed = st.qscd.sign(&cred.key_id, mechanism(&resolved), &refs);
-            st.metrics.hsm_sign(started.elapsed());
+            let signed = st.qscd.sign(&key_id, mechanism(&resolved), &refs);
+            let took = started.elapsed();
+            st.metrics.hsm_sign(took);
             if let Ok(values) = &signed {
                 st.metrics.signatures(resolved.algo.oid(), values.len());
+                st.sign_costs.record(&kind, values.len(), took);
             }
             Ok(signed?)
         })?;
@@ -184,55 +335,58 @@ pub async fn sign_hash<B: SignHashBody>(
             .into_iter()
             .map(|r| signature_value(key, &resolved.scheme, r).map(|s| crypto::b64::encode(&s)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((input.sign_algo, signatures))
-    };
-    // `--sign-on-worker`: in-process database and token, small call; otherwise the blocking pool.
-    // A panic becomes the same internal error on either path (the pool reports it as a failed
-    // task) instead of taking the worker thread and its other connections down.
-    let (sign_algo, signatures) = if on_worker {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-            .map_err(|_| CscError::Internal("signHash work panicked".into()))??
-    } else {
-        blocking::run(work).await?
-    };
-    tracing::info!(sign_algo = %sign_algo, "signatures produced");
-    Ok(signatures)
+        Ok((sign_algo, signatures))
+    }
 }
 
-/// The one spending path of signHash and signDoc: spend the SAD on `conn` in one transaction
-/// with its `sad_spent` record (a refusal is audited and answered through `refuse`), give the
-/// connection back, then let `sign` do the token work. When `sign` fails (nothing left the
-/// token) the SAD is given back with a `token_error` record. A `sad_spent` record without a
-/// later `token_error` for it is a signature made: success adds no second write to the hot
-/// path. Blocking.
-pub(crate) fn spend_then_sign<T>(
-    st: &AppState,
+fn audit_event(
+    spend: &repo::sads::Spend<'_>,
+    action: &'static str,
+    outcome: &'static str,
+    detail: serde_json::Value,
+) -> repo::audit::Event {
+    super::event(
+        spend.now,
+        spend.user_id,
+        action,
+        Some(spend.credential_id),
+        outcome,
+        detail,
+    )
+}
+
+/// Spend the SAD on `conn` in one transaction with its `sad_spent` record (a refusal is audited
+/// and answered through `refuse`), and give the connection back. Blocking.
+fn spend_sad(
     mut conn: crate::store::Pooled,
     action: &'static str,
     spend: &repo::sads::Spend<'_>,
     detail: serde_json::Value,
     refuse: impl FnOnce(SadRefusal) -> CscError,
-    sign: impl FnOnce() -> Result<T, CscError>,
-) -> Result<T, CscError> {
-    let event = |outcome, detail| {
-        super::event(
-            spend.now,
-            spend.user_id,
-            action,
-            Some(spend.credential_id),
-            outcome,
-            detail,
-        )
-    };
-    let spent = event("sad_spent", detail.clone());
+) -> Result<(), CscError> {
+    let spent = audit_event(spend, action, "sad_spent", detail.clone());
     if let Err(refused) = repo::sads::spend(&mut conn, spend, &spent)? {
-        repo::audit::append_alone(&mut conn, &event("refused", detail))?;
+        repo::audit::append_alone(&mut conn, &audit_event(spend, action, "refused", detail))?;
         return Err(refuse(refused));
     }
-    drop(conn);
+    Ok(())
+}
+
+/// Let `sign` do the token work after the spend; when it fails (nothing left the token) the SAD
+/// is given back with a `token_error` record. A `sad_spent` record without a later
+/// `token_error` for it is a signature made: success adds no second write to the hot path.
+/// Blocking.
+fn sign_or_refund<T>(
+    st: &AppState,
+    action: &'static str,
+    spend: &repo::sads::Spend<'_>,
+    sign: impl FnOnce() -> Result<T, CscError>,
+) -> Result<T, CscError> {
     let result = sign();
     if let Err(e) = &result {
-        let failed = event(
+        let failed = audit_event(
+            spend,
+            action,
             "token_error",
             serde_json::json!({ "count": spend.digests.len() }),
         );
@@ -240,4 +394,45 @@ pub(crate) fn spend_then_sign<T>(
         tracing::warn!(error = %e, refunded, action, "signing failed after spending; SAD refunded");
     }
     result
+}
+
+/// The one spending path of signHash and signDoc: [`spend_sad`], then [`sign_or_refund`].
+/// Blocking.
+pub(crate) fn spend_then_sign<T>(
+    st: &AppState,
+    conn: crate::store::Pooled,
+    action: &'static str,
+    spend: &repo::sads::Spend<'_>,
+    detail: serde_json::Value,
+    refuse: impl FnOnce(SadRefusal) -> CscError,
+    sign: impl FnOnce() -> Result<T, CscError>,
+) -> Result<T, CscError> {
+    spend_sad(conn, action, spend, detail, refuse)?;
+    sign_or_refund(st, action, spend, sign)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_costs_learn_a_moving_average_per_kind_of_key() {
+        let costs = SignCosts::default();
+        let p256 = ("ec".to_owned(), 256);
+        let rsa = ("rsa".to_owned(), 3072);
+        assert_eq!(costs.estimate(&p256), None);
+        // 100 signatures in 10 ms: 100 µs each.
+        costs.record(&p256, 100, Duration::from_millis(10));
+        assert_eq!(costs.estimate(&p256), Some(Duration::from_micros(100)));
+        // A quarter of a new figure of 500 µs: 200 µs.
+        costs.record(&p256, 1, Duration::from_micros(500));
+        assert_eq!(costs.estimate(&p256), Some(Duration::from_micros(200)));
+        // Nothing signed teaches nothing; kinds do not mix.
+        costs.record(&p256, 0, Duration::from_secs(1));
+        assert_eq!(costs.estimate(&p256), Some(Duration::from_micros(200)));
+        assert_eq!(costs.estimate(&rsa), None);
+        costs.record(&rsa, 2, Duration::from_millis(6));
+        assert_eq!(costs.estimate(&rsa), Some(Duration::from_millis(3)));
+        assert_eq!(costs.estimate(&p256), Some(Duration::from_micros(200)));
+    }
 }

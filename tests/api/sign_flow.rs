@@ -270,10 +270,13 @@ fn ec_p384_every_sign_algo_verifies() {
     walk("ec-p384", &[]);
 }
 
-/// A large call (over 2 KiB of body) goes to the blocking pool even under `--sign-on-worker`,
-/// and an error answered on the worker is the same CSC error. PostgreSQL refuses the flag.
+/// Under `--sign-on-worker` a call signs on the worker while its key's learned cost per
+/// signature times its hashes fits the budget (20 ms); a key whose cost is not known yet signs
+/// there only with a small body (≤ 2 KiB). The rest goes to the blocking pool, with the same
+/// results, and an error answered on the worker is the same CSC error. PostgreSQL refuses the
+/// flag.
 #[test]
-fn sign_on_worker_sends_large_calls_to_the_pool() {
+fn sign_on_worker_keeps_a_call_on_the_worker_while_its_signing_fits_the_budget() {
     let env = Env::new();
     if test_pg_url().is_some() {
         let out = env
@@ -290,30 +293,56 @@ fn sign_on_worker_sends_large_calls_to_the_pool() {
         return;
     }
     let s = signer("bob");
-    let enrolled = env.enroll(&s, "ec-p256");
+    let p256 = env.enroll(&s, "ec-p256").credential_id;
+    let rsa3072 = env.enroll(&s, "rsa-3072").credential_id;
+    let rsa2048 = env.enroll(&s, "rsa-2048").credential_id;
     let app = env.spawn_with(&["--sign-on-worker"]);
     let token = app.login(&s.user, &s.password);
     let hashes: Vec<Vec<u8>> = (0..60)
         .map(|i| digest(SHA256, format!("doc {i}").as_bytes()))
         .collect();
-    let sad = app.authorize(&token, &s, &enrolled.credential_id, &hashes, SHA256);
-    let body = |hashes: &[Vec<u8>]| {
-        json!({
-            "credentialID": enrolled.credential_id,
-            "SAD": sad,
-            "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
-            "signAlgo": "1.2.840.10045.4.3.2",
-        })
+    let sign = |cred: &str, sad: &str, hashes: &[Vec<u8>], sign_algo: &str| {
+        let r = app.sign_hash_raw(
+            &token,
+            json!({
+                "credentialID": cred,
+                "SAD": sad,
+                "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+                "hashAlgorithmOID": SHA256,
+                "signAlgo": sign_algo,
+            }),
+        );
+        if r.status == 200 {
+            assert_eq!(r.body["signatures"].as_array().unwrap().len(), hashes.len());
+        }
+        r
     };
-    let small = app.sign_hash_raw(&token, body(&hashes[..1]));
-    assert_eq!(small.status, 200, "{}", small.body);
-    let again = app.sign_hash_raw(&token, body(&hashes[..1]));
-    again.assert_error(400, "invalid_request");
-    let large = app.sign_hash_raw(&token, body(&hashes[1..]));
-    assert_eq!(large.status, 200, "{}", large.body);
-    assert_eq!(large.body["signatures"].as_array().unwrap().len(), 59);
-    assert_eq!(sign_hash_calls(&app, "worker"), 2);
-    assert_eq!(sign_hash_calls(&app, "pool"), 1);
+    let counts = || {
+        (
+            sign_hash_calls(&app, "worker"),
+            sign_hash_calls(&app, "pool"),
+        )
+    };
+    let ecdsa = "1.2.840.10045.4.3.2";
+    let rsa = "1.2.840.113549.1.1.11";
+
+    // P-256: one small call teaches the cost (about 0.1 ms), then 30 hashes fit the budget.
+    let sad = app.authorize(&token, &s, &p256, &hashes[..31], SHA256);
+    assert_eq!(sign(&p256, &sad, &hashes[..1], ecdsa).status, 200);
+    sign(&p256, &sad, &hashes[..1], ecdsa).assert_error(400, "invalid_request");
+    assert_eq!(sign(&p256, &sad, &hashes[1..31], ecdsa).status, 200);
+    assert_eq!(counts(), (3, 0));
+    // RSA-3072: a small call on the worker, then 30 signatures of some milliseconds each do not
+    // fit and go to the pool.
+    let sad = app.authorize(&token, &s, &rsa3072, &hashes[..31], SHA256);
+    assert_eq!(sign(&rsa3072, &sad, &hashes[..1], rsa).status, 200);
+    assert_eq!(counts(), (4, 0));
+    assert_eq!(sign(&rsa3072, &sad, &hashes[1..31], rsa).status, 200);
+    assert_eq!(counts(), (4, 1));
+    // RSA-2048, cost not known yet: a large first call (over 2 KiB) goes to the pool.
+    let sad = app.authorize(&token, &s, &rsa2048, &hashes, SHA256);
+    assert_eq!(sign(&rsa2048, &sad, &hashes, rsa).status, 200);
+    assert_eq!(counts(), (4, 2));
 }
 
 /// pyHanko's wire format: v1 paths and names (`hash`, `hashAlgo`, top-level `PIN`/`OTP`, no
