@@ -62,8 +62,12 @@ impl SignCosts {
             return;
         };
         let mut costs = self.lock();
-        let average = costs.get(kind).map_or(each, |old| (*old * 3 + each) / 4);
-        costs.insert(kind.clone(), average);
+        match costs.get_mut(kind) {
+            Some(average) => *average = (*average * 3 + each) / 4,
+            None => {
+                costs.insert(kind.clone(), each);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), Duration>> {
