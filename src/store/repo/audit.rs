@@ -77,38 +77,69 @@ pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
     append_after(conn, e, last)
 }
 
+/// A record ready to go after a given tail: its place in the chain and its hash.
+pub struct Chained<'a> {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub credential_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub detail: String,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+impl<'a> Chained<'a> {
+    /// `e` as the record after `last`.
+    pub fn after(e: &'a Event, last: Tail) -> Self {
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, vec![0u8; 32]),
+        };
+        let detail = e.detail.to_string();
+        let hash = chain_hash(
+            &prev_hash,
+            seq,
+            e.at,
+            [
+                &e.actor,
+                e.action,
+                e.credential_id.as_deref().unwrap_or("\u{0}"),
+                e.outcome,
+                &detail,
+            ],
+        );
+        Chained {
+            seq,
+            at: e.at,
+            actor: &e.actor,
+            action: e.action,
+            credential_id: e.credential_id.as_deref(),
+            outcome: e.outcome,
+            detail,
+            prev_hash,
+            hash,
+        }
+    }
+}
+
 /// Append an event after `last`, the tail an earlier statement of this same write transaction
 /// read (under its writer lock, so no other record came in between): a round trip fewer than
 /// `append` where a statement already runs that can read it too (the PostgreSQL signHash
 /// spend).
 pub fn append_after(conn: &mut DbConn, e: &Event, last: Tail) -> Result<(), StoreError> {
-    let (seq, prev) = match last {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, vec![0u8; 32]),
-    };
-    let detail = e.detail.to_string();
-    let hash = chain_hash(
-        &prev,
-        seq,
-        e.at,
-        [
-            &e.actor,
-            e.action,
-            e.credential_id.as_deref().unwrap_or("\u{0}"),
-            e.outcome,
-            &detail,
-        ],
-    );
+    let r = Chained::after(e, last);
     let record = (
-        audit_log::seq.eq(seq),
-        audit_log::at.eq(e.at),
-        audit_log::actor.eq(&e.actor),
-        audit_log::action.eq(e.action),
-        audit_log::credential_id.eq(&e.credential_id),
-        audit_log::outcome.eq(e.outcome),
-        audit_log::detail.eq(&detail),
-        audit_log::prev_hash.eq(&prev),
-        audit_log::hash.eq(&hash),
+        audit_log::seq.eq(r.seq),
+        audit_log::at.eq(r.at),
+        audit_log::actor.eq(r.actor),
+        audit_log::action.eq(r.action),
+        audit_log::credential_id.eq(r.credential_id),
+        audit_log::outcome.eq(r.outcome),
+        audit_log::detail.eq(&r.detail),
+        audit_log::prev_hash.eq(&r.prev_hash),
+        audit_log::hash.eq(&r.hash),
     );
     on_backend!(conn, |c| diesel::insert_into(audit_log::table)
         .values(record)

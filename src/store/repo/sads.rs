@@ -141,21 +141,31 @@ pub fn spend(
     req: &Spend<'_>,
     event: &Event,
 ) -> Result<Result<(), SadRefusal>, StoreError> {
-    audited(conn, event, |c| spend_in_tx(c, req))
+    audited(conn, event, |c| spend_in_tx(c, req, event))
+}
+
+/// What a SAD decision leaves of its audit record.
+enum Record {
+    /// To append (the tail read first).
+    Append,
+    /// To append after this tail, which the decision read on the way.
+    After(audit::Tail),
+    /// Written by the decision's own statement.
+    Written,
 }
 
 /// Run a SAD decision and its audit record in one immediate transaction; a refusal rolls
-/// everything back and comes out as `Ok(Err(refusal))`. A decision that read the audit log's
-/// tail on the way returns it (`Some`), and the record goes after it without reading it again.
+/// everything back and comes out as `Ok(Err(refusal))`.
 fn audited(
     conn: &mut DbConn,
     event: &Event,
-    decide: impl FnOnce(&mut DbConn) -> Result<Option<audit::Tail>, TxError>,
+    decide: impl FnOnce(&mut DbConn) -> Result<Record, TxError>,
 ) -> Result<Result<(), SadRefusal>, StoreError> {
     let outcome = conn.write_tx(|c| {
         match decide(c)? {
-            Some(tail) => audit::append_after(c, event, tail),
-            None => audit::append(c, event),
+            Record::Append => audit::append(c, event),
+            Record::After(tail) => audit::append_after(c, event, tail),
+            Record::Written => Ok(()),
         }
         .map_err(|e| TxError::Db(store_to_diesel(e)))
     });
@@ -254,16 +264,17 @@ fn load_live(
 
 /// `load_live` for one digest, and the digest's index in the SAD's list (`None`: not one of
 /// the SAD's). On PostgreSQL the digest is found in the server (`hot::LoadFindingOne`), so that
-/// the list (32 KB for a 1000-digest SAD) is not shipped for one digest; a match found only
-/// across two of the list's (at an offset that is not a multiple of the digest length, which
-/// takes chosen digests) is looked for in the whole list. On SQLite, in process, the list is read
-/// and searched here: its `instr()` compares at every byte offset, which took 42 µs at the end
-/// of a 1000-digest list against 5 µs to read the list whole.
+/// the list (32 KB for a 1000-digest SAD) is not shipped for one digest, and the audit log's
+/// tail comes with it (`Some`); a match found only across two of the list's (at an offset that
+/// is not a multiple of the digest length, which takes chosen digests) is looked for in the
+/// whole list. On SQLite, in process, the list is read and searched here: its `instr()`
+/// compares at every byte offset, which took 42 µs at the end of a 1000-digest list against
+/// 5 µs to read the list whole.
 fn load_live_finding(
     c: &mut DbConn,
     req: &Spend<'_>,
     digest: &[u8],
-) -> Result<(LiveSad, Option<usize>), TxError> {
+) -> Result<(LiveSad, Option<usize>, Option<audit::Tail>), TxError> {
     let DbConn::Pg(pg) = c else {
         return load_live_finding_in_list(c, req, digest);
     };
@@ -271,10 +282,22 @@ fn load_live_finding(
         sad_hash: req.sad_hash,
         digest,
     };
-    let row: Option<(SadRow, Option<i32>, Option<i32>)> = find.get_result(pg).optional()?;
-    let (row, offset, length) = match row {
-        Some((row, offset, length)) => (Some(row), offset.unwrap_or(0), length.unwrap_or(0)),
-        None => (None, 0, 0),
+    type Found = (
+        SadRow,
+        Option<i32>,
+        Option<i32>,
+        Option<i64>,
+        Option<Vec<u8>>,
+    );
+    let row: Option<Found> = find.get_result(pg).optional()?;
+    let (row, offset, length, tail) = match row {
+        Some((row, offset, length, seq, hash)) => (
+            Some(row),
+            offset.unwrap_or(0),
+            length.unwrap_or(0),
+            seq.zip(hash),
+        ),
+        None => (None, 0, 0, None),
     };
     let live = judge(row, req.user_id, req.credential_id, req.now, Vec::new())?;
     let (offset, length) = (
@@ -283,45 +306,46 @@ fn load_live_finding(
     );
     let width = length.checked_div(live.digests.used.len()).unwrap_or(0);
     if offset == 0 || width != digest.len() {
-        return Ok((live, None));
+        return Ok((live, None, Some(tail)));
     }
     let start = offset - 1;
     if start % width == 0 {
-        return Ok((live, Some(start / width)));
+        return Ok((live, Some(start / width), Some(tail)));
     }
     load_live_finding_in_list(c, req, digest)
 }
 
-/// `load_live`, and where `digest` is in the whole list.
+/// `load_live`, and where `digest` is in the whole list (no audit tail read).
 fn load_live_finding_in_list(
     c: &mut DbConn,
     req: &Spend<'_>,
     digest: &[u8],
-) -> Result<(LiveSad, Option<usize>), TxError> {
+) -> Result<(LiveSad, Option<usize>, Option<audit::Tail>), TxError> {
     let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
     let at = live.digests.positions(&[digest.to_vec()]).pop().flatten();
-    Ok((live, at))
+    Ok((live, at, None))
 }
 
-/// Spend; `Some(tail)` when the audit log's tail was read on the way. The SAD's row (and where
-/// the digests are in its list) is read under the write lock, the request's digests judged in
-/// its order (the first one
-/// never authorized or already signed decides the refusal), and the new `used` flags and count
-/// written in one conditional update of the SAD's row (`hot::TakeDigests`) — on PostgreSQL
-/// with the audit tail read in the same statement, one round trip.
-fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<Option<audit::Tail>, TxError> {
+/// Spend, with `event` as its record. The SAD's row (and where the digests are in its list) is
+/// read under the write lock, the request's digests judged in its order (the first one never
+/// authorized or already signed decides the refusal), and the new `used` flags and count
+/// written in one conditional update of the SAD's row (`hot::TakeDigests`). On PostgreSQL,
+/// where each statement is a round trip, the update goes with the audit record in one
+/// statement when the SAD check read the log's tail (`hot::SpendRecordPg`: a 1-digest spend),
+/// else with the tail read (`hot::SpendPg`).
+fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<Record, TxError> {
     let refuse = |r| Err(TxError::Refused(r));
     // One digest (the usual signHash) is looked for alone (`load_live_finding`); more in the whole
     // list.
-    let (live, positions) = match req.digests {
+    let (live, positions, tail) = match req.digests {
         [digest] => {
-            let (live, at) = load_live_finding(c, req, digest)?;
-            (live, vec![at])
+            let (live, at, tail) = load_live_finding(c, req, digest)?;
+            (live, vec![at], tail)
         }
         _ => {
             let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
             let at = live.digests.positions(req.digests);
-            (live, at)
+            (live, at, None)
         }
     };
     if live.hash_algo != req.hash_algo {
@@ -348,17 +372,24 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>) -> Result<Option<audit::Tail>, T
     // The update matches unless the row changed since it was read, which the write lock rules
     // out; should it ever happen, nothing is spent.
     if let DbConn::Pg(pg) = c {
+        if let Some(tail) = tail {
+            let record = audit::Chained::after(event, tail);
+            if (hot::SpendRecordPg { take, record }).execute(pg)? != 1 {
+                return refuse(SadRefusal::Exhausted);
+            }
+            return Ok(Record::Written);
+        }
         let (taken, seq, hash): (i64, Option<i64>, Option<Vec<u8>>) =
             hot::SpendPg(take).get_result(pg)?;
         if taken != 1 {
             return refuse(SadRefusal::Exhausted);
         }
-        return Ok(Some(seq.zip(hash)));
+        return Ok(Record::After(seq.zip(hash)));
     }
     if on_backend!(&mut *c, |c| take.execute(c))? != 1 {
         return refuse(SadRefusal::Exhausted);
     }
-    Ok(None)
+    Ok(Record::Append)
 }
 
 /// Swap a live SAD for a new one (`credentials/extendTransaction`): same token, user and
@@ -380,7 +411,9 @@ pub fn extend(
     req: &Extend<'_>,
     event: &Event,
 ) -> Result<Result<(), SadRefusal>, StoreError> {
-    audited(conn, event, |c| extend_in_tx(c, req).map(|()| None))
+    audited(conn, event, |c| {
+        extend_in_tx(c, req).map(|()| Record::Append)
+    })
 }
 
 fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
@@ -777,9 +810,9 @@ mod tests {
     }
 
     /// What one 1-digest spend sends to the database, statement by statement: on PostgreSQL
-    /// each is a round trip, so the write transaction is begun and locked in one, the SAD read
-    /// and the digest found in one, its flags and count written and the audit tail read in one,
-    /// then the record and the commit. The chain it writes verifies.
+    /// each is a round trip, so the write transaction is begun and locked in one, the SAD read,
+    /// the digest found and the audit tail read in one, its flags and count written with the
+    /// audit record in one, then the commit. The chain it writes verifies.
     #[test]
     fn what_one_spend_sends_and_the_chain_it_writes() {
         use diesel::connection::{Connection, InstrumentationEvent};
@@ -810,7 +843,6 @@ mod tests {
                     "BEGIN; SELECT pg_advisory_xact_lock",
                     "SELECT",
                     "WITH taken",
-                    "INSERT INTO \"audit_log\"",
                     "COMMIT",
                 ],
                 DbConn::Sqlite(_) => vec![
@@ -825,6 +857,10 @@ mod tests {
             assert_eq!(sent.len(), expected.len(), "{sent:#?}");
             for (s, e) in sent.iter().zip(&expected) {
                 assert!(s.starts_with(e), "{s} is not {e}: {sent:#?}");
+            }
+            if let DbConn::Pg(_) = &**conn {
+                let spend = sent.get(2).map(String::as_str).unwrap_or_default();
+                assert!(spend.contains("INSERT INTO audit_log"), "{sent:#?}");
             }
         }
         let chain = audit::verify(&mut conn).unwrap();
@@ -1102,6 +1138,9 @@ mod tests {
             .count();
         assert_eq!(ok, 1);
         assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(1));
+        // One record for the one spend (refusals write none here), chained.
+        let chain = store.with(audit::verify).unwrap();
+        assert_eq!((chain.records, chain.first_broken), (2, None));
     }
 }
 
@@ -1109,7 +1148,8 @@ mod tests {
 /// own `UPDATE` (a changeset's SQL may vary with its values), so the hot path would parse it
 /// again on every call; this one has fixed SQL and a static query id, so the statement cache
 /// finds it by type. Same SQL on SQLite and PostgreSQL (placeholders are diesel's), and on
-/// PostgreSQL together with the audit tail in one statement (`SpendPg`).
+/// PostgreSQL together with the audit record (`SpendRecordPg`) or the audit tail (`SpendPg`) in
+/// one statement.
 mod hot {
     use diesel::backend::Backend;
     use diesel::pg::Pg;
@@ -1159,10 +1199,12 @@ mod hot {
     impl<C> RunQueryDsl<C> for TakeDigests<'_> {}
 
     /// PostgreSQL only: `load_live`'s statement for a request of one digest: the SAD with its
-    /// token's revocation flag, and where the digest starts in the SAD's list (1-based byte offset, 0: nowhere,
-    /// NULL: no list) and the list's length — found in the database, so that the list (32 KB
-    /// for a 1000-digest SAD) is not shipped for one digest. Returns token_hash, user_id,
-    /// credential_id, hash_algo, remaining, expires_at, used, revoked, offset, length.
+    /// token's revocation flag, where the digest starts in the SAD's list (1-based byte offset,
+    /// 0: nowhere, NULL: no list) and the list's length — found in the database, so that the
+    /// list (32 KB for a 1000-digest SAD) is not shipped for one digest — and the audit log's
+    /// tail (the caller holds the write lock, so it stays the tail until the commit). Returns
+    /// token_hash, user_id, credential_id, hash_algo, remaining, expires_at, used, revoked,
+    /// offset, length, tail seq, tail hash.
     pub struct LoadFindingOne<'a> {
         pub sad_hash: &'a [u8],
         pub digest: &'a [u8],
@@ -1187,6 +1229,8 @@ mod hot {
             ),
             Nullable<Integer>,
             Nullable<Integer>,
+            Nullable<BigInt>,
+            Nullable<Binary>,
         );
     }
 
@@ -1198,9 +1242,11 @@ mod hot {
             );
             out.push_bind_param::<Binary, _>(self.digest)?;
             out.push_sql(
-                " IN d.digests), length(d.digests) FROM sads AS s \
+                " IN d.digests), length(d.digests), tail.seq, tail.hash FROM sads AS s \
                  LEFT JOIN access_tokens AS t ON t.token_hash = s.token_hash \
-                 LEFT JOIN sad_digests AS d ON d.sad_hash = s.sad_hash WHERE s.sad_hash = ",
+                 LEFT JOIN sad_digests AS d ON d.sad_hash = s.sad_hash \
+                 LEFT JOIN audit_log AS tail ON tail.seq = (SELECT max(seq) FROM audit_log) \
+                 WHERE s.sad_hash = ",
             );
             out.push_bind_param::<Binary, _>(self.sad_hash)?;
             Ok(())
@@ -1242,4 +1288,51 @@ mod hot {
     }
 
     impl<C> RunQueryDsl<C> for SpendPg<'_> {}
+
+    /// PostgreSQL only: `TakeDigests` and the audit record that goes with it, in one statement
+    /// (a data-modifying CTE): the record is inserted only if the update took the row, so the
+    /// rows affected are 1 for a spend and 0 for none. The record was chained to the tail the
+    /// SAD check read under the same write lock.
+    pub struct SpendRecordPg<'a> {
+        pub take: TakeDigests<'a>,
+        pub record: crate::store::repo::audit::Chained<'a>,
+    }
+
+    impl QueryId for SpendRecordPg<'_> {
+        type QueryId = SpendRecordPg<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl QueryFragment<Pg> for SpendRecordPg<'_> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            let r = &self.record;
+            out.push_sql("WITH taken AS (");
+            self.take.walk_ast(out.reborrow())?;
+            out.push_sql(
+                " RETURNING 1) INSERT INTO audit_log (seq, at, actor, action, credential_id, \
+                 outcome, detail, prev_hash, hash) SELECT ",
+            );
+            out.push_bind_param::<BigInt, _>(&r.seq)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&r.at)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(r.actor)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(r.action)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&r.credential_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(r.outcome)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&r.detail)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Binary, _>(&r.prev_hash)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Binary, _>(&r.hash)?;
+            out.push_sql(" FROM taken");
+            Ok(())
+        }
+    }
+
+    impl<C> RunQueryDsl<C> for SpendRecordPg<'_> {}
 }
