@@ -217,6 +217,15 @@ pub struct AuthorizeResponse {
     pub expires_in: i64,
 }
 
+impl From<authz::Authorization> for AuthorizeResponse {
+    fn from(granted: authz::Authorization) -> Self {
+        AuthorizeResponse {
+            sad: granted.sad.expose().to_string(),
+            expires_in: granted.expires_in,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Certificates {
     None,
@@ -363,9 +372,7 @@ pub async fn info(
     body: CscJson<InfoRequest>,
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
-    let id = req.credential_id.ok_or_else(|| {
-        CscError::invalid("Missing (or invalid type) string parameter credentialID")
-    })?;
+    let id = super::required_credential_id(req.credential_id)?;
     let certs = certificates_param(req.certificates.as_deref())?;
     let view = creds::info(&state, &caller.user, &id).await?;
     Ok(HttpResponse::Ok().json(to_json(
@@ -383,9 +390,7 @@ pub async fn authorize(
     body: CscJson<AuthorizeRequest>,
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
-    let credential_id = req.credential_id.ok_or_else(|| {
-        CscError::invalid("Missing (or invalid type) string parameter credentialID")
-    })?;
+    let credential_id = super::required_credential_id(req.credential_id)?;
     if req.hashes.is_some() && req.hash.is_some() {
         return Err(super::hashes_twice());
     }
@@ -408,10 +413,7 @@ pub async fn authorize(
         otp,
     };
     let granted = authz::authorize(&state, &caller.user, caller.token_hash, input).await?;
-    Ok(HttpResponse::Ok().json(AuthorizeResponse {
-        sad: granted.sad.expose().to_string(),
-        expires_in: granted.expires_in,
-    }))
+    Ok(HttpResponse::Ok().json(AuthorizeResponse::from(granted)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -435,9 +437,7 @@ pub async fn extend_transaction(
     body: CscJson<ExtendRequest>,
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
-    let credential_id = req.credential_id.ok_or_else(|| {
-        CscError::invalid("Missing (or invalid type) string parameter credentialID")
-    })?;
+    let credential_id = super::required_credential_id(req.credential_id)?;
     let input = ExtendInput {
         credential_id,
         sad: req.sad,
@@ -445,10 +445,7 @@ pub async fn extend_transaction(
         hash_algo: req.hash_algorithm_oid,
     };
     let granted = authz::extend_transaction(&state, &caller.user, input).await?;
-    Ok(HttpResponse::Ok().json(AuthorizeResponse {
-        sad: granted.sad.expose().to_string(),
-        expires_in: granted.expires_in,
-    }))
+    Ok(HttpResponse::Ok().json(AuthorizeResponse::from(granted)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -470,9 +467,7 @@ pub async fn get_challenge(
     body: CscJson<ChallengeRequest>,
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
-    let credential_id = req.credential_id.ok_or_else(|| {
-        CscError::invalid("Missing (or invalid type) string parameter credentialID")
-    })?;
+    let credential_id = super::required_credential_id(req.credential_id)?;
     let object = req.auth_object_id.unwrap_or_else(|| "OTP".to_string());
     crate::service::challenge::send_code(&state, &caller.user, &credential_id, &object).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -31,6 +31,11 @@ pub const METHODS: &[&str] = &[
     "signatures/timestamp",
 ];
 
+/// The `credentialID` every credential-scoped method requires.
+fn required_credential_id(id: Option<String>) -> Result<String, CscError> {
+    id.ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter credentialID"))
+}
+
 /// `hashes` (v2) and `hash` (v1) name one field: a request with both is ambiguous.
 fn hashes_twice() -> CscError {
     CscError::invalid("Invalid request: hashes and its v1 name hash both given")

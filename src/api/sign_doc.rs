@@ -95,9 +95,7 @@ pub async fn sign_doc(
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
     tracing::debug!("signDoc body received");
-    let credential_id = req.credential_id.ok_or_else(|| {
-        CscError::invalid("Missing (or invalid type) string parameter credentialID")
-    })?;
+    let credential_id = super::required_credential_id(req.credential_id)?;
     if req.return_validation_info == Some(true) {
         return Err(CscError::invalid(
             "Invalid parameter returnValidationInfo: validation info is not available",

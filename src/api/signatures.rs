@@ -75,9 +75,7 @@ fn input_of(
 ) -> Result<SignHashInput, CscError> {
     let sad = effective_sad(credential_token, req.sad)?;
     tracing::debug!("signHash body received");
-    let credential_id = req.credential_id.ok_or_else(|| {
-        CscError::invalid("Missing (or invalid type) string parameter credentialID")
-    })?;
+    let credential_id = super::required_credential_id(req.credential_id)?;
     let hashes = match (req.hashes, req.hash) {
         (Some(_), Some(_)) => return Err(super::hashes_twice()),
         (Some(h), None) | (None, Some(h)) => h,
