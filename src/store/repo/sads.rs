@@ -322,7 +322,7 @@ fn load_live_finding_in_list(
     digest: &[u8],
 ) -> Result<(LiveSad, Option<usize>, Option<audit::Tail>), TxError> {
     let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
-    let at = live.digests.positions(&[digest.to_vec()]).pop().flatten();
+    let at = live.digests.each().position(|d| d == digest);
     Ok((live, at, None))
 }
 
