@@ -75,7 +75,8 @@ impl Digests {
     }
 
     /// Where each of `wanted` is, in its order; `None` for a digest the SAD never authorized.
-    /// A few are looked for one by one; many through an index of the SAD's digests.
+    /// A few are looked for one by one; many through an index of the SAD's digests, hashed
+    /// with foldhash (seeded per process; SipHash took a 100-digest spend ~50 µs).
     fn positions(&self, wanted: &[Vec<u8>]) -> Vec<Option<usize>> {
         if wanted.len() <= 4 {
             return wanted
@@ -83,8 +84,12 @@ impl Digests {
                 .map(|d| self.each().position(|c| c == d.as_slice()))
                 .collect();
         }
-        let index: std::collections::HashMap<&[u8], usize> =
-            self.each().enumerate().map(|(i, c)| (c, i)).collect();
+        let mut index: std::collections::HashMap<&[u8], usize, foldhash::fast::RandomState> =
+            std::collections::HashMap::with_capacity_and_hasher(
+                self.used.len(),
+                foldhash::fast::RandomState::default(),
+            );
+        index.extend(self.each().enumerate().map(|(i, c)| (c, i)));
         wanted
             .iter()
             .map(|d| index.get(d.as_slice()).copied())
@@ -148,8 +153,6 @@ pub fn spend(
 enum Record {
     /// To append (the tail read first).
     Append,
-    /// To append after this tail, which the decision read on the way.
-    After(audit::Tail),
     /// Written by the decision's own statement.
     Written,
 }
@@ -164,7 +167,6 @@ fn audited(
     let outcome = conn.write_tx(|c| {
         match decide(c)? {
             Record::Append => audit::append(c, event),
-            Record::After(tail) => audit::append_after(c, event, tail),
             Record::Written => Ok(()),
         }
         .map_err(|e| TxError::Db(store_to_diesel(e)))
@@ -315,24 +317,48 @@ fn load_live_finding(
     load_live_finding_in_list(c, req, digest)
 }
 
-/// `load_live`, and where `digest` is in the whole list (no audit tail read).
+/// `load_live`, and where `digest` is in the whole list.
 fn load_live_finding_in_list(
     c: &mut DbConn,
     req: &Spend<'_>,
     digest: &[u8],
 ) -> Result<(LiveSad, Option<usize>, Option<audit::Tail>), TxError> {
-    let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
+    let (live, tail) = load_live_listed(c, req)?;
     let at = live.digests.each().position(|d| d == digest);
-    Ok((live, at, None))
+    Ok((live, at, tail))
+}
+
+/// `load_live` for a spend that searches the whole list. On PostgreSQL the audit log's tail
+/// comes in the same statement (`hot::LoadListPg`: `Some`), so that the spend can write its
+/// record with its update.
+fn load_live_listed(
+    c: &mut DbConn,
+    req: &Spend<'_>,
+) -> Result<(LiveSad, Option<audit::Tail>), TxError> {
+    let DbConn::Pg(pg) = c else {
+        let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
+        return Ok((live, None));
+    };
+    type Listed = (SadRow, Option<Vec<u8>>, Option<i64>, Option<Vec<u8>>);
+    let row: Option<Listed> = hot::LoadListPg {
+        sad_hash: req.sad_hash,
+    }
+    .get_result(pg)
+    .optional()?;
+    let (row, all, tail) = match row {
+        Some((row, all, seq, hash)) => (Some(row), all.unwrap_or_default(), seq.zip(hash)),
+        None => (None, Vec::new(), None),
+    };
+    let live = judge(row, req.user_id, req.credential_id, req.now, all)?;
+    Ok((live, Some(tail)))
 }
 
 /// Spend, with `event` as its record. The SAD's row (and where the digests are in its list) is
 /// read under the write lock, the request's digests judged in its order (the first one never
 /// authorized or already signed decides the refusal), and the new `used` flags and count
 /// written in one conditional update of the SAD's row (`hot::TakeDigests`). On PostgreSQL,
-/// where each statement is a round trip, the update goes with the audit record in one
-/// statement when the SAD check read the log's tail (`hot::SpendRecordPg`: a 1-digest spend),
-/// else with the tail read (`hot::SpendPg`).
+/// where each statement is a round trip, the SAD check also reads the audit log's tail, and
+/// the update goes with the audit record in one statement (`hot::SpendRecordPg`).
 fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<Record, TxError> {
     let refuse = |r| Err(TxError::Refused(r));
     // One digest (the usual signHash) is looked for alone (`load_live_finding`); more in the whole
@@ -343,9 +369,9 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<Record,
             (live, vec![at], tail)
         }
         _ => {
-            let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
+            let (live, tail) = load_live_listed(c, req)?;
             let at = live.digests.positions(req.digests);
-            (live, at, None)
+            (live, at, tail)
         }
     };
     if live.hash_algo != req.hash_algo {
@@ -371,20 +397,12 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<Record,
     };
     // The update matches unless the row changed since it was read, which the write lock rules
     // out; should it ever happen, nothing is spent.
-    if let DbConn::Pg(pg) = c {
-        if let Some(tail) = tail {
-            let record = audit::Chained::after(event, tail);
-            if (hot::SpendRecordPg { take, record }).execute(pg)? != 1 {
-                return refuse(SadRefusal::Exhausted);
-            }
-            return Ok(Record::Written);
-        }
-        let (taken, seq, hash): (i64, Option<i64>, Option<Vec<u8>>) =
-            hot::SpendPg(take).get_result(pg)?;
-        if taken != 1 {
+    if let (DbConn::Pg(pg), Some(tail)) = (&mut *c, tail) {
+        let record = audit::Chained::after(event, tail);
+        if (hot::SpendRecordPg { take, record }).execute(pg)? != 1 {
             return refuse(SadRefusal::Exhausted);
         }
-        return Ok(Record::After(seq.zip(hash)));
+        return Ok(Record::Written);
     }
     if on_backend!(&mut *c, |c| take.execute(c))? != 1 {
         return refuse(SadRefusal::Exhausted);
@@ -673,7 +691,7 @@ mod tests {
             spend_digest(&mut conn, digest);
         }
         let seen = seen.lock().unwrap();
-        // PostgreSQL runs it with the audit tail as one statement (`SpendPg`).
+        // PostgreSQL runs it with the audit record as one statement (`SpendRecordPg`).
         let statements: &[&str] = match &**conn {
             DbConn::Sqlite(_) => &["UPDATE sads SET used"],
             DbConn::Pg(_) => &["WITH taken AS (UPDATE sads SET used"],
@@ -809,15 +827,17 @@ mod tests {
         assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(0));
     }
 
-    /// What one 1-digest spend sends to the database, statement by statement: on PostgreSQL
-    /// each is a round trip, so the write transaction is begun and locked in one, the SAD read,
-    /// the digest found and the audit tail read in one, its flags and count written with the
-    /// audit record in one, then the commit. The chain it writes verifies.
+    /// What a spend sends to the database, statement by statement: on PostgreSQL each is a
+    /// round trip, so the write transaction is begun and locked in one, the SAD read with the
+    /// audit log's tail in one (for one digest the digest is found in the server, for several
+    /// the list is read), its flags and count written with the audit record in one, then the
+    /// commit. The chain it writes verifies.
     #[test]
-    fn what_one_spend_sends_and_the_chain_it_writes() {
+    fn what_a_spend_sends_and_the_chain_it_writes() {
         use diesel::connection::{Connection, InstrumentationEvent};
         use std::sync::{Arc, Mutex};
-        let (_d, store) = setup();
+        let (_d, store) = temp_store();
+        fill(&store, (1..=6).map(|i| vec![i; 32]).collect());
         let mut conn = store.conn().unwrap();
         let started = Arc::new(Mutex::new(Vec::<String>::new()));
         let log = Arc::clone(&started);
@@ -826,15 +846,34 @@ mod tests {
                 log.lock().unwrap().push(query.to_string());
             }
         });
-        for digest in [vec![1; 32], vec![2; 32]] {
+        let calls: [&[Vec<u8>]; 3] = [
+            &[vec![1; 32]],
+            &[vec![2; 32]],
+            &[vec![5; 32], vec![3; 32], vec![4; 32]],
+        ];
+        for digests in calls {
             started.lock().unwrap().clear();
-            spend_digest(&mut conn, digest);
+            let spent = spend(
+                &mut conn,
+                &Spend {
+                    sad_hash: &[5; 32],
+                    user_id: "u1",
+                    credential_id: "c1",
+                    hash_algo: "sha256",
+                    digests,
+                    now: 1,
+                },
+                &ev(),
+            );
+            assert_eq!(spent.unwrap(), Ok(()));
             let sent = started.lock().unwrap().clone();
-            // On PostgreSQL the SAD check finds the digest in the server rather than reading
-            // the list; SQLite reads the list (its instr() is slower than the read).
-            let (find, not) = match &**conn {
-                DbConn::Pg(_) => ("position(", "\"sad_digests\".\"digests\""),
-                DbConn::Sqlite(_) => ("`sad_digests`.`digests`", "instr("),
+            // One digest on PostgreSQL: found in the server rather than by reading the list;
+            // SQLite reads the list (its instr() is slower than the read), and so does every
+            // spend of several.
+            let (find, not) = match (&**conn, digests.len()) {
+                (DbConn::Pg(_), 1) => ("position(", "d.digests, tail"),
+                (DbConn::Pg(_), _) => ("d.digests, tail.seq", "position("),
+                (DbConn::Sqlite(_), _) => ("`sad_digests`.`digests`", "instr("),
             };
             let check = sent.get(1).map(String::as_str).unwrap_or_default();
             assert!(check.contains(find) && !check.contains(not), "{sent:#?}");
@@ -865,8 +904,13 @@ mod tests {
         }
         let chain = audit::verify(&mut conn).unwrap();
         assert_eq!(chain.first_broken, None);
-        assert_eq!(chain.records, 3, "the SAD's record and two spends");
-        assert_eq!(remaining(&mut conn, &[5; 32]).unwrap(), Some(0));
+        assert_eq!(chain.records, 4, "the SAD's record and three spends");
+        assert_eq!(remaining(&mut conn, &[5; 32]).unwrap(), Some(1));
+        assert_eq!(
+            used_flags(&store),
+            [1, 1, 1, 1, 1, 0],
+            "exactly the spent digests are marked"
+        );
     }
 
     #[test]
@@ -1198,6 +1242,30 @@ mod hot {
 
     impl<C> RunQueryDsl<C> for TakeDigests<'_> {}
 
+    /// The SQL types of a `SadRow`, as the PostgreSQL SAD checks select it.
+    type SadRowSql = (
+        Binary,
+        Text,
+        Text,
+        Text,
+        Integer,
+        BigInt,
+        Binary,
+        Nullable<Bool>,
+    );
+
+    /// `SELECT` and a `SadRow`'s columns, for the PostgreSQL SAD checks.
+    const SAD_ROW_COLUMNS: &str = "SELECT s.token_hash, s.user_id, s.credential_id, \
+        s.hash_algo, s.remaining, s.expires_at, s.used, t.revoked";
+
+    /// What the PostgreSQL SAD checks read from: the SAD, its token (for `revoked`), its list
+    /// and the audit log's tail; the SAD's hash is bound after it.
+    const FROM_SAD_WITH_TAIL: &str = " FROM sads AS s \
+        LEFT JOIN access_tokens AS t ON t.token_hash = s.token_hash \
+        LEFT JOIN sad_digests AS d ON d.sad_hash = s.sad_hash \
+        LEFT JOIN audit_log AS tail ON tail.seq = (SELECT max(seq) FROM audit_log) \
+        WHERE s.sad_hash = ";
+
     /// PostgreSQL only: `load_live`'s statement for a request of one digest: the SAD with its
     /// token's revocation flag, where the digest starts in the SAD's list (1-based byte offset,
     /// 0: nowhere, NULL: no list) and the list's length — found in the database, so that the
@@ -1217,16 +1285,7 @@ mod hot {
 
     impl diesel::query_builder::Query for LoadFindingOne<'_> {
         type SqlType = (
-            (
-                Binary,
-                Text,
-                Text,
-                Text,
-                Integer,
-                BigInt,
-                Binary,
-                Nullable<Bool>,
-            ),
+            SadRowSql,
             Nullable<Integer>,
             Nullable<Integer>,
             Nullable<BigInt>,
@@ -1236,18 +1295,11 @@ mod hot {
 
     impl QueryFragment<Pg> for LoadFindingOne<'_> {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql(
-                "SELECT s.token_hash, s.user_id, s.credential_id, s.hash_algo, s.remaining, \
-                 s.expires_at, s.used, t.revoked, position(",
-            );
+            out.push_sql(SAD_ROW_COLUMNS);
+            out.push_sql(", position(");
             out.push_bind_param::<Binary, _>(self.digest)?;
-            out.push_sql(
-                " IN d.digests), length(d.digests), tail.seq, tail.hash FROM sads AS s \
-                 LEFT JOIN access_tokens AS t ON t.token_hash = s.token_hash \
-                 LEFT JOIN sad_digests AS d ON d.sad_hash = s.sad_hash \
-                 LEFT JOIN audit_log AS tail ON tail.seq = (SELECT max(seq) FROM audit_log) \
-                 WHERE s.sad_hash = ",
-            );
+            out.push_sql(" IN d.digests), length(d.digests), tail.seq, tail.hash");
+            out.push_sql(FROM_SAD_WITH_TAIL);
             out.push_bind_param::<Binary, _>(self.sad_hash)?;
             Ok(())
         }
@@ -1255,39 +1307,41 @@ mod hot {
 
     impl<C> RunQueryDsl<C> for LoadFindingOne<'_> {}
 
-    /// PostgreSQL only: `TakeDigests` as a data-modifying CTE of one statement that also reads
-    /// the audit log's tail (the caller holds the write lock, so the tail stays the newest until
-    /// its commit). Returns (rows updated, tail seq, tail hash).
-    pub struct SpendPg<'a>(pub TakeDigests<'a>);
+    /// PostgreSQL only: `load_live`'s statement for a request of several digests (or a digest
+    /// `LoadFindingOne` found only across two of the list's): the SAD with its token's
+    /// revocation flag, its whole list, and the audit log's tail (the caller holds the write
+    /// lock, so it stays the tail until the commit). Returns token_hash, user_id,
+    /// credential_id, hash_algo, remaining, expires_at, used, revoked, digests, tail seq, tail
+    /// hash.
+    pub struct LoadListPg<'a> {
+        pub sad_hash: &'a [u8],
+    }
 
-    impl QueryId for SpendPg<'_> {
-        type QueryId = SpendPg<'static>;
+    impl QueryId for LoadListPg<'_> {
+        type QueryId = LoadListPg<'static>;
         const HAS_STATIC_QUERY_ID: bool = true;
     }
 
-    impl diesel::query_builder::Query for SpendPg<'_> {
+    impl diesel::query_builder::Query for LoadListPg<'_> {
         type SqlType = (
-            BigInt,
-            diesel::sql_types::Nullable<BigInt>,
-            diesel::sql_types::Nullable<Binary>,
+            SadRowSql,
+            Nullable<Binary>,
+            Nullable<BigInt>,
+            Nullable<Binary>,
         );
     }
 
-    impl QueryFragment<Pg> for SpendPg<'_> {
+    impl QueryFragment<Pg> for LoadListPg<'_> {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql("WITH taken AS (");
-            self.0.walk_ast(out.reborrow())?;
-            out.push_sql(
-                " RETURNING 1) \
-                 SELECT (SELECT count(*) FROM taken), tail.seq, tail.hash \
-                 FROM (SELECT 1) AS one LEFT JOIN audit_log AS tail \
-                 ON tail.seq = (SELECT max(seq) FROM audit_log)",
-            );
+            out.push_sql(SAD_ROW_COLUMNS);
+            out.push_sql(", d.digests, tail.seq, tail.hash");
+            out.push_sql(FROM_SAD_WITH_TAIL);
+            out.push_bind_param::<Binary, _>(self.sad_hash)?;
             Ok(())
         }
     }
 
-    impl<C> RunQueryDsl<C> for SpendPg<'_> {}
+    impl<C> RunQueryDsl<C> for LoadListPg<'_> {}
 
     /// PostgreSQL only: `TakeDigests` and the audit record that goes with it, in one statement
     /// (a data-modifying CTE): the record is inserted only if the update took the row, so the
