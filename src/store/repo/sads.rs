@@ -404,6 +404,7 @@ fn spend_in_tx(c: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<Record,
         }
         return Ok(Record::Written);
     }
+    // SQLite (in process, no round trips): the update, then the record after a tail read.
     if on_backend!(&mut *c, |c| take.execute(c))? != 1 {
         return refuse(SadRefusal::Exhausted);
     }
