@@ -172,4 +172,66 @@ fn bench_smoke_writes_the_report() {
         "the smoke run took {:?}",
         started.elapsed()
     );
+    compare_puts_two_builds_side_by_side(dir.path(), &report);
+}
+
+/// `quill bench compare` on this report and a copy of it as a slower build would have written
+/// it (every ratio and rate halved, every signHash call 1 ms longer with the same token time):
+/// each row matched, the deltas those changes make, the reports averaged per side.
+fn compare_puts_two_builds_side_by_side(dir: &std::path::Path, report: &Value) {
+    let mut slower = report.clone();
+    for r in slower["results"].as_array_mut().unwrap() {
+        for field in ["ratio", "rate_per_s"] {
+            r[field] = (r[field].as_f64().unwrap() / 2.0).into();
+        }
+    }
+    for b in slower["server_breakdown"].as_array_mut().unwrap() {
+        b["mean_call_ms"] = (b["mean_call_ms"].as_f64().unwrap() + 1.0).into();
+    }
+    let (before, after) = (dir.join("before.json"), dir.join("after.json"));
+    std::fs::write(&before, report.to_string()).unwrap();
+    std::fs::write(&after, slower.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quill"))
+        .args(["bench", "compare", "--before"])
+        .arg(&before)
+        .arg("--before")
+        .arg(&before)
+        .arg("--after")
+        .arg(&after)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "quill bench compare failed: {stderr}");
+    assert!(stderr.contains("Quill ms/call"), "{stderr}");
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = c["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), report["results"].as_array().unwrap().len());
+    for (row, r) in rows.iter().zip(report["results"].as_array().unwrap()) {
+        assert_eq!((&row["scenario"], &row["key"]), (&r["scenario"], &r["key"]));
+        let ratio = r["ratio"].as_f64().unwrap();
+        let before = &row["ratio"]["before"];
+        assert_eq!(before["runs"], 2, "{row}");
+        assert!(
+            (before["mean"].as_f64().unwrap() - ratio).abs() < 1e-9,
+            "{row}"
+        );
+        assert!((row["ratio"]["after"]["mean"].as_f64().unwrap() - ratio / 2.0).abs() < 1e-9);
+        let quill = &row["quill_ms_per_call"];
+        if r["scenario"].as_str().unwrap().starts_with("sign_hash") {
+            let (b, a) = (
+                quill["before"]["mean"].as_f64().unwrap(),
+                quill["after"]["mean"].as_f64().unwrap(),
+            );
+            assert!(b > 0.0 && (a - b - 1.0).abs() < 1e-9, "{row}");
+        } else {
+            assert!(
+                quill["before"].is_null() && quill["after"].is_null(),
+                "{row}"
+            );
+        }
+    }
+    assert_eq!(
+        c["before_database"],
+        serde_json::json!([report["database"]])
+    );
 }

@@ -1,8 +1,9 @@
-//! `quill bench …`: measurements of a real `quill serve` on 127.0.0.1. Each prints a table on
-//! stderr and one JSON object on stdout (and to `--json FILE`). Plain `quill bench` (with the
-//! `sign` flags) is `quill bench sign`.
+//! `quill bench …`: measurements of a real `quill serve` on 127.0.0.1, and the comparison of
+//! two builds' reports. Each prints a table on stderr and one JSON object on stdout (and to
+//! `--json FILE`). Plain `quill bench` (with the `sign` flags) is `quill bench sign`.
 
 mod child;
+pub mod compare;
 mod load;
 pub mod scale;
 pub mod sign;
@@ -28,12 +29,16 @@ pub enum BenchCommand {
     /// credentials/list and credentials/info latency with many credentials (seeds the
     /// database first when needed: scale-test data, one shared key).
     Scale(scale::ScaleArgs),
+    /// The `sign` reports of two builds side by side: ratio, rate and Quill's own time per
+    /// call, averaged over several reports per side (runs made alternately).
+    Compare(compare::CompareArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         Some(BenchCommand::Sign(sign)) => sign::run(sign),
         Some(BenchCommand::Scale(scale)) => scale::run(scale),
+        Some(BenchCommand::Compare(c)) => compare::run(c),
         None => sign::run(args.sign),
     }
 }
