@@ -174,6 +174,7 @@ pub fn compare(before: &[Report], after: &[Report]) -> Comparison {
             .iter()
             .map(|r| r.database.clone().unwrap_or_else(|| "sqlite".into()))
             .collect();
+        names.sort_unstable();
         names.dedup();
         names
     };
@@ -353,6 +354,14 @@ mod tests {
         assert_eq!(raw.quill_ms_per_call.delta(), None);
         assert!((c.server_peak_rss_mib.before.unwrap().mean - 51.0).abs() < 1e-9);
         assert_eq!(c.before_database, ["sqlite"]);
+        // Reports of different databases on one side are all named, once each.
+        let mut pg = report(0.1, 1000.0, 1.0, 0.1, 45.0);
+        pg.database = Some("postgres".into());
+        let mixed = [before[0].clone(), pg, before[1].clone()];
+        assert_eq!(
+            compare(&mixed, &after).before_database,
+            ["postgres", "sqlite"]
+        );
     }
 
     #[test]
