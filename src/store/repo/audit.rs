@@ -74,7 +74,22 @@ pub fn append(conn: &mut DbConn, e: &Event) -> Result<(), StoreError> {
         .select((audit_log::seq, audit_log::hash))
         .get_result(c)
         .optional())?;
-    append_after(conn, e, last)
+    let r = Chained::after(e, last);
+    let record = (
+        audit_log::seq.eq(r.seq),
+        audit_log::at.eq(r.at),
+        audit_log::actor.eq(r.actor),
+        audit_log::action.eq(r.action),
+        audit_log::credential_id.eq(r.credential_id),
+        audit_log::outcome.eq(r.outcome),
+        audit_log::detail.eq(&r.detail),
+        audit_log::prev_hash.eq(&r.prev_hash),
+        audit_log::hash.eq(&r.hash),
+    );
+    on_backend!(conn, |c| diesel::insert_into(audit_log::table)
+        .values(record)
+        .execute(c))?;
+    Ok(())
 }
 
 /// A record ready to go after a given tail: its place in the chain and its hash.
@@ -122,27 +137,6 @@ impl<'a> Chained<'a> {
             hash,
         }
     }
-}
-
-/// Append an event after `last`, the tail read in this same write transaction (under its
-/// writer lock, so no other record came in between).
-fn append_after(conn: &mut DbConn, e: &Event, last: Tail) -> Result<(), StoreError> {
-    let r = Chained::after(e, last);
-    let record = (
-        audit_log::seq.eq(r.seq),
-        audit_log::at.eq(r.at),
-        audit_log::actor.eq(r.actor),
-        audit_log::action.eq(r.action),
-        audit_log::credential_id.eq(r.credential_id),
-        audit_log::outcome.eq(r.outcome),
-        audit_log::detail.eq(&r.detail),
-        audit_log::prev_hash.eq(&r.prev_hash),
-        audit_log::hash.eq(&r.hash),
-    );
-    on_backend!(conn, |c| diesel::insert_into(audit_log::table)
-        .values(record)
-        .execute(c))?;
-    Ok(())
 }
 
 /// Append in a transaction of its own (events with no other state change).

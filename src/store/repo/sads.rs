@@ -1193,8 +1193,8 @@ mod tests {
 /// own `UPDATE` (a changeset's SQL may vary with its values), so the hot path would parse it
 /// again on every call; this one has fixed SQL and a static query id, so the statement cache
 /// finds it by type. Same SQL on SQLite and PostgreSQL (placeholders are diesel's), and on
-/// PostgreSQL together with the audit record (`SpendRecordPg`) or the audit tail (`SpendPg`) in
-/// one statement.
+/// PostgreSQL together with the audit record in one statement (`SpendRecordPg`), after a SAD
+/// check that also read the audit log's tail (`LoadFindingOne`, `LoadListPg`).
 mod hot {
     use diesel::backend::Backend;
     use diesel::pg::Pg;
