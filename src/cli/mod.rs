@@ -71,8 +71,11 @@ enum Command {
 }
 
 /// Log to stderr, filtered by `QUILL_LOG` (`LEVEL` and `TARGET=LEVEL`, comma-separated, e.g.
-/// `info,quill::store=debug`; default `info,actix_server=warn`).
+/// `info,quill::store=debug`; default `info,actix_server=warn`). Text logs are coloured only on
+/// a terminal, and not when `NO_COLOR` is set: a file, a pipe, journald or `docker logs` get
+/// plain lines.
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing::Level;
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
@@ -85,7 +88,11 @@ fn init_tracing(format: LogFormat) {
                 .with_target("actix_server", Level::WARN)
         });
     let registry = tracing_subscriber::registry().with(filter);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => registry.with(fmt).init(),
         LogFormat::Json => registry.with(fmt.json()).init(),

@@ -470,6 +470,26 @@ fn request_ids_in_json_logs() {
     );
 }
 
+/// Text logs written to a file (as under systemd, docker or `2> quill.log`) are plain lines: no
+/// terminal colour codes around the level, the spans or the field names.
+#[test]
+fn text_logs_to_a_file_carry_no_colour_codes() {
+    let env = Env::new();
+    let s = signer("olga");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let _token = app.login(&s.user, &s.password);
+    drop(app);
+    let log = env.server_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("login succeeded"))
+        .unwrap_or_else(|| panic!("no login line in:\n{log}"));
+    assert!(!log.contains('\u{1b}'), "colour codes in the log:\n{log}");
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("endpoint=/csc/v2/auth/login"), "{line}");
+}
+
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits() {
     let env = Env::new();
