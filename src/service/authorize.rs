@@ -146,6 +146,7 @@ pub async fn extend_transaction(
     input: ExtendInput,
 ) -> Result<Authorization, CscError> {
     let cred = super::owned_credential(state, user, &input.credential_id).await?;
+    super::check_usable(state, &cred.status, cred.failed_auths)?;
     let old = input
         .sad
         .filter(|s| !s.is_empty())

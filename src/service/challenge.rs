@@ -42,6 +42,7 @@ pub async fn send_code(
     auth_object_id: &str,
 ) -> Result<(), CscError> {
     let cred = super::owned_credential(state, user, credential_id).await?;
+    super::check_usable(state, &cred.status, cred.failed_auths)?;
     if auth_object_id != "OTP" || !is_online(&cred) {
         return Err(CscError::invalid(
             "Invalid parameter authObjectID: the credential has no online OTP object with that id",

@@ -50,7 +50,7 @@ impl CredentialView {
         Ok(CredentialView {
             id: row.id.clone(),
             description: row.description.clone(),
-            enabled: row.status == super::STATUS_ENABLED && row.failed_auths < max_failures,
+            enabled: super::is_usable(&row.status, row.failed_auths, max_failures),
             key_type,
             key_bits: row.key_bits,
             sign_algos: sign_algos_for(key_type),

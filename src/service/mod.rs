@@ -25,6 +25,28 @@ use crate::store::repo::audit::Event;
 /// Status of a credential's key (`key.status`).
 pub const STATUS_ENABLED: &str = crate::store::models::STATUS_ENABLED;
 
+/// Whether a credential may be used: not disabled by the operator and not locked by failed
+/// PIN/OTP attempts (`failed_auths` at the limit). `credentials/info` and `credentials/list` show
+/// `key.status` "enabled" exactly when this holds.
+pub fn is_usable(status: &str, failed_auths: i32, max_auth_failures: i32) -> bool {
+    status == STATUS_ENABLED && failed_auths < max_auth_failures
+}
+
+/// CSC §11: never sign (nor extend an authorization or send a code) with a credential whose
+/// `key.status` is "disabled", whether the operator disabled it or failed attempts locked it;
+/// a SAD issued before the lock does not outlive it. 400 `invalid_request`, as `authorize`.
+pub fn check_usable(st: &AppState, status: &str, failed_auths: i32) -> Result<(), CscError> {
+    if status != STATUS_ENABLED {
+        return Err(CscError::invalid(
+            "The credential identified by credentialID is disabled",
+        ));
+    }
+    if !is_usable(status, failed_auths, st.settings.max_auth_failures) {
+        return Err(CscError::invalid("Credential locked"));
+    }
+    Ok(())
+}
+
 /// How a key type is written in the `credentials.key_type` column.
 pub fn key_type_name(k: KeyType) -> &'static str {
     match k {

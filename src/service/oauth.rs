@@ -473,7 +473,11 @@ async fn usable_credential(st: &AppState, p: &AuthzParams) -> Result<CredentialR
     let cred = credential_row(st, id)
         .await?
         .ok_or_else(|| OAuthError::invalid_request("Invalid parameter credentialID"))?;
-    if cred.status != super::STATUS_ENABLED {
+    if !super::is_usable(
+        &cred.status,
+        cred.failed_auths,
+        st.settings.max_auth_failures,
+    ) {
         return Err(OAuthError::access_denied(
             "The credential is disabled or locked",
         ));

@@ -295,11 +295,7 @@ pub async fn sign_doc(
         .sad
         .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter SAD"))?;
     let cred = super::owned_credential(state, user, &input.credential_id).await?;
-    if cred.status != super::STATUS_ENABLED {
-        return Err(CscError::invalid(
-            "The credential identified by credentialID is disabled",
-        ));
-    }
+    super::check_usable(state, &cred.status, cred.failed_auths)?;
     let now = state.clock.now();
     if now >= cred.not_after {
         return Err(CscError::invalid("Signing certificate is expired"));

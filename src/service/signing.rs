@@ -174,11 +174,7 @@ pub async fn sign_hash<B: SignHashBody>(
         let cred = cred
             .filter(|_| super::credential_id_valid(&input.credential_id))
             .ok_or_else(super::unknown_credential)?;
-        if cred.status != super::STATUS_ENABLED {
-            return Err(CscError::invalid(
-                "The credential identified by credentialID is disabled",
-            ));
-        }
+        super::check_usable(&st, &cred.status, cred.failed_auths)?;
         if now >= cred.not_after {
             return Err(CscError::invalid("Signing certificate is expired"));
         }

@@ -60,6 +60,7 @@ pub struct SigningCredential {
     pub not_after: i64,
     pub status: String,
     pub multisign: i32,
+    pub failed_auths: i32,
 }
 
 /// A credential row by reference, for multi-row inserts (`repo::credentials::insert_many`):

@@ -125,3 +125,80 @@ fn login_locks_after_five_wrong_passwords() {
     );
     app.login(&s.user, &s.password);
 }
+
+/// CSC §11: a credential whose `key.status` is "disabled" never signs. A SAD issued before the
+/// credential was locked (or disabled) is refused by signHash and signDoc, cannot be extended,
+/// and no code is sent for it; the refusals spend nothing, so once unblocked the same SAD signs.
+#[test]
+fn a_lock_or_a_disable_stops_sads_issued_before_it() {
+    let env = Env::new();
+    let s = signer("nora");
+    let cred = env
+        .try_enroll_signer(&s, "ec-p256", &["--multisign", "3"])
+        .unwrap()
+        .credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let hs: Vec<Vec<u8>> = [b"1", b"2", b"3"]
+        .iter()
+        .map(|d| digest(SHA256, *d))
+        .collect();
+    let sad = app.authorize(&token, &s, &cred, &hs, SHA256);
+    let sign = |h: &[u8]| {
+        app.sign_hash_raw(
+            &token,
+            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(h)], "signAlgo": "1.2.840.10045.4.3.2"}),
+        )
+    };
+    let sign_doc = |h: &[u8]| {
+        app.post(
+            "/csc/v2/signatures/signDoc",
+            Some(&token),
+            &json!({"credentialID": cred, "SAD": sad, "documentDigests": [{
+                "hashes": [b64(h)], "hashAlgorithmOID": SHA256, "signature_format": "C",
+                "conformance_level": "Ades-B-B", "signAlgo": "1.2.840.10045.4.3.2",
+                "signed_envelope_property": "Detached"}]}),
+        )
+    };
+    let extend = || {
+        app.post(
+            "/csc/v2/credentials/extendTransaction",
+            Some(&token),
+            &json!({"credentialID": cred, "SAD": sad}),
+        )
+    };
+    let challenge = || {
+        app.post(
+            "/csc/v2/credentials/getChallenge",
+            Some(&token),
+            &json!({"credentialID": cred, "authObjectID": "OTP"}),
+        )
+    };
+    let refused = |r: Resp, why: &str| {
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.description(), why);
+    };
+    assert_eq!(sign(&hs[0]).status, 200);
+
+    for _ in 0..5 {
+        wrong_pin(&app, &token, &s, &cred).assert_error(400, "invalid_authentication_data");
+    }
+    assert_eq!(key_status(&app, &token, &cred), "disabled");
+    refused(sign(&hs[1]), "Credential locked");
+    refused(sign_doc(&hs[1]), "Credential locked");
+    refused(extend(), "Credential locked");
+    refused(challenge(), "Credential locked");
+
+    env.quill_ok(&["credential", "unblock", "--credential", &cred]);
+    assert_eq!(sign(&hs[1]).status, 200, "the refusals spent nothing");
+
+    env.quill_ok(&["credential", "disable", "--credential", &cred]);
+    let disabled = "The credential identified by credentialID is disabled";
+    refused(sign(&hs[2]), disabled);
+    refused(sign_doc(&hs[2]), disabled);
+    refused(extend(), disabled);
+    refused(challenge(), disabled);
+    env.quill_ok(&["credential", "enable", "--credential", &cred]);
+    let r = sign_doc(&hs[2]);
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -939,3 +939,54 @@ fn pushed_rich_authorization_request_and_metadata() {
     assert_eq!(meta["token_endpoint"], format!("{issuer}/oauth2/token"));
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
 }
+
+/// A pushed request for a credential that failed PIN/OTP attempts have locked is refused at
+/// once (`access_denied`), as for one the operator disabled, not only when the page is submitted.
+#[test]
+fn a_locked_credential_is_refused_at_the_pushed_request() {
+    let env = Env::new();
+    let s = signer("vera");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let (_, challenge) = pkce();
+    let h = URL_SAFE_NO_PAD.encode(digest(SHA256, b"deed"));
+    let par = || {
+        post_form(
+            &app,
+            "/oauth2/pushed_authorize",
+            Some((&client.id, client.secret.as_deref())),
+            &[
+                ("response_type", "code"),
+                ("redirect_uri", REDIRECT),
+                ("scope", "credential"),
+                ("credentialID", &cred),
+                ("numSignatures", "1"),
+                ("hashes", &h),
+                ("hashAlgorithmOID", SHA256),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+    };
+    assert_eq!(par().0, 201);
+    let token = app.login(&s.user, &s.password);
+    for _ in 0..5 {
+        let r = app.post(
+            "/csc/v2/credentials/authorize",
+            Some(&token),
+            &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&digest(SHA256, b"x"))],
+                    "hashAlgorithmOID": SHA256,
+                    "authData": [{"id": "PIN", "value": "000999"}, {"id": "OTP", "value": totp_now(&s.totp_secret)}]}),
+        );
+        r.assert_error(400, "invalid_authentication_data");
+    }
+    let (status, v) = par();
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("access_denied")),
+        "{v}"
+    );
+    env.quill_ok(&["credential", "unblock", "--credential", &cred]);
+    assert_eq!(par().0, 201);
+}
