@@ -990,3 +990,77 @@ fn a_locked_credential_is_refused_at_the_pushed_request() {
     env.quill_ok(&["credential", "unblock", "--credential", &cred]);
     assert_eq!(par().0, 201);
 }
+
+/// A service-scope grant through the page (password login): its access and refresh tokens.
+fn service_grant(app: &TestApp, client: &OClient, s: &Signer) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    let f = page(get_authorize(
+        app,
+        &[
+            ("response_type", "code"),
+            ("client_id", &client.id),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    ));
+    let q = redirected(&submit(
+        app,
+        &f,
+        &[("username", &s.user), ("password", &s.password)],
+    ));
+    let t = exchange_code(app, client, &q["code"], &verifier, &[]);
+    let field = |k: &str| t[k].as_str().unwrap().to_string();
+    (field("access_token"), field("refresh_token"))
+}
+
+/// CSC §2.2 `auth/revoke` (RFC 7009): a refresh token is revoked with the access token of its
+/// grant; an access token alone, leaving its refresh token alive; another user's token not at all.
+#[test]
+fn auth_revoke_takes_refresh_tokens_with_their_grant() {
+    let env = Env::new();
+    let s = signer("wanda");
+    env.enroll(&s, "ec-p256");
+    let other = signer("xena");
+    env.enroll(&other, "ec-p256");
+    let app = env.spawn();
+    let client = add_client(&env, &["--public"]);
+    let revoke = |bearer: &str, token: &str, hint: Option<&str>| {
+        let mut body = json!({"token": token});
+        if let Some(h) = hint {
+            body["token_type_hint"] = json!(h);
+        }
+        app.post("/csc/v2/auth/revoke", Some(bearer), &body)
+    };
+    let refresh_with = |refresh: &str| {
+        token(
+            &app,
+            &client,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+    };
+    let login = app.login(&s.user, &s.password);
+
+    // A refresh token, with or without the hint: it and its grant's access token die.
+    for hint in [Some("refresh_token"), None] {
+        let (access, refresh) = service_grant(&app, &client, &s);
+        let r = revoke(&login, &refresh, hint);
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(list_status(&app, &access), 401);
+        let (status, e) = refresh_with(&refresh);
+        assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    }
+
+    // An access token: its refresh token still works.
+    let (access, refresh) = service_grant(&app, &client, &s);
+    assert_eq!(revoke(&login, &access, Some("access_token")).status, 204);
+    assert_eq!(list_status(&app, &access), 401);
+    let (status, t) = refresh_with(&refresh);
+    assert_eq!(status, 200, "{t}");
+
+    // Another user's refresh token: not found, and it keeps working.
+    let (_, theirs) = service_grant(&app, &client, &other);
+    let r = revoke(&login, &theirs, Some("refresh_token"));
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.description(), "Invalid parameter token");
+    assert_eq!(refresh_with(&theirs).0, 200);
+}

@@ -224,6 +224,29 @@ pub fn redeem_code(conn: &mut DbConn, code_hash: &[u8], now: i64) -> Result<Rede
     .map_err(StoreError::from)
 }
 
+/// Revoke `user_id`'s refresh token `token_hash` and the access token of its grant (with that
+/// token's SADs). Whether such a refresh token exists.
+pub(crate) fn revoke_refresh_of_user_in_tx(
+    c: &mut DbConn,
+    token_hash: &[u8],
+    user_id: &str,
+) -> Result<bool, diesel::result::Error> {
+    let access: Option<Vec<u8>> = oauth_refresh_tokens::table
+        .find(token_hash)
+        .filter(oauth_refresh_tokens::user_id.eq(user_id))
+        .select(oauth_refresh_tokens::access_token_hash)
+        .get_result(c)
+        .optional()?;
+    let Some(access) = access else {
+        return Ok(false);
+    };
+    diesel::update(oauth_refresh_tokens::table.find(token_hash))
+        .set(oauth_refresh_tokens::revoked.eq(true))
+        .execute(c)?;
+    revoke_access_in_tx(c, &access)?;
+    Ok(true)
+}
+
 fn revoke_access_in_tx(c: &mut DbConn, token_hash: &[u8]) -> Result<(), diesel::result::Error> {
     diesel::update(access_tokens::table.find(token_hash))
         .set(access_tokens::revoked.eq(true))

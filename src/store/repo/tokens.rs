@@ -77,9 +77,14 @@ pub fn live_token_and_credential(
     Ok(live_token(conn, token_hash, now)?.map(|owner| (owner, None)))
 }
 
-/// Revoke a token of `user_id` and the SADs issued under it. Returns whether a token matched.
+/// `auth/revoke` (RFC 7009 semantics, whatever the type hint): an access token of `user_id` is
+/// revoked with the SADs issued under it (its refresh token, if any, lives on); a refresh token
+/// of `user_id` is revoked with the access token of its grant. Returns whether a token matched.
 pub fn revoke(conn: &mut DbConn, user_id: &str, token_hash: &[u8]) -> Result<bool, StoreError> {
     conn.write_tx(|c| {
+        if super::oauth::revoke_refresh_of_user_in_tx(c, token_hash, user_id)? {
+            return Ok(true);
+        }
         let n = diesel::update(
             access_tokens::table
                 .filter(access_tokens::token_hash.eq(token_hash))
