@@ -35,6 +35,9 @@ pub enum CscError {
     /// 404 `invalid_request`: no such route.
     #[error("Unknown method: {0}")]
     NotFound(String),
+    /// 501 `invalid_request`: a CSC method Quill does not offer (not in `info.methods`, CSC §6.1).
+    #[error("Method not implemented: {0} (see info.methods)")]
+    NotImplemented(&'static str),
     /// 405 `invalid_request`: CSC methods are POST.
     #[error("Method not allowed: CSC methods are called with POST")]
     MethodNotAllowed,
@@ -77,6 +80,7 @@ impl CscError {
             CscError::InvalidRequest(_)
             | CscError::BadAuthorizationHeader(_)
             | CscError::NotFound(_)
+            | CscError::NotImplemented(_)
             | CscError::MethodNotAllowed
             | CscError::GetOnly
             | CscError::GetOrPost
@@ -102,6 +106,7 @@ impl ResponseError for CscError {
             }
             CscError::InvalidHash => StatusCode::FORBIDDEN,
             CscError::NotFound(_) => StatusCode::NOT_FOUND,
+            CscError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             CscError::MethodNotAllowed | CscError::GetOnly | CscError::GetOrPost => {
                 StatusCode::METHOD_NOT_ALLOWED
             }

@@ -31,6 +31,16 @@ pub const METHODS: &[&str] = &[
     "signatures/timestamp",
 ];
 
+/// CSC v2 methods Quill does not offer (asynchronous mode, polling, credential management over
+/// the API): they answer 501 whatever the HTTP method (CSC §6.1), where a path that names no CSC
+/// method answers 404.
+pub const NOT_IMPLEMENTED: &[&str] = &[
+    "credentials/authorizeCheck",
+    "credentials/create",
+    "credentials/delete",
+    "signatures/signPolling",
+];
+
 /// The `credentialID` every credential-scoped method requires.
 fn required_credential_id(id: Option<String>) -> Result<String, CscError> {
     id.ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter credentialID"))
@@ -56,7 +66,15 @@ fn method(path: &str, route: Route) -> actix_web::Resource {
 }
 
 fn csc_scope(prefix: &str) -> actix_web::Scope {
-    web::scope(prefix)
+    let scope =
+        NOT_IMPLEMENTED
+            .iter()
+            .fold(web::scope(prefix), |scope, &name| {
+                scope.service(web::resource(format!("/{name}")).to(move || async move {
+                    Err::<HttpResponse, _>(CscError::NotImplemented(name))
+                }))
+            });
+    scope
         .service(method("/info", web::post().to(info::info)))
         .service(method("/auth/login", web::post().to(auth::login)))
         .service(method("/auth/revoke", web::post().to(auth::revoke)))

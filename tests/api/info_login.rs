@@ -71,7 +71,38 @@ fn routing_errors_are_csc_json() {
     crate::schemas::check_error("/csc/v2/info", 405, Some(&content_type), &text);
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"], "invalid_request");
-    app.post_raw("/csc/v2/signatures/signPolling", None, "{}")
+    // CSC methods Quill does not offer: 501 (CSC §6.1), on v1 and v2, whatever the verb; none
+    // of them is advertised. A path that names no CSC method: 404.
+    let methods = app.post("/csc/v2/info", None, &serde_json::json!({})).body["methods"].clone();
+    for name in [
+        "signatures/signPolling",
+        "credentials/authorizeCheck",
+        "credentials/create",
+        "credentials/delete",
+    ] {
+        assert!(
+            !methods.as_array().unwrap().contains(&name.into()),
+            "{methods}"
+        );
+        for version in ["v1", "v2"] {
+            let path = format!("/csc/{version}/{name}");
+            let r = app.post_raw(&path, Some("whatever"), "{}");
+            r.assert_error(501, "invalid_request");
+            assert_eq!(
+                r.description(),
+                format!("Method not implemented: {name} (see info.methods)")
+            );
+            let r = app
+                .client
+                .get(format!("{}{path}", app.base))
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 501);
+            let content_type = r.headers()["Content-Type"].to_str().unwrap().to_string();
+            crate::schemas::check_error(&path, 501, Some(&content_type), &r.text().unwrap());
+        }
+    }
+    app.post_raw("/csc/v2/signatures/signNothing", None, "{}")
         .assert_error(404, "invalid_request");
     app.post_raw("/nope", None, "{}")
         .assert_error(404, "invalid_request");
