@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Caller, CscJson};
+use super::extract::{Caller, CscJson, SignCaller};
 use crate::crypto::b64;
 use crate::error::CscError;
 use crate::pki;
@@ -368,13 +368,13 @@ pub async fn list(
 
 pub async fn info(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: SignCaller,
     body: CscJson<InfoRequest>,
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
     let id = super::required_credential_id(req.credential_id)?;
     let certs = certificates_param(req.certificates.as_deref())?;
-    let view = creds::info(&state, &caller.user, &id).await?;
+    let view = creds::info(&state, &caller.user, caller.credential_token.as_ref(), &id).await?;
     Ok(HttpResponse::Ok().json(to_json(
         &view,
         certs,

@@ -6,6 +6,7 @@ use crate::blocking;
 use crate::crypto::{KeyType, SignAlgo, sign_algos_for};
 use crate::error::CscError;
 use crate::pki::{self, CertInfo};
+use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::models::{CredentialRow, UserId};
 use crate::store::repo;
@@ -127,7 +128,24 @@ pub async fn list(
 }
 
 /// One of the caller's credentials.
-pub async fn info(state: &AppState, user: &UserId, id: &str) -> Result<CredentialView, CscError> {
+/// `credentials/info` for a service token, or for an OAuth credential token (CSC §0: "service
+/// or credential-scoped token"), which shows only the credential it was issued for: any other
+/// id gets the unknown-credential answer.
+pub async fn info(
+    state: &AppState,
+    user: &UserId,
+    credential_token: Option<&Secret>,
+    id: &str,
+) -> Result<CredentialView, CscError> {
+    if let Some(token) = credential_token {
+        let store = state.store.clone();
+        let hash = crate::auth::token::hash(token.expose());
+        let bound =
+            blocking::run(move || Ok(store.with(|c| repo::sads::credential_of(c, &hash))?)).await?;
+        if bound.as_deref() != Some(id) {
+            return Err(super::unknown_credential());
+        }
+    }
     let row = super::owned_credential(state, user, id).await?;
     CredentialView::from_row(&row, state.clock.now(), state.settings.max_auth_failures)
 }

@@ -380,6 +380,35 @@ fn credential_token_signs_as_its_own_sad_and_nothing_else() {
     // The count is spent; the token opens nothing else.
     sign_with(&app, ctoken, &cred, None, &hs[0]).assert_error(400, "invalid_request");
     assert_eq!(list_status(&app, ctoken), 401);
+    // credentials/info takes it (CSC §0), for its own credential only: the certificate it
+    // needs to build the signed document.
+    let info = |bearer: &str, id: &str| {
+        app.post(
+            "/csc/v2/credentials/info",
+            Some(bearer),
+            &json!({"credentialID": id, "certificates": "chain"}),
+        )
+    };
+    let mine = info(ctoken, &cred);
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.body, info(&service, &cred).body);
+    let sibling = env.enroll(&s, "ec-p256").credential_id;
+    assert_eq!(info(&service, &sibling).status, 200);
+    let r = info(ctoken, &sibling);
+    r.assert_error(400, "invalid_request");
+    assert_eq!(
+        r.description(),
+        info(&service, "no-such-credential").description()
+    );
+    assert_eq!(
+        app.post(
+            "/csc/v2/credentials/authorize",
+            Some(ctoken),
+            &json!({"credentialID": cred, "numSignatures": 1}),
+        )
+        .status,
+        401
+    );
     assert_eq!(
         env.db_i64(
             "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log WHERE action = 'oauth_token'"

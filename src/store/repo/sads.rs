@@ -521,6 +521,15 @@ pub fn refund(conn: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<bool,
     Ok(outcome?)
 }
 
+/// The credential a SAD (or an OAuth credential token, stored as its own SAD) is bound to.
+pub fn credential_of(conn: &mut DbConn, sad_hash: &[u8]) -> Result<Option<String>, StoreError> {
+    Ok(sads::table
+        .find(sad_hash)
+        .select(sads::credential_id)
+        .get_result(conn)
+        .optional()?)
+}
+
 /// Signatures left on a SAD (diagnostics and tests).
 pub fn remaining(conn: &mut DbConn, sad_hash: &[u8]) -> Result<Option<i32>, StoreError> {
     Ok(sads::table
