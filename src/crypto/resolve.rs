@@ -75,6 +75,14 @@ pub fn resolve(
                 .ok_or_else(|| CryptoError::InvalidSignAlgoParams("missing".to_owned()))?;
             let params = pss::parse(der)?;
             let hash = agree(params.hash)?;
+            // PKCS#11 tokens differ on a mask hash other than the message hash (SoftHSM2 refuses
+            // it with CKR_ARGUMENTS_BAD, after the SAD is spent); ETSI TS 119 312 and every
+            // client seen use the same hash for both, so Quill asks for that up front.
+            if params.mgf_hash != hash {
+                return Err(CryptoError::InvalidSignAlgoParams(
+                    "the MGF1 hash must be the message hash".to_owned(),
+                ));
+            }
             if let Some(k) = rsa_modulus_bytes {
                 check_salt_fits(k, hash, params.salt_len)?;
             }
@@ -217,6 +225,16 @@ mod tests {
             ),
             Err(CryptoError::HashAlgoContradicts)
         );
+        // A mask hash other than the message hash is refused before anything is spent.
+        let mixed = pss::encode(&PssParams {
+            hash: HashAlg::Sha256,
+            mgf_hash: HashAlg::Sha512,
+            salt_len: 32,
+        });
+        assert!(matches!(
+            resolve(KeyType::Rsa, Some(256), RSA_PSS, None, Some(&mixed)),
+            Err(CryptoError::InvalidSignAlgoParams(why)) if why.contains("MGF1")
+        ));
     }
 
     #[test]

@@ -137,6 +137,7 @@ fn map_ck(e: CkError) -> QscdError {
     match rv(&e) {
         Some(
             RvError::DataLenRange
+            | RvError::ArgumentsBad
             | RvError::DataInvalid
             | RvError::MechanismParamInvalid
             | RvError::MechanismInvalid

@@ -375,6 +375,20 @@ fn v1_names_and_paths_as_pyhanko_sends_them() {
     );
     assert_eq!(auth.status, 200, "{}", auth.body);
     let sad = auth.body["SAD"].as_str().unwrap();
+    // PSS with an MGF1 hash other than the message hash (SHA-256, MGF1-SHA-512, salt 32): a
+    // 400 before anything is spent, not a token error after (SoftHSM2 refuses the mechanism).
+    let mixed = "MDSgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgMFAKIDAgEg";
+    let r = app.post(
+        "/csc/v1/signatures/signHash",
+        Some(&token),
+        &json!({"credentialID": rsa.credential_id, "SAD": sad, "hashAlgo": SHA256,
+                "signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": mixed, "hash": [b64(&h)]}),
+    );
+    r.assert_error(400, "invalid_request");
+    assert!(r.description().contains("signAlgoParams"), "{}", r.body);
+    let spent = "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log \
+                 WHERE action IN ('sad_spent', 'token_error')";
+    assert_eq!(env.db_i64(spent), 0);
     // pyHanko's optimal PSS salt for RSA-2048/SHA-256 is 256 - 32 - 2 = 222.
     let params = pss_params(SHA256, 222);
     let r = app.post(
