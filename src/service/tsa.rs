@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use cmpv2::status::{PkiFailureInfo, PkiFailureInfoValues, PkiStatus, PkiStatusInfo};
-use der::asn1::{GeneralizedTime, Int, ObjectIdentifier, OctetString};
-use der::{Any, Decode, Encode, Tagged as _};
+use cmpv2::status::{PkiStatus, PkiStatusInfo};
+use der::asn1::{BitString, GeneralizedTime, Int, ObjectIdentifier, OctetString};
+use der::{Any, Decode, Encode, Sequence, Tagged as _};
 use spki::AlgorithmIdentifierOwned;
 use x509_tsp::{Accuracy, MessageImprint, TimeStampReq, TimeStampResp, TspVersion, TstInfo};
 
@@ -213,28 +213,63 @@ fn positive_int(bytes: &[u8]) -> der::Result<Int> {
     Int::new(&out)
 }
 
-/// Answer a DER `TimeStampReq` with a DER `TimeStampResp` (RFC 3161 §2.4.2): granted with a
-/// token, or rejection with badDataFormat / badAlg / unacceptedPolicy. Only a token failure is
-/// an `Err`.
-pub fn reply(qscd: &dyn Qscd, now: i64, request: &[u8]) -> Result<Vec<u8>, CscError> {
-    let rejection = |info: PkiFailureInfoValues| -> Result<Vec<u8>, CscError> {
-        encode_resp(&TimeStampResp {
-            status: PkiStatusInfo {
+/// Why a time-stamp request is rejected: the PKIFailureInfo bit (RFC 3161 §2.4.2, numbered as
+/// in RFC 4210 §5.2.3). cmpv2 0.2's `PkiFailureInfoValues` takes these numbers for masks
+/// (badAlg = 0 sets no bit, unacceptedPolicy = 15 sets bits 0–3), so Quill writes the BIT STRING
+/// itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    BadAlg = 0,
+    BadDataFormat = 5,
+    UnacceptedPolicy = 15,
+    UnacceptedExtension = 16,
+}
+
+/// `TimeStampResp` of a rejection: `PKIStatusInfo { status, failInfo }` and no token.
+#[derive(Sequence)]
+struct RejectionResp {
+    status: RejectionStatus,
+}
+
+#[derive(Sequence)]
+struct RejectionStatus {
+    status: PkiStatus,
+    fail_info: BitString,
+}
+
+/// A DER rejection with exactly the failure's bit set (a named-bit BIT STRING, trailing zero
+/// bits dropped).
+fn rejection(failure: Failure) -> Result<Vec<u8>, CscError> {
+    let bit = failure as usize;
+    let mut bytes = vec![0u8; bit / 8 + 1];
+    if let Some(last) = bytes.last_mut() {
+        *last = 0x80 >> (bit % 8);
+    }
+    let unused = u8::try_from(7 - bit % 8).unwrap_or(0);
+    let encode = || {
+        RejectionResp {
+            status: RejectionStatus {
                 status: PkiStatus::Rejection,
-                status_string: None,
-                fail_info: Some(PkiFailureInfo::from(info)),
+                fail_info: BitString::new(unused, bytes)?,
             },
-            time_stamp_token: None,
-        })
+        }
+        .to_der()
     };
+    encode().map_err(|e| CscError::Internal(format!("TimeStampResp: {e}")))
+}
+
+/// Answer a DER `TimeStampReq` with a DER `TimeStampResp` (RFC 3161 §2.4.2): granted with a
+/// token, or rejection with badDataFormat / badAlg / unacceptedPolicy / unacceptedExtension.
+/// Only a token failure is an `Err`.
+pub fn reply(qscd: &dyn Qscd, now: i64, request: &[u8]) -> Result<Vec<u8>, CscError> {
     let Ok(req) = TimeStampReq::from_der(request) else {
-        return rejection(PkiFailureInfoValues::BadDataFormat);
+        return rejection(Failure::BadDataFormat);
     };
     if req.req_policy.is_some_and(|p| p != TSA_POLICY) {
-        return rejection(PkiFailureInfoValues::UnacceptedPolicy);
+        return rejection(Failure::UnacceptedPolicy);
     }
     if req.extensions.is_some() {
-        return rejection(PkiFailureInfoValues::UnacceptedExtension);
+        return rejection(Failure::UnacceptedExtension);
     }
     let imprint = &req.message_imprint;
     let params_ok = imprint
@@ -243,11 +278,11 @@ pub fn reply(qscd: &dyn Qscd, now: i64, request: &[u8]) -> Result<Vec<u8>, CscEr
         .as_ref()
         .is_none_or(|p| p.tag() == der::Tag::Null);
     let Ok(hash) = HashAlg::from_oid(&imprint.hash_algorithm.oid.to_string()) else {
-        return rejection(PkiFailureInfoValues::BadAlg);
+        return rejection(Failure::BadAlg);
     };
     let digest = imprint.hashed_message.as_bytes();
     if !params_ok || digest.len() != hash.digest_len() {
-        return rejection(PkiFailureInfoValues::BadDataFormat);
+        return rejection(Failure::BadDataFormat);
     }
     let tsa = Tsa::load(qscd)?;
     let token = stamp(
@@ -338,5 +373,35 @@ mod tests {
         assert!(parse_nonce("").is_err());
         assert!(parse_nonce("xyz").is_err());
         assert!(parse_nonce(&"ab".repeat(65)).is_err());
+    }
+
+    /// Each rejection names its one failure bit, numbered from the first bit of the BIT STRING
+    /// (RFC 4210 §5.2.3); `/tsa` in the API tests has OpenSSL read them.
+    #[test]
+    fn rejections_set_exactly_their_failure_bit() {
+        for (failure, bit) in [
+            (Failure::BadAlg, 0usize),
+            (Failure::BadDataFormat, 5),
+            (Failure::UnacceptedPolicy, 15),
+            (Failure::UnacceptedExtension, 16),
+        ] {
+            let der = rejection(failure).unwrap();
+            let resp = RejectionResp::from_der(&der).unwrap();
+            assert_eq!(resp.status.status, PkiStatus::Rejection);
+            let set: Vec<usize> = resp
+                .status
+                .fail_info
+                .bits()
+                .enumerate()
+                .filter(|(_, b)| *b)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(set, [bit], "{failure:?}");
+            assert_eq!(
+                resp.status.fail_info.bit_len(),
+                bit + 1,
+                "{failure:?}: minimal"
+            );
+        }
     }
 }

@@ -445,19 +445,46 @@ fn timestamps_verify_with_openssl_and_echo_the_nonce() {
         "-untrusted",
         &tsa_pem,
     ]);
-    // Garbage is a rejection (status 2), not a server error.
-    let bad = app
-        .client
-        .post(format!("{}/tsa", app.base))
-        .header("Content-Type", "application/timestamp-query")
-        .body(b"not DER".to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(bad.status(), 200);
-    let bad = bad.bytes().unwrap();
-    let resp = x509_tsp::TimeStampResp::from_der(&bad).unwrap();
-    assert_eq!(resp.status.status, cmpv2::status::PkiStatus::Rejection);
-    assert!(resp.time_stamp_token.is_none());
+    // Refused requests are rejections (status 2) naming their one failure, as OpenSSL reads
+    // them, not server errors: garbage, another policy, SHA-1.
+    let rejected = |query: &[u8], failure: &str| {
+        let r = app
+            .client
+            .post(format!("{}/tsa", app.base))
+            .header("Content-Type", "application/timestamp-query")
+            .body(query.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let path = write(dir.path(), "rejected.tsr", &r.bytes().unwrap());
+        let text = String::from_utf8(openssl(&["ts", "-reply", "-in", &path, "-text"])).unwrap();
+        assert!(text.contains("Status: Rejected"), "{text}");
+        let info = text.lines().find_map(|l| l.strip_prefix("Failure info: "));
+        assert_eq!(info, Some(failure), "{text}");
+    };
+    rejected(b"not DER", "the data submitted has the wrong format");
+    let query_with = |extra: &[&str]| {
+        let out = dir.path().join("other.tsq");
+        let mut args = vec![
+            "ts",
+            "-query",
+            "-data",
+            &data_path,
+            "-out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        openssl(&args);
+        std::fs::read(&out).unwrap()
+    };
+    rejected(
+        &query_with(&["-sha256", "-tspolicy", "1.2.3.4"]),
+        "the requested TSA policy is not supported by the TSA",
+    );
+    rejected(
+        &query_with(&["-sha1"]),
+        "unrecognized or unsupported algorithm identifier",
+    );
 }
 
 #[test]
