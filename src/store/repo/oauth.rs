@@ -255,7 +255,7 @@ fn revoke_access_in_tx(c: &mut DbConn, token_hash: &[u8]) -> Result<(), diesel::
         crate::store::schema::sads::table
             .filter(crate::store::schema::sads::token_hash.eq(token_hash)),
     )
-    .set(crate::store::schema::sads::remaining.eq(0))
+    .set(crate::store::schema::sads::remaining.eq(sads::RETIRED))
     .execute(c)?;
     Ok(())
 }

@@ -455,7 +455,7 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
         return refuse(SadRefusal::Exhausted);
     }
     diesel::update(sads::table.find(req.old_sad_hash))
-        .set(sads::remaining.eq(0))
+        .set(sads::remaining.eq(RETIRED))
         .execute(c)?;
     insert_in_tx(
         c,
@@ -474,13 +474,18 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
     Ok(())
 }
 
+/// `remaining` of a SAD that can never sign again whatever is refunded: traded in by
+/// extendTransaction (its budget went to the new SAD) or killed with its token. A SAD spent down
+/// to 0 is not retired: a refund gives it back what the failed call took.
+pub(crate) const RETIRED: i32 = -1;
+
 /// Give back what `spend` took when the token produced no signature (a device error after the
 /// SAD was spent): the digests become unused again and the count goes back up, in one write
 /// transaction with its audit record. Spending first and refunding on failure keeps the
 /// double-spend guarantee (a concurrent caller never sees more than was authorized) without
-/// making the signer authorize again because the HSM hiccupped. A SAD that is gone meanwhile
-/// (expired and purged, swapped by extendTransaction) is left alone. The audit record's detail
-/// gets `"refunded": true|false`. Returns whether it refunded.
+/// making the signer authorize again because the HSM hiccupped. A SAD that is gone or retired
+/// meanwhile (expired and purged, swapped by extendTransaction, its token revoked) is left
+/// alone. The audit record's detail gets `"refunded": true|false`. Returns whether it refunded.
 pub fn refund(conn: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<bool, StoreError> {
     let outcome = conn.write_tx(|c| {
         let n = i32::try_from(req.digests.len()).unwrap_or(i32::MAX);
@@ -489,6 +494,7 @@ pub fn refund(conn: &mut DbConn, req: &Spend<'_>, event: &Event) -> Result<bool,
             .filter(sads::sad_hash.eq(req.sad_hash))
             .filter(sads::user_id.eq(req.user_id))
             .filter(sads::credential_id.eq(req.credential_id))
+            .filter(sads::remaining.ge(0))
             .select((sads::used, sad_digests::digests.nullable()))
             .get_result(c)
             .optional()?;
@@ -1018,7 +1024,27 @@ mod tests {
             })
             .unwrap();
         assert_eq!(extended, Ok(()));
-        assert_eq!(left(), Some(0));
+        assert_eq!(left(), Some(RETIRED));
+        // A call that spent from the old SAD before the trade and failed in the token gets no
+        // refund: the budget went to the new SAD, and the old one stays dead.
+        let late = Spend {
+            sad_hash: &[6; 32],
+            user_id: "u1",
+            credential_id: "c1",
+            hash_algo: "sha256",
+            digests: &odd[..5],
+            now: 2,
+        };
+        assert!(!store.with(|c| refund(c, &late, &ev())).unwrap());
+        assert_eq!(left(), Some(RETIRED));
+        assert_eq!(
+            spend_of(&store, 6, &odd[..1], 2),
+            Err(SadRefusal::AlreadySigned)
+        );
+        assert_eq!(
+            spend_of(&store, 6, &even[..1], 2),
+            Err(SadRefusal::Exhausted)
+        );
         assert_eq!(store.with(|c| remaining(c, &[8; 32])).unwrap(), Some(55));
         assert_eq!(
             spend_of(&store, 8, &odd[..1], 3),

@@ -94,7 +94,7 @@ pub fn revoke(conn: &mut DbConn, user_id: &str, token_hash: &[u8]) -> Result<boo
         .execute(c)?;
         if n > 0 {
             diesel::update(sads::table.filter(sads::token_hash.eq(token_hash)))
-                .set(sads::remaining.eq(0))
+                .set(sads::remaining.eq(super::sads::RETIRED))
                 .execute(c)?;
         }
         Ok::<bool, diesel::result::Error>(n > 0)
