@@ -823,12 +823,13 @@ pub async fn token_endpoint(
                 .ok_or_else(|| OAuthError::invalid_request("Missing parameter refresh_token"))?;
             let store = st.store.clone();
             let (hash, cid) = (token::hash(refresh), client.client_id.clone());
-            let user = blocking::run(move || {
+            let (user, grant) = blocking::run(move || {
                 Ok(store.with(|c| repo::oauth::rotate_refresh(c, &hash, &cid, now))?)
             })
             .await?
             .ok_or_else(|| OAuthError::invalid_grant("Invalid or expired refresh_token"))?;
-            service_tokens(st, &client, &user, None, now, "refresh_token").await
+            let origin = Origin::Rotated(grant);
+            service_tokens(st, &client, &user, origin, now, "refresh_token").await
         }
         "client_credentials" => {
             let user = client.service_user_id.clone().ok_or_else(|| {
@@ -846,7 +847,7 @@ pub async fn token_endpoint(
                 ));
             }
             let mut response =
-                service_tokens(st, &client, &user, None, now, "client_credentials").await?;
+                service_tokens(st, &client, &user, Origin::None, now, "client_credentials").await?;
             // A service account gets no refresh token: it can ask again.
             response.refresh_token = None;
             Ok(response)
@@ -915,7 +916,7 @@ async fn authorization_code(
             st,
             client,
             &row.user_id,
-            Some(&code_hash),
+            Origin::Code(&code_hash),
             now,
             "authorization_code",
         )
@@ -923,14 +924,27 @@ async fn authorization_code(
     }
 }
 
+/// Where a service token pair comes from: an authorization code (its hash names the grant), the
+/// rotation of a refresh token (whose grant it continues), or no grant (client_credentials).
+enum Origin<'a> {
+    Code(&'a [u8]),
+    Rotated(Option<Vec<u8>>),
+    None,
+}
+
 async fn service_tokens(
     st: &AppState,
     client: &ClientRow,
     user_id: &str,
-    code_hash: Option<&[u8]>,
+    origin: Origin<'_>,
     now: i64,
     grant: &'static str,
 ) -> Result<TokenResponse, OAuthError> {
+    let (code_hash, grant_hash) = match origin {
+        Origin::Code(code) => (Some(code), Some(code.to_vec())),
+        Origin::Rotated(grant) => (None, grant),
+        Origin::None => (None, None),
+    };
     let access = token::generate();
     let refresh = token::generate();
     let expires_in = st.settings.access_token_ttl;
@@ -950,6 +964,7 @@ async fn service_tokens(
         revoked: false,
         expires_at: now + REFRESH_TTL,
         created_at: now,
+        grant_hash,
     };
     let event = super::event(
         now,

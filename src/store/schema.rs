@@ -148,5 +148,6 @@ diesel::table! {
         revoked -> Bool,
         expires_at -> BigInt,
         created_at -> BigInt,
+        grant_hash -> Nullable<Binary>,
     }
 }

@@ -1022,6 +1022,14 @@ fn a_locked_credential_is_refused_at_the_pushed_request() {
 
 /// A service-scope grant through the page (password login): its access and refresh tokens.
 fn service_grant(app: &TestApp, client: &OClient, s: &Signer) -> (String, String) {
+    let (code, verifier) = service_code(app, client, s);
+    let t = exchange_code(app, client, &code, &verifier, &[]);
+    let field = |k: &str| t[k].as_str().unwrap().to_string();
+    (field("access_token"), field("refresh_token"))
+}
+
+/// A service-scope authorization code through the page, with its PKCE verifier.
+fn service_code(app: &TestApp, client: &OClient, s: &Signer) -> (String, String) {
     let (verifier, challenge) = pkce();
     let f = page(get_authorize(
         app,
@@ -1037,9 +1045,54 @@ fn service_grant(app: &TestApp, client: &OClient, s: &Signer) -> (String, String
         &f,
         &[("username", &s.user), ("password", &s.password)],
     ));
-    let t = exchange_code(app, client, &q["code"], &verifier, &[]);
-    let field = |k: &str| t[k].as_str().unwrap().to_string();
-    (field("access_token"), field("refresh_token"))
+    (q["code"].clone(), verifier)
+}
+
+/// RFC 6749 §4.1.2: a code presented twice revokes every token of its grant, the pairs its
+/// refresh token rotated into included; another grant of the same user is untouched.
+#[test]
+fn a_replayed_code_revokes_its_whole_grant() {
+    let env = Env::new();
+    let s = signer("yara");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let (code, verifier) = service_code(&app, &client, &s);
+    let t = exchange_code(&app, &client, &code, &verifier, &[]);
+    let refresh = |r: &str| {
+        token(
+            &app,
+            &client,
+            &[("grant_type", "refresh_token"), ("refresh_token", r)],
+        )
+    };
+    let (status, rotated) = refresh(t["refresh_token"].as_str().unwrap());
+    assert_eq!(status, 200, "{rotated}");
+    let (other_access, other_refresh) = service_grant(&app, &client, &s);
+
+    let (status, e) = token(
+        &app,
+        &client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        list_status(&app, rotated["access_token"].as_str().unwrap()),
+        401
+    );
+    let (status, e) = refresh(rotated["refresh_token"].as_str().unwrap());
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    assert_eq!(list_status(&app, &other_access), 200);
+    assert_eq!(refresh(&other_refresh).0, 200);
 }
 
 /// CSC §2.2 `auth/revoke` (RFC 7009): a refresh token is revoked with the access token of its

@@ -59,6 +59,9 @@ pub struct RefreshRow {
     pub revoked: bool,
     pub expires_at: i64,
     pub created_at: i64,
+    /// The hash of the authorization code the grant began with, kept through rotations (None
+    /// for client_credentials).
+    pub grant_hash: Option<Vec<u8>>,
 }
 
 // ---- clients ----
@@ -194,7 +197,8 @@ pub enum Redeemed {
 }
 
 /// Mark a code used (one conditional UPDATE: two concurrent exchanges cannot both win). A code
-/// presented a second time revokes what the first exchange got (RFC 6749 §4.1.2).
+/// presented a second time revokes what the first exchange got (RFC 6749 §4.1.2): its access
+/// token, and every refresh token of the grant with its access token, rotated ones included.
 pub fn redeem_code(conn: &mut DbConn, code_hash: &[u8], now: i64) -> Result<Redeemed, StoreError> {
     conn.write_tx(|c| {
         let won = diesel::update(
@@ -215,6 +219,19 @@ pub fn redeem_code(conn: &mut DbConn, code_hash: &[u8], now: i64) -> Result<Rede
             Some(row) if row.used => {
                 if let Some(token) = &row.token_hash {
                     revoke_access_in_tx(c, token)?;
+                }
+                let grant: Vec<(Vec<u8>, Vec<u8>)> = oauth_refresh_tokens::table
+                    .filter(oauth_refresh_tokens::grant_hash.eq(code_hash))
+                    .select((
+                        oauth_refresh_tokens::token_hash,
+                        oauth_refresh_tokens::access_token_hash,
+                    ))
+                    .load(c)?;
+                for (refresh, access) in &grant {
+                    diesel::update(oauth_refresh_tokens::table.find(refresh))
+                        .set(oauth_refresh_tokens::revoked.eq(true))
+                        .execute(c)?;
+                    revoke_access_in_tx(c, access)?;
                 }
                 Redeemed::Replayed
             }
@@ -299,13 +316,13 @@ pub fn issue_tokens(conn: &mut DbConn, issue: &Issue<'_>) -> Result<(), StoreErr
     .map_err(StoreError::from)
 }
 
-/// Spend a refresh token of `client_id` (rotation: each works once); its user.
+/// Spend a refresh token of `client_id` (rotation: each works once); its user and grant.
 pub fn rotate_refresh(
     conn: &mut DbConn,
     token_hash: &[u8],
     client_id: &str,
     now: i64,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<(String, Option<Vec<u8>>)>, StoreError> {
     conn.write_tx(|c| {
         let won = diesel::update(
             oauth_refresh_tokens::table
@@ -319,16 +336,17 @@ pub fn rotate_refresh(
         if won != 1 {
             return Ok(None);
         }
-        let (user, access): (String, Vec<u8>) = oauth_refresh_tokens::table
+        let (user, access, grant): (String, Vec<u8>, Option<Vec<u8>>) = oauth_refresh_tokens::table
             .find(token_hash)
             .select((
                 oauth_refresh_tokens::user_id,
                 oauth_refresh_tokens::access_token_hash,
+                oauth_refresh_tokens::grant_hash,
             ))
             .get_result(c)?;
         // The access token of the old pair goes with it.
         revoke_access_in_tx(c, &access)?;
-        Ok::<Option<String>, diesel::result::Error>(Some(user))
+        Ok::<_, diesel::result::Error>(Some((user, grant)))
     })
     .map_err(StoreError::from)
 }
