@@ -213,6 +213,10 @@ pub struct ServeArgs {
     /// Name announced by `info`.
     #[arg(long, env = "QUILL_SERVICE_NAME", default_value = "Quill")]
     pub service_name: String,
+    /// Longest a client may take to send a request body, seconds, counted from its arrival
+    /// (a slower one gets 408 and the connection is closed).
+    #[arg(long, env = "QUILL_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
     /// ISO 3166-1 alpha-2 region announced by `info`.
     #[arg(long, env = "QUILL_REGION", default_value = "EU")]
     pub region: String,
@@ -233,6 +237,8 @@ pub struct ServiceSettings {
     pub purge_every: Option<std::time::Duration>,
     /// `--keep-expired`, seconds.
     pub keep_expired: i64,
+    /// `--body-timeout`.
+    pub body_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -261,7 +267,12 @@ impl ServeArgs {
             (0..=30 * 86_400).contains(&self.keep_expired),
             "--keep-expired must be between 0 and 2592000 seconds"
         );
+        anyhow::ensure!(
+            (1..=600).contains(&self.body_timeout),
+            "--body-timeout must be between 1 and 600 seconds"
+        );
         Ok(ServiceSettings {
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
             sign_on_worker: self.sign_on_worker,
             purge_every: (self.purge_every > 0)
                 .then(|| std::time::Duration::from_secs(self.purge_every)),

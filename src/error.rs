@@ -48,6 +48,9 @@ pub enum CscError {
     /// 405 `invalid_request`: `/oauth2/authorize` is opened with GET and its form posted back.
     #[error("Method not allowed: use GET or POST")]
     GetOrPost,
+    /// 408 `invalid_request`: the body did not arrive within `--body-timeout`.
+    #[error("Request body not received in time")]
+    RequestTimeout,
     /// 413 `invalid_request`: body over the size limit.
     #[error("Request body too large")]
     PayloadTooLarge,
@@ -84,6 +87,7 @@ impl CscError {
             | CscError::MethodNotAllowed
             | CscError::GetOnly
             | CscError::GetOrPost
+            | CscError::RequestTimeout
             | CscError::PayloadTooLarge => "invalid_request",
             CscError::InvalidToken => "invalid_token",
             CscError::AuthenticationError => "authentication_error",
@@ -111,6 +115,7 @@ impl ResponseError for CscError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             CscError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            CscError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             CscError::Unavailable(_) | CscError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             CscError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -35,6 +35,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(api::extract::MAX_BODY))
+                .wrap(from_fn(api::deadline::body_deadline))
                 .wrap(from_fn(telemetry::observe))
                 .configure(api::configure)
         });

@@ -77,6 +77,8 @@ impl FromRequest for RawBody {
             bytes.await.map(RawBody).map_err(|e| {
                 if is_overflow(&e) {
                     CscError::PayloadTooLarge
+                } else if super::deadline::is_timeout(&e) {
+                    CscError::RequestTimeout
                 } else {
                     CscError::invalid("Unreadable request body")
                 }

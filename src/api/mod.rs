@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod credentials;
+pub mod deadline;
 pub mod extract;
 pub mod info;
 pub mod oauth2;

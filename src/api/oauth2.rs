@@ -39,6 +39,8 @@ fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, 
     body.map_err(|e| {
         if super::extract::is_overflow(&e) {
             OAuthError::payload_too_large()
+        } else if super::deadline::is_timeout(&e) {
+            OAuthError::request_timeout()
         } else {
             OAuthError::invalid_request("Unreadable request body")
         }

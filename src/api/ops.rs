@@ -143,6 +143,7 @@ mod tests {
                 sign_on_worker: false,
                 purge_every: None,
                 keep_expired: 3600,
+                body_timeout: std::time::Duration::from_secs(30),
             }),
             store,
             qscd: Arc::new(FakeToken { up: token_up }),

@@ -195,6 +195,7 @@ pub async fn rfc3161(
     }
     let body = match payload.to_bytes_limited(super::extract::MAX_BODY).await {
         Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if super::deadline::is_timeout(&e) => return Err(CscError::RequestTimeout),
         Ok(Err(_)) => return Err(CscError::invalid("Unreadable request body")),
         Err(_) => return Err(CscError::PayloadTooLarge),
     };

@@ -141,6 +141,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         sign_on_worker: true,
         purge_every: 60,
         keep_expired: 3600,
+        body_timeout: 30,
         otp_sender: format!("outbox:{}", dir.join("otp-outbox.jsonl").display()),
         service_name: "Quill (demo)".into(),
         region: "EU".into(),

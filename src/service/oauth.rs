@@ -68,6 +68,9 @@ impl OAuthError {
     pub fn payload_too_large() -> Self {
         Self::new(413, "invalid_request", "Request body too large")
     }
+    pub fn request_timeout() -> Self {
+        Self::new(408, "invalid_request", "Request body not received in time")
+    }
 }
 
 impl From<CscError> for OAuthError {

@@ -204,3 +204,70 @@ fn login_and_revoke() {
         200
     );
 }
+
+/// A client that sends its body too slowly (`--body-timeout`, here 1 s) gets 408 as CSC or
+/// OAuth error JSON and loses the connection, instead of holding it for as long as it likes; a
+/// body that arrives in time in several pieces is served.
+#[test]
+fn a_body_sent_too_slowly_gets_408_and_the_connection_closes() {
+    let env = Env::new();
+    let app = env.spawn_with(&["--body-timeout", "1"]);
+    let addr = app.base.trim_start_matches("http://").to_string();
+    // Announce `body`, send only its first `sent` bytes, and wait for the answer.
+    let send = |path: &str, content_type: &str, body: &[u8], sent: usize| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(&body[..sent]).unwrap();
+        let started = std::time::Instant::now();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        (response, started.elapsed())
+    };
+    let check = |response: &str, status: u16| -> serde_json::Value {
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+        serde_json::from_str(body).unwrap()
+    };
+
+    // Half a CSC body, then nothing: 408 after about a second, and the server closes.
+    let body = br#"{"lang": "en"}"#;
+    let (response, waited) = send("/csc/v2/info", "application/json", body, 5);
+    let v = check(&response, 408);
+    assert_eq!(v["error"], "invalid_request");
+    assert_eq!(v["error_description"], "Request body not received in time");
+    assert!(waited < std::time::Duration::from_secs(10), "{waited:?}");
+    // The same for an OAuth form and for RFC 3161.
+    let (response, _) = send(
+        "/oauth2/token",
+        "application/x-www-form-urlencoded",
+        b"grant_type=client_credentials&client_id=x",
+        10,
+    );
+    assert_eq!(check(&response, 408)["error"], "invalid_request");
+    let (response, _) = send("/tsa", "application/timestamp-query", &[0x30; 40], 3);
+    assert_eq!(check(&response, 408)["error"], "invalid_request");
+    // A body in two pieces, in time: served.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /csc/v2/info HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        std::str::from_utf8(&body[..5]).unwrap()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stream.write_all(&body[5..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert_eq!(check(&response, 200)["name"], "Quill");
+}
