@@ -826,13 +826,13 @@ pub async fn token_endpoint(
                 .ok_or_else(|| OAuthError::invalid_request("Missing parameter refresh_token"))?;
             let store = st.store.clone();
             let (hash, cid) = (token::hash(refresh), client.client_id.clone());
-            let (user, grant) = blocking::run(move || {
+            let rotated = blocking::run(move || {
                 Ok(store.with(|c| repo::oauth::rotate_refresh(c, &hash, &cid, now))?)
             })
             .await?
             .ok_or_else(|| OAuthError::invalid_grant("Invalid or expired refresh_token"))?;
-            let origin = Origin::Rotated(grant);
-            service_tokens(st, &client, &user, origin, now, "refresh_token").await
+            let origin = Origin::Rotated(rotated.grant_hash);
+            service_tokens(st, &client, &rotated.user_id, origin, now, "refresh_token").await
         }
         "client_credentials" => {
             let user = client.service_user_id.clone().ok_or_else(|| {

@@ -316,13 +316,19 @@ pub fn issue_tokens(conn: &mut DbConn, issue: &Issue<'_>) -> Result<(), StoreErr
     .map_err(StoreError::from)
 }
 
+/// The owner of a spent refresh token and the grant it belonged to (`RefreshRow::grant_hash`).
+pub struct Rotated {
+    pub user_id: String,
+    pub grant_hash: Option<Vec<u8>>,
+}
+
 /// Spend a refresh token of `client_id` (rotation: each works once); its user and grant.
 pub fn rotate_refresh(
     conn: &mut DbConn,
     token_hash: &[u8],
     client_id: &str,
     now: i64,
-) -> Result<Option<(String, Option<Vec<u8>>)>, StoreError> {
+) -> Result<Option<Rotated>, StoreError> {
     conn.write_tx(|c| {
         let won = diesel::update(
             oauth_refresh_tokens::table
@@ -346,7 +352,10 @@ pub fn rotate_refresh(
             .get_result(c)?;
         // The access token of the old pair goes with it.
         revoke_access_in_tx(c, &access)?;
-        Ok::<_, diesel::result::Error>(Some((user, grant)))
+        Ok::<_, diesel::result::Error>(Some(Rotated {
+            user_id: user,
+            grant_hash: grant,
+        }))
     })
     .map_err(StoreError::from)
 }
