@@ -135,7 +135,8 @@ impl FromRequest for Caller {
     }
 }
 
-/// The caller of signHash: a service token, or an OAuth credential token (which is also the SAD).
+/// The caller of signHash (and of credentials/info): a service token, or an OAuth credential
+/// token (which is also the SAD, and shows only its own credential).
 pub struct SignCaller {
     pub user: UserId,
     pub credential_token: Option<Secret>,

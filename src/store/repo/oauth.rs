@@ -228,10 +228,7 @@ pub fn redeem_code(conn: &mut DbConn, code_hash: &[u8], now: i64) -> Result<Rede
                     ))
                     .load(c)?;
                 for (refresh, access) in &grant {
-                    diesel::update(oauth_refresh_tokens::table.find(refresh))
-                        .set(oauth_refresh_tokens::revoked.eq(true))
-                        .execute(c)?;
-                    revoke_access_in_tx(c, access)?;
+                    revoke_pair_in_tx(c, refresh, access)?;
                 }
                 Redeemed::Replayed
             }
@@ -257,11 +254,20 @@ pub(crate) fn revoke_refresh_of_user_in_tx(
     let Some(access) = access else {
         return Ok(false);
     };
-    diesel::update(oauth_refresh_tokens::table.find(token_hash))
+    revoke_pair_in_tx(c, token_hash, &access)?;
+    Ok(true)
+}
+
+/// Revoke a refresh token and the access token it was issued with (and that token's SADs).
+fn revoke_pair_in_tx(
+    c: &mut DbConn,
+    refresh_hash: &[u8],
+    access_hash: &[u8],
+) -> Result<(), diesel::result::Error> {
+    diesel::update(oauth_refresh_tokens::table.find(refresh_hash))
         .set(oauth_refresh_tokens::revoked.eq(true))
         .execute(c)?;
-    revoke_access_in_tx(c, &access)?;
-    Ok(true)
+    revoke_access_in_tx(c, access_hash)
 }
 
 fn revoke_access_in_tx(c: &mut DbConn, token_hash: &[u8]) -> Result<(), diesel::result::Error> {
@@ -375,10 +381,7 @@ pub fn revoke_for_client(
             .get_result(c)
             .optional()?;
         if let Some(access) = refresh {
-            diesel::update(oauth_refresh_tokens::table.find(token_hash))
-                .set(oauth_refresh_tokens::revoked.eq(true))
-                .execute(c)?;
-            revoke_access_in_tx(c, &access)?;
+            revoke_pair_in_tx(c, token_hash, &access)?;
             return Ok(true);
         }
         let by_refresh = oauth_refresh_tokens::table
