@@ -217,6 +217,12 @@ pub struct ServeArgs {
     /// (a slower one gets 408 and the connection is closed).
     #[arg(long, env = "QUILL_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
+    /// This server's public origin as clients reach it (`https://sign.example.com`): the OAuth
+    /// issuer and the base of the endpoints in its metadata. Unset, they come from each
+    /// request's Host (and X-Forwarded-*/Forwarded) headers, which a client controls: set it
+    /// in production.
+    #[arg(long, env = "QUILL_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// ISO 3166-1 alpha-2 region announced by `info`.
     #[arg(long, env = "QUILL_REGION", default_value = "EU")]
     pub region: String,
@@ -239,6 +245,8 @@ pub struct ServiceSettings {
     pub keep_expired: i64,
     /// `--body-timeout`.
     pub body_timeout: std::time::Duration,
+    /// `--public-url`, checked and without a trailing slash.
+    pub public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -271,7 +279,9 @@ impl ServeArgs {
             (1..=600).contains(&self.body_timeout),
             "--body-timeout must be between 1 and 600 seconds"
         );
+        let public_url = self.public_url.as_deref().map(public_origin).transpose()?;
         Ok(ServiceSettings {
+            public_url,
             body_timeout: std::time::Duration::from_secs(self.body_timeout),
             sign_on_worker: self.sign_on_worker,
             purge_every: (self.purge_every > 0)
@@ -287,10 +297,60 @@ impl ServeArgs {
     }
 }
 
+/// `--public-url`: an http(s) origin, optionally with a path prefix, no query or fragment;
+/// returned without a trailing slash (endpoint paths are appended to it).
+fn public_origin(raw: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(raw).map_err(|e| anyhow::anyhow!("--public-url {raw:?}: {e}"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "https" | "http")
+            && url.host().is_some()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none(),
+        "--public-url must be an http(s) URL with a host and no user, query or fragment"
+    );
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn public_url_is_an_origin_without_trailing_slash() {
+        let url = |v: &str| settings(&["--database-url", "sqlite://q.db", "--public-url", v]);
+        assert_eq!(
+            url("https://Sign.Example.com/")
+                .unwrap()
+                .public_url
+                .as_deref(),
+            Some("https://sign.example.com")
+        );
+        assert_eq!(
+            url("https://example.com:8443/quill/")
+                .unwrap()
+                .public_url
+                .as_deref(),
+            Some("https://example.com:8443/quill")
+        );
+        for bad in [
+            "ftp://x",
+            "https://x/?a=1",
+            "https://x/#f",
+            "https://u:p@x",
+            "not a url",
+        ] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            settings(&["--database-url", "sqlite://q.db"])
+                .unwrap()
+                .public_url,
+            None
+        );
+    }
 
     #[derive(Parser)]
     struct Serve {

@@ -301,8 +301,15 @@ pub async fn revoke(
     }
 }
 
-/// The issuer identifier: this server's origin as the client reached it.
+/// The issuer identifier: `--public-url`, or else this server's origin as the request names it
+/// (Host and forwarding headers: fine for development, not for production).
 pub fn issuer(req: &HttpRequest) -> String {
+    if let Some(url) = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.settings.public_url.clone())
+    {
+        return url;
+    }
     let info = req.connection_info();
     format!("{}://{}", info.scheme(), info.host())
 }

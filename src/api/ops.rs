@@ -144,6 +144,7 @@ mod tests {
                 purge_every: None,
                 keep_expired: 3600,
                 body_timeout: std::time::Duration::from_secs(30),
+                public_url: None,
             }),
             store,
             qscd: Arc::new(FakeToken { up: token_up }),

@@ -142,6 +142,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         purge_every: 60,
         keep_expired: 3600,
         body_timeout: 30,
+        public_url: None,
         otp_sender: format!("outbox:{}", dir.join("otp-outbox.jsonl").display()),
         service_name: "Quill (demo)".into(),
         region: "EU".into(),

@@ -1146,3 +1146,50 @@ fn auth_revoke_takes_refresh_tokens_with_their_grant() {
     assert_eq!(r.description(), "Invalid parameter token");
     assert_eq!(refresh_with(&theirs).0, 200);
 }
+
+/// With `--public-url` the issuer and the endpoints of the metadata (and `info.oauth2Issuer`)
+/// are that URL whatever Host or X-Forwarded-Host a client sends; without it they follow the
+/// request (development).
+#[test]
+fn public_url_fixes_the_issuer_against_forged_host_headers() {
+    let env = Env::new();
+    let forged = |app: &TestApp| {
+        let get = |path: &str| -> Value {
+            app.client
+                .get(format!("{}{path}", app.base))
+                .header("Host", "evil.example")
+                .header("X-Forwarded-Host", "evil.example")
+                .header("X-Forwarded-Proto", "https")
+                .send()
+                .unwrap()
+                .json()
+                .unwrap()
+        };
+        let meta = get("/.well-known/oauth-authorization-server");
+        let info: Value = app
+            .client
+            .post(format!("{}/csc/v2/info", app.base))
+            .header("X-Forwarded-Host", "evil.example")
+            .json(&json!({}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        (meta, info)
+    };
+    let app = env.spawn_with(&["--public-url", "https://sign.example.com/"]);
+    let (meta, info) = forged(&app);
+    assert_eq!(meta["issuer"], "https://sign.example.com");
+    assert_eq!(
+        meta["token_endpoint"],
+        "https://sign.example.com/oauth2/token"
+    );
+    assert_eq!(info["oauth2Issuer"], "https://sign.example.com");
+    drop(app);
+    let app = env.spawn();
+    let (meta, _) = forged(&app);
+    assert_eq!(
+        meta["issuer"], "https://evil.example",
+        "the request decides without it"
+    );
+}
