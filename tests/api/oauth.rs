@@ -1193,3 +1193,41 @@ fn public_url_fixes_the_issuer_against_forged_host_headers() {
         "the request decides without it"
     );
 }
+
+/// RFC 9700 §4.14.2: a refresh token presented again after its rotation is taken for a stolen
+/// copy, and the pair it was rotated into is revoked with it; another grant is untouched.
+#[test]
+fn a_reused_refresh_token_revokes_its_grant() {
+    let env = Env::new();
+    let s = signer("zora");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let client = add_client(&env, &["--public"]);
+    let refresh = |r: &str| {
+        token(
+            &app,
+            &client,
+            &[("grant_type", "refresh_token"), ("refresh_token", r)],
+        )
+    };
+    let (_, first) = service_grant(&app, &client, &s);
+    let (other_access, _) = service_grant(&app, &client, &s);
+    let (status, t) = refresh(&first);
+    assert_eq!(status, 200, "{t}");
+    let (access, rotated) = (
+        t["access_token"].as_str().unwrap(),
+        t["refresh_token"].as_str().unwrap(),
+    );
+    assert_eq!(list_status(&app, access), 200);
+
+    let (status, e) = refresh(&first);
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(list_status(&app, access), 401);
+    let (status, e) = refresh(rotated);
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    assert_eq!(list_status(&app, &other_access), 200);
+}

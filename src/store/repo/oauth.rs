@@ -220,16 +220,7 @@ pub fn redeem_code(conn: &mut DbConn, code_hash: &[u8], now: i64) -> Result<Rede
                 if let Some(token) = &row.token_hash {
                     revoke_access_in_tx(c, token)?;
                 }
-                let grant: Vec<(Vec<u8>, Vec<u8>)> = oauth_refresh_tokens::table
-                    .filter(oauth_refresh_tokens::grant_hash.eq(code_hash))
-                    .select((
-                        oauth_refresh_tokens::token_hash,
-                        oauth_refresh_tokens::access_token_hash,
-                    ))
-                    .load(c)?;
-                for (refresh, access) in &grant {
-                    revoke_pair_in_tx(c, refresh, access)?;
-                }
+                revoke_grant_in_tx(c, code_hash)?;
                 Redeemed::Replayed
             }
             _ => Redeemed::Invalid,
@@ -256,6 +247,22 @@ pub(crate) fn revoke_refresh_of_user_in_tx(
     };
     revoke_pair_in_tx(c, token_hash, &access)?;
     Ok(true)
+}
+
+/// Revoke every refresh token of the grant that began with code `grant_hash`, with their access
+/// tokens.
+fn revoke_grant_in_tx(c: &mut DbConn, grant_hash: &[u8]) -> Result<(), diesel::result::Error> {
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> = oauth_refresh_tokens::table
+        .filter(oauth_refresh_tokens::grant_hash.eq(grant_hash))
+        .select((
+            oauth_refresh_tokens::token_hash,
+            oauth_refresh_tokens::access_token_hash,
+        ))
+        .load(c)?;
+    for (refresh, access) in &pairs {
+        revoke_pair_in_tx(c, refresh, access)?;
+    }
+    Ok(())
 }
 
 /// Revoke a refresh token and the access token it was issued with (and that token's SADs).
@@ -328,7 +335,10 @@ pub struct Rotated {
     pub grant_hash: Option<Vec<u8>>,
 }
 
-/// Spend a refresh token of `client_id` (rotation: each works once); its user and grant.
+/// Spend a refresh token of `client_id` (rotation: each works once); its user and grant. A
+/// refresh token already spent or revoked, presented again before it would have expired, is taken
+/// for a stolen copy (RFC 9700 §4.14.2): every token of its grant is revoked, so the pair it was
+/// rotated into stops working too.
 pub fn rotate_refresh(
     conn: &mut DbConn,
     token_hash: &[u8],
@@ -346,6 +356,17 @@ pub fn rotate_refresh(
         .set(oauth_refresh_tokens::revoked.eq(true))
         .execute(c)?;
         if won != 1 {
+            let reused: Option<Option<Vec<u8>>> = oauth_refresh_tokens::table
+                .find(token_hash)
+                .filter(oauth_refresh_tokens::client_id.eq(client_id))
+                .filter(oauth_refresh_tokens::revoked.eq(true))
+                .filter(oauth_refresh_tokens::expires_at.gt(now))
+                .select(oauth_refresh_tokens::grant_hash)
+                .get_result(c)
+                .optional()?;
+            if let Some(Some(grant)) = reused {
+                revoke_grant_in_tx(c, &grant)?;
+            }
             return Ok(None);
         }
         let (user, access, grant): (String, Vec<u8>, Option<Vec<u8>>) = oauth_refresh_tokens::table
