@@ -1178,6 +1178,19 @@ pub fn register_client(
             parsed.fragment().is_none(),
             "{uri}: a redirect URI has no fragment"
         );
+        // Schemes a browser would run or read locally, never a client's callback (RFC 8252
+        // private-use schemes such as `com.example.app:/cb` stay allowed), and no credentials.
+        anyhow::ensure!(
+            !matches!(
+                parsed.scheme(),
+                "javascript" | "data" | "file" | "vbscript" | "blob" | "about"
+            ),
+            "{uri}: not a redirect URI scheme"
+        );
+        anyhow::ensure!(
+            parsed.username().is_empty() && parsed.password().is_none(),
+            "{uri}: a redirect URI has no user or password"
+        );
         anyhow::ensure!(
             parsed.scheme() == "https"
                 || parsed

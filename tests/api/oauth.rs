@@ -1231,3 +1231,42 @@ fn a_reused_refresh_token_revokes_its_grant() {
     );
     assert_eq!(list_status(&app, &other_access), 200);
 }
+
+/// `quill client add` takes only callback URIs: https, http on loopback, or a native app's
+/// private-use scheme (RFC 8252); never a fragment, credentials, or a scheme a browser would run
+/// or read locally.
+#[test]
+fn client_redirect_uris_are_callbacks_only() {
+    let env = Env::new();
+    let add = |uri: &str| {
+        env.quill()
+            .args(["client", "add", "--name", "x", "--redirect-uri", uri])
+            .output()
+            .unwrap()
+    };
+    for good in [
+        "https://rp.example/cb",
+        "http://127.0.0.1:8765/cb",
+        "com.example.wallet:/oauth",
+    ] {
+        let out = add(good);
+        assert!(
+            out.status.success(),
+            "{good}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for bad in [
+        "https://rp.example/cb#frag",
+        "http://rp.example/cb",
+        "javascript:alert(document.domain)//",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "https://user:pw@rp.example/cb",
+    ] {
+        let out = add(bad);
+        assert!(!out.status.success(), "{bad} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error:"), "{bad}: {err}");
+    }
+}
