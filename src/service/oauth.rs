@@ -512,25 +512,34 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
         let handle_hash = token::hash(handle.expose());
         let store = st.store.clone();
         let (hh, ch) = (handle_hash.clone(), csrf_hash.clone());
+        let cid = client.client_id.clone();
         let row = blocking::run(move || {
             let row = store.with(|c| repo::oauth::request(c, &hh, now))?;
-            // A pushed request opens one page, once.
+            // A pushed request opens one page, once, and only for its own client: another
+            // client's attempt must not use it up.
             let bound = match &row {
-                Some(r) if r.pushed => {
+                Some(r) if r.pushed && r.client_id == cid => {
                     store.with(|c| repo::oauth::bind_csrf(c, &hh, &ch, now + PAGE_TTL))?
                 }
                 _ => false,
             };
-            Ok(row.filter(|_| bound))
+            Ok(row.map(|r| (bound, r)))
         })
         .await
-        .map_err(OAuthError::from)?
-        .ok_or_else(|| OAuthError::invalid_request("request_uri is unknown, used or expired"))?;
-        if row.client_id != client.client_id {
-            return Err(
-                OAuthError::invalid_request("request_uri belongs to another client").into(),
-            );
-        }
+        .map_err(OAuthError::from)?;
+        let row = match row {
+            Some((_, r)) if r.pushed && r.client_id != client.client_id => {
+                return Err(
+                    OAuthError::invalid_request("request_uri belongs to another client").into(),
+                );
+            }
+            Some((true, r)) => r,
+            _ => {
+                return Err(
+                    OAuthError::invalid_request("request_uri is unknown, used or expired").into(),
+                );
+            }
+        };
         let params: AuthzParams = serde_json::from_str(&row.params)
             .map_err(|e| OAuthError::from(CscError::Internal(e.to_string())))?;
         (handle, params)

@@ -918,6 +918,14 @@ fn pushed_rich_authorization_request_and_metadata() {
             &[("client_id", &client.id), ("request_uri", &request_uri)],
         )
     };
+    // Another client cannot open it, nor use it up for its own.
+    let intruder = add_client(&env, &[]);
+    let r = get_authorize(
+        &app,
+        &[("client_id", &intruder.id), ("request_uri", &request_uri)],
+    );
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("belongs to another client"));
     let f = page(open());
     assert!(f.html.contains("Contract 42"), "{}", f.html);
     // One page per request_uri.
