@@ -138,6 +138,25 @@ impl HashArgs {
             iterations: self.argon2_iterations,
         }
     }
+
+    /// The parameters, refused at start-up when argon2 would reject them at the first login
+    /// (then the dummy hash for unknown users fails and answers fast: user names could be told
+    /// apart by timing) or could not allocate them (the process would abort on one request).
+    pub fn checked(&self) -> anyhow::Result<HashParams> {
+        anyhow::ensure!(
+            (1_024..=1_048_576).contains(&self.argon2_memory_kib),
+            "--argon2-memory-kib must be between 1024 and 1048576 (1 GiB)"
+        );
+        anyhow::ensure!(
+            (1..=64).contains(&self.argon2_iterations),
+            "--argon2-iterations must be between 1 and 64"
+        );
+        anyhow::ensure!(
+            (1..=64).contains(&self.argon2_parallel),
+            "--argon2-parallel must be between 1 and 64"
+        );
+        Ok(self.params())
+    }
 }
 
 /// HTTPS for `quill serve`: both files or neither (then plain HTTP, e.g. behind a TLS proxy).
@@ -292,7 +311,7 @@ impl ServeArgs {
             sad_ttl: self.sad_ttl,
             service_name: self.service_name.clone(),
             region: self.region.clone(),
-            hash: self.hash.params(),
+            hash: self.hash.checked()?,
         })
     }
 }
@@ -317,6 +336,27 @@ fn public_origin(raw: &str) -> anyhow::Result<String> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn argon2_costs_are_refused_at_start_up_when_out_of_range() {
+        let with = |flag: &str, v: &str| settings(&["--database-url", "sqlite://q.db", flag, v]);
+        for (flag, bad) in [
+            ("--argon2-memory-kib", "1"),
+            ("--argon2-memory-kib", "4000000000"),
+            ("--argon2-iterations", "0"),
+            ("--argon2-parallel", "0"),
+        ] {
+            let e = with(flag, bad).unwrap_err().to_string();
+            assert!(e.contains(flag), "{flag} {bad}: {e}");
+        }
+        assert_eq!(
+            with("--argon2-memory-kib", "65536")
+                .unwrap()
+                .hash
+                .memory_kib,
+            65_536
+        );
+    }
 
     #[test]
     fn public_url_is_an_origin_without_trailing_slash() {
