@@ -97,8 +97,11 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             );
             let found = store.with(|c| {
                 c.write_tx(|c| {
+                    // An unknown id records nothing: the audit record goes in only with a change.
                     let found = repo::credentials::clear_attempts(c, &credential)?;
-                    repo::audit::append(c, &audit)?;
+                    if found {
+                        repo::audit::append(c, &audit)?;
+                    }
                     Ok(found)
                 })
             })?;

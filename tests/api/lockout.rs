@@ -66,6 +66,9 @@ fn credential_locks_after_five_failures_until_unblocked() {
         .output()
         .unwrap();
     assert!(!unknown.status.success());
+    // Only the real unblock is in the audit log, none for the unknown id.
+    let unblocks = "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log WHERE action = 'unblock'";
+    assert_eq!(env.db_i64(unblocks), 1);
     assert_eq!(key_status(&app, &token, &cred), "enabled");
     app.authorize(&token, &s, &cred, &[h], SHA256);
 }
