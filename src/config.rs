@@ -20,6 +20,7 @@ pub struct StoreArgs {
     #[arg(
         long,
         env = "QUILL_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://var/quill.db"
     )]
     pub database_url: String,
@@ -209,6 +210,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "QUILL_OTP_SENDER",
+        hide_env_values = true,
         default_value = "outbox:var/otp-outbox.jsonl"
     )]
     pub otp_sender: String,

@@ -212,6 +212,28 @@ mod tests {
         assert!(!help.contains("9876-secret"), "{help}");
     }
 
+    /// The real `quill serve --help`: URLs that may carry a password (database, SMTP relay)
+    /// are not shown from the config file either.
+    #[test]
+    fn urls_with_passwords_are_not_shown_in_help() {
+        use clap::CommandFactory;
+        let f = file(
+            "database_url = \"postgres://quill:FileDbPass@db/quill\"\n\
+             otp_sender = \"smtps://quill:SmtpPass@relay\"\nservice_name = \"Shown TSP\"",
+        )
+        .unwrap();
+        let mut c = apply(crate::cli::Cli::command(), &f).unwrap();
+        let help = c
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("Shown TSP"), "{help}");
+        for secret in ["FileDbPass", "SmtpPass"] {
+            assert!(!help.contains(secret), "{secret} in {help}");
+        }
+    }
+
     #[test]
     fn refusals_name_the_key_and_file_but_no_value() {
         let e = apply(cmd(), &file("user = \"alice\"").unwrap()).unwrap_err();

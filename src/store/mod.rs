@@ -123,10 +123,12 @@ impl Target {
             .or_else(|| database_url.strip_prefix("sqlite:"))
             .unwrap_or(database_url);
         anyhow::ensure!(!path.is_empty(), "empty database path in {database_url:?}");
-        anyhow::ensure!(
-            !path.contains("://"),
-            "unsupported database URL {database_url:?}: use sqlite://PATH or postgres://…"
-        );
+        // Name only the scheme: the rest of a URL may hold a password.
+        if let Some((scheme, _)) = path.split_once("://") {
+            anyhow::bail!(
+                "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://…"
+            );
+        }
         Ok(Target::Sqlite(path.to_string()))
     }
 }
@@ -589,6 +591,18 @@ impl Store {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn an_unsupported_url_is_refused_without_its_password() {
+        let e = Target::parse("mysql://quill:DbPassw0rd@db/quill")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"mysql\"") && !e.contains("DbPassw0rd"), "{e}");
+        assert_eq!(
+            Target::parse("sqlite://var/q.db").unwrap(),
+            Target::Sqlite("var/q.db".into())
+        );
+    }
 
     #[test]
     fn sqlite_older_than_3_35_is_refused_by_name() {
