@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::{
     AnsiTransactionManager, InstrumentationEvent, SimpleConnection, TransactionManager,
 };
+use diesel::migration::MigrationSource;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
@@ -101,6 +102,41 @@ fn is_unavailable(e: &DieselError) -> bool {
         }
         _ => false,
     }
+}
+
+type MigrationResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The versions of this build's migrations, dashes dropped (diesel writes them either way).
+fn versions<M, DB>(migrations: MigrationResult<Vec<Box<M>>>) -> MigrationResult<Vec<String>>
+where
+    M: diesel::migration::Migration<DB> + ?Sized,
+    DB: diesel::backend::Backend,
+{
+    Ok(migrations?
+        .iter()
+        .map(|m| m.name().version().to_string().replace('-', ""))
+        .collect())
+}
+
+/// Refuse a database that a newer Quill has migrated (a migration this build does not know):
+/// its schema may have moved under this build's queries.
+fn refuse_newer(
+    known: MigrationResult<Vec<String>>,
+    applied: MigrationResult<Vec<String>>,
+) -> anyhow::Result<()> {
+    let failed = |e| anyhow::anyhow!("database migration failed: {e}");
+    let known = known.map_err(failed)?;
+    let applied = applied.map_err(failed)?;
+    if let Some(newer) = applied
+        .iter()
+        .find(|v| !known.contains(&v.replace('-', "")))
+    {
+        anyhow::bail!(
+            "the database has migration {newer}, which this version of Quill does not know: it \
+             was upgraded by a newer Quill; run that version (or restore a backup)"
+        );
+    }
+    Ok(())
 }
 
 /// Which database a URL names.
@@ -346,14 +382,31 @@ impl DbConn {
                 check_sqlite_version(&version)?;
                 // WAL is a property of the file: set once, before concurrent use.
                 c.batch_execute("PRAGMA journal_mode = WAL;")?;
+                let known = versions(MigrationSource::<diesel::sqlite::Sqlite>::migrations(
+                    &SQLITE_MIGRATIONS,
+                ));
+                let applied = c
+                    .applied_migrations()
+                    .map(|v| v.iter().map(ToString::to_string).collect());
+                refuse_newer(known, applied)?;
                 c.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map_err(failed)?;
             }
             DbConn::Pg(c) => {
                 c.batch_execute(&format!("SELECT pg_advisory_lock({PG_WRITE_LOCK})"))?;
-                let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+                let known = versions(MigrationSource::<diesel::pg::Pg>::migrations(
+                    &POSTGRES_MIGRATIONS,
+                ));
+                let applied = c
+                    .applied_migrations()
+                    .map(|v| v.iter().map(ToString::to_string).collect());
+                let result = refuse_newer(known, applied).and_then(|()| {
+                    c.run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map(|_| ())
+                        .map_err(failed)
+                });
                 c.batch_execute(&format!("SELECT pg_advisory_unlock({PG_WRITE_LOCK})"))?;
-                result.map_err(failed)?;
+                result?;
             }
         }
         Ok(())
@@ -649,6 +702,45 @@ pub(crate) mod tests {
         pub(crate) fn path(&self) -> &Path {
             self._dir.path()
         }
+    }
+
+    /// A database a newer Quill migrated (a migration version this build lacks) is refused by
+    /// name, on either backend, and nothing is run on it; a known one opens as before.
+    #[test]
+    fn a_database_from_a_newer_quill_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, _pg) = match test_pg_url() {
+            Some(admin) => {
+                let db = scratch::ScratchDatabase::create(&admin, "quill_unit").unwrap();
+                (db.url(), Some(db))
+            }
+            None => (format!("sqlite://{}/t.db", dir.path().display()), None),
+        };
+        let store = Store::open(&url, 1).unwrap();
+        store
+            .with(|c| {
+                Ok(c.batch_execute(
+                    "INSERT INTO __diesel_schema_migrations (version) VALUES ('29990101000001')",
+                )?)
+            })
+            .unwrap();
+        drop(store);
+        let e = Store::open(&url, 1).err().expect("refused").to_string();
+        assert!(
+            e.contains("29990101000001") && e.contains("newer Quill"),
+            "{e}"
+        );
+        store_reopens_once_the_unknown_migration_is_gone(&url);
+    }
+
+    fn store_reopens_once_the_unknown_migration_is_gone(url: &str) {
+        let mut conn = DbConn::establish(url).unwrap();
+        conn.batch_execute(
+            "DELETE FROM __diesel_schema_migrations WHERE version = '29990101000001'",
+        )
+        .unwrap();
+        drop(conn);
+        assert!(Store::open(url, 1).is_ok());
     }
 
     #[test]
