@@ -35,7 +35,7 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
 pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Verify { store } => {
-            let store = Store::open(&store.database_url, 1)?;
+            let store = Store::open_existing(&store.database_url, 1)?;
             let v = store.with(repo::audit::verify)?;
             println!("{}", serde_json::to_string(&v)?);
             if let Some(seq) = v.first_broken {
@@ -45,7 +45,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         }
         AuditCommand::Export { store, since } => {
             let since = parse_since(&since)?;
-            let store = Store::open(&store.database_url, 1)?;
+            let store = Store::open_existing(&store.database_url, 1)?;
             for r in store.with(|c| repo::audit::since(c, since))? {
                 println!("{}", serde_json::to_string(&r)?);
             }

@@ -86,7 +86,7 @@ pub struct UserUnblockArgs {
 pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
     match cmd {
         CredentialCommand::Unblock { store, credential } => {
-            let store = Store::open(&store.database_url, 1)?;
+            let store = Store::open_existing(&store.database_url, 1)?;
             let audit = event(
                 SystemClock.now(),
                 "operator",
@@ -120,7 +120,7 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             within_days,
             limit,
         } => {
-            let store = Store::open(&store.database_url, 1)?;
+            let store = Store::open_existing(&store.database_url, 1)?;
             let before = SystemClock
                 .now()
                 .saturating_add(i64::from(within_days).saturating_mul(86_400));
@@ -138,7 +138,7 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             credential,
             days,
         } => {
-            let store = Store::open(&store.database_url, 1)?;
+            let store = Store::open_existing(&store.database_url, 1)?;
             let qscd = token.open()?;
             let renewed = crate::service::enrol::renew_certificate(
                 &store,
@@ -169,7 +169,7 @@ fn change_status(args: StatusArgs, enable: bool) -> anyhow::Result<()> {
     } else {
         (STATUS_ENABLED, STATUS_DISABLED, "disable_credential")
     };
-    let store = Store::open(&store.database_url, 1)?;
+    let store = Store::open_existing(&store.database_url, 1)?;
     let audit = event(
         SystemClock.now(),
         "operator",
@@ -210,7 +210,7 @@ fn change_status(args: StatusArgs, enable: bool) -> anyhow::Result<()> {
 pub fn run_user(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Unblock(args) => {
-            let store = Store::open(&args.store.database_url, 1)?;
+            let store = Store::open_existing(&args.store.database_url, 1)?;
             let user = store
                 .with(|c| repo::users::by_name(c, &args.user))?
                 .ok_or_else(|| anyhow::anyhow!("no user {:?}", args.user))?;

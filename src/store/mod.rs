@@ -558,6 +558,19 @@ impl Store {
         Store::open_with(database_url, max_connections, RESTART_FRAMES)
     }
 
+    /// `open` for commands that inspect or change what is already there (audit, credential and
+    /// user commands): a SQLite file that does not exist is a mistyped path, not a database to
+    /// create (an empty one would verify as a clean audit log).
+    pub fn open_existing(database_url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        if let Target::Sqlite(path) = Target::parse(database_url)? {
+            anyhow::ensure!(
+                Path::new(&path).exists(),
+                "no database at {path}: check --database-url"
+            );
+        }
+        Store::open(database_url, max_connections)
+    }
+
     /// `open`, with the log size at which SQLite's log is started over.
     fn open_with(
         database_url: &str,

@@ -487,3 +487,31 @@ fn disable_and_enable_suspend_a_credential_while_serving() {
     );
     audit_verifies(env);
 }
+
+/// Commands that inspect or change what a database holds refuse a SQLite path with no database
+/// (a typo) instead of creating an empty one that verifies as a clean audit log.
+#[test]
+fn inspection_commands_refuse_a_missing_database() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo").join("quill.db");
+    let url = format!("sqlite://{}", missing.display());
+    for args in [
+        vec!["audit", "verify"],
+        vec!["audit", "export"],
+        vec!["credential", "expiring"],
+        vec!["credential", "unblock", "--credential", "x"],
+        vec!["user", "unblock", "--user", "x"],
+    ] {
+        let out = env
+            .quill()
+            .args(&args)
+            .args(["--database-url", &url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no database at"), "{args:?}: {err}");
+    }
+    assert!(!missing.parent().unwrap().exists(), "nothing was created");
+}
