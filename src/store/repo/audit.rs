@@ -171,7 +171,10 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, StoreError> {
                 &r.detail,
             ],
         );
-        if r.seq != expected_seq || r.prev_hash != prev || r.hash != recomputed {
+        // No credential hashes as "\0", so a record whose id *is* "\0" (Quill writes only
+        // 32-hex ids) can only be a NULL edited in place: the hash alone would not tell.
+        let ambiguous = r.credential_id.as_deref() == Some("\u{0}");
+        if r.seq != expected_seq || r.prev_hash != prev || r.hash != recomputed || ambiguous {
             return Ok(Verification {
                 records: n as u64,
                 first_broken: Some(r.seq),
@@ -348,6 +351,21 @@ mod tests {
             })
             .unwrap();
         assert_eq!(store.with(verify).unwrap().first_broken, Some(3));
+        // A missing credential id turned into "\0" (what the hash writes for none) is caught
+        // (SQLite; PostgreSQL text cannot hold a NUL at all).
+        let (_d, store) = temp_store();
+        for n in 1..=3 {
+            store.with(|c| append_alone(c, &ev(n))).unwrap();
+        }
+        let edited = store.with(|c| {
+            diesel::update(audit_log::table.find(2_i64))
+                .set(audit_log::credential_id.eq(Some("\u{0}")))
+                .execute(c)?;
+            Ok(())
+        });
+        if edited.is_ok() {
+            assert_eq!(store.with(verify).unwrap().first_broken, Some(2));
+        }
         let (_d, store) = temp_store();
         for n in 1..=3 {
             store.with(|c| append_alone(c, &ev(n))).unwrap();
