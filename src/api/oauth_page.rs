@@ -127,7 +127,8 @@ pub fn csp(redirect_uri: Option<&str>) -> String {
     )
 }
 
-/// The page asking for the password (service) or PIN and OTP (credential).
+/// The page asking for the user name and password (service), and with them the PIN and OTP
+/// (credential).
 pub fn render(page: &Page, t: &Texts) -> String {
     let p = &page.params;
     let error = page.error.map(|e| match e {
@@ -159,8 +160,12 @@ pub fn render(page: &Page, t: &Texts) -> String {
             input type="hidden" name="handle" value=(page.handle.expose());
             input type="hidden" name="csrf" value=(page.csrf.expose());
             @if p.is_credential() {
+                label for="username" { (t.username) }
+                input id="username" name="username" type="text" autocomplete="username" required autofocus;
+                label for="password" { (t.password) }
+                input id="password" name="password" type="password" autocomplete="current-password" required;
                 label for="pin" { (t.pin) }
-                input id="pin" name="pin" type="password" inputmode="numeric" autocomplete="off" required autofocus;
+                input id="pin" name="pin" type="password" inputmode="numeric" autocomplete="off" required;
                 label for="otp" { (t.otp) }
                 input id="otp" name="otp" type="text" inputmode="numeric" autocomplete="one-time-code" required;
                 button type="submit" name="action" value="approve" { (t.approve_sign) }

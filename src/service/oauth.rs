@@ -682,9 +682,31 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
     let st2 = st.clone();
     let user_id = if params.is_credential() {
         let cred = usable_credential(st, &params).await.map_err(redirect)?;
-        let (Some(pin), Some(otp)) = (form.pin.clone(), form.otp.clone()) else {
-            return Ok(retry("missing", Some((cred.description.clone(), false))));
+        let shown = Some((cred.description.clone(), false));
+        let (Some(name), Some(pw), Some(pin), Some(otp)) = (
+            form.username.clone(),
+            form.password.clone(),
+            form.pin.clone(),
+            form.otp.clone(),
+        ) else {
+            return Ok(retry("missing", shown));
         };
+        // The signer logs in first: PIN and OTP are only tried (and only counted towards the
+        // credential's lockout) for its owner, so knowing a credential ID is not enough to
+        // lock it. A wrong password counts towards the user's login lockout, as auth/login.
+        let (st3, owner) = (st.clone(), cred.user_id.clone());
+        let logged_in = blocking::run(move || {
+            let now = st3.clock.now();
+            super::session::check_password(&st3, &name, &pw, now)
+        })
+        .await;
+        match logged_in {
+            Ok(user) if user.id == owner => {}
+            Ok(_) | Err(CscError::AuthenticationError) => {
+                return Ok(retry("wrong_password", shown));
+            }
+            Err(e) => return Err(redirect(e.into())),
+        }
         let c2 = cred.clone();
         let checked = blocking::run(move || {
             let now = st2.clock.now();
@@ -693,12 +715,7 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         .await;
         match checked {
             Ok(()) => cred.user_id,
-            Err(CscError::InvalidAuthenticationData) => {
-                return Ok(retry(
-                    "wrong_pin_otp",
-                    Some((cred.description.clone(), false)),
-                ));
-            }
+            Err(CscError::InvalidAuthenticationData) => return Ok(retry("wrong_pin_otp", shown)),
             Err(CscError::InvalidRequest(_)) => {
                 drop_request(st).await.map_err(OAuthError::from)?;
                 return Err(redirect(OAuthError::access_denied("Credential locked")));

@@ -110,6 +110,17 @@ pub fn page(r: Response) -> Form {
     }
 }
 
+/// The credential page's fields as signer `s` fills them, with this PIN and OTP.
+pub fn signer_fields<'a>(s: &'a Signer, pin: &'a str, otp: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("username", &s.user),
+        ("password", &s.password),
+        ("pin", pin),
+        ("otp", otp),
+        ("action", "approve"),
+    ]
+}
+
 pub fn submit(app: &TestApp, f: &Form, fields: &[(&str, &str)]) -> Response {
     let mut form: Vec<(&str, &str)> = vec![("handle", &f.handle), ("csrf", &f.csrf)];
     form.extend_from_slice(fields);
@@ -228,7 +239,7 @@ pub fn credential_token(
         &[("description", "Loan contract")],
     );
     assert!(f.html.contains("Loan contract") && f.html.contains("Acme Bank"));
-    approve_and_exchange(app, client, &f, &s.pin, &s.next_otp(cred), &verifier)
+    approve_and_exchange(app, client, &f, s, &s.next_otp(cred), &verifier)
 }
 
 /// The authorization page for a `scope=credential` request over `hashes` (state `st-1`), and
@@ -307,20 +318,17 @@ pub fn sign_verified_with_credential_token(
     );
 }
 
-/// Approve the page with PIN and OTP, follow the redirect, exchange the code: the token answer.
+/// Approve the credential page as signer `s` (user name, password, PIN) with `otp`, follow
+/// the redirect, exchange the code: the token answer.
 pub fn approve_and_exchange(
     app: &TestApp,
     client: &OClient,
     f: &Form,
-    pin: &str,
+    s: &Signer,
     otp: &str,
     verifier: &str,
 ) -> Value {
-    let q = redirected(&submit(
-        app,
-        f,
-        &[("pin", pin), ("otp", otp), ("action", "approve")],
-    ));
+    let q = redirected(&submit(app, f, &signer_fields(s, &s.pin, otp)));
     assert_eq!(q["state"], "st-1");
     exchange_code(app, client, &q["code"], verifier, &[])
 }
@@ -783,7 +791,7 @@ fn page_csrf_wrong_pin_cancel_and_language() {
     };
     assert_eq!(submit(&app, &forged, &[("pin", &s.pin)]).status(), 400);
     // A wrong PIN is counted (the page comes back with an alert).
-    let r = submit(&app, &f, &[("pin", "000000"), ("otp", "123456")]);
+    let r = submit(&app, &f, &signer_fields(&s, "000000", "123456"));
     assert_eq!(r.status(), 200);
     assert!(r.text().unwrap().contains("role=\"alert\""));
     assert_eq!(
@@ -930,11 +938,8 @@ fn pushed_rich_authorization_request_and_metadata() {
     assert!(f.html.contains("Contract 42"), "{}", f.html);
     // One page per request_uri.
     assert_eq!(open().status(), 400);
-    let q = redirected(&submit(
-        &app,
-        &f,
-        &[("pin", &s.pin), ("otp", &s.next_otp(&cred))],
-    ));
+    let otp = s.next_otp(&cred);
+    let q = redirected(&submit(&app, &f, &signer_fields(&s, &s.pin, &otp)));
     assert_eq!(q["state"], "par-state");
     let t = exchange_code(
         &app,
@@ -1277,4 +1282,51 @@ fn client_redirect_uris_are_callbacks_only() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("error:"), "{bad}: {err}");
     }
+}
+
+/// The credential page checks the signer's user name and password before the PIN and OTP:
+/// someone who only knows a credential ID (or is another user) gets "wrong password" and cannot
+/// count a single failure against the credential, so cannot lock it.
+#[test]
+fn only_the_credentials_owner_can_spend_its_pin_attempts_on_the_page() {
+    let env = Env::new();
+    let s = signer("abel");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let mallory = signer("mallory");
+    env.enroll(&mallory, "ec-p256");
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let (f, _) = credential_page(&app, &client, &cred, &[digest(SHA256, b"x")], &[]);
+    let failures = || {
+        env.db_i64(&format!(
+            "SELECT CAST(failed_auths AS BIGINT) AS n FROM credentials WHERE id = '{cred}'"
+        ))
+    };
+    let mut f = f;
+    for _ in 0..6 {
+        // Another user's own, correct password; or the owner's name with a guessed one.
+        for (user, password) in [
+            (&mallory.user, &mallory.password),
+            (&s.user, &"guess".to_string()),
+        ] {
+            let fields = [
+                ("username", user.as_str()),
+                ("password", password.as_str()),
+                ("pin", "000000"),
+                ("otp", "123456"),
+                ("action", "approve"),
+            ];
+            let r = submit(&app, &f, &fields);
+            assert_eq!(r.status(), 200);
+            f = page(r);
+            assert!(f.html.contains("role=\"alert\""), "{}", f.html);
+        }
+    }
+    assert_eq!(failures(), 0, "no PIN was tried");
+    // The owner (whose login the guesses locked, as auth/login would) is refused too until
+    // unblocked, then signs.
+    env.quill_ok(&["user", "unblock", "--user", &s.user]);
+    let otp = s.next_otp(&cred);
+    let q = redirected(&submit(&app, &f, &signer_fields(&s, &s.pin, &otp)));
+    assert!(q.contains_key("code"), "{q:?}");
 }

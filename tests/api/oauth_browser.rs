@@ -91,7 +91,7 @@ fn signer_authorizes_in_headless_chromium_with_the_keyboard_only() {
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("state", "browser-state");
-    let pin = s.pin.clone();
+    let (user, password, pin) = (s.user.clone(), s.password.clone(), s.pin.clone());
     let otp = s.next_otp(&cred);
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("oauth-authorize-page.png");
 
@@ -121,14 +121,17 @@ fn signer_authorizes_in_headless_chromium_with_the_keyboard_only() {
         );
         std::fs::write(&shot, browser.screenshot().await.unwrap()).unwrap();
 
-        // Keyboard only: focus starts in the PIN field; Tab to the OTP field; Enter submits.
-        let focused = browser.active_element().await.unwrap();
-        assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("pin"));
-        focused.send_keys(&pin).await.unwrap();
-        focused
-            .send_keys(&char::from(Key::Tab).to_string())
-            .await
-            .unwrap();
+        // Keyboard only: focus starts in the user name field; Tab through password and PIN to
+        // the OTP field; Enter submits.
+        for (id, value) in [("username", &user), ("password", &password), ("pin", &pin)] {
+            let focused = browser.active_element().await.unwrap();
+            assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some(id));
+            focused.send_keys(value).await.unwrap();
+            focused
+                .send_keys(&char::from(Key::Tab).to_string())
+                .await
+                .unwrap();
+        }
         let focused = browser.active_element().await.unwrap();
         assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("otp"));
         focused

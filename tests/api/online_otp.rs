@@ -368,13 +368,9 @@ fn oauth_page_sends_the_online_otp_and_accepts_it() {
     );
     // A wrong code: the page again, no redirect.
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let again = submit(
-        &app,
-        &f,
-        &[("pin", &s.pin), ("otp", wrong), ("action", "approve")],
-    );
+    let again = submit(&app, &f, &signer_fields(&s, &s.pin, wrong));
     assert_eq!(again.status(), 200);
     let f = page(again);
-    let t = approve_and_exchange(&app, &client, &f, &s.pin, &code, &verifier);
+    let t = approve_and_exchange(&app, &client, &f, &s, &code, &verifier);
     sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
 }
