@@ -469,6 +469,8 @@ pub async fn get_challenge(
     let req = body.0;
     let credential_id = super::required_credential_id(req.credential_id)?;
     let object = req.auth_object_id.unwrap_or_else(|| "OTP".to_string());
-    crate::service::challenge::send_code(&state, &caller.user, &credential_id, &object).await?;
+    let resend = crate::service::challenge::Resend::Always;
+    crate::service::challenge::send_code(&state, &caller.user, &credential_id, &object, resend)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -33,6 +33,16 @@ pub fn code_hash(credential_id: &str, code: &str) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
+/// When a new code replaces a pending one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// Always (`credentials/getChallenge`: the owner asks, with their token).
+    Always,
+    /// Only when none is pending (the OAuth page, which anyone can open: opening it again must
+    /// neither flood the owner's phone nor cancel the code the owner is typing).
+    UnlessPending,
+}
+
 /// Generate, store and send a new code for one of the caller's online-OTP credentials.
 #[tracing::instrument(skip_all, fields(credential_id = %credential_id))]
 pub async fn send_code(
@@ -40,6 +50,7 @@ pub async fn send_code(
     user: &UserId,
     credential_id: &str,
     auth_object_id: &str,
+    resend: Resend,
 ) -> Result<(), CscError> {
     let cred = super::owned_credential(state, user, credential_id).await?;
     super::check_usable(state, &cred.status, cred.failed_auths)?;
@@ -52,6 +63,14 @@ pub async fn send_code(
     let user_id = user.0.clone();
     blocking::run(move || {
         let now = st.clock.now();
+        if resend == Resend::UnlessPending
+            && st
+                .store
+                .with(|c| repo::challenges::is_pending(c, &cred.id, now))?
+        {
+            tracing::info!("online OTP still pending; none sent");
+            return Ok(());
+        }
         let code = Secret::new(format!("{:06}", rand::rng().random_range(0..1_000_000u32)));
         let sealed = cred.otp_secret.as_ref().ok_or_else(|| {
             CscError::Internal("online OTP credential without destination".into())

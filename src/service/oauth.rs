@@ -578,7 +578,9 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
         let cred = usable_credential(st, &params).await.map_err(redirect)?;
         let online = super::challenge::is_online(&cred);
         if online {
-            super::challenge::send_code(st, &UserId(cred.user_id.clone()), &cred.id, "OTP")
+            let owner = UserId(cred.user_id.clone());
+            let resend = super::challenge::Resend::UnlessPending;
+            super::challenge::send_code(st, &owner, &cred.id, "OTP", resend)
                 .await
                 .map_err(|e| redirect(e.into()))?;
         }

@@ -366,6 +366,13 @@ fn oauth_page_sends_the_online_otp_and_accepts_it() {
         !env.server_log().contains(&code),
         "the code is never logged"
     );
+    // Anyone can open the page: opening it again while the code is pending sends nothing and
+    // keeps that code (no flood of the signer's inbox, no cancelling the code being typed).
+    for _ in 0..3 {
+        credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
+    }
+    let sent = std::fs::read_to_string(&outbox).unwrap().lines().count();
+    assert_eq!(sent, 1, "one code while one is pending");
     // A wrong code: the page again, no redirect.
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let again = submit(&app, &f, &signer_fields(&s, &s.pin, wrong));

@@ -30,6 +30,17 @@ pub fn put(
     })
 }
 
+/// Whether the credential has a code pending: not expired, tries left.
+pub fn is_pending(conn: &mut DbConn, credential_id: &str, now: i64) -> Result<bool, StoreError> {
+    let n: i64 = otp_challenges::table
+        .find(credential_id)
+        .filter(otp_challenges::expires_at.gt(now))
+        .filter(otp_challenges::tries_left.gt(0))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// Spend one try on the live challenge; true when `code_hash` matches (the challenge is then
 /// gone, so a code works once).
 pub fn redeem(
