@@ -692,6 +692,13 @@ pub(crate) mod tests {
     /// A fresh store: a temporary SQLite file, or — when `QUILL_TEST_PG_URL` names a
     /// PostgreSQL server (CI sets it) — a fresh database on that server.
     pub(crate) fn temp_store() -> (TempDb, Store) {
+        let (db, url) = temp_db();
+        let store = Store::open(&url, 4).unwrap();
+        (db, store)
+    }
+
+    /// `temp_store`'s database, not opened yet: what holds it, and its URL.
+    pub(crate) fn temp_db() -> (TempDb, String) {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg) = match test_pg_url() {
             Some(admin) => {
@@ -700,8 +707,7 @@ pub(crate) mod tests {
             }
             None => (format!("sqlite://{}/t.db", dir.path().display()), None),
         };
-        let store = Store::open(&url, 4).unwrap();
-        (TempDb { _dir: dir, _pg: pg }, store)
+        (TempDb { _dir: dir, _pg: pg }, url)
     }
 
     /// Keeps the temporary directory, and the PostgreSQL database until the end.
@@ -721,14 +727,7 @@ pub(crate) mod tests {
     /// name, on either backend, and nothing is run on it; a known one opens as before.
     #[test]
     fn a_database_from_a_newer_quill_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (url, _pg) = match test_pg_url() {
-            Some(admin) => {
-                let db = scratch::ScratchDatabase::create(&admin, "quill_unit").unwrap();
-                (db.url(), Some(db))
-            }
-            None => (format!("sqlite://{}/t.db", dir.path().display()), None),
-        };
+        let (_db, url) = temp_db();
         let store = Store::open(&url, 1).unwrap();
         store
             .with(|c| {
