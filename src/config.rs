@@ -244,9 +244,14 @@ pub struct ServeArgs {
     /// in production.
     #[arg(long, env = "QUILL_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// ISO 3166-1 alpha-2 region announced by `info`.
+    /// ISO 3166-1 alpha-2 region announced by `info` (two capital letters: the country the
+    /// provider is established in).
     #[arg(long, env = "QUILL_REGION", default_value = "EU")]
     pub region: String,
+    /// The service logo `info` announces: an http(s) URL, or a `data:image/png;base64,…` /
+    /// `data:image/jpeg;base64,…` URI. Unset: Quill's own, served at `/logo.png`.
+    #[arg(long, env = "QUILL_LOGO")]
+    pub logo: Option<String>,
 }
 
 /// Validated service settings.
@@ -268,6 +273,8 @@ pub struct ServiceSettings {
     pub body_timeout: std::time::Duration,
     /// `--public-url`, checked and without a trailing slash.
     pub public_url: Option<String>,
+    /// `--logo`, checked; `None`: `<issuer>/logo.png`.
+    pub logo: Option<String>,
 }
 
 impl ServeArgs {
@@ -301,8 +308,14 @@ impl ServeArgs {
             "--body-timeout must be between 1 and 600 seconds"
         );
         let public_url = self.public_url.as_deref().map(public_origin).transpose()?;
+        anyhow::ensure!(
+            self.region.len() == 2 && self.region.bytes().all(|b| b.is_ascii_uppercase()),
+            "--region must be an ISO 3166-1 alpha-2 code: two capital letters such as BG or DE"
+        );
+        let logo = self.logo.as_deref().map(logo_uri).transpose()?;
         Ok(ServiceSettings {
             public_url,
+            logo,
             body_timeout: std::time::Duration::from_secs(self.body_timeout),
             sign_on_worker: self.sign_on_worker,
             purge_every: (self.purge_every > 0)
@@ -334,6 +347,33 @@ fn public_origin(raw: &str) -> anyhow::Result<String> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
+/// `--logo`: an http(s) URL without credentials, or a base64 PNG or JPEG `data:` URI.
+fn logo_uri(raw: &str) -> anyhow::Result<String> {
+    use base64::Engine;
+    const MSG: &str = "--logo must be an http(s) URL or a data:image/png;base64,… or \
+                       data:image/jpeg;base64,… URI";
+    if let Some(rest) = raw.strip_prefix("data:") {
+        let data = rest
+            .strip_prefix("image/png;base64,")
+            .or_else(|| rest.strip_prefix("image/jpeg;base64,"))
+            .ok_or_else(|| anyhow::anyhow!(MSG))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| anyhow::anyhow!("{MSG}: {e}"))?;
+        anyhow::ensure!(!bytes.is_empty(), "{MSG}: the image is empty");
+        return Ok(raw.to_string());
+    }
+    let url = url::Url::parse(raw).map_err(|e| anyhow::anyhow!("{MSG}: {e}"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "https" | "http")
+            && url.host().is_some()
+            && url.username().is_empty()
+            && url.password().is_none(),
+        MSG
+    );
+    Ok(url.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +397,38 @@ mod tests {
                 .hash
                 .memory_kib,
             65_536
+        );
+    }
+
+    #[test]
+    fn region_and_logo_are_checked() {
+        let with = |k: &str, v: &str| settings(&["--database-url", "sqlite://q.db", k, v]);
+        assert_eq!(with("--region", "BG").unwrap().region, "BG");
+        for bad in ["bg", "BGR", "B", "", "B1"] {
+            assert!(with("--region", bad).is_err(), "{bad}");
+        }
+        let png = "data:image/png;base64,iVBORw0KGgo=";
+        assert_eq!(with("--logo", png).unwrap().logo.as_deref(), Some(png));
+        assert_eq!(
+            with("--logo", "https://tsp.example/logo.png")
+                .unwrap()
+                .logo
+                .as_deref(),
+            Some("https://tsp.example/logo.png")
+        );
+        for bad in [
+            "data:image/png;base64,",
+            "data:image/png;base64,!!",
+            "data:text/html;base64,PGI+",
+            "javascript:alert(1)",
+            "https://u:p@tsp.example/l.png",
+            "logo.png",
+        ] {
+            assert!(with("--logo", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            settings(&["--database-url", "sqlite://q.db"]).unwrap().logo,
+            None
         );
     }
 

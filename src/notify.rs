@@ -119,17 +119,18 @@ impl Smtp {
             .ok_or_else(|| anyhow::anyhow!("SMTP URL needs a host"))?
             .to_string();
         let mut from = None;
-        let rest: Vec<(String, String)> = url
-            .query_pairs()
-            .filter_map(|(k, v)| {
-                if k == "from" {
-                    from = Some(v.into_owned());
-                    None
-                } else {
-                    Some((k.into_owned(), v.into_owned()))
-                }
-            })
-            .collect();
+        let mut rest: Vec<(String, String)> = Vec::new();
+        for (k, v) in url.query_pairs() {
+            match &*k {
+                "from" => from = Some(v.into_owned()),
+                // lettre reads `tls` alone and ignores every other key, so a misspelt
+                // `TLS=required` would send codes in clear text: refuse what it would not read
+                "tls" => rest.push((k.into_owned(), v.into_owned())),
+                other => anyhow::bail!(
+                    "SMTP URL: unknown parameter {other:?} (only tls=required|opportunistic and from=ADDRESS)"
+                ),
+            }
+        }
         if rest.is_empty() {
             url.set_query(None);
         } else {
@@ -248,6 +249,12 @@ mod tests {
         assert!(from_spec("smtp://relay.example?tls=required").is_ok());
         assert!(from_spec("smtp://relay.example?from=not-an-address").is_err());
         assert!(from_spec("smtp://relay.example?tls=bogus").is_err());
+        // a key lettre would ignore (here: the case) is refused, not dropped into clear text
+        let e = from_spec("smtp://relay.example?TLS=required")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("\"TLS\""), "{e}");
+        assert!(from_spec("smtp://relay.example?tls=required&sender=a@b.example").is_err());
         let both = from_spec("webhook:https://gw.example/sms, smtp://relay.example").unwrap();
         assert!(both.serves("sms") && both.serves("email"));
         let mail_only = from_spec("smtp://relay.example").unwrap();

@@ -1,4 +1,4 @@
-//! Build the HTTP application: bind (port 0 allowed), plain HTTP or HTTPS (rustls), wire state
+//! Build the HTTP application: bind (port 0 allowed; errors name the address), plain HTTP or HTTPS (rustls), wire state
 //! and routes, add the request middleware (request ID, logging, metrics: `telemetry`).
 //! `quill serve`, `quill demo` and the integration tests all start Quill through here.
 
@@ -20,15 +20,19 @@ pub struct Application {
     pub scheme: &'static str,
 }
 
+/// Bind `listen` (port 0: any free port); a failure names the address.
+pub fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))
+}
+
 impl Application {
-    /// Bind `listen` and prepare the server, serving HTTPS when `tls` is given. Must be called
-    /// inside an actix system.
+    /// Prepare the server on a bound `listener` (see [`bind`]), serving HTTPS when `tls` is
+    /// given. Must be called inside an actix system.
     pub fn build(
         state: AppState,
-        listen: SocketAddr,
+        listener: TcpListener,
         tls: Option<rustls::ServerConfig>,
     ) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(listen)?;
         let address = listener.local_addr()?;
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {

@@ -459,8 +459,8 @@ pub struct ChallengeRequest {
     pub client_data: Option<String>,
 }
 
-/// `credentials/getChallenge` (v2) and `credentials/sendOTP` (v1, `authObjectID` implied):
-/// the code goes out of band, so the answer is 204.
+/// `credentials/getChallenge` (v2): `authObjectID` is required (CSC §3.5). The code goes out
+/// of band, so the answer is 204.
 pub async fn get_challenge(
     state: web::Data<AppState>,
     caller: Caller,
@@ -468,9 +468,32 @@ pub async fn get_challenge(
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
     let credential_id = super::required_credential_id(req.credential_id)?;
-    let object = req.auth_object_id.unwrap_or_else(|| "OTP".to_string());
+    let object = req.auth_object_id.ok_or_else(|| {
+        CscError::invalid("Missing (or invalid type) string parameter authObjectID")
+    })?;
+    send_challenge(&state, &caller, &credential_id, &object).await
+}
+
+/// `credentials/sendOTP` (v1): the online OTP of the credential, `authObjectID` implied.
+pub async fn send_otp(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: CscJson<ChallengeRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    let credential_id = super::required_credential_id(req.credential_id)?;
+    let object = req.auth_object_id.as_deref().unwrap_or("OTP");
+    send_challenge(&state, &caller, &credential_id, object).await
+}
+
+async fn send_challenge(
+    state: &AppState,
+    caller: &Caller,
+    credential_id: &str,
+    object: &str,
+) -> Result<HttpResponse, CscError> {
     let resend = crate::service::challenge::Resend::Always;
-    crate::service::challenge::send_code(&state, &caller.user, &credential_id, &object, resend)
+    crate::service::challenge::send_code(state, &caller.user, credential_id, object, resend)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -30,7 +30,7 @@ pub struct SignatureFormats {
 pub struct InfoResponse {
     pub specs: &'static str,
     pub name: String,
-    pub logo: &'static str,
+    pub logo: String,
     pub region: String,
     pub lang: &'static str,
     pub description: &'static str,
@@ -47,6 +47,20 @@ pub struct InfoResponse {
     pub signature_formats: SignatureFormats,
     #[serde(rename = "conformance_levels")]
     pub conformance_levels: Vec<&'static str>,
+}
+
+/// Quill's own logo, served at [`super::LOGO`] and announced by `info` unless `--logo` is set.
+pub const LOGO_PNG: &[u8] = include_bytes!("logo.png");
+
+/// `GET /logo.png`.
+pub async fn logo() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CONTENT_TYPE, "image/png"))
+        .insert_header((
+            actix_web::http::header::CACHE_CONTROL,
+            "public, max-age=86400",
+        ))
+        .body(LOGO_PNG)
 }
 
 /// Every signAlgo some credential type accepts, without duplicates, in a stable order.
@@ -71,7 +85,10 @@ pub async fn info(
     Ok(HttpResponse::Ok().json(InfoResponse {
         specs: "2.0.0.2",
         name: state.settings.service_name.clone(),
-        logo: "data:image/png;base64,",
+        logo: match &state.settings.logo {
+            Some(logo) => logo.clone(),
+            None => format!("{}{}", super::oauth2::issuer(&req), super::LOGO),
+        },
         region: state.settings.region.clone(),
         lang: "en-US",
         description: "Quill remote signature service (CSC API v2)",

@@ -101,7 +101,7 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
         ))
         .service(method(
             "/credentials/sendOTP",
-            web::post().to(credentials::get_challenge),
+            web::post().to(credentials::send_otp),
         ))
         .service(method(
             "/signatures/signHash",
@@ -116,6 +116,9 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
             web::post().to(sign_doc::timestamp),
         ))
 }
+
+/// Where Quill serves its own logo (the default `info.logo`).
+pub const LOGO: &str = "/logo.png";
 
 /// The OAuth 2.0 authorization server's endpoints (`oauth2`): outside `/csc/`, described in
 /// openapi.yaml beside the CSC methods.
@@ -160,6 +163,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get("/healthz", ops::healthz))
         .service(get("/readyz", ops::readyz))
         .service(get("/metrics", ops::metrics))
+        .service(get(LOGO, info::logo))
         .service(method("/tsa", web::post().to(sign_doc::rfc3161)))
         .service(
             web::resource(OAUTH_AUTHORIZE)

@@ -137,7 +137,9 @@ fn show_page(req: &HttpRequest, page: &Page) -> HttpResponse {
     r.cookie(cookie).body(oauth_page::render(page, t))
 }
 
-fn redirect_to(redirect_uri: &str, pairs: &[(&str, &str)]) -> HttpResponse {
+/// The authorization response: `pairs` and this server's issuer (`iss`, RFC 9207, so that a
+/// client talking to several authorization servers can tell which one answered: mix-up attacks).
+fn redirect_to(req: &HttpRequest, redirect_uri: &str, pairs: &[(&str, &str)]) -> HttpResponse {
     match url::Url::parse(redirect_uri) {
         Ok(mut url) => {
             {
@@ -145,6 +147,7 @@ fn redirect_to(redirect_uri: &str, pairs: &[(&str, &str)]) -> HttpResponse {
                 for (k, v) in pairs {
                     q.append_pair(k, v);
                 }
+                q.append_pair("iss", &issuer(req));
             }
             HttpResponse::Found()
                 .insert_header((header::LOCATION, url.as_str()))
@@ -187,7 +190,7 @@ fn failure(req: &HttpRequest, f: AuthzFailure) -> HttpResponse {
             if let Some(s) = state.as_deref() {
                 pairs.push(("state", s));
             }
-            redirect_to(&redirect_uri, &pairs)
+            redirect_to(req, &redirect_uri, &pairs)
         }
     }
 }
@@ -241,7 +244,7 @@ pub async fn authorize_submit(
             if let Some(s) = state.as_deref() {
                 pairs.push(("state", s));
             }
-            redirect_to(&redirect_uri, &pairs)
+            redirect_to(&req, &redirect_uri, &pairs)
         }
         Ok(Outcome::Retry(page)) => show_page(&req, &page),
         Err(f) => failure(&req, f),
@@ -332,6 +335,7 @@ pub async fn metadata(req: HttpRequest) -> HttpResponse {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "authorization_details_types_supported": ["credential"],
         "require_pushed_authorization_requests": false,
+        "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en", "bg"],
     }))
 }

@@ -145,6 +145,7 @@ mod tests {
                 keep_expired: 3600,
                 body_timeout: std::time::Duration::from_secs(30),
                 public_url: None,
+                logo: None,
             }),
             store,
             qscd: Arc::new(FakeToken { up: token_up }),

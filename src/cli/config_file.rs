@@ -22,6 +22,8 @@ pub const DEFAULT_PATH: &str = "quill.toml";
 pub struct ConfigFile {
     pub path: PathBuf,
     values: BTreeMap<String, String>,
+    /// The file's permission bits, when it was read from disk.
+    mode: Option<u32>,
 }
 
 impl std::fmt::Debug for ConfigFile {
@@ -96,14 +98,48 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<ConfigFile> {
     Ok(ConfigFile {
         path: path.to_path_buf(),
         values,
+        mode: None,
     })
 }
 
 /// Read and parse a config file.
 pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+    use std::os::unix::fs::PermissionsExt;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    parse(path, &text)
+    let mut file = parse(path, &text)?;
+    file.mode = std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777);
+    Ok(file)
+}
+
+impl ConfigFile {
+    /// The secrets this file holds (keys whose values `--help` hides: the token PIN, URLs that
+    /// may carry a password, the TOTP secret) when users other than its owner may read it.
+    pub fn exposed_secrets(&self, cmd: &Command) -> Vec<String> {
+        if self.mode.is_none_or(|m| m & 0o077 == 0) {
+            return Vec::new();
+        }
+        let mut secret = std::collections::BTreeSet::new();
+        collect_secret_keys(cmd, &mut secret);
+        self.values
+            .keys()
+            .filter(|k| secret.contains(*k))
+            .cloned()
+            .collect()
+    }
+}
+
+fn collect_secret_keys(cmd: &Command, keys: &mut std::collections::BTreeSet<String>) {
+    keys.extend(
+        cmd.get_arguments()
+            .filter(|a| a.is_hide_env_values_set())
+            .filter_map(key_of),
+    );
+    for sub in cmd.get_subcommands() {
+        collect_secret_keys(sub, keys);
+    }
 }
 
 /// The file key of an argument, when it is a setting (has a `QUILL_*` variable).
@@ -126,7 +162,11 @@ fn with_defaults(cmd: Command, values: &BTreeMap<String, String>) -> Command {
     cmd.mut_args(|arg| match key_of(&arg).and_then(|k| values.get(&k)) {
         Some(value) => {
             let secret = arg.is_hide_env_values_set();
-            arg.default_value(value.clone()).hide_default_value(secret)
+            // clap checks a required argument before defaults count: the file's value
+            // satisfies it, so the argument is no longer required
+            arg.default_value(value.clone())
+                .hide_default_value(secret)
+                .required(false)
         }
         None => arg,
     })
@@ -234,6 +274,27 @@ mod tests {
         }
     }
 
+    /// A setting clap requires (`quill otp --totp-secret`) is satisfied by the file's key.
+    #[test]
+    fn a_required_setting_may_come_from_the_file() {
+        use clap::{CommandFactory, FromArgMatches};
+        let secret = "JBSWY3DPEHPK3PXP";
+        let parse = |c: Command| {
+            c.try_get_matches_from(["quill", "otp"])
+                .map(|m| crate::cli::Cli::from_arg_matches(&m).unwrap())
+        };
+        assert!(
+            parse(crate::cli::Cli::command()).is_err(),
+            "required without the file"
+        );
+        let f = file(&format!("totp_secret = \"{secret}\"")).unwrap();
+        let cli = parse(apply(crate::cli::Cli::command(), &f).unwrap()).unwrap();
+        match cli.command {
+            crate::cli::Command::Otp(a) => assert_eq!(a.totp_secret, secret),
+            _ => panic!("not the otp command"),
+        }
+    }
+
     #[test]
     fn refusals_name_the_key_and_file_but_no_value() {
         let e = apply(cmd(), &file("user = \"alice\"").unwrap()).unwrap_err();
@@ -255,6 +316,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains("1234-secret"), "{e}");
+    }
+
+    /// A file holding the token PIN that others may read is reported (by key, not value);
+    /// a private one, or one without secrets, is not.
+    #[test]
+    fn secrets_in_a_file_others_may_read_are_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("quill.toml");
+        let chmod =
+            |mode| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::write(&path, "token_pin = \"1234\"\nlisten = \"0.0.0.0:9\"").unwrap();
+        chmod(0o644);
+        assert_eq!(load(&path).unwrap().exposed_secrets(&cmd()), ["token_pin"]);
+        chmod(0o640);
+        assert_eq!(load(&path).unwrap().exposed_secrets(&cmd()), ["token_pin"]);
+        chmod(0o600);
+        assert!(load(&path).unwrap().exposed_secrets(&cmd()).is_empty());
+        std::fs::write(&path, "listen = \"0.0.0.0:9\"").unwrap();
+        chmod(0o644);
+        assert!(load(&path).unwrap().exposed_secrets(&cmd()).is_empty());
     }
 
     #[test]

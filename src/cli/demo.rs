@@ -102,6 +102,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         return Err(anyhow::anyhow!("cannot re-execute quill demo: {err}"));
     }
 
+    // Bound before anything is made or printed: a port in use fails here, and port 0 is
+    // resolved for the banner.
+    let listener = crate::startup::bind(args.listen)?;
+    let listen = listener.local_addr()?;
+
     let token_pin = persistent_secret(&dir.join("token-pin"), || token::random_id(12))?;
     let so_pin = persistent_secret(&dir.join("token-so-pin"), || token::random_id(12))?;
     let created = Pkcs11Qscd::init_token(
@@ -118,7 +123,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     let serve_args = ServeArgs {
-        listen: args.listen,
+        listen,
         store: StoreArgs {
             database_url: format!("sqlite://{}", dir.join("quill.db").display()),
         },
@@ -146,6 +151,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         otp_sender: format!("outbox:{}", dir.join("otp-outbox.jsonl").display()),
         service_name: "Quill (demo)".into(),
         region: "EU".into(),
+        logo: None,
     };
     let state = super::serve::state(&serve_args)?;
 
@@ -195,13 +201,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         write_private(&user_file, &serde_json::to_string_pretty(&demo)?)?;
         demo
     };
-    print_banner(&demo, &serve_args)?;
-    super::serve::serve(state, &serve_args)
+    print_banner(&demo, listen, &dir)?;
+    super::serve::serve(state, listener, &serve_args)
 }
 
-fn print_banner(d: &DemoUser, args: &ServeArgs) -> anyhow::Result<()> {
+fn print_banner(d: &DemoUser, listen: std::net::SocketAddr, dir: &Path) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let base = format!("http://{}/csc/v2", args.listen);
+    let base = format!("http://{listen}/csc/v2");
     let text = format!(
         r#"
 ==================== Quill demo ====================
@@ -213,7 +219,7 @@ TOTP secret         : {totp}
 otpauth URI         : {uri}
 RSA-2048 credential : {rsa}
 P-256 credential    : {ec}
-(kept in {file}; delete the var/ directory to start over)
+(kept in {file}; delete the {dir} directory to start over)
 
 Walk-through (copy and paste into another terminal):
 
@@ -233,7 +239,8 @@ curl -s -X POST $B/signatures/signHash -H "Authorization: Bearer $TOKEN" -H 'Con
         uri = d.otpauth_uri,
         rsa = d.rsa_credential_id,
         ec = d.ec_credential_id,
-        file = "var/demo-user.json",
+        file = dir.join("demo-user.json").display(),
+        dir = dir.display(),
         exe = exe.display(),
     );
     println!("{text}");

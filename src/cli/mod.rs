@@ -125,6 +125,14 @@ pub fn main() -> ExitCode {
     init_tracing(cli.log_format);
     if let Some(file) = &file {
         tracing::info!(path = %file.path.display(), "settings read from the config file");
+        let exposed = file.exposed_secrets(&Cli::command());
+        if !exposed.is_empty() {
+            tracing::warn!(
+                path = %file.path.display(),
+                keys = %exposed.join(", "),
+                "the config file holds secrets and users other than its owner may read it: chmod 600 it"
+            );
+        }
     }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

@@ -3,6 +3,7 @@
 //! stdout once bound.
 
 use std::io::Write;
+use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::clock::SystemClock;
@@ -31,21 +32,21 @@ pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     })
 }
 
-/// Serve with an already opened state (shared with `demo`).
-pub fn serve(state: AppState, args: &ServeArgs) -> anyhow::Result<()> {
-    serve_with(state, args, args.tls.server_config()?)
+/// Serve with an already opened state on an already bound listener (shared with `demo`).
+pub fn serve(state: AppState, listener: TcpListener, args: &ServeArgs) -> anyhow::Result<()> {
+    serve_with(state, listener, args.tls.server_config()?)
 }
 
 fn serve_with(
     state: AppState,
-    args: &ServeArgs,
+    listener: TcpListener,
     tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         if let Some(every) = state.settings.purge_every {
             actix_web::rt::spawn(crate::service::purge::every(state.clone(), every));
         }
-        let app = Application::build(state, args.listen, tls)?;
+        let app = Application::build(state, listener, tls)?;
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
@@ -61,8 +62,10 @@ fn serve_with(
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    // Check the TLS files before opening the token, so a bad path fails fast and cleanly.
+    // Check the TLS files and the address before opening the token, so a bad path or a port
+    // in use fails fast and cleanly.
     let tls = args.tls.server_config()?;
+    let listener = crate::startup::bind(args.listen)?;
     let state = state(&args)?;
-    serve_with(state, &args, tls)
+    serve_with(state, listener, tls)
 }

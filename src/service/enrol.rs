@@ -76,6 +76,19 @@ pub struct EnrolOutcome {
     pub otp: Option<String>,
 }
 
+/// The certificate's subject common name (`--common-name`, else the user name): 1 to 64
+/// characters (X.520's upper bound, RFC 5280 `ub-common-name`), no control characters, not
+/// blank: it is the signer's name that signature validators show.
+pub fn check_common_name(cn: &str) -> anyhow::Result<()> {
+    let n = cn.chars().count();
+    anyhow::ensure!(
+        (1..=64).contains(&n) && !cn.trim().is_empty() && !cn.chars().any(char::is_control),
+        "the certificate's common name (--common-name, else the user name) must be 1 to 64 \
+         characters, not blank, without control characters (this one has {n})"
+    );
+    Ok(())
+}
+
 /// Parse `sms:+NUMBER` / `email:ADDRESS` into (kind, destination).
 pub fn parse_online_otp(spec: &str) -> anyhow::Result<(&'static str, String)> {
     if let Some(number) = spec.strip_prefix("sms:") {
@@ -182,6 +195,7 @@ pub fn enrol(
         "multisign must be between 1 and 1000"
     );
     check_cert_days(req.cert_days)?;
+    check_common_name(req.common_name.as_deref().unwrap_or(&req.user))?;
     let online = req
         .online_otp
         .as_deref()

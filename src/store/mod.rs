@@ -544,6 +544,27 @@ impl Checkpointer {
     }
 }
 
+/// Create a new SQLite file readable by its owner only (it holds password and PIN hashes,
+/// sealed OTP secrets and the audit log; SQLite would make it 0644 under the usual umask, and
+/// gives its `-wal` and `-shm` files the database file's mode). An existing file is left as
+/// it is; `:memory:` and `file:` URIs are SQLite's own business.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str() == ":memory:" || path.to_string_lossy().starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
+    }
+}
+
 /// Path of the SQLite file named by a `sqlite://PATH` URL (or a plain path).
 pub fn sqlite_path(database_url: &str) -> anyhow::Result<String> {
     match Target::parse(database_url)? {
@@ -584,6 +605,9 @@ impl Store {
                 .filter(|p| !p.as_os_str().is_empty())
         {
             std::fs::create_dir_all(parent)?;
+        }
+        if let Target::Sqlite(path) = &target {
+            create_private(Path::new(path))?;
         }
         // Migrate on a connection of its own before the pool opens any (WAL must be set before
         // SQLite connections start sharing the file).
@@ -679,6 +703,28 @@ pub(crate) mod tests {
             let e = check_sqlite_version(old).unwrap_err().to_string();
             assert!(e.contains("3.35 or later"), "{old}: {e}");
         }
+    }
+
+    /// A new SQLite database and its WAL files are the owner's alone; an existing file keeps
+    /// the mode its operator gave it.
+    #[test]
+    fn a_new_sqlite_database_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/q.db");
+        let store = Store::open(&format!("sqlite://{}", path.display()), 2).unwrap();
+        store.ping().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        let wal = dir.path().join("sub/q.db-wal");
+        assert!(wal.exists());
+        assert_eq!(mode(&wal), 0o600);
+        drop(store);
+        let shared = dir.path().join("shared.db");
+        std::fs::write(&shared, b"").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+        Store::open(&format!("sqlite://{}", shared.display()), 2).unwrap();
+        assert_eq!(mode(&shared), 0o640);
     }
 
     /// The PostgreSQL server the tests run against (`QUILL_TEST_PG_URL`, which CI sets);

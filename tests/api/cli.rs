@@ -29,6 +29,13 @@ fn enroll_validates_input_and_adds_credentials() {
     };
     let err = run(base("dsa-1024", "123456", &s.password)).unwrap_err();
     assert!(err.contains("unknown key algorithm"), "{err}");
+    // the certificate's common name: not empty, blank, over 64 characters or with controls
+    for cn in ["", "  ", &"é".repeat(65), "Ann\nCN=Evil"] {
+        let mut args = base("ec-p256", "123456", &s.password);
+        args.extend(["--common-name".into(), cn.to_string()]);
+        let err = run(args).unwrap_err();
+        assert!(err.contains("common name"), "{cn:?}: {err}");
+    }
     for pin in ["12345", "123456789", "12a456"] {
         let err = run(base("ec-p256", pin, &s.password)).unwrap_err();
         assert!(err.contains("PIN"), "{err}");
@@ -146,7 +153,35 @@ fn demo_starts_serves_and_restarts_without_enrolling_twice() {
     assert!(field(&text, "otpauth URI").starts_with("otpauth://"));
     assert!(text.contains("curl"));
     let addr: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    let app_base = format!("http://{}", addr["listening"].as_str().unwrap());
+    let listening = addr["listening"].as_str().unwrap().to_string();
+    let app_base = format!("http://{listening}");
+    // the banner names the port it got (asked for port 0) and the directory it uses
+    assert_eq!(
+        field(&text, "CSC API v2 base URL"),
+        format!("{app_base}/csc/v2")
+    );
+    let state_dir = std::fs::canonicalize(dir.path()).unwrap().join("var");
+    assert!(
+        text.contains(&format!("delete the {} directory", state_dir.display())),
+        "{text}"
+    );
+    // a second demo on the taken port fails before it makes or prints any secret, naming it
+    let other = tempfile::tempdir().unwrap();
+    let taken = Command::new(env!("CARGO_BIN_EXE_quill"))
+        .args(["demo", "--listen", &listening])
+        .current_dir(other.path())
+        .env_remove("SOFTHSM2_CONF")
+        .output()
+        .unwrap();
+    assert!(!taken.status.success());
+    let out = String::from_utf8_lossy(&taken.stdout);
+    assert!(!out.contains("password") && !out.contains("PIN"), "{out}");
+    let err = String::from_utf8_lossy(&taken.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on {listening}")),
+        "{err}"
+    );
+    assert!(!other.path().join("var/demo-user.json").exists());
     let client = reqwest::blocking::Client::new();
     let login = |base: &str| -> String {
         let path = "/csc/v2/auth/login";

@@ -456,6 +456,10 @@ fn service_scope_code_refresh_rotation_and_revocation() {
         &[("username", &s.user), ("password", &s.password)],
     ));
     assert_eq!(q["state"], "xyz");
+    assert_eq!(
+        q["iss"], app.base,
+        "RFC 9207: the response names its issuer"
+    );
     let t = exchange_code(&app, &public, &q["code"], &verifier, &[]);
     let access = t["access_token"].as_str().unwrap().to_string();
     let refresh = t["refresh_token"].as_str().unwrap().to_string();
@@ -591,6 +595,7 @@ fn authorize_errors_redirect_only_to_a_registered_uri() {
         let got = redirected(&r);
         assert_eq!(got["error"], error, "{got:?}");
         assert_eq!(got["state"], "s9");
+        assert_eq!(got["iss"], app.base, "error responses name the issuer too");
     }
     // A state of 512 characters is fine however many bytes they take.
     let r = get(with("state", &"é".repeat(512)));
@@ -1198,6 +1203,22 @@ fn public_url_fixes_the_issuer_against_forged_host_headers() {
         "https://sign.example.com/oauth2/token"
     );
     assert_eq!(info["oauth2Issuer"], "https://sign.example.com");
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+    // the authorization response's iss (RFC 9207) is the fixed issuer too
+    let client = add_client(&env, &[]);
+    let r = browser()
+        .get(format!("{}/oauth2/authorize", app.base))
+        .query(&[
+            ("response_type", "token"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+        ])
+        .header("X-Forwarded-Host", "evil.example")
+        .send()
+        .unwrap();
+    let q = redirected(&r);
+    assert_eq!(q["error"], "unsupported_response_type", "{q:?}");
+    assert_eq!(q["iss"], "https://sign.example.com");
     drop(app);
     let app = env.spawn();
     let (meta, _) = forged(&app);

@@ -84,6 +84,29 @@ fn sms_code_through_the_outbox() {
         &json!({"credentialID": cred, "authObjectID": "PIN"}),
     )
     .assert_error(400, "invalid_request");
+    // authObjectID is required by getChallenge (CSC §3.5); only v1 sendOTP implies it
+    for body in [
+        json!({"credentialID": cred}),
+        json!({"credentialID": cred, "authObjectID": null}),
+    ] {
+        let r = app.post("/csc/v2/credentials/getChallenge", Some(&token), &body);
+        r.assert_error(400, "invalid_request");
+        assert!(
+            r.body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("authObjectID"),
+            "{}",
+            r.body
+        );
+    }
+    app.post(
+        "/csc/v2/credentials/getChallenge",
+        Some(&token),
+        &json!({"credentialID": cred, "authObjectID": 1}),
+    )
+    .assert_error(400, "invalid_request");
+    assert!(!outbox.exists(), "no code was sent for a refused request");
     let r = app.post(
         "/csc/v2/credentials/getChallenge",
         Some(&token),

@@ -56,6 +56,10 @@ fn config_file_env_and_flag_precedence() {
     )
     .unwrap();
     let conf = conf_dir.join("quill.toml");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
 
     // No file (none given, none in the working directory): built-in defaults.
     let (app, _) = env.spawn_custom(&[], |c| {
@@ -111,7 +115,13 @@ fn config_file_env_and_flag_precedence() {
     );
     assert!(text.contains("--config"), "{text}");
     assert!(!text.contains(TOKEN_PIN), "the token PIN is shown: {text}");
-    assert!(!env.server_log().contains(TOKEN_PIN));
+    let log = env.server_log();
+    assert!(!log.contains(TOKEN_PIN));
+    // the file holds the token PIN and is 0644: the log says so, naming the key
+    assert!(
+        log.contains("chmod 600") && log.contains("token_pin"),
+        "no warning about the readable config file: {log}"
+    );
 }
 
 #[test]
@@ -284,6 +294,27 @@ fn healthz_and_readyz() {
     // Not part of the CSC API.
     let r = app.post("/csc/v2/healthz", None, &json!({}));
     r.assert_error(404, "invalid_request");
+}
+
+/// `info.logo` is a URL that serves a PNG (Quill's own, under the issuer), or the operator's.
+#[test]
+fn info_announces_a_logo_that_is_served() {
+    let env = Env::new();
+    let app = env.spawn();
+    let info = app.post("/csc/v2/info", None, &json!({}));
+    let logo = info.body["logo"].as_str().unwrap().to_string();
+    assert_eq!(logo, format!("{}/logo.png", app.base));
+    let r = app.client.get(&logo).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let png = r.bytes().unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{} bytes", png.len());
+    drop(app);
+    let mine = "https://tsp.example/brand/logo.png";
+    let app = env.spawn_with(&["--logo", mine, "--region", "BG"]);
+    let info = app.post("/csc/v2/info", None, &json!({}));
+    assert_eq!(info.body["logo"], mine);
+    assert_eq!(info.body["region"], "BG");
 }
 
 /// `series → value` of a Prometheus text exposition.
