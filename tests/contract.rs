@@ -211,11 +211,23 @@ fn paths_are_the_methods_quill_routes() {
                 panic!("{path}: example {name} breaks its schema: {why}");
             }
         }
-        let required_fields = schemas::schema(&format!("{stem}.request.json"))
+        // A field is required outright, or by every branch of an anyOf / oneOf (signDoc:
+        // credentialID or signatureQualifier; documentDigests or documents).
+        let schema = &schemas::schema(&format!("{stem}.request.json"))
             .unwrap()
-            .json
-            .get("required")
-            .is_some();
+            .json;
+        let every_branch_requires = |key: &str| {
+            schema[key].as_array().is_some_and(|branches| {
+                branches.iter().all(|b| {
+                    b["required"]
+                        .as_array()
+                        .is_some_and(|fields| !fields.is_empty())
+                })
+            })
+        };
+        let required_fields = schema.get("required").is_some()
+            || every_branch_requires("anyOf")
+            || every_branch_requires("oneOf");
         assert_eq!(
             op["requestBody"]["required"],
             Value::Bool(required_fields),

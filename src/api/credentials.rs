@@ -179,6 +179,8 @@ pub struct CredentialInfoJson {
     pub credential_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// From the certificate's QCStatements (`pki::cert::signature_qualifier`).
+    pub signature_qualifier: &'static str,
     pub key: KeyJson,
     pub cert: CertJson,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,6 +262,7 @@ fn to_json(
     CredentialInfoJson {
         credential_id: with_id.then(|| v.id.clone()),
         description: v.description.clone(),
+        signature_qualifier: v.cert.qualifier,
         key: KeyJson {
             status: if v.enabled { "enabled" } else { "disabled" },
             algo: v.sign_algos.iter().map(|a| a.oid()).collect(),

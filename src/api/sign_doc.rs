@@ -95,7 +95,6 @@ pub async fn sign_doc(
 ) -> Result<HttpResponse, CscError> {
     let req = body.0;
     tracing::debug!("signDoc body received");
-    let credential_id = super::required_credential_id(req.credential_id)?;
     if req.return_validation_info == Some(true) {
         return Err(CscError::invalid(
             "Invalid parameter returnValidationInfo: validation info is not available",
@@ -133,7 +132,8 @@ pub async fn sign_doc(
         ));
     }
     let input = SignDocInput {
-        credential_id,
+        credential_id: req.credential_id,
+        signature_qualifier: req.signature_qualifier,
         sad: super::signatures::effective_sad(caller.credential_token, req.sad)?,
         items,
         operation_mode: req.operation_mode,

@@ -26,6 +26,65 @@ pub struct CertInfo {
     pub not_after: i64,
     /// DER SubjectPublicKeyInfo.
     pub spki_der: Vec<u8>,
+    /// The CSC `signatureQualifier` the certificate supports, from its QCStatements.
+    pub qualifier: &'static str,
+}
+
+/// `id-pe-qcStatements` (RFC 3739).
+const QC_STATEMENTS: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.3");
+/// ETSI EN 319 412-5 §4.2.1 `id-etsi-qcs-QcCompliance`: an EU qualified certificate.
+const QC_COMPLIANCE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("0.4.0.1862.1.1");
+/// §4.2.2 `id-etsi-qcs-QcSSCD`: its private key is in a QSCD.
+const QC_SSCD: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("0.4.0.1862.1.4");
+/// §4.2.3 `id-etsi-qcs-QcType`, and its `id-etsi-qct-eseal`.
+const QC_TYPE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("0.4.0.1862.1.6");
+const QCT_ESEAL: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("0.4.0.1862.1.6.2");
+
+/// RFC 3739 `QCStatement`.
+#[derive(der::Sequence)]
+struct QcStatement {
+    statement_id: const_oid::ObjectIdentifier,
+    statement_info: Option<der::Any>,
+}
+
+/// The CSC `signatureQualifier` (§4.2, `eu_eidas_*`) of the signatures a certificate makes,
+/// from its QCStatements (ETSI EN 319 412-5): QcCompliance with QcSSCD is qualified
+/// (`eu_eidas_qes`, or `eu_eidas_qeseal` for a QcType of eseal); QcCompliance alone, advanced
+/// with a qualified certificate (`eu_eidas_aesqc`, `eu_eidas_aesealqc`); none, advanced
+/// (`eu_eidas_aes`, `eu_eidas_aeseal`). Quill's development CA writes no QCStatements.
+pub(crate) fn signature_qualifier(cert: &Certificate) -> Result<&'static str, PkiError> {
+    let bad = |e: der::Error| PkiError::Parse(format!("extension {QC_STATEMENTS}: {e}"));
+    let statements = match cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == QC_STATEMENTS)
+    {
+        Some(ext) => Vec::<QcStatement>::from_der(ext.extn_value.as_bytes()).map_err(bad)?,
+        None => Vec::new(),
+    };
+    let has = |oid| statements.iter().any(|s| s.statement_id == oid);
+    let mut seal = false;
+    for s in statements.iter().filter(|s| s.statement_id == QC_TYPE) {
+        if let Some(info) = &s.statement_info {
+            let types: Vec<const_oid::ObjectIdentifier> = info.decode_as().map_err(bad)?;
+            seal |= types.contains(&QCT_ESEAL);
+        }
+    }
+    Ok(match (has(QC_COMPLIANCE), has(QC_SSCD), seal) {
+        (true, true, false) => "eu_eidas_qes",
+        (true, true, true) => "eu_eidas_qeseal",
+        (true, false, false) => "eu_eidas_aesqc",
+        (true, false, true) => "eu_eidas_aesealqc",
+        (false, _, false) => "eu_eidas_aes",
+        (false, _, true) => "eu_eidas_aeseal",
+    })
 }
 
 /// Parse exactly one DER certificate (trailing bytes are refused). The decoder takes DER only,
@@ -127,6 +186,7 @@ pub fn parse(der: &[u8]) -> Result<CertInfo, PkiError> {
         not_before: unix(tbs.validity.not_before),
         not_after: unix(tbs.validity.not_after),
         spki_der: der_of(&tbs.subject_public_key_info)?,
+        qualifier: signature_qualifier(&cert)?,
     })
 }
 
@@ -235,5 +295,76 @@ mod tests {
         verify_signed_by_p256(&ee, ca_key.spki_der()).unwrap();
         let other = TestCaKey::new();
         assert!(verify_signed_by_p256(&ee, other.spki_der()).is_err());
+    }
+
+    /// QCStatements (ETSI EN 319 412-5) decide the qualifier; the development CA writes none.
+    #[test]
+    fn the_qualifier_comes_from_the_qc_statements() {
+        use der::Encode as _;
+        let now = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let ca_key = TestCaKey::new();
+        let ca = self_signed_ca(&ca_key, "Quill Test CA", now).unwrap();
+        let ee = issue_end_entity(&ca, &ca_key, ca_key.spki_der(), "Alice", 30, now).unwrap();
+        assert_eq!(parse(&ee).unwrap().qualifier, "eu_eidas_aes");
+        let with = |statements: &[(const_oid::ObjectIdentifier, Option<der::Any>)]| {
+            let value = statements
+                .iter()
+                .map(|(id, info)| QcStatement {
+                    statement_id: *id,
+                    statement_info: info.clone(),
+                })
+                .collect::<Vec<_>>()
+                .to_der()
+                .unwrap();
+            let mut cert = parse_x509(&ee).unwrap();
+            cert.tbs_certificate
+                .extensions
+                .get_or_insert_with(Vec::new)
+                .push(x509_cert::ext::Extension {
+                    extn_id: QC_STATEMENTS,
+                    critical: false,
+                    extn_value: der::asn1::OctetString::new(value).unwrap(),
+                });
+            signature_qualifier(&cert)
+        };
+        let qc_type = |t: &str| {
+            let oids = vec![const_oid::ObjectIdentifier::new_unwrap(t)];
+            Some(der::Any::encode_from(&oids).unwrap())
+        };
+        let esign = "0.4.0.1862.1.6.1";
+        let eseal = "0.4.0.1862.1.6.2";
+        let pds = const_oid::ObjectIdentifier::new_unwrap("0.4.0.1862.1.5");
+        for (statements, want) in [
+            (vec![(QC_COMPLIANCE, None), (QC_SSCD, None)], "eu_eidas_qes"),
+            (
+                vec![
+                    (QC_COMPLIANCE, None),
+                    (QC_SSCD, None),
+                    (QC_TYPE, qc_type(esign)),
+                ],
+                "eu_eidas_qes",
+            ),
+            (
+                vec![
+                    (QC_COMPLIANCE, None),
+                    (QC_TYPE, qc_type(eseal)),
+                    (QC_SSCD, None),
+                ],
+                "eu_eidas_qeseal",
+            ),
+            (vec![(QC_COMPLIANCE, None), (pds, None)], "eu_eidas_aesqc"),
+            (
+                vec![(QC_COMPLIANCE, None), (QC_TYPE, qc_type(eseal))],
+                "eu_eidas_aesealqc",
+            ),
+            (vec![(QC_SSCD, None)], "eu_eidas_aes"),
+            (vec![(QC_TYPE, qc_type(eseal))], "eu_eidas_aeseal"),
+            (vec![], "eu_eidas_aes"),
+        ] {
+            assert_eq!(with(&statements).unwrap(), want, "{statements:?}");
+        }
+        // a QcType that is not a SEQUENCE OF OID is a malformed certificate, not a guess
+        let not_oids = Some(der::Any::encode_from(&5u8).unwrap());
+        assert!(with(&[(QC_COMPLIANCE, None), (QC_TYPE, not_oids)]).is_err());
     }
 }

@@ -41,7 +41,10 @@ pub struct DocItem {
 /// A parsed signDoc request.
 #[derive(Debug, Default)]
 pub struct SignDocInput {
-    pub credential_id: String,
+    /// `None`: the credential of the SAD (or credential token), when `signature_qualifier`
+    /// names the kind of signature instead (CSC §4.2).
+    pub credential_id: Option<String>,
+    pub signature_qualifier: Option<String>,
     pub sad: Option<Secret>,
     pub items: Vec<DocItem>,
     pub operation_mode: Option<String>,
@@ -281,7 +284,7 @@ fn build(
     Ok(crypto::b64::encode(&built.to_der().map_err(cms_error)?))
 }
 
-#[tracing::instrument(skip_all, fields(credential_id = %input.credential_id, n = input.items.len()))]
+#[tracing::instrument(skip_all, fields(credential_id = input.credential_id.as_deref().unwrap_or("(by SAD)"), n = input.items.len()))]
 pub async fn sign_doc(
     state: &AppState,
     user: &UserId,
@@ -294,11 +297,32 @@ pub async fn sign_doc(
     let sad = input
         .sad
         .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter SAD"))?;
-    let cred = super::owned_credential(state, user, &input.credential_id).await?;
+    let credential_id = match (input.credential_id, &input.signature_qualifier) {
+        (Some(id), _) => id,
+        (None, Some(_)) => credential_of_sad(state, &sad).await?,
+        (None, None) => {
+            return Err(CscError::invalid(
+                "Missing (or invalid type) string parameter credentialID",
+            ));
+        }
+    };
+    let cred = super::owned_credential(state, user, &credential_id).await?;
     super::check_usable(state, &cred.status, cred.failed_auths)?;
     let now = state.clock.now();
     if now >= cred.not_after {
         return Err(CscError::invalid("Signing certificate is expired"));
+    }
+    if let Some(wanted) = &input.signature_qualifier {
+        let chain = crate::pki::split_chain(&cred.cert_chain)?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| CscError::Internal("credential without certificate".into()))?;
+        let made = crate::pki::parse(leaf)?.qualifier;
+        if wanted != made {
+            return Err(CscError::invalid(format!(
+                "Invalid parameter signatureQualifier: the credential makes {made} signatures"
+            )));
+        }
     }
     let key = super::key_type_of(&cred.key_type)?;
     let modulus_bytes =
@@ -379,4 +403,15 @@ pub async fn sign_doc(
     .await?;
     tracing::info!("CAdES signatures produced");
     Ok(out)
+}
+
+/// The credential a SAD (or an OAuth credential token) authorizes: how signDoc finds it when
+/// the request names a `signatureQualifier` instead of a `credentialID`. An unknown SAD is the
+/// SAD's error; whose credential it is, is checked by the caller as for a named one.
+async fn credential_of_sad(state: &AppState, sad: &Secret) -> Result<String, CscError> {
+    let store = state.store.clone();
+    let hash = crate::auth::token::hash(sad.expose());
+    blocking::run(move || Ok(store.with(|c| repo::sads::credential_of(c, &hash))?))
+        .await?
+        .ok_or_else(|| CscError::invalid("Invalid parameter SAD"))
 }

@@ -603,6 +603,36 @@ fn sign_doc_input_errors_are_csc_errors_and_spend_nothing() {
                     "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
             "SAD",
         ),
+        // signatureQualifier: must be what the credential makes (the development CA's
+        // certificates carry no QCStatements: advanced, eu_eidas_aes) ...
+        (
+            {
+                let mut b = digests(json!({}));
+                b["signatureQualifier"] = json!("eu_eidas_qes");
+                b
+            },
+            "signatureQualifier: the credential makes eu_eidas_aes",
+        ),
+        // ... also when it stands for credentialID; an unknown SAD is then the SAD's error
+        (
+            {
+                let mut b = digests(json!({}));
+                b.as_object_mut().unwrap().remove("credentialID");
+                b["signatureQualifier"] = json!("eu_eidas_qes");
+                b
+            },
+            "signatureQualifier",
+        ),
+        (
+            {
+                let mut b = digests(json!({}));
+                b.as_object_mut().unwrap().remove("credentialID");
+                b["signatureQualifier"] = json!("eu_eidas_aes");
+                b["SAD"] = json!("made-up");
+                b
+            },
+            "Invalid parameter SAD",
+        ),
     ];
     for (body, needle) in cases {
         let r = sign_doc(&app, &token, body.clone());
@@ -614,8 +644,30 @@ fn sign_doc_input_errors_are_csc_errors_and_spend_nothing() {
         );
     }
     sign_doc(&app, "not-a-token", digests(json!({}))).assert_error(401, "invalid_token");
-    // None of that spent the SAD: it still signs, once.
-    let r = sign_doc(&app, &token, digests(json!({})));
+    // Another signer's SAD named by qualifier: the credential is not the caller's.
+    let other = signer("hal");
+    let other_ec = env.enroll(&other, "ec-p256");
+    let other_token = app.login(&other.user, &other.password);
+    let other_sad = app.authorize(
+        &other_token,
+        &other,
+        &other_ec.credential_id,
+        std::slice::from_ref(&d),
+        SHA256,
+    );
+    let mut foreign = digests(json!({}));
+    foreign.as_object_mut().unwrap().remove("credentialID");
+    foreign["signatureQualifier"] = json!("eu_eidas_aes");
+    foreign["SAD"] = json!(other_sad);
+    sign_doc(&app, &token, foreign).assert_error(400, "invalid_request");
+    // None of that spent the SAD: it still signs, once, here named by the qualifier the
+    // credential shows in credentials/info.
+    let info = app.credential_info(&token, &ec.credential_id);
+    assert_eq!(info["signatureQualifier"], "eu_eidas_aes");
+    let mut by_qualifier = digests(json!({}));
+    by_qualifier.as_object_mut().unwrap().remove("credentialID");
+    by_qualifier["signatureQualifier"] = info["signatureQualifier"].clone();
+    let r = sign_doc(&app, &token, by_qualifier);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["SignatureObject"].as_array().unwrap().len(), 1);
     sign_doc(&app, &token, digests(json!({}))).assert_error(400, "invalid_request");
