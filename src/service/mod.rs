@@ -68,6 +68,19 @@ pub fn key_type_of(key_type: &str) -> Result<KeyType, CscError> {
 }
 
 /// The caller's credential `id`; another user's credential and an unknown id give the same error.
+/// Why a credential cannot make `wanted` signatures (its `signatureQualifier`, from the end
+/// entity certificate of its stored chain, is another), or `None` when it can.
+pub(crate) fn qualifier_mismatch(chain: &[u8], wanted: &str) -> Result<Option<String>, CscError> {
+    let chain = crate::pki::split_chain(chain)?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| CscError::Internal("credential without certificate".into()))?;
+    let made = crate::pki::parse(leaf)?.qualifier;
+    Ok((wanted != made).then(|| {
+        format!("Invalid parameter signatureQualifier: the credential makes {made} signatures")
+    }))
+}
+
 pub async fn owned_credential(
     state: &AppState,
     user: &UserId,

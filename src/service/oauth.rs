@@ -147,6 +147,9 @@ pub struct AuthzParams {
     /// RAR `authorization_details` as the client sent it.
     pub authorization_details: Option<serde_json::Value>,
     pub lang: Option<String>,
+    /// `signatureQualifier` beside `credentialID`: it must be what the credential makes.
+    #[serde(default)]
+    pub signature_qualifier: Option<String>,
 }
 
 impl AuthzParams {
@@ -273,6 +276,7 @@ fn parse_authz(
         description,
         authorization_details: None,
         lang: p.get("lang").cloned(),
+        signature_qualifier: None,
     };
     let scope = p.get("scope").map(String::as_str);
     let credential_params = CREDENTIAL_PARAMS.iter().any(|k| p.contains_key(*k));
@@ -326,6 +330,7 @@ fn credential_into(p: &HashMap<String, String>, out: &mut AuthzParams) -> Result
             .cloned()
             .ok_or_else(|| OAuthError::invalid_request("Missing parameter credentialID"))?,
     );
+    out.signature_qualifier = p.get("signatureQualifier").cloned();
     out.num_signatures = Some(
         p.get("numSignatures")
             .ok_or_else(|| OAuthError::invalid_request("Missing parameter numSignatures"))?
@@ -413,6 +418,7 @@ fn rar_into(details: &str, out: &mut AuthzParams) -> Result<(), OAuthError> {
     out.credential_id = Some(detail.credential_id.clone().ok_or_else(|| {
         OAuthError::invalid_request("authorization_details: missing credentialID")
     })?);
+    out.signature_qualifier = detail.signature_qualifier.clone();
     out.hash_oid = Some(detail.hash_algorithm_oid.clone());
     for d in &detail.document_digests {
         let raw = crate::crypto::b64::decode(&d.hash).map_err(|_| {
@@ -489,6 +495,11 @@ async fn usable_credential(st: &AppState, p: &AuthzParams) -> Result<CredentialR
         return Err(OAuthError::invalid_request(
             "Numbers of signatures is too high",
         ));
+    }
+    if let Some(wanted) = &p.signature_qualifier
+        && let Some(why) = super::qualifier_mismatch(&cred.cert_chain, wanted)?
+    {
+        return Err(OAuthError::invalid_request(why));
     }
     Ok(cred)
 }

@@ -312,17 +312,10 @@ pub async fn sign_doc(
     if now >= cred.not_after {
         return Err(CscError::invalid("Signing certificate is expired"));
     }
-    if let Some(wanted) = &input.signature_qualifier {
-        let chain = crate::pki::split_chain(&cred.cert_chain)?;
-        let leaf = chain
-            .first()
-            .ok_or_else(|| CscError::Internal("credential without certificate".into()))?;
-        let made = crate::pki::parse(leaf)?.qualifier;
-        if wanted != made {
-            return Err(CscError::invalid(format!(
-                "Invalid parameter signatureQualifier: the credential makes {made} signatures"
-            )));
-        }
+    if let Some(wanted) = &input.signature_qualifier
+        && let Some(why) = super::qualifier_mismatch(&cred.cert_chain, wanted)?
+    {
+        return Err(CscError::invalid(why));
     }
     let key = super::key_type_of(&cred.key_type)?;
     let modulus_bytes =

@@ -1351,3 +1351,57 @@ fn only_the_credentials_owner_can_spend_its_pin_attempts_on_the_page() {
     let q = redirected(&submit(&app, &f, &signer_fields(&s, &s.pin, &otp)));
     assert!(q.contains_key("code"), "{q:?}");
 }
+
+/// `signatureQualifier` beside `credentialID` must be what the credential makes (its
+/// `credentials/info` value); the authorization server does not pick a credential by it.
+#[test]
+fn a_signature_qualifier_must_be_the_credentials() {
+    let env = Env::new();
+    let s = signer("nora");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let h = digest(SHA256, b"q");
+    let service = app.login(&s.user, &s.password);
+    let made = app.credential_info(&service, &cred)["signatureQualifier"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(made, "eu_eidas_aes");
+    // the credential's own qualifier: the page opens
+    let (f, _) = credential_page(
+        &app,
+        &client,
+        &cred,
+        &[h.clone()],
+        &[("signatureQualifier", &made)],
+    );
+    assert!(f.html.contains("name=\"pin\""));
+    // another: refused back to the client, naming what the credential makes
+    let (_, challenge) = pkce();
+    let hashes = URL_SAFE_NO_PAD.encode(&h);
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "credential"),
+        ("credentialID", cred.as_str()),
+        ("numSignatures", "1"),
+        ("hashes", hashes.as_str()),
+        ("hashAlgorithmOID", SHA256),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("signatureQualifier", "eu_eidas_qes"),
+    ];
+    let q = redirected(&get_authorize(&app, &query));
+    assert_eq!(q["error"], "invalid_request");
+    assert!(q["error_description"].contains("eu_eidas_aes"), "{q:?}");
+    // in place of credentialID: not supported
+    query.retain(|(k, _)| *k != "credentialID");
+    let q = redirected(&get_authorize(&app, &query));
+    assert_eq!(q["error"], "invalid_request");
+    assert!(
+        q["error_description"].contains("signatureQualifier"),
+        "{q:?}"
+    );
+}
