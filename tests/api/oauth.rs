@@ -1373,7 +1373,7 @@ fn a_signature_qualifier_must_be_the_credentials() {
         &app,
         &client,
         &cred,
-        &[h.clone()],
+        std::slice::from_ref(&h),
         &[("signatureQualifier", &made)],
     );
     assert!(f.html.contains("name=\"pin\""));
