@@ -148,6 +148,27 @@ impl Smtp {
     }
 }
 
+/// What a failed SMTP delivery is logged as: its kind and reply code, never the relay's text,
+/// which may quote the recipient (`550 5.1.1 <alice@…>: Recipient address rejected`), a secret
+/// of the signer's.
+fn smtp_failure(e: &lettre::transport::smtp::Error) -> String {
+    let kind = if e.is_permanent() {
+        "permanent error"
+    } else if e.is_transient() {
+        "transient error"
+    } else if e.is_timeout() {
+        "timeout"
+    } else if e.is_tls() {
+        "TLS error"
+    } else {
+        "connection or protocol error"
+    };
+    match e.status() {
+        Some(code) => format!("SMTP relay: {kind} ({code})"),
+        None => format!("SMTP relay: {kind}"),
+    }
+}
+
 impl OtpSender for Smtp {
     fn send(&self, msg: &OtpMessage<'_>) -> Result<(), String> {
         use lettre::Transport;
@@ -169,7 +190,7 @@ impl OtpSender for Smtp {
         self.transport
             .send(&email)
             .map(|_| ())
-            .map_err(|e| format!("SMTP relay: {e}"))
+            .map_err(|e| smtp_failure(&e))
     }
 
     fn serves(&self, channel: &str) -> bool {

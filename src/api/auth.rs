@@ -72,7 +72,7 @@ pub async fn login(
     }
     let (user, password) = basic_credentials(&req)?;
     let login = session::login(&state, user, password).await?;
-    Ok(HttpResponse::Ok().json(LoginResponse {
+    Ok(super::ok_no_store().json(LoginResponse {
         access_token: login.access_token.expose().to_string(),
         expires_in: login.expires_in,
     }))

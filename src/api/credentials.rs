@@ -416,7 +416,7 @@ pub async fn authorize(
         otp,
     };
     let granted = authz::authorize(&state, &caller.user, caller.token_hash, input).await?;
-    Ok(HttpResponse::Ok().json(AuthorizeResponse::from(granted)))
+    Ok(super::ok_no_store().json(AuthorizeResponse::from(granted)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -448,7 +448,7 @@ pub async fn extend_transaction(
         hash_algo: req.hash_algorithm_oid,
     };
     let granted = authz::extend_transaction(&state, &caller.user, input).await?;
-    Ok(HttpResponse::Ok().json(AuthorizeResponse::from(granted)))
+    Ok(super::ok_no_store().json(AuthorizeResponse::from(granted)))
 }
 
 #[derive(Debug, Default, Deserialize)]

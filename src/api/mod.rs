@@ -47,6 +47,15 @@ fn required_credential_id(id: Option<String>) -> Result<String, CscError> {
     id.ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter credentialID"))
 }
 
+/// A 200 that carries a secret (an access token, a SAD): no cache may keep it (RFC 6749
+/// §5.1 asks the same of OAuth token responses).
+fn ok_no_store() -> actix_web::HttpResponseBuilder {
+    let mut r = HttpResponse::Ok();
+    r.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .insert_header((actix_web::http::header::PRAGMA, "no-cache"));
+    r
+}
+
 /// `hashes` (v2) and `hash` (v1) name one field: a request with both is ambiguous.
 fn hashes_twice() -> CscError {
     CscError::invalid("Invalid request: hashes and its v1 name hash both given")

@@ -161,6 +161,29 @@ fn private_keys_are_sensitive_and_not_extractable() {
     assert!(q.destroy_key_pair(b"x1").is_ok());
 }
 
+/// Online OTP codes are stored sealed to their credential: a copy of the database gives no
+/// way to test a guess (as it did under an unkeyed hash of six digits).
+#[test]
+fn online_codes_are_sealed_to_their_credential() {
+    use crate::secret::Secret;
+    use crate::service::challenge::{code_matches, seal_code};
+    let q = token("otp-seal");
+    let code = Secret::new("042917");
+    let a = seal_code(&q, "cred-1", &code).unwrap();
+    let b = seal_code(&q, "cred-1", &code).unwrap();
+    assert_ne!(a, b, "fresh IV each time");
+    assert!(!a.windows(6).any(|w| w == b"042917"));
+    assert!(code_matches(&q, "cred-1", &a, &code).unwrap());
+    assert!(!code_matches(&q, "cred-1", &a, &Secret::new("042918")).unwrap());
+    assert!(!code_matches(&q, "cred-1", &a, &Secret::new("0429170")).unwrap());
+    assert!(
+        !code_matches(&q, "cred-2", &a, &code).unwrap(),
+        "bound to its credential"
+    );
+    // what an older Quill stored (a hash) matches nothing
+    assert!(!code_matches(&q, "cred-1", &[7u8; 32], &code).unwrap());
+}
+
 #[test]
 fn seal_and_unseal() {
     let q = token("seal");

@@ -240,16 +240,21 @@ pub(crate) fn check_sole_control(
         }
         _ => None,
     };
-    // An online code is redeemed (one try spent; a match ends the challenge).
+    // An online code is judged against the live challenge's sealed code, then redeemed (one
+    // try spent; a match ends the challenge).
     let online_ok = online
-        && st.store.with(|c| {
-            repo::challenges::redeem(
-                c,
-                &cred.id,
-                &super::challenge::code_hash(&cred.id, code.expose()),
-                now,
-            )
-        })?;
+        && match st
+            .store
+            .with(|c| repo::challenges::live_code(c, &cred.id, now))?
+        {
+            None => false,
+            Some(sealed) => {
+                let matched =
+                    super::challenge::code_matches(st.qscd.as_ref(), &cred.id, &sealed, code)?;
+                st.store
+                    .with(|c| repo::challenges::redeem(c, &cred.id, &sealed, matched, now))?
+            }
+        };
     // A TOTP code is accepted once: its time step must be later than any accepted before
     // (consumed only when the PIN is right too, so a wrong PIN does not burn the code).
     let otp_ok = match otp_step.and_then(|s| i64::try_from(s).ok()) {

@@ -1,13 +1,14 @@
 //! Online OTP (CSC §3.5 `credentials/getChallenge`, v1 `credentials/sendOTP`): a fresh random
-//! 6-digit code per request, stored only as a keyed hash with a short expiry and a try limit,
+//! 6-digit code per request, stored only sealed by the token, with a short expiry and a try limit,
 //! delivered by the configured `OtpSender` to the credential's sealed phone number or address.
 
 use rand::Rng;
-use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::blocking;
 use crate::error::CscError;
 use crate::notify::OtpMessage;
+use crate::qscd::{Qscd, QscdError};
 use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::models::{CredentialRow, UserId};
@@ -23,14 +24,30 @@ pub fn is_online(row: &CredentialRow) -> bool {
     matches!(row.otp_kind.as_str(), "sms" | "email")
 }
 
-/// The stored form of a code: bound to its credential.
-pub fn code_hash(credential_id: &str, code: &str) -> Vec<u8> {
-    let mut h = Sha256::new();
-    h.update(b"quill-online-otp\0");
-    h.update(credential_id.as_bytes());
-    h.update(b"\0");
-    h.update(code.as_bytes());
-    h.finalize().to_vec()
+/// What binds a sealed code to its credential (the seal's additional data).
+fn code_aad(credential_id: &str) -> Vec<u8> {
+    [b"quill-online-otp\0".as_slice(), credential_id.as_bytes()].concat()
+}
+
+/// The stored form of a code: sealed by the token, bound to its credential. Six digits under
+/// any unkeyed hash would be read back from a copy of the database by trying them all.
+pub fn seal_code(qscd: &dyn Qscd, credential_id: &str, code: &Secret) -> Result<Vec<u8>, CscError> {
+    Ok(qscd.seal(&code_aad(credential_id), code.expose().as_bytes())?)
+}
+
+/// Is `code` the one sealed in `sealed` (compared in constant time)? A value that does not
+/// unseal for this credential matches nothing; a token that does not answer is an error.
+pub fn code_matches(
+    qscd: &dyn Qscd,
+    credential_id: &str,
+    sealed: &[u8],
+    code: &Secret,
+) -> Result<bool, CscError> {
+    match qscd.unseal(&code_aad(credential_id), sealed) {
+        Ok(plain) => Ok(bool::from(plain.as_slice().ct_eq(code.expose().as_bytes()))),
+        Err(QscdError::Unseal) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// When a new code replaces a pending one.
@@ -77,9 +94,10 @@ pub async fn send_code(
         })?;
         let destination = st.qscd.unseal(cred.id.as_bytes(), sealed)?;
         let destination = String::from_utf8_lossy(&destination).into_owned();
-        let hash = code_hash(&cred.id, code.expose());
-        st.store
-            .with(|c| repo::challenges::put(c, &cred.id, &hash, now + CODE_TTL, CODE_TRIES))?;
+        let sealed_code = seal_code(st.qscd.as_ref(), &cred.id, &code)?;
+        st.store.with(|c| {
+            repo::challenges::put(c, &cred.id, &sealed_code, now + CODE_TTL, CODE_TRIES)
+        })?;
         st.otp_sender
             .send(&OtpMessage {
                 channel: &cred.otp_kind,

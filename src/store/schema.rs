@@ -68,7 +68,7 @@ diesel::table! {
 diesel::table! {
     otp_challenges (credential_id) {
         credential_id -> Text,
-        code_hash -> Binary,
+        code_sealed -> Binary,
         expires_at -> BigInt,
         tries_left -> Integer,
     }

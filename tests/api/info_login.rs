@@ -271,3 +271,48 @@ fn a_body_sent_too_slowly_gets_408_and_the_connection_closes() {
     stream.read_to_string(&mut response).unwrap();
     assert_eq!(check(&response, 200)["name"], "Quill");
 }
+
+/// Answers that carry a secret (an access token, a SAD) tell every cache not to keep them;
+/// others (info) need not.
+#[test]
+fn answers_carrying_tokens_or_sads_are_not_cached() {
+    let env = Env::new();
+    let s = signer("nico");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut r = app.client.post(format!("{}{path}", app.base)).json(&body);
+        r = match token {
+            Some(t) => r.bearer_auth(t),
+            None => r.basic_auth(&s.user, Some(&s.password)),
+        };
+        let r = r.send().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers().clone();
+        (h, r.json::<serde_json::Value>().unwrap())
+    };
+    let no_store = |h: &reqwest::header::HeaderMap| {
+        h.get("cache-control")
+            .map(|v| v.to_str().unwrap().to_string())
+            == Some("no-store".into())
+            && h.get("pragma").is_some_and(|v| v == "no-cache")
+    };
+    let (h, login) = post("/csc/v2/auth/login", None, json!({}));
+    assert!(no_store(&h), "auth/login: {h:?}");
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let d = digest(SHA256, b"cached?");
+    let (h, granted) = post(
+        "/csc/v2/credentials/authorize",
+        Some(&token),
+        json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&d)],
+            "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": s.next_otp(&cred)}]}),
+    );
+    assert!(no_store(&h), "credentials/authorize: {h:?}");
+    let (h, _) = post(
+        "/csc/v2/credentials/extendTransaction",
+        Some(&token),
+        json!({"credentialID": cred, "SAD": granted["SAD"]}),
+    );
+    assert!(no_store(&h), "credentials/extendTransaction: {h:?}");
+}

@@ -360,6 +360,58 @@ fn unreachable_smtp_relay_is_a_503() {
     .assert_error(503, "temporarily_unavailable");
 }
 
+/// A relay that refuses the recipient, quoting its address as Postfix does: a 503, and the
+/// signer's address (a secret sealed in the database) stays out of the server's log.
+#[test]
+fn a_refused_recipient_is_a_503_and_its_address_stays_out_of_the_log() {
+    let env = Env::new();
+    let s = signer("ruth");
+    let address = "ruth.private.inbox@example.org";
+    let cred = enroll_online(&env, &s, &format!("email:{address}"));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let relay = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        write!(out, "220 relay.test ESMTP\r\n").unwrap();
+        for _ in 0..20 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let upper = line.to_ascii_uppercase();
+            let reply = if upper.starts_with("EHLO") {
+                "250 relay.test".to_string()
+            } else if upper.starts_with("RCPT TO:") {
+                let to = line.trim_end().trim_start_matches("RCPT TO:").to_string();
+                format!("550 5.1.1 {to}: Recipient address rejected: User unknown")
+            } else if upper.starts_with("QUIT") {
+                write!(out, "221 bye\r\n").unwrap();
+                break;
+            } else {
+                "250 OK".to_string()
+            };
+            write!(out, "{reply}\r\n").unwrap();
+        }
+    });
+    let app = env.spawn_with(&["--otp-sender", &format!("smtp://127.0.0.1:{port}")]);
+    let token = app.login(&s.user, &s.password);
+    app.post(
+        "/csc/v2/credentials/getChallenge",
+        Some(&token),
+        &json!({"credentialID": cred, "authObjectID": "OTP"}),
+    )
+    .assert_error(503, "temporarily_unavailable");
+    relay.join().unwrap();
+    let log = env.server_log();
+    assert!(log.contains("SMTP relay: permanent error (550)"), "{log}");
+    assert!(!log.contains("ruth.private.inbox"), "{log}");
+}
+
 /// The OAuth page sends the online OTP itself (issue 9): opening the authorization page for an
 /// e-mail-OTP credential delivers a code, the signer types PIN + that code, and the credential
 /// token it earns signs; a wrong code is refused on the page without issuing a code.

@@ -510,7 +510,7 @@ impl Client<'_> {
             self.addr,
             "/csc/v2/credentials/getChallenge",
             Some(&self.bearer),
-            &json!({ "credentialID": cred }).to_string(),
+            &json!({ "credentialID": cred, "authObjectID": "OTP" }).to_string(),
         );
         let (status, body) = http.send(&request)?;
         anyhow::ensure!(

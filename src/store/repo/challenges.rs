@@ -1,9 +1,10 @@
-//! Online OTP challenges: one live code per credential, stored as a keyed hash, with an expiry
-//! and a try limit. Checking a code spends a try and a correct code deletes the challenge, in
-//! one transaction.
+//! Online OTP challenges: one live code per credential, stored sealed by the token (so that a
+//! copy of the database does not give it away), with an expiry and a try limit. A code is
+//! judged outside any transaction (unsealing is a token call); the judgement is then applied in
+//! one transaction, to the same sealed value only: a wrong code spends a try, a correct one
+//! deletes the challenge, so a code works once.
 
 use diesel::prelude::*;
-use subtle::ConstantTimeEq;
 
 use crate::store::schema::otp_challenges;
 use crate::store::{DbConn, StoreError};
@@ -12,7 +13,7 @@ use crate::store::{DbConn, StoreError};
 pub fn put(
     conn: &mut DbConn,
     credential_id: &str,
-    code_hash: &[u8],
+    code_sealed: &[u8],
     expires_at: i64,
     tries: i32,
 ) -> Result<(), StoreError> {
@@ -21,7 +22,7 @@ pub fn put(
         diesel::insert_into(otp_challenges::table)
             .values((
                 otp_challenges::credential_id.eq(credential_id),
-                otp_challenges::code_hash.eq(code_hash),
+                otp_challenges::code_sealed.eq(code_sealed),
                 otp_challenges::expires_at.eq(expires_at),
                 otp_challenges::tries_left.eq(tries),
             ))
@@ -30,30 +31,42 @@ pub fn put(
     })
 }
 
-/// Whether the credential has a code pending: not expired, tries left.
-pub fn is_pending(conn: &mut DbConn, credential_id: &str, now: i64) -> Result<bool, StoreError> {
-    let n: i64 = otp_challenges::table
+/// The sealed code of the credential's live challenge (not expired, tries left).
+pub fn live_code(
+    conn: &mut DbConn,
+    credential_id: &str,
+    now: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(otp_challenges::table
         .find(credential_id)
         .filter(otp_challenges::expires_at.gt(now))
         .filter(otp_challenges::tries_left.gt(0))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
+        .select(otp_challenges::code_sealed)
+        .get_result(conn)
+        .optional()?)
 }
 
-/// Spend one try on the live challenge; true when `code_hash` matches (the challenge is then
-/// gone, so a code works once).
+/// Whether the credential has a code pending: not expired, tries left.
+pub fn is_pending(conn: &mut DbConn, credential_id: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(live_code(conn, credential_id, now)?.is_some())
+}
+
+/// Apply the judgement of a code against `judged`, the sealed code [`live_code`] returned:
+/// true when it `matched` and the challenge was still live and still that code (it is then
+/// gone); a wrong code spends one try. A challenge replaced or used up meanwhile is left as it
+/// is, and the answer is false.
 pub fn redeem(
     conn: &mut DbConn,
     credential_id: &str,
-    code_hash: &[u8],
+    judged: &[u8],
+    matched: bool,
     now: i64,
 ) -> Result<bool, StoreError> {
     conn.write_tx(|c| {
         let row: Option<(Vec<u8>, i64, i32)> = otp_challenges::table
             .find(credential_id)
             .select((
-                otp_challenges::code_hash,
+                otp_challenges::code_sealed,
                 otp_challenges::expires_at,
                 otp_challenges::tries_left,
             ))
@@ -62,11 +75,14 @@ pub fn redeem(
         let Some((stored, expires_at, tries_left)) = row else {
             return Ok(false);
         };
+        if stored != judged {
+            return Ok(false);
+        }
         if expires_at <= now || tries_left <= 0 {
             diesel::delete(otp_challenges::table.find(credential_id)).execute(c)?;
             return Ok(false);
         }
-        if bool::from(stored.ct_eq(code_hash)) {
+        if matched {
             diesel::delete(otp_challenges::table.find(credential_id)).execute(c)?;
             return Ok(true);
         }
@@ -91,24 +107,28 @@ mod tests {
         store
             .with(|c| credentials::insert(c, &sample("c1", "u1")))
             .unwrap();
-        store.with(|c| put(c, "c1", b"good", 100, 2)).unwrap();
-        assert!(!store.with(|c| redeem(c, "c1", b"bad", 10)).unwrap());
-        assert!(store.with(|c| redeem(c, "c1", b"good", 10)).unwrap());
-        assert!(
-            !store.with(|c| redeem(c, "c1", b"good", 10)).unwrap(),
-            "single use"
-        );
-        store.with(|c| put(c, "c1", b"good", 100, 2)).unwrap();
-        assert!(
-            !store.with(|c| redeem(c, "c1", b"good", 100)).unwrap(),
-            "expired"
-        );
-        store.with(|c| put(c, "c1", b"good", 100, 2)).unwrap();
-        assert!(!store.with(|c| redeem(c, "c1", b"x", 10)).unwrap());
-        assert!(!store.with(|c| redeem(c, "c1", b"y", 10)).unwrap());
-        assert!(
-            !store.with(|c| redeem(c, "c1", b"good", 10)).unwrap(),
-            "no tries left"
-        );
+        let live = |now| store.with(|c| live_code(c, "c1", now)).unwrap();
+        let redeem = |judged: &[u8], matched, now| {
+            store
+                .with(|c| redeem(c, "c1", judged, matched, now))
+                .unwrap()
+        };
+        assert_eq!(live(10), None);
+        store.with(|c| put(c, "c1", b"sealed-1", 100, 2)).unwrap();
+        assert_eq!(live(10).as_deref(), Some(&b"sealed-1"[..]));
+        assert!(!redeem(b"sealed-1", false, 10), "a wrong code");
+        assert!(redeem(b"sealed-1", true, 10));
+        assert!(!redeem(b"sealed-1", true, 10), "single use");
+        assert_eq!(live(10), None);
+        store.with(|c| put(c, "c1", b"sealed-2", 100, 2)).unwrap();
+        assert_eq!(live(100), None);
+        assert!(!redeem(b"sealed-2", true, 100), "expired");
+        store.with(|c| put(c, "c1", b"sealed-3", 100, 2)).unwrap();
+        // judged against a code that a new one replaced: nothing spent, nothing granted
+        assert!(!redeem(b"sealed-2", true, 10));
+        assert!(!redeem(b"sealed-3", false, 10));
+        assert!(!redeem(b"sealed-3", false, 10));
+        assert_eq!(live(10), None, "no tries left");
+        assert!(!redeem(b"sealed-3", true, 10), "no tries left");
     }
 }
