@@ -20,7 +20,7 @@ pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     let store = Store::open(&args.store.database_url, 16)?;
     let qscd: Arc<dyn Qscd> = args.token.open()?;
     // The development CA and the time-stamping unit (RFC 3161) live in the token: made once.
-    crate::service::tsa::ensure(&qscd, crate::clock::Clock::now(&SystemClock))?;
+    crate::service::tsa::ensure_objects(&store, &qscd, crate::clock::Clock::now(&SystemClock))?;
     Ok(AppState {
         settings: Arc::new(settings),
         store,

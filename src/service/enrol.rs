@@ -237,7 +237,7 @@ pub fn enrol(
         .ok_or_else(|| anyhow::anyhow!("no user"))?;
 
     // The CA, and the time-stamping unit it certifies, before the first `serve`.
-    super::tsa::ensure(qscd, now)?;
+    super::tsa::ensure_objects(store, qscd, now)?;
     let (ca_key, ca_cert) = ensure_ca(qscd, now)?;
     let credential_id = token::random_id(16);
     let key_id = credential_id.as_bytes().to_vec();

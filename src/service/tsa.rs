@@ -17,6 +17,7 @@ use crate::crypto::{self, HashAlg, KeyType, SignAlgo};
 use crate::error::CscError;
 use crate::pki;
 use crate::qscd::{KeySpec, Qscd, SignMechanism};
+use crate::store::Store;
 
 /// CKA_ID and label of the TSA key pair and certificate in the token.
 pub const TSA_ID: &[u8] = b"quill-tsa";
@@ -30,7 +31,24 @@ pub const TSA_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.202
 
 /// The TSA key and certificate, created in the token (with the development CA) when missing.
 /// Returns the TSA certificate's DER.
-pub fn ensure(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<Vec<u8>> {
+/// Quill's own token objects — the development CA, the time-stamping unit and the sealing key —
+/// found, or made on first use, under the database's writer lock (SQLite's `BEGIN IMMEDIATE`,
+/// PostgreSQL's advisory lock). Instances and `quill enroll` that share a token share its
+/// database: two of them finding a fresh token empty at once each made their own, and the token
+/// then held two CAs and two sealing keys, on which enrolment and authorization failed.
+pub fn ensure_objects(store: &Store, qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<Vec<u8>> {
+    let mut conn = store.conn()?;
+    conn.write_tx(|_| -> anyhow::Result<Vec<u8>> {
+        let cert = ensure(qscd, now)?;
+        // Sealing makes the sealing key when the token has none.
+        qscd.seal(b"quill-sealing-key", b"")?;
+        Ok(cert)
+    })
+}
+
+/// The TSA's certificate, made (with the CA) when missing; see [`ensure_objects`], which
+/// serialises this across processes.
+fn ensure(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<Vec<u8>> {
     let (ca_key, ca_cert) = super::enrol::ensure_ca(qscd, now)?;
     if let Some(cert) = qscd.find_certificate(TSA_LABEL)?
         && qscd.has_key(TSA_ID)?

@@ -550,3 +550,46 @@ fn inspection_commands_refuse_a_missing_database() {
     }
     assert!(!missing.parent().unwrap().exists(), "nothing was created");
 }
+
+/// Enrolments (and instances) that find a fresh token at once make one development CA, one
+/// time-stamping unit and one sealing key between them: before, each made its own, later
+/// enrolments failed ("CA key does not match the CA certificate") and credentials sealed under
+/// another sealing key could not authorize.
+#[test]
+fn concurrent_first_enrolments_share_one_ca_and_one_sealing_key() {
+    let env = Env::new();
+    // the database exists and is migrated; the token is still empty
+    env.quill_ok(&["client", "list"]);
+    let signers: Vec<Signer> = (0..4).map(|i| signer(&format!("first{i}"))).collect();
+    let enrolled: Vec<Enrolled> = std::thread::scope(|scope| {
+        let runs: Vec<_> = signers
+            .iter()
+            .map(|s| scope.spawn(|| env.try_enroll_signer(s, "ec-p256", &[])))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap().expect("every enrolment succeeds"))
+            .collect()
+    });
+    let later = signer("later");
+    let later_cred = env.enroll(&later, "ec-p256").credential_id;
+    let app = env.spawn();
+    let mut cas = std::collections::BTreeSet::new();
+    let everyone = signers
+        .iter()
+        .zip(enrolled.iter().map(|e| e.credential_id.clone()))
+        .chain([(&later, later_cred)]);
+    for (s, cred) in everyone {
+        let token = app.login(&s.user, &s.password);
+        let info = app.credential_info(&token, &cred);
+        cas.insert(
+            info["cert"]["certificates"][1]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        // the TOTP secret unseals: the credential authorizes and signs
+        let h = digest(SHA256, cred.as_bytes());
+        app.authorize(&token, s, &cred, std::slice::from_ref(&h), SHA256);
+    }
+    assert_eq!(cas.len(), 1, "one development CA");
+}
