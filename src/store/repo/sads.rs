@@ -96,13 +96,11 @@ impl Digests {
             .collect()
     }
 
-    /// The digests not signed yet, in order.
-    fn unused(&self) -> Vec<Vec<u8>> {
+    /// Whether `digest` was signed with this SAD.
+    fn signed(&self, digest: &[u8]) -> bool {
         self.each()
             .zip(&self.used)
-            .filter(|(_, u)| **u == 0)
-            .map(|(d, _)| d.to_vec())
-            .collect()
+            .any(|(d, u)| *u != 0 && d == digest)
     }
 }
 
@@ -117,6 +115,15 @@ pub fn insert(conn: &mut DbConn, sad: &NewSad, event: &Event) -> Result<(), Stor
 /// The rows of a new SAD, inside the caller's write transaction: the SAD with every digest
 /// unused, and its digests.
 pub(crate) fn insert_in_tx(c: &mut DbConn, sad: &NewSad) -> Result<(), diesel::result::Error> {
+    insert_marked_in_tx(c, sad, &vec![0u8; sad.digests.len()])
+}
+
+/// `insert_in_tx` with the digests' `used` flags given (one byte per digest, 1: signed).
+fn insert_marked_in_tx(
+    c: &mut DbConn,
+    sad: &NewSad,
+    used: &[u8],
+) -> Result<(), diesel::result::Error> {
     diesel::insert_into(sads::table)
         .values((
             sads::sad_hash.eq(&sad.sad_hash),
@@ -127,7 +134,7 @@ pub(crate) fn insert_in_tx(c: &mut DbConn, sad: &NewSad) -> Result<(), diesel::r
             sads::remaining.eq(sad.num_signatures),
             sads::expires_at.eq(sad.expires_at),
             sads::created_at.eq(sad.created_at),
-            sads::used.eq(vec![0u8; sad.digests.len()]),
+            sads::used.eq(used),
         ))
         .execute(c)?;
     diesel::insert_into(sad_digests::table)
@@ -446,30 +453,58 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
     if remaining <= 0 {
         return refuse(SadRefusal::Exhausted);
     }
-    let (algo, digests): (String, Vec<Vec<u8>>) = match req.rebind {
-        Some((algo, digests)) => (algo.to_string(), digests.to_vec()),
-        None => (hash_algo, digests.unused()),
+    // The new SAD inherits the digests signed so far, marked signed, so that no extension
+    // (however many follow) makes a digest sign twice; it authorizes the old SAD's unsigned
+    // digests, or the new ones bound in their place, within the budget left.
+    let signed: Vec<Vec<u8>> = digests
+        .each()
+        .zip(&digests.used)
+        .filter(|(_, u)| **u != 0)
+        .map(|(d, _)| d.to_vec())
+        .collect();
+    let fresh: Vec<Vec<u8>> = match req.rebind {
+        Some((algo, new)) => {
+            if algo != hash_algo {
+                return refuse(SadRefusal::WrongHashAlgo);
+            }
+            if new.iter().any(|d| digests.signed(d)) {
+                return refuse(SadRefusal::AlreadySigned);
+            }
+            new.to_vec()
+        }
+        None => digests
+            .each()
+            .zip(&digests.used)
+            .filter(|(_, u)| **u == 0)
+            .map(|(d, _)| d.to_vec())
+            .collect(),
     };
-    let count = i32::try_from(digests.len()).unwrap_or(i32::MAX);
-    if count > remaining || digests.is_empty() {
+    let count = i32::try_from(fresh.len()).unwrap_or(i32::MAX);
+    if count > remaining || fresh.is_empty() {
         return refuse(SadRefusal::Exhausted);
     }
     diesel::update(sads::table.find(req.old_sad_hash))
         .set(sads::remaining.eq(RETIRED))
         .execute(c)?;
-    insert_in_tx(
+    let used: Vec<u8> = signed
+        .iter()
+        .map(|_| 1)
+        .chain(fresh.iter().map(|_| 0))
+        .collect();
+    insert_marked_in_tx(
         c,
         &NewSad {
             sad_hash: req.new_sad_hash.to_vec(),
             token_hash,
             user_id: req.user_id.to_string(),
             credential_id: req.credential_id.to_string(),
-            hash_algo: algo,
+            hash_algo,
             num_signatures: count,
             expires_at: req.expires_at,
             created_at: req.now,
-            digests,
+            digests: [signed, fresh].concat(),
         },
+        &used,
     )?;
     Ok(())
 }
@@ -1046,9 +1081,10 @@ mod tests {
             Err(SadRefusal::Exhausted)
         );
         assert_eq!(store.with(|c| remaining(c, &[8; 32])).unwrap(), Some(55));
+        // the new SAD carries the digests signed before the trade, as signed
         assert_eq!(
             spend_of(&store, 8, &odd[..1], 3),
-            Err(SadRefusal::NotAuthorized)
+            Err(SadRefusal::AlreadySigned)
         );
         assert_eq!(spend_of(&store, 8, &odd[5..10], 3), Ok(()));
         assert_eq!(spend_of(&store, 8, &even, 3), Ok(()));
