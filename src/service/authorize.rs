@@ -178,6 +178,7 @@ pub async fn extend_transaction(
             user_id: &user_id,
             credential_id: &cred.id,
             now,
+            max_failures: st.settings.max_auth_failures,
             expires_at: now + expires_in,
             rebind: rebind.as_ref().map(|(h, d)| (h.name(), d.as_slice())),
         };

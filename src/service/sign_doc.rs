@@ -365,6 +365,7 @@ pub async fn sign_doc(
             hash_algo: hash.name(),
             digests: &digests,
             now,
+            max_failures: st.settings.max_auth_failures,
         };
         let detail = serde_json::json!({
             "format": "CAdES",

@@ -89,6 +89,8 @@ pub fn refusal(r: SadRefusal) -> CscError {
         SadRefusal::NotAuthorized => "Hash is not authorized by the SAD",
         SadRefusal::AlreadySigned => "Hash is not authorized by the SAD: it was already signed",
         SadRefusal::Exhausted => "Invalid parameter SAD: not enough signatures left",
+        SadRefusal::CredentialDisabled => "The credential identified by credentialID is disabled",
+        SadRefusal::CredentialLocked => "Credential locked",
     })
 }
 
@@ -214,6 +216,7 @@ pub async fn sign_hash<B: SignHashBody>(
             hash_algo: hash_name,
             digests,
             now,
+            max_failures: st.settings.max_auth_failures,
         };
         let detail = serde_json::json!({
             "sign_algo": input.sign_algo,
@@ -267,6 +270,7 @@ struct OwnedSpend {
     hash_algo: &'static str,
     digests: Vec<Vec<u8>>,
     now: i64,
+    max_failures: i32,
 }
 
 impl OwnedSpend {
@@ -278,6 +282,7 @@ impl OwnedSpend {
             hash_algo: self.hash_algo,
             digests: &self.digests,
             now: self.now,
+            max_failures: self.max_failures,
         }
     }
 }

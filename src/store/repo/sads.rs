@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::audit::{self, Event};
 use crate::store::models::NewSad;
-use crate::store::schema::{access_tokens, sad_digests, sads};
+use crate::store::schema::{access_tokens, credentials, sad_digests, sads};
 use crate::store::{DbConn, StoreError, on_backend};
 
 /// Why a SAD may not sign what was asked. Each maps to a CSC error in the service layer.
@@ -23,6 +23,11 @@ pub enum SadRefusal {
     AlreadySigned,
     /// No signatures left.
     Exhausted,
+    /// The credential was disabled by an operator (judged under the write lock, so a
+    /// `credential disable` that committed stops every later spend).
+    CredentialDisabled,
+    /// The credential is locked by failed PIN/OTP attempts (likewise).
+    CredentialLocked,
 }
 
 /// The request to spend a SAD.
@@ -33,6 +38,19 @@ pub struct Spend<'a> {
     pub hash_algo: &'a str,
     pub digests: &'a [Vec<u8>],
     pub now: i64,
+    /// `--max-auth-failures`: a credential with as many failed attempts is locked.
+    pub max_failures: i32,
+}
+
+impl Spend<'_> {
+    fn judged(&self) -> Judged<'_> {
+        Judged {
+            user: self.user_id,
+            credential: self.credential_id,
+            now: self.now,
+            max_failures: self.max_failures,
+        }
+    }
 }
 
 enum TxError {
@@ -185,7 +203,8 @@ fn audited(
     }
 }
 
-/// A SAD's row as every use reads it, with its token's `revoked` (`None`: no such token).
+/// A SAD's row as every use reads it, with its token's `revoked` (`None`: no such token) and
+/// its credential's `status` and `failed_auths`.
 #[derive(Queryable)]
 struct SadRow {
     token_hash: Vec<u8>,
@@ -196,6 +215,8 @@ struct SadRow {
     expires_at: i64,
     used: Vec<u8>,
     revoked: Option<bool>,
+    credential_status: String,
+    failed_auths: i32,
 }
 
 /// A SAD that passed the checks every use shares.
@@ -206,21 +227,32 @@ struct LiveSad {
     digests: Digests,
 }
 
-/// The one place a SAD is judged usable: it exists, belongs to this user and credential, its
-/// token is not revoked, and it has not expired. Another user's SAD looks unknown.
-fn judge(
-    row: Option<SadRow>,
-    user: &str,
-    credential: &str,
+/// Who may use a SAD, and when: what `judge` checks a SAD's row against.
+struct Judged<'a> {
+    user: &'a str,
+    credential: &'a str,
     now: i64,
-    all: Vec<u8>,
-) -> Result<LiveSad, TxError> {
+    max_failures: i32,
+}
+
+/// The one place a SAD is judged usable: it exists, belongs to this user and credential, its
+/// token is not revoked, its credential is neither disabled nor locked (read in the same
+/// statement, under the write lock: an operator's disable or a lock that committed first stops
+/// the spend), and it has not expired. Another user's SAD looks unknown.
+fn judge(row: Option<SadRow>, by: &Judged<'_>, all: Vec<u8>) -> Result<LiveSad, TxError> {
     let refuse = |r| Err(TxError::Refused(r));
     let Some(row) = row else {
         return refuse(SadRefusal::Unknown);
     };
-    if row.user_id != user || row.credential_id != credential || row.revoked.unwrap_or(true) {
+    let now = by.now;
+    if row.user_id != by.user || row.credential_id != by.credential || row.revoked.unwrap_or(true) {
         return refuse(SadRefusal::Unknown);
+    }
+    if row.credential_status != crate::store::models::STATUS_ENABLED {
+        return refuse(SadRefusal::CredentialDisabled);
+    }
+    if row.failed_auths >= by.max_failures {
+        return refuse(SadRefusal::CredentialLocked);
     }
     if row.expires_at <= now {
         return refuse(SadRefusal::Expired);
@@ -238,14 +270,9 @@ fn judge(
 
 /// The SAD (judged by `judge`) with its token's revocation flag and all its digests, in one
 /// statement (no token row: revoked).
-fn load_live(
-    c: &mut DbConn,
-    sad_hash: &[u8],
-    user: &str,
-    credential: &str,
-    now: i64,
-) -> Result<LiveSad, TxError> {
+fn load_live(c: &mut DbConn, sad_hash: &[u8], by: &Judged<'_>) -> Result<LiveSad, TxError> {
     let row: Option<(SadRow, Option<Vec<u8>>)> = on_backend!(c, |c| sads::table
+        .inner_join(credentials::table)
         .left_join(access_tokens::table.on(access_tokens::token_hash.eq(sads::token_hash)))
         .left_join(sad_digests::table.on(sad_digests::sad_hash.eq(sads::sad_hash)))
         .filter(sads::sad_hash.eq(sad_hash))
@@ -259,6 +286,8 @@ fn load_live(
                 sads::expires_at,
                 sads::used,
                 access_tokens::revoked.nullable(),
+                credentials::status,
+                credentials::failed_auths,
             ),
             sad_digests::digests.nullable(),
         ))
@@ -268,7 +297,7 @@ fn load_live(
         Some((row, all)) => (Some(row), all.unwrap_or_default()),
         None => (None, Vec::new()),
     };
-    judge(row, user, credential, now, all)
+    judge(row, by, all)
 }
 
 /// `load_live` for one digest, and the digest's index in the SAD's list (`None`: not one of
@@ -308,7 +337,7 @@ fn load_live_finding(
         ),
         None => (None, 0, 0, None),
     };
-    let live = judge(row, req.user_id, req.credential_id, req.now, Vec::new())?;
+    let live = judge(row, &req.judged(), Vec::new())?;
     let (offset, length) = (
         usize::try_from(offset).unwrap_or(0),
         usize::try_from(length).unwrap_or(0),
@@ -343,7 +372,7 @@ fn load_live_listed(
     req: &Spend<'_>,
 ) -> Result<(LiveSad, Option<audit::Tail>), TxError> {
     let DbConn::Pg(pg) = c else {
-        let live = load_live(c, req.sad_hash, req.user_id, req.credential_id, req.now)?;
+        let live = load_live(c, req.sad_hash, &req.judged())?;
         return Ok((live, None));
     };
     type Listed = (SadRow, Option<Vec<u8>>, Option<i64>, Option<Vec<u8>>);
@@ -356,7 +385,7 @@ fn load_live_listed(
         Some((row, all, seq, hash)) => (Some(row), all.unwrap_or_default(), seq.zip(hash)),
         None => (None, Vec::new(), None),
     };
-    let live = judge(row, req.user_id, req.credential_id, req.now, all)?;
+    let live = judge(row, &req.judged(), all)?;
     Ok((live, Some(tail)))
 }
 
@@ -427,6 +456,8 @@ pub struct Extend<'a> {
     pub user_id: &'a str,
     pub credential_id: &'a str,
     pub now: i64,
+    /// `--max-auth-failures`, as in [`Spend`].
+    pub max_failures: i32,
     pub expires_at: i64,
     /// New digest algorithm name and digests, if the client binds new hashes.
     pub rebind: Option<(&'a str, &'a [Vec<u8>])>,
@@ -449,7 +480,16 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
         hash_algo,
         remaining,
         digests,
-    } = load_live(c, req.old_sad_hash, req.user_id, req.credential_id, req.now)?;
+    } = load_live(
+        c,
+        req.old_sad_hash,
+        &Judged {
+            user: req.user_id,
+            credential: req.credential_id,
+            now: req.now,
+            max_failures: req.max_failures,
+        },
+    )?;
     if remaining <= 0 {
         return refuse(SadRefusal::Exhausted);
     }
@@ -655,6 +695,7 @@ mod tests {
                         hash_algo: alg,
                         digests,
                         now,
+                        max_failures: 5,
                     },
                     &ev(),
                 )
@@ -687,6 +728,7 @@ mod tests {
                         hash_algo: "sha256",
                         digests,
                         now,
+                        max_failures: 5,
                     },
                     &ev(),
                 )
@@ -705,10 +747,40 @@ mod tests {
                 hash_algo: "sha256",
                 digests: &[digest],
                 now: 1,
+                max_failures: 5,
             },
             &ev(),
         );
         assert_eq!(spent.unwrap(), Ok(()));
+    }
+
+    /// A disable or a lock that committed before the spend stops it, whatever was read of the
+    /// credential before (the row is read with the SAD, under the write lock); nothing is spent,
+    /// and the SAD signs again once the credential is usable.
+    #[test]
+    fn a_disabled_or_locked_credential_spends_nothing() {
+        let (_d, store) = setup();
+        let set = |sql: &str| {
+            store
+                .with(|c| {
+                    use diesel::connection::SimpleConnection as _;
+                    Ok(crate::store::on_backend!(c, |c| c.batch_execute(sql))?)
+                })
+                .unwrap()
+        };
+        set("UPDATE credentials SET status = 'disabled' WHERE id = 'c1'");
+        assert_eq!(
+            spend_of(&store, 5, &[vec![1; 32]], 1),
+            Err(SadRefusal::CredentialDisabled)
+        );
+        set("UPDATE credentials SET status = 'enabled', failed_auths = 5 WHERE id = 'c1'");
+        assert_eq!(
+            spend_of(&store, 5, &[vec![1; 32]], 1),
+            Err(SadRefusal::CredentialLocked)
+        );
+        set("UPDATE credentials SET failed_auths = 4 WHERE id = 'c1'");
+        assert_eq!(store.with(|c| remaining(c, &[5; 32])).unwrap(), Some(2));
+        assert_eq!(spend_of(&store, 5, &[vec![1; 32]], 1), Ok(()));
     }
 
     fn ev() -> Event {
@@ -775,6 +847,7 @@ mod tests {
                         hash_algo: "sha256",
                         digests,
                         now: 1,
+                        max_failures: 5,
                     },
                     &ev(),
                 )
@@ -913,6 +986,7 @@ mod tests {
                     hash_algo: "sha256",
                     digests,
                     now: 1,
+                    max_failures: 5,
                 },
                 &ev(),
             );
@@ -1029,6 +1103,7 @@ mod tests {
                         hash_algo: "sha256",
                         digests: some_odd,
                         now: 1,
+                        max_failures: 5,
                     },
                     &ev(),
                 ))
@@ -1051,6 +1126,7 @@ mod tests {
                         user_id: "u1",
                         credential_id: "c1",
                         now: 2,
+                        max_failures: 5,
                         expires_at: 600,
                         rebind: None,
                     },
@@ -1069,6 +1145,7 @@ mod tests {
             hash_algo: "sha256",
             digests: &odd[..5],
             now: 2,
+            max_failures: 5,
         };
         assert!(!store.with(|c| refund(c, &late, &ev())).unwrap());
         assert_eq!(left(), Some(RETIRED));
@@ -1324,15 +1401,18 @@ mod hot {
         BigInt,
         Binary,
         Nullable<Bool>,
+        Text,
+        Integer,
     );
 
     /// `SELECT` and a `SadRow`'s columns, for the PostgreSQL SAD checks.
     const SAD_ROW_COLUMNS: &str = "SELECT s.token_hash, s.user_id, s.credential_id, \
-        s.hash_algo, s.remaining, s.expires_at, s.used, t.revoked";
+        s.hash_algo, s.remaining, s.expires_at, s.used, t.revoked, c.status, c.failed_auths";
 
     /// What the PostgreSQL SAD checks read from: the SAD, its token (for `revoked`), its list
     /// and the audit log's tail; the SAD's hash is bound after it.
     const FROM_SAD_WITH_TAIL: &str = " FROM sads AS s \
+        JOIN credentials AS c ON c.id = s.credential_id \
         LEFT JOIN access_tokens AS t ON t.token_hash = s.token_hash \
         LEFT JOIN sad_digests AS d ON d.sad_hash = s.sad_hash \
         LEFT JOIN audit_log AS tail ON tail.seq = (SELECT max(seq) FROM audit_log) \
