@@ -231,6 +231,32 @@ pub(crate) fn check_sole_control(
         )?;
         return Err(CscError::invalid("Credential locked"));
     }
+    let checked = check_factors(st, user_id, cred, pin, code, now, limit);
+    if let Err(e) = &checked
+        && !matches!(e, CscError::InvalidAuthenticationData)
+    {
+        // The factors could not be judged (token or database error): the reserved attempt
+        // was no guess. (A process killed mid-check keeps it: the safe side.)
+        if let Err(release) = st
+            .store
+            .with(|c| repo::credentials::release_attempt(c, &cred.id))
+        {
+            tracing::warn!(error = %release, "could not give back a reserved attempt");
+        }
+    }
+    checked
+}
+
+/// The checks of [`check_sole_control`] once the attempt is reserved.
+fn check_factors(
+    st: &AppState,
+    user_id: &str,
+    cred: &CredentialRow,
+    pin: &Secret,
+    code: &Secret,
+    now: i64,
+    limit: i32,
+) -> Result<(), CscError> {
     // Check both factors every time, so timing does not tell which one was wrong.
     let pin_ok = password::verify(pin, &cred.pin_hash);
     let online = super::challenge::is_online(cred);

@@ -223,6 +223,19 @@ fn token_error_is_503_the_sad_is_refunded_and_service_returns_when_it_clears() {
         "{body}"
     );
 
+    // An authorization while the token is down (the TOTP secret cannot be unsealed) is a 503
+    // and no guess: the attempt it reserved is given back, so outages cannot lock signers.
+    for _ in 0..2 {
+        app.authorize_raw(&token, &s, &cred, &[digest(SHA256, b"outage")], SHA256)
+            .assert_error(503, "temporarily_unavailable");
+    }
+    assert_eq!(
+        env.db_i64(&format!(
+            "SELECT CAST(failed_auths AS BIGINT) AS n FROM credentials WHERE id = '{cred}'"
+        )),
+        0
+    );
+
     // Nothing was spent: the SAD still holds its six signatures and every hash is unused,
     // and each failure is in the audit trail as a refunded token error.
     assert_eq!(

@@ -211,6 +211,19 @@ pub fn reserve_attempt(conn: &mut DbConn, id: &str, limit: i32) -> Result<bool, 
     Ok(n == 1)
 }
 
+/// Give back an attempt [`reserve_attempt`] took when the check could not be made (a token or
+/// database error): it was no guess, and must not count towards a lock.
+pub fn release_attempt(conn: &mut DbConn, id: &str) -> Result<(), StoreError> {
+    diesel::update(
+        credentials::table
+            .filter(credentials::id.eq(id))
+            .filter(credentials::failed_auths.gt(0)),
+    )
+    .set(credentials::failed_auths.eq(credentials::failed_auths - 1))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Accept a TOTP time step at most once per credential: succeeds only when `step` is later than
 /// every step accepted before (so a code is never accepted twice, nor an older neighbour).
 pub fn consume_otp_step(conn: &mut DbConn, id: &str, step: i64) -> Result<bool, StoreError> {
