@@ -22,18 +22,17 @@ pub const UNMATCHED: &str = "unmatched";
 pub enum AuthorizeFailure {
     /// The credential is locked after too many failures.
     Locked,
-    /// The PIN was wrong (the OTP may have been wrong too).
-    WrongPin,
-    /// The PIN was right, the OTP wrong, replayed or expired.
-    WrongOtp,
+    /// The PIN or the OTP was wrong (or the OTP replayed or expired). One label for both: the
+    /// API does not say which factor failed, and neither may `/metrics`, which anyone who can
+    /// reach it reads (a per-factor count told which PIN guess was right).
+    WrongFactor,
 }
 
 impl AuthorizeFailure {
     pub fn label(self) -> &'static str {
         match self {
             AuthorizeFailure::Locked => "locked",
-            AuthorizeFailure::WrongPin => "wrong_pin",
-            AuthorizeFailure::WrongOtp => "wrong_otp",
+            AuthorizeFailure::WrongFactor => "wrong_pin_or_otp",
         }
     }
 }
@@ -259,7 +258,7 @@ mod tests {
         let m = Metrics::new().unwrap();
         m.observe_request("/csc/v2/info", 200, Duration::from_millis(3));
         m.signatures("1.2.840.10045.4.3.2", 3);
-        m.authorize_failure(AuthorizeFailure::WrongPin);
+        m.authorize_failure(AuthorizeFailure::WrongFactor);
         m.hsm_sign(Duration::from_millis(2));
         m.purged("sads", 4);
         let guard = m.in_flight();
@@ -276,7 +275,7 @@ mod tests {
             "quill_http_request_duration_seconds_count{endpoint=\"/csc/v2/info\"} 1",
             "quill_http_requests_in_flight 1",
             "quill_signatures_total{algorithm=\"1.2.840.10045.4.3.2\"} 3",
-            "quill_authorize_failures_total{reason=\"wrong_pin\"} 1",
+            "quill_authorize_failures_total{reason=\"wrong_pin_or_otp\"} 1",
             "quill_hsm_sign_seconds_count 1",
             "quill_purged_rows_total{table=\"sads\"} 4",
             "quill_db_pool_connections{state=\"idle\"} 2",

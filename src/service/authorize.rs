@@ -298,11 +298,7 @@ fn check_factors(
         _ => false,
     };
     if !(pin_ok && otp_ok) {
-        st.metrics.authorize_failure(if pin_ok {
-            AuthorizeFailure::WrongOtp
-        } else {
-            AuthorizeFailure::WrongPin
-        });
+        st.metrics.authorize_failure(AuthorizeFailure::WrongFactor);
         let locks = cred.failed_auths + 1 >= limit;
         if locks {
             tracing::warn!(limit, "credential locked after repeated PIN/OTP failures");

@@ -365,6 +365,15 @@ fn metrics_count_what_was_done() {
                 "authData": [{"id": "PIN", "value": "000000"}, {"id": "OTP", "value": s.next_otp(&cred)}]}),
     );
     r.assert_error(400, "invalid_authentication_data");
+    // The right PIN with a wrong OTP: the same reason (which factor failed is not told).
+    let r = app.post(
+        "/csc/v2/credentials/authorize",
+        Some(&token),
+        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&hashes[0])],
+                "hashAlgorithmOID": SHA256,
+                "authData": [{"id": "PIN", "value": s.pin}, {"id": "OTP", "value": "000000"}]}),
+    );
+    r.assert_error(400, "invalid_authentication_data");
     // Junk URLs.
     assert_eq!(app.get("/junk/abc123").status(), 404);
     app.post("/csc/v2/nope-xyz", None, &json!({}))
@@ -377,7 +386,10 @@ fn metrics_count_what_was_done() {
             "quill_signatures_total{algorithm=\"1.2.840.10045.4.3.2\"}",
             2.0,
         ),
-        ("quill_authorize_failures_total{reason=\"wrong_pin\"}", 1.0),
+        (
+            "quill_authorize_failures_total{reason=\"wrong_pin_or_otp\"}",
+            2.0,
+        ),
         ("quill_hsm_sign_seconds_count", 1.0),
         (
             "quill_http_requests_total{endpoint=\"/csc/v2/signatures/signHash\",status=\"200\"}",
@@ -389,7 +401,7 @@ fn metrics_count_what_was_done() {
         ),
         (
             "quill_http_requests_total{endpoint=\"/csc/v2/credentials/authorize\",status=\"400\"}",
-            1.0,
+            2.0,
         ),
         (
             "quill_http_requests_total{endpoint=\"/csc/v2/auth/login\",status=\"200\"}",
