@@ -14,7 +14,7 @@ use crate::auth::password::HashParams;
 use crate::qscd::pkcs11::Pkcs11Config;
 
 /// Where state lives.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct StoreArgs {
     /// Database URL: `sqlite://PATH` (or a plain path) for the embedded default.
     #[arg(
@@ -183,7 +183,7 @@ impl TlsArgs {
 }
 
 /// Everything `quill serve` needs.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "QUILL_LISTEN", default_value = "127.0.0.1:8080")]

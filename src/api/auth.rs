@@ -22,7 +22,7 @@ pub struct LoginRequest {
     pub client_data: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct LoginResponse {
     pub access_token: String,
     pub expires_in: i64,

@@ -211,7 +211,7 @@ pub struct ListResponse {
     pub next_page_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizeResponse {
     #[serde(rename = "SAD")]

@@ -610,6 +610,12 @@ impl Pkcs11Qscd {
                     Attribute::Extractable(false),
                     Attribute::Encrypt(true),
                     Attribute::Decrypt(true),
+                    // it seals and unseals, nothing else
+                    Attribute::Sign(false),
+                    Attribute::Verify(false),
+                    Attribute::Wrap(false),
+                    Attribute::Unwrap(false),
+                    Attribute::Derive(false),
                 ],
             )?,
         };
@@ -633,13 +639,24 @@ impl Qscd for Pkcs11Qscd {
                 Attribute::Label(label.as_bytes().to_vec()),
             ]
         };
+        // A signing key signs and does nothing else: SoftHSM2's defaults would also let it
+        // decrypt, unwrap and sign-recover for anyone holding the token PIN.
         let mut public = common(false);
-        public.push(Attribute::Verify(true));
+        public.extend([
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::VerifyRecover(false),
+        ]);
         let mut private = common(true);
         private.extend([
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::SignRecover(false),
+            Attribute::Derive(false),
         ]);
         let (mech, extra) = match spec {
             KeySpec::Rsa { bits } => (

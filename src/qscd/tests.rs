@@ -144,12 +144,27 @@ fn private_keys_are_sensitive_and_not_extractable() {
                     AttributeType::Extractable,
                     AttributeType::Sensitive,
                     AttributeType::Value,
+                    AttributeType::Sign,
+                    AttributeType::Decrypt,
+                    AttributeType::Unwrap,
+                    AttributeType::SignRecover,
+                    AttributeType::Derive,
                 ],
             )
             .unwrap()
         });
         assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
         assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+        // it signs, and nothing else
+        assert!(attrs.contains(&Attribute::Sign(true)), "{attrs:?}");
+        for other in [
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::SignRecover(false),
+            Attribute::Derive(false),
+        ] {
+            assert!(attrs.contains(&other), "{other:?} in {attrs:?}");
+        }
         assert!(
             !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
             "CKA_VALUE must be unreadable"

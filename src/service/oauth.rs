@@ -832,7 +832,7 @@ async fn authenticate_client(
 }
 
 /// A successful token response (RFC 6749 §5.1 plus CSC's `credentialID` and RAR echo).
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
