@@ -157,7 +157,12 @@ fn plan_item(
         hash_algo.as_deref(),
         params.as_deref(),
     )?;
-    let pss_params = params.filter(|_| resolved.algo == SignAlgo::RsaPss);
+    // The parameters go into the SignerInfo as DER written by Quill: a client's encoding may
+    // spell out DEFAULT values (saltLength 20, trailerField 1), which DER leaves out.
+    let pss_params = params
+        .filter(|_| resolved.algo == SignAlgo::RsaPss)
+        .map(|p| crypto::pss::parse(&p).map(|parsed| crypto::pss::encode(&parsed)))
+        .transpose()?;
     let task = |digest, content| Task {
         digest,
         content,
@@ -266,10 +271,13 @@ fn build(
         let tsa = tsa.ok_or_else(|| CscError::Internal("no TSA for AdES-B-T".into()))?;
         let value = built.signature_value().map_err(cms_error)?;
         let hash = task.resolved.hash;
+        // Stamped now, after the signature value exists: the request's arrival time (`now`,
+        // the signing-time) may lie seconds before it when the database or the token made
+        // the call wait, and the token must not be dated before its content.
         let token = tsa::stamp(
             st.qscd.as_ref(),
             tsa,
-            now,
+            st.clock.now(),
             &tsa::StampRequest {
                 hash,
                 digest: &hash.digest(&value),

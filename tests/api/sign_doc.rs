@@ -744,3 +744,114 @@ fn one_sad_signs_a_batch_of_documents_in_order() {
     )
     .assert_error(400, "invalid_request");
 }
+
+/// A B-T signature's time-stamp is made after the signature value it covers: its genTime (with
+/// the 1 s accuracy it states) is never before the moment the signature could exist. It was the
+/// request's arrival time, so a wait for the database or the token before signing dated the
+/// token earlier than its content (RFC 3161 §2.4.2, EN 319 122-1 §5.3). SQLite only: the test
+/// holds the database's write lock from outside for two seconds.
+#[test]
+fn a_b_t_time_stamp_is_not_older_than_its_signature() {
+    use diesel::connection::SimpleConnection as _;
+    use diesel::prelude::*;
+    let env = Env::new();
+    if !env.db_url.starts_with("sqlite") {
+        return;
+    }
+    let s = signer("tess");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let d = digest(SHA256, b"stamped late");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&d), SHA256);
+    let path = env.db_url.trim_start_matches("sqlite://").to_string();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+        c.batch_execute("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let released = std::time::SystemTime::now();
+        c.batch_execute("ROLLBACK").unwrap();
+        released
+    });
+    locked_rx.recv().unwrap();
+    let r = sign_doc(
+        &app,
+        &token,
+        json!({"credentialID": cred, "SAD": sad, "documentDigests": [{"hashes": [b64(&d)],
+            "hashAlgorithmOID": SHA256, "signature_format": "C",
+            "conformance_level": "Ades-B-T", "signAlgo": ECDSA_SHA256}]}),
+    );
+    let released = holder.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cms = unb64(r.body["SignatureObject"][0].as_str().unwrap());
+    let sd = signed_data(&cms);
+    let si = sd.signer_infos.0.get(0).unwrap();
+    let ts_token = si
+        .unsigned_attrs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|a| a.oid.to_string() == ID_SIGNATURE_TIME_STAMP)
+        .unwrap()
+        .values
+        .get(0)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let econtent = signed_data(&ts_token).encap_content_info.econtent.unwrap();
+    let octets = der::asn1::OctetString::from_der(&econtent.to_der().unwrap()).unwrap();
+    let tst = x509_tsp::TstInfo::from_der(octets.as_bytes()).unwrap();
+    let gen_time = tst.gen_time.to_unix_duration().as_secs_f64();
+    let released = released
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        gen_time + 1.0 > released,
+        "genTime {gen_time} + 1 s is before the lock was released at {released}"
+    );
+}
+
+/// RSASSA-PSS parameters that spell out a DEFAULT (saltLength 20) go into the SignerInfo as DER,
+/// which leaves it out: the CMS is DER throughout (archive time-stamps hash it as encoded).
+#[test]
+fn pss_parameters_are_written_as_der() {
+    let env = Env::new();
+    let s = signer("ursa");
+    let cred = env.enroll(&s, "rsa-2048").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let d = digest(SHA256, b"pss as der");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&d), SHA256);
+    let sha256_mgf1 = "3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108\
+                       300d06096086480165030402010500";
+    let explicit_default = format!("{sha256_mgf1}a203020114");
+    let r = sign_doc(
+        &app,
+        &token,
+        json!({"credentialID": cred, "SAD": sad, "documentDigests": [{"hashes": [b64(&d)],
+            "hashAlgorithmOID": SHA256, "signature_format": "C",
+            "signAlgo": "1.2.840.113549.1.1.10",
+            "signAlgoParams": b64(&hex::decode(&explicit_default).unwrap())}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cms = unb64(r.body["SignatureObject"][0].as_str().unwrap());
+    let sd = signed_data(&cms);
+    let params = sd
+        .signer_infos
+        .0
+        .get(0)
+        .unwrap()
+        .signature_algorithm
+        .parameters
+        .clone();
+    let mut der_form = hex::decode(sha256_mgf1).unwrap();
+    der_form[1] = 0x2f;
+    assert_eq!(
+        hex::encode(params.unwrap().to_der().unwrap()),
+        hex::encode(der_form)
+    );
+    assert_eq!(cms, ContentInfo::from_der(&cms).unwrap().to_der().unwrap());
+}
