@@ -145,7 +145,9 @@ fn collect_secret_keys(cmd: &Command, keys: &mut std::collections::BTreeSet<Stri
 /// The file key of an argument, when it is a setting (has a `QUILL_*` variable).
 fn key_of(arg: &Arg) -> Option<String> {
     let env = arg.get_env()?.to_str()?;
-    if !env.starts_with("QUILL_") || env == "QUILL_CONFIG" {
+    // One enrolment's secrets (QUILL_ENROLL_*) are no setting: a file would give every
+    // enrolment the same password and PIN.
+    if !env.starts_with("QUILL_") || env == "QUILL_CONFIG" || env.starts_with("QUILL_ENROLL_") {
         return None;
     }
     Some(arg.get_long()?.replace('-', "_"))

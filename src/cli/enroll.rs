@@ -24,16 +24,23 @@ pub struct EnrollArgs {
     #[arg(long)]
     pub user: String,
     /// Password for auth/login (at least 8 characters; must match for an existing user).
-    #[arg(long)]
+    /// Prefer the environment variable: a command line is visible to every local user
+    /// (`/proc/PID/cmdline`) and stays in shell history.
+    #[arg(long, env = "QUILL_ENROLL_PASSWORD", hide_env_values = true)]
     pub password: String,
-    /// Signing PIN: 6 to 8 digits.
-    #[arg(long)]
+    /// Signing PIN: 6 to 8 digits (environment variable preferred, as for the password).
+    #[arg(long, env = "QUILL_ENROLL_PIN", hide_env_values = true)]
     pub pin: String,
     /// Key algorithm: rsa-2048, rsa-3072, ec-p256 or ec-p384.
     #[arg(long)]
     pub key: String,
-    /// Base32 TOTP secret (generated when absent).
-    #[arg(long, conflicts_with = "otp")]
+    /// Base32 TOTP secret (generated when absent; environment variable preferred).
+    #[arg(
+        long,
+        env = "QUILL_ENROLL_TOTP_SECRET",
+        hide_env_values = true,
+        conflicts_with = "otp"
+    )]
     pub totp_secret: Option<String>,
     /// Online OTP instead of TOTP: sms:+NUMBER or email:ADDRESS (a code is sent per signature).
     #[arg(long)]

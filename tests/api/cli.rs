@@ -593,3 +593,50 @@ fn concurrent_first_enrolments_share_one_ca_and_one_sealing_key() {
     }
     assert_eq!(cas.len(), 1, "one development CA");
 }
+
+/// `quill enroll` takes the password, PIN and TOTP secret from the environment, off the command
+/// line (which every local user can read in /proc); they are no config-file settings.
+#[test]
+fn enroll_takes_its_secrets_from_the_environment() {
+    let env = Env::new();
+    let s = signer("vera");
+    let out = env
+        .quill()
+        .args(["enroll", "--user", &s.user, "--key", "ec-p256"])
+        .env("QUILL_ENROLL_PASSWORD", &s.password)
+        .env("QUILL_ENROLL_PIN", &s.pin)
+        .env("QUILL_ENROLL_TOTP_SECRET", &s.totp_secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: Enrolled = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e.totp_secret.as_deref(), Some(s.totp_secret.as_str()));
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"env");
+    app.authorize(
+        &token,
+        &s,
+        &e.credential_id,
+        std::slice::from_ref(&h),
+        SHA256,
+    );
+    // not from a config file
+    let conf = env.dir.path().join("enroll.toml");
+    std::fs::write(&conf, "password = \"from-a-file\"\n").unwrap();
+    let out = env
+        .quill()
+        .args(["--config", conf.to_str().unwrap(), "enroll", "--help"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown key `password`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
