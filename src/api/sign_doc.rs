@@ -188,7 +188,9 @@ pub async fn rfc3161(
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !content_type.eq_ignore_ascii_case(QUERY_TYPE) {
+    // The media type, whatever parameters follow it (RFC 9110 §8.3.1: `; charset=binary`).
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case(QUERY_TYPE) {
         return Err(CscError::invalid(
             "Content-Type must be application/timestamp-query",
         ));

@@ -420,10 +420,14 @@ fn timestamps_verify_with_openssl_and_echo_the_nonce() {
         "-out",
         query_path.to_str().unwrap(),
     ]);
+    // (a media type parameter is fine: RFC 9110 §8.3.1)
     let reply = app
         .client
         .post(format!("{}/tsa", app.base))
-        .header("Content-Type", "application/timestamp-query")
+        .header(
+            "Content-Type",
+            "Application/TimeStamp-Query; charset=binary",
+        )
         .body(std::fs::read(&query_path).unwrap())
         .send()
         .unwrap();
@@ -433,6 +437,16 @@ fn timestamps_verify_with_openssl_and_echo_the_nonce() {
         "application/timestamp-reply"
     );
     let reply_path = write(dir.path(), "r.tsr", &reply.bytes().unwrap());
+    for wrong in ["application/json", "application/timestamp-query-x", ""] {
+        let r = app
+            .client
+            .post(format!("{}/tsa", app.base))
+            .header("Content-Type", wrong)
+            .body(std::fs::read(&query_path).unwrap())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{wrong:?}");
+    }
     openssl(&[
         "ts",
         "-verify",
