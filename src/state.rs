@@ -14,6 +14,8 @@ pub struct AppState {
     pub settings: Arc<ServiceSettings>,
     pub store: Store,
     pub qscd: Arc<dyn Qscd>,
+    /// argon2's secret input for passwords and PINs, derived in the token at start-up.
+    pub pepper: crate::auth::password::Pepper,
     pub clock: SharedClock,
     pub otp_sender: Arc<dyn OtpSender>,
     pub metrics: Metrics,

@@ -113,6 +113,9 @@ mod tests {
         fn unseal(&self, _: &[u8], _: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, QscdError> {
             down()
         }
+        fn derive_secret(&self, _: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, QscdError> {
+            down()
+        }
         fn put_certificate(&self, _: &[u8], _: &str, _: &[u8]) -> Result<(), QscdError> {
             down()
         }
@@ -149,6 +152,7 @@ mod tests {
             }),
             store,
             qscd: Arc::new(FakeToken { up: token_up }),
+            pepper: crate::auth::password::Pepper::from_bytes(vec![1u8; 32]),
             clock: Arc::new(crate::clock::SystemClock),
             otp_sender: crate::notify::from_spec(&outbox).unwrap(),
             metrics: crate::metrics::Metrics::new().unwrap(),

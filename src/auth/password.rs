@@ -1,5 +1,6 @@
-//! Passwords and PINs: argon2id with parameters from configuration, PHC strings in the database,
-//! and a dummy verification when the user is unknown so timing does not tell who exists.
+//! Passwords and PINs: argon2id with parameters from configuration and a secret input derived
+//! in the token (the [`Pepper`]), PHC strings in the database, and a dummy verification when
+//! the user is unknown so timing does not tell who exists.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -26,16 +27,54 @@ impl Default for HashParams {
     }
 }
 
-fn argon2(params: HashParams) -> Result<Argon2<'static>, String> {
-    let p = Params::new(params.memory_kib, params.iterations, 1, None)
-        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
+/// argon2's secret input (its `K`), derived in the token (`Qscd::derive_secret`): the same for
+/// every process on the token, and in no copy of the database, so that a stolen database does
+/// not let anyone try PINs offline (a 6-digit PIN fell to a plain argon2id hash in hours).
+/// Hashes made with it carry `keyid=qp1` in their PHC string; older ones, without, still
+/// verify as they were made.
+#[derive(Clone)]
+pub struct Pepper(std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>);
+
+/// What the token's MAC is taken of to make the pepper.
+const PEPPER_CONTEXT: &[u8] = b"quill argon2id secret v1";
+/// `keyid` of a peppered hash.
+const PEPPER_KEYID: &[u8] = b"qp1";
+
+impl Pepper {
+    /// The token's pepper.
+    pub fn from_token(qscd: &dyn crate::qscd::Qscd) -> Result<Pepper, crate::qscd::QscdError> {
+        Ok(Pepper::from_bytes(qscd.derive_secret(PEPPER_CONTEXT)?))
+    }
+
+    /// A pepper of given bytes (benchmarks and tests).
+    pub fn from_bytes(bytes: impl Into<zeroize::Zeroizing<Vec<u8>>>) -> Pepper {
+        Pepper(std::sync::Arc::new(bytes.into()))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.as_slice()
+    }
 }
 
-/// Hash a secret into a PHC string (`$argon2id$v=19$m=…`).
-pub fn hash(secret: &Secret, params: HashParams) -> Result<String, String> {
+impl std::fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pepper(…)")
+    }
+}
+
+/// Hash a secret into a PHC string (`$argon2id$v=19$m=…,keyid=…`), with the pepper.
+pub fn hash(secret: &Secret, params: HashParams, pepper: &Pepper) -> Result<String, String> {
+    let bad = |e: argon2::Error| format!("invalid argon2 parameters: {e}");
+    let p = argon2::ParamsBuilder::new()
+        .m_cost(params.memory_kib)
+        .t_cost(params.iterations)
+        .p_cost(1)
+        .keyid(argon2::KeyId::new(PEPPER_KEYID).map_err(bad)?)
+        .build()
+        .map_err(bad)?;
     let salt = SaltString::generate(&mut OsRng);
-    argon2(params)?
+    Argon2::new_with_secret(pepper.bytes(), Algorithm::Argon2id, Version::V0x13, p)
+        .map_err(bad)?
         .hash_password(secret.expose().as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| format!("argon2 hashing failed: {e}"))
@@ -94,9 +133,10 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
     out
 }
 
-/// Verify a secret against a PHC string; the parameters come from the string itself.
-/// A malformed stored hash verifies as false.
-pub fn verify(secret: &Secret, phc: &str) -> bool {
+/// Verify a secret against a PHC string; the parameters come from the string itself, and the
+/// pepper is used when its `keyid` says it was hashed with it. A malformed stored hash
+/// verifies as false.
+pub fn verify(secret: &Secret, phc: &str, pepper: &Pepper) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -119,7 +159,14 @@ pub fn verify(secret: &Secret, phc: &str) -> bool {
         return false;
     };
     let blocks = params.block_count();
-    let argon2 = Argon2::new(algorithm, version, params);
+    let argon2 = match params.keyid() {
+        [] => Argon2::new(algorithm, version, params),
+        PEPPER_KEYID => match Argon2::new_with_secret(pepper.bytes(), algorithm, version, params) {
+            Ok(a) => a,
+            Err(_) => return false,
+        },
+        _ => return false,
+    };
     let mut out = vec![0u8; expected.len()];
     let computed = with_memory(blocks, |memory| {
         argon2.hash_password_into_with_memory(secret.expose().as_bytes(), salt, &mut out, memory)
@@ -129,11 +176,11 @@ pub fn verify(secret: &Secret, phc: &str) -> bool {
 }
 
 /// Spend the same time as a real verification, for unknown users.
-pub fn verify_dummy(secret: &Secret, params: HashParams) {
+pub fn verify_dummy(secret: &Secret, params: HashParams, pepper: &Pepper) {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    let phc = DUMMY.get_or_init(|| hash(&Secret::new("quill-dummy-password"), params).ok());
+    let phc = DUMMY.get_or_init(|| hash(&Secret::new("quill-dummy-password"), params, pepper).ok());
     if let Some(phc) = phc {
-        let _ = verify(secret, phc);
+        let _ = verify(secret, phc, pepper);
     }
 }
 
@@ -151,14 +198,18 @@ mod tests {
         iterations: 1,
     };
 
+    fn pepper() -> Pepper {
+        Pepper::from_bytes(vec![7u8; 32])
+    }
+
     #[test]
     fn hash_then_verify() {
-        let h = hash(&Secret::new("correct horse"), FAST).unwrap();
+        let h = hash(&Secret::new("correct horse"), FAST, &pepper()).unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(!h.contains("correct horse"));
-        assert!(verify(&Secret::new("correct horse"), &h));
-        assert!(!verify(&Secret::new("correct horsf"), &h));
-        assert!(!verify(&Secret::new("x"), "not a phc string"));
+        assert!(verify(&Secret::new("correct horse"), &h, &pepper()));
+        assert!(!verify(&Secret::new("correct horsf"), &h, &pepper()));
+        assert!(!verify(&Secret::new("x"), "not a phc string", &pepper()));
     }
 
     #[test]
@@ -172,32 +223,62 @@ mod tests {
             let a = Argon2::new(alg, Version::V0x13, Params::new(m, t, 1, None).unwrap());
             let salt = SaltString::generate(&mut OsRng);
             let phc = a.hash_password(b"123456", &salt).unwrap().to_string();
-            assert!(verify(&Secret::new("123456"), &phc), "{phc}");
-            assert!(!verify(&Secret::new("123457"), &phc), "{phc}");
-            // and the other way round
-            let ours = hash(&Secret::new("654321"), FAST).unwrap();
+            assert!(verify(&Secret::new("123456"), &phc, &pepper()), "{phc}");
+            assert!(!verify(&Secret::new("123457"), &phc, &pepper()), "{phc}");
+            // and the other way round, given the pepper as argon2's secret
+            let ours = hash(&Secret::new("654321"), FAST, &pepper()).unwrap();
             let parsed = PasswordHash::new(&ours).unwrap();
+            let keyed = Argon2::new_with_secret(
+                &[7u8; 32],
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::default(),
+            )
+            .unwrap();
+            assert!(keyed.verify_password(b"654321", &parsed).is_ok());
             assert!(
                 Argon2::default()
                     .verify_password(b"654321", &parsed)
-                    .is_ok()
+                    .is_err(),
+                "not without the pepper"
             );
         }
         // Truncated or edited strings verify as false.
-        let h = hash(&Secret::new("123456"), FAST).unwrap();
-        assert!(!verify(&Secret::new("123456"), &h[..h.len() - 4]));
+        let h = hash(&Secret::new("123456"), FAST, &pepper()).unwrap();
         assert!(!verify(
             &Secret::new("123456"),
-            &h.replace("argon2id", "argon2x")
+            &h[..h.len() - 4],
+            &pepper()
         ));
+        assert!(!verify(
+            &Secret::new("123456"),
+            &h.replace("argon2id", "argon2x"),
+            &pepper()
+        ));
+        assert!(!verify(
+            &Secret::new("123456"),
+            &h.replace("keyid=cXAx", "keyid=cXAy"),
+            &pepper()
+        ));
+    }
+
+    /// A peppered hash verifies only with its pepper: a copy of the database (and the hash in
+    /// it) is no way to try PINs without the token.
+    #[test]
+    fn a_hash_needs_its_pepper() {
+        let h = hash(&Secret::new("123456"), FAST, &pepper()).unwrap();
+        assert!(h.contains("keyid=cXAx"), "{h}");
+        let other = Pepper::from_bytes(vec![8u8; 32]);
+        assert!(!verify(&Secret::new("123456"), &h, &other));
+        assert!(verify(&Secret::new("123456"), &h, &pepper()));
     }
 
     #[test]
     fn parallel_verifications_share_bounded_memory() {
-        let h = hash(&Secret::new("123456"), FAST).unwrap();
+        let h = hash(&Secret::new("123456"), FAST, &pepper()).unwrap();
         std::thread::scope(|s| {
             for _ in 0..8 {
-                s.spawn(|| assert!(verify(&Secret::new("123456"), &h)));
+                s.spawn(|| assert!(verify(&Secret::new("123456"), &h, &pepper())));
             }
         });
         // (nextest runs each test in its own process: the default of 1 holds here)
@@ -207,8 +288,8 @@ mod tests {
 
     #[test]
     fn salts_differ() {
-        let a = hash(&Secret::new("123456"), FAST).unwrap();
-        let b = hash(&Secret::new("123456"), FAST).unwrap();
+        let a = hash(&Secret::new("123456"), FAST, &pepper()).unwrap();
+        let b = hash(&Secret::new("123456"), FAST, &pepper()).unwrap();
         assert_ne!(a, b);
     }
 
@@ -230,7 +311,8 @@ mod tests {
                 HashParams {
                     memory_kib: 1,
                     iterations: 0
-                }
+                },
+                &pepper()
             )
             .is_err()
         );

@@ -21,10 +21,12 @@ pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
     let qscd: Arc<dyn Qscd> = args.token.open()?;
     // The development CA and the time-stamping unit (RFC 3161) live in the token: made once.
     crate::service::tsa::ensure_objects(&store, &qscd, crate::clock::Clock::now(&SystemClock))?;
+    let pepper = crate::auth::password::Pepper::from_token(qscd.as_ref())?;
     Ok(AppState {
         settings: Arc::new(settings),
         store,
         qscd,
+        pepper,
         clock: Arc::new(SystemClock),
         otp_sender: crate::notify::from_spec(&args.otp_sender)?,
         metrics: crate::metrics::Metrics::new()?,

@@ -100,6 +100,10 @@ pub trait Qscd: Send + Sync + 'static {
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, QscdError>;
     /// Inverse of `seal`; wrong `aad` or tampered data → `QscdError::Unseal`.
     fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, QscdError>;
+    /// HMAC-SHA256 of `context` under a token-resident key (created on first use): a secret
+    /// that is the same for every process using the token and that no copy of the database
+    /// holds (argon2's secret input, `auth::password::Pepper`).
+    fn derive_secret(&self, context: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, QscdError>;
     /// Store a DER X.509 certificate as a token object.
     fn put_certificate(&self, id: &[u8], label: &str, der: &[u8]) -> Result<(), QscdError>;
     /// A certificate object's DER by label.

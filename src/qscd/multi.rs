@@ -158,6 +158,10 @@ impl Qscd for TokenSet {
         self.primary()?.unseal(aad, sealed)
     }
 
+    fn derive_secret(&self, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, QscdError> {
+        self.primary()?.derive_secret(context)
+    }
+
     fn put_certificate(&self, id: &[u8], label: &str, der: &[u8]) -> Result<(), QscdError> {
         self.primary()?.put_certificate(id, label, der)
     }

@@ -32,6 +32,8 @@ use crate::crypto::HashAlg;
 
 /// Label of the AES key that seals TOTP secrets.
 pub const SEAL_KEY_LABEL: &str = "quill-seal-key";
+/// Label of the HMAC key behind `derive_secret`.
+pub const MAC_KEY_LABEL: &str = "quill-mac-key";
 const IV_LEN: usize = 12;
 
 /// How to reach the token.
@@ -583,21 +585,11 @@ impl Pkcs11Qscd {
         Ok(h)
     }
 
-    /// The sealing key's handle, created on first use.
+    /// The sealing key's handle (AES-256), created on first use. It seals and unseals,
+    /// nothing else.
     fn seal_key(&self, session: &Session) -> Result<ObjectHandle, OpError> {
-        let cache_key = SEAL_KEY_LABEL.as_bytes().to_vec();
-        if let Some(h) = self.lock_handles().get(&cache_key) {
-            return Ok(*h);
-        }
-        let _one_at_a_time = self.lock_objects();
-        if let Some(h) = self.lock_handles().get(&cache_key) {
-            return Ok(*h);
-        }
-        let label = Attribute::Label(SEAL_KEY_LABEL.as_bytes().to_vec());
-        let class = Attribute::Class(ObjectClass::SECRET_KEY);
-        let h = match first(session, &[class.clone(), label.clone()])? {
-            Some(h) => h,
-            None => session.generate_key(
+        self.secret_key(session, SEAL_KEY_LABEL, |session, class, label| {
+            session.generate_key(
                 &Mechanism::AesKeyGen,
                 &[
                     class,
@@ -610,14 +602,65 @@ impl Pkcs11Qscd {
                     Attribute::Extractable(false),
                     Attribute::Encrypt(true),
                     Attribute::Decrypt(true),
-                    // it seals and unseals, nothing else
                     Attribute::Sign(false),
                     Attribute::Verify(false),
                     Attribute::Wrap(false),
                     Attribute::Unwrap(false),
                     Attribute::Derive(false),
                 ],
-            )?,
+            )
+        })
+    }
+
+    /// The key of `derive_secret` (a 256-bit generic secret for HMAC-SHA256), created on
+    /// first use. It computes MACs, nothing else.
+    fn mac_key(&self, session: &Session) -> Result<ObjectHandle, OpError> {
+        self.secret_key(session, MAC_KEY_LABEL, |session, class, label| {
+            session.generate_key(
+                &Mechanism::GenericSecretKeyGen,
+                &[
+                    class,
+                    label,
+                    Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::Sign(true),
+                    Attribute::Verify(false),
+                    Attribute::Encrypt(false),
+                    Attribute::Decrypt(false),
+                    Attribute::Wrap(false),
+                    Attribute::Unwrap(false),
+                    Attribute::Derive(false),
+                ],
+            )
+        })
+    }
+
+    /// A secret key of Quill's own by label: cached, else found, else made by `make` (given
+    /// the class and label attributes), one maker at a time in this process (across processes
+    /// `tsa::ensure_objects` makes them under the database's writer lock).
+    fn secret_key(
+        &self,
+        session: &Session,
+        label: &str,
+        make: impl FnOnce(&Session, Attribute, Attribute) -> cryptoki::error::Result<ObjectHandle>,
+    ) -> Result<ObjectHandle, OpError> {
+        let cache_key = label.as_bytes().to_vec();
+        if let Some(h) = self.lock_handles().get(&cache_key) {
+            return Ok(*h);
+        }
+        let _one_at_a_time = self.lock_objects();
+        if let Some(h) = self.lock_handles().get(&cache_key) {
+            return Ok(*h);
+        }
+        let label = Attribute::Label(label.as_bytes().to_vec());
+        let class = Attribute::Class(ObjectClass::SECRET_KEY);
+        let h = match first(session, &[class.clone(), label.clone()])? {
+            Some(h) => h,
+            None => make(session, class, label)?,
         };
         self.lock_handles().insert(cache_key, h);
         Ok(h)
@@ -751,6 +794,17 @@ impl Qscd for Pkcs11Qscd {
             let mut out = iv.to_vec();
             out.extend_from_slice(&ct);
             Ok(out)
+        })
+    }
+
+    fn derive_secret(&self, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, QscdError> {
+        self.with_session(|s| {
+            let key = self.mac_key(s)?;
+            Ok(Zeroizing::new(s.sign(
+                &Mechanism::Sha256Hmac,
+                key,
+                context,
+            )?))
         })
     }
 

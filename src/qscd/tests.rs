@@ -176,6 +176,51 @@ fn private_keys_are_sensitive_and_not_extractable() {
     assert!(q.destroy_key_pair(b"x1").is_ok());
 }
 
+/// The derived secret (argon2's pepper) is the token's: the same for every process that opens
+/// it, another for another token, and made by a key that only computes MACs.
+#[test]
+fn derived_secrets_belong_to_the_token() {
+    let cfg = new_token("derive");
+    let a = Pkcs11Qscd::open(&cfg).unwrap();
+    let first = a.derive_secret(b"context").unwrap();
+    assert_eq!(first.len(), 32);
+    let b = Pkcs11Qscd::open(&cfg).unwrap();
+    assert_eq!(
+        b.derive_secret(b"context").unwrap(),
+        first,
+        "same token, same secret"
+    );
+    assert_ne!(b.derive_secret(b"other").unwrap(), first);
+    assert_ne!(token("derive-2").derive_secret(b"context").unwrap(), first);
+    let attrs = a.with_session_for_tests(|s| {
+        let h = s
+            .find_objects(&[Attribute::Label(
+                super::pkcs11::MAC_KEY_LABEL.as_bytes().to_vec(),
+            )])
+            .unwrap()[0];
+        s.get_attributes(
+            h,
+            &[
+                AttributeType::Extractable,
+                AttributeType::Sensitive,
+                AttributeType::Sign,
+                AttributeType::Decrypt,
+                AttributeType::Value,
+            ],
+        )
+        .unwrap()
+    });
+    for want in [
+        Attribute::Extractable(false),
+        Attribute::Sensitive(true),
+        Attribute::Sign(true),
+        Attribute::Decrypt(false),
+    ] {
+        assert!(attrs.contains(&want), "{want:?} in {attrs:?}");
+    }
+    assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))));
+}
+
 /// Online OTP codes are stored sealed to their credential: a copy of the database gives no
 /// way to test a guess (as it did under an unkeyed hash of six digits).
 #[test]

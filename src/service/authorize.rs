@@ -258,7 +258,7 @@ fn check_factors(
     limit: i32,
 ) -> Result<(), CscError> {
     // Check both factors every time, so timing does not tell which one was wrong.
-    let pin_ok = password::verify(pin, &cred.pin_hash);
+    let pin_ok = password::verify(pin, &cred.pin_hash, &st.pepper);
     let online = super::challenge::is_online(cred);
     let otp_step = match &cred.otp_secret {
         Some(sealed) if !online => {

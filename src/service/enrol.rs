@@ -211,12 +211,16 @@ pub fn enrol(
         (None, None) => otp::generate_secret(),
     };
     let now = clock.now();
+    // The CA, the time-stamping unit it certifies, the sealing and MAC keys, before the first
+    // `serve`; the pepper the password and PIN are hashed with comes from the token.
+    super::tsa::ensure_objects(store, qscd, now)?;
+    let pepper = password::Pepper::from_token(qscd.as_ref())?;
 
     let existing = store.with(|c| repo::users::by_name(c, &req.user))?;
     let new_user = match &existing {
         Some(user) => {
             anyhow::ensure!(
-                password::verify(&req.password, &user.password_hash),
+                password::verify(&req.password, &user.password_hash, &pepper),
                 "user {:?} exists and the password does not match",
                 req.user
             );
@@ -225,7 +229,8 @@ pub fn enrol(
         None => Some(UserRow {
             id: token::random_id(16),
             name: req.user.clone(),
-            password_hash: password::hash(&req.password, params).map_err(anyhow::Error::msg)?,
+            password_hash: password::hash(&req.password, params, &pepper)
+                .map_err(anyhow::Error::msg)?,
             failed_logins: 0,
             created_at: now,
         }),
@@ -236,8 +241,6 @@ pub fn enrol(
         .map(|u| u.id.clone())
         .ok_or_else(|| anyhow::anyhow!("no user"))?;
 
-    // The CA, and the time-stamping unit it certifies, before the first `serve`.
-    super::tsa::ensure_objects(store, qscd, now)?;
     let (ca_key, ca_cert) = ensure_ca(qscd, now)?;
     let credential_id = token::random_id(16);
     let key_id = credential_id.as_bytes().to_vec();
@@ -259,7 +262,7 @@ pub fn enrol(
             cert_chain: chain,
             not_before: info.not_before,
             not_after: info.not_after,
-            pin_hash: password::hash(&req.pin, params).map_err(anyhow::Error::msg)?,
+            pin_hash: password::hash(&req.pin, params, &pepper).map_err(anyhow::Error::msg)?,
             otp_kind: online.as_ref().map_or("totp", |(kind, _)| kind).into(),
             otp_secret: Some(sealed),
             status: super::STATUS_ENABLED.into(),

@@ -120,7 +120,7 @@ pub(crate) fn check_password(
 ) -> Result<UserRow, CscError> {
     let user = st.store.with(|c| repo::users::by_name(c, name))?;
     let Some(user) = user else {
-        password::verify_dummy(pw, st.settings.hash);
+        password::verify_dummy(pw, st.settings.hash, &st.pepper);
         return Err(CscError::AuthenticationError);
     };
     let refused = |outcome| {
@@ -139,7 +139,7 @@ pub(crate) fn check_password(
         refused("locked")?;
         return Err(CscError::AuthenticationError);
     }
-    if !password::verify(pw, &user.password_hash) {
+    if !password::verify(pw, &user.password_hash, &st.pepper) {
         tracing::info!("login refused: wrong password");
         refused("failed")?;
         return Err(CscError::AuthenticationError);

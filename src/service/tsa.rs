@@ -31,7 +31,8 @@ pub const TSA_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.202
 
 /// The TSA key and certificate, created in the token (with the development CA) when missing.
 /// Returns the TSA certificate's DER.
-/// Quill's own token objects — the development CA, the time-stamping unit and the sealing key —
+/// Quill's own token objects — the development CA, the time-stamping unit, the sealing key and
+/// the MAC key —
 /// found, or made on first use, under the database's writer lock (SQLite's `BEGIN IMMEDIATE`,
 /// PostgreSQL's advisory lock). Instances and `quill enroll` that share a token share its
 /// database: two of them finding a fresh token empty at once each made their own, and the token
@@ -40,8 +41,9 @@ pub fn ensure_objects(store: &Store, qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::
     let mut conn = store.conn()?;
     conn.write_tx(|_| -> anyhow::Result<Vec<u8>> {
         let cert = ensure(qscd, now)?;
-        // Sealing makes the sealing key when the token has none.
+        // Sealing makes the sealing key when the token has none; deriving, the MAC key.
         qscd.seal(b"quill-sealing-key", b"")?;
+        qscd.derive_secret(b"quill-mac-key")?;
         Ok(cert)
     })
 }

@@ -615,6 +615,13 @@ fn enroll_takes_its_secrets_from_the_environment() {
     );
     let e: Enrolled = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e.totp_secret.as_deref(), Some(s.totp_secret.as_str()));
+    // both hashed with the token's pepper (argon2's secret input, keyid "qp1")
+    for sql in [
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM credentials WHERE pin_hash LIKE '%keyid=cXAx%'",
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users WHERE password_hash LIKE '%keyid=cXAx%'",
+    ] {
+        assert_eq!(env.db_i64(sql), 1, "{sql}");
+    }
     let app = env.spawn();
     let token = app.login(&s.user, &s.password);
     let h = digest(SHA256, b"env");

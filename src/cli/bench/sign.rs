@@ -659,14 +659,16 @@ fn measure_raw(
     )
 }
 
-/// Median time of a few argon2id PIN verifications with the configured cost, ms.
-fn argon2_verify_ms(args: &SignArgs) -> anyhow::Result<f64> {
+/// Median time of a few argon2id PIN verifications with the configured cost and the token's
+/// pepper (fetched once, as the server does at start-up), ms.
+fn argon2_verify_ms(args: &SignArgs, qscd: &dyn Qscd) -> anyhow::Result<f64> {
     let pin = Secret::new("12345678");
-    let phc = password::hash(&pin, args.hash.params()).map_err(anyhow::Error::msg)?;
+    let pepper = password::Pepper::from_token(qscd)?;
+    let phc = password::hash(&pin, args.hash.params(), &pepper).map_err(anyhow::Error::msg)?;
     let mut times: Vec<f64> = (0..5)
         .map(|_| {
             let t = Instant::now();
-            let ok = password::verify(&pin, &phc);
+            let ok = password::verify(&pin, &phc, &pepper);
             (ok, t.elapsed().as_secs_f64() * 1000.0)
         })
         .map(|(ok, ms)| {
@@ -768,7 +770,7 @@ fn inside(args: &SignArgs, dir: &Path, db_url: &str) -> anyhow::Result<()> {
             .unwrap_or_default()
     };
     // 4. argon2 alone.
-    let argon2_ms = argon2_verify_ms(args)?;
+    let argon2_ms = argon2_verify_ms(args, qscd.as_ref())?;
 
     // Inputs for each scenario: what the raw rate could sign in its time, and some more.
     let signatures_for = |key: &str, n: usize, per_call: usize| {
