@@ -902,6 +902,12 @@ pub async fn token_endpoint(
     }
 }
 
+/// The answer to a code presented twice: whatever it gave is revoked (RFC 6749 §4.1.2).
+fn code_replayed() -> OAuthError {
+    tracing::warn!("authorization code presented twice; its token is revoked");
+    OAuthError::invalid_grant("Code already used")
+}
+
 async fn authorization_code(
     st: &AppState,
     client: &ClientRow,
@@ -922,10 +928,7 @@ async fn authorization_code(
     let row = match redeemed {
         Redeemed::Fresh(row) => row,
         Redeemed::Invalid => return Err(OAuthError::invalid_grant("Invalid or expired code")),
-        Redeemed::Replayed => {
-            tracing::warn!("authorization code presented twice; its token is revoked");
-            return Err(OAuthError::invalid_grant("Code already used"));
-        }
+        Redeemed::Replayed => return Err(code_replayed()),
     };
     if row.client_id != client.client_id {
         return Err(OAuthError::invalid_grant(
@@ -1018,7 +1021,7 @@ async fn service_tokens(
     );
     let store = st.store.clone();
     let code = code_hash.map(<[u8]>::to_vec);
-    blocking::run(move || {
+    let issued = blocking::run(move || {
         Ok(store.with(|c| {
             repo::oauth::issue_tokens(
                 c,
@@ -1033,6 +1036,9 @@ async fn service_tokens(
         })?)
     })
     .await?;
+    if !issued {
+        return Err(code_replayed());
+    }
     Ok(TokenResponse {
         access_token: access.expose().to_string(),
         token_type: "Bearer",
@@ -1094,7 +1100,7 @@ async fn credential_token(
     );
     let store = st.store.clone();
     let code_hash = code.code_hash.clone();
-    blocking::run(move || {
+    let issued = blocking::run(move || {
         Ok(store.with(|c| {
             repo::oauth::issue_tokens(
                 c,
@@ -1109,6 +1115,9 @@ async fn credential_token(
         })?)
     })
     .await?;
+    if !issued {
+        return Err(code_replayed());
+    }
     // RAR: echo the details with what the AS filled in (EUDI clients require these fields).
     let details = params.authorization_details.as_ref().map(|_| {
         serde_json::json!([{

@@ -217,8 +217,19 @@ pub fn redeem_code(conn: &mut DbConn, code_hash: &[u8], now: i64) -> Result<Rede
         Ok::<Redeemed, diesel::result::Error>(match row {
             Some(row) if won == 1 => Redeemed::Fresh(row),
             Some(row) if row.used => {
-                if let Some(token) = &row.token_hash {
-                    revoke_access_in_tx(c, token)?;
+                match &row.token_hash {
+                    Some(token) => revoke_access_in_tx(c, token)?,
+                    // Presented again while the first exchange is still issuing its tokens:
+                    // mark the code so that issuing finds it and gives nothing out.
+                    None => {
+                        diesel::update(
+                            oauth_codes::table
+                                .find(code_hash)
+                                .filter(oauth_codes::token_hash.is_null()),
+                        )
+                        .set(oauth_codes::token_hash.eq(REPLAYED_BEFORE_ISSUE))
+                        .execute(c)?;
+                    }
                 }
                 revoke_grant_in_tx(c, code_hash)?;
                 Redeemed::Replayed
@@ -304,9 +315,14 @@ pub struct Issue<'a> {
     pub event: &'a Event,
 }
 
-/// Store what a token response hands out, in one transaction.
-pub fn issue_tokens(conn: &mut DbConn, issue: &Issue<'_>) -> Result<(), StoreError> {
-    conn.write_tx(|c| {
+/// `oauth_codes.token_hash` of a code presented again before its first exchange had issued
+/// its tokens (no token has an empty hash).
+const REPLAYED_BEFORE_ISSUE: &[u8] = b"";
+
+/// Store what a token response hands out, in one transaction. `false`: nothing was stored,
+/// because the code it is issued for was presented again meanwhile (and so revoked).
+pub fn issue_tokens(conn: &mut DbConn, issue: &Issue<'_>) -> Result<bool, StoreError> {
+    let outcome = conn.write_tx(|c| {
         diesel::insert_into(access_tokens::table)
             .values(issue.access)
             .execute(c)?;
@@ -319,14 +335,26 @@ pub fn issue_tokens(conn: &mut DbConn, issue: &Issue<'_>) -> Result<(), StoreErr
             sads::insert_in_tx(c, sad)?;
         }
         if let Some(code) = issue.code_hash {
-            diesel::update(oauth_codes::table.find(code))
-                .set(oauth_codes::token_hash.eq(&issue.access.token_hash))
-                .execute(c)?;
+            let linked = diesel::update(
+                oauth_codes::table
+                    .find(code)
+                    .filter(oauth_codes::token_hash.is_null()),
+            )
+            .set(oauth_codes::token_hash.eq(&issue.access.token_hash))
+            .execute(c)?;
+            if linked != 1 {
+                // Roll back what was inserted: the code was replayed.
+                return Err(diesel::result::Error::RollbackTransaction);
+            }
         }
         audit::append(c, issue.event).map_err(to_diesel)?;
         Ok::<(), diesel::result::Error>(())
-    })
-    .map_err(StoreError::from)
+    });
+    match outcome {
+        Ok(()) => Ok(true),
+        Err(diesel::result::Error::RollbackTransaction) => Ok(false),
+        Err(e) => Err(StoreError::from(e)),
+    }
 }
 
 /// The owner of a spent refresh token and the grant it belonged to (`RefreshRow::grant_hash`).
@@ -440,4 +468,101 @@ pub fn credential(
         .select(crate::store::models::CredentialRow::as_select())
         .get_result(conn)
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::repo::credentials::tests::user;
+    use crate::store::repo::users;
+    use crate::store::tests::temp_store;
+
+    fn event() -> Event {
+        Event {
+            at: 0,
+            actor: "u1".into(),
+            action: "test",
+            credential_id: None,
+            outcome: "ok",
+            detail: serde_json::json!({}),
+        }
+    }
+
+    /// A code presented again while its first exchange is still issuing (between the redeem
+    /// and the issue, two transactions): the issue stores nothing, so no token outlives the
+    /// replay's revocation.
+    #[test]
+    fn a_code_replayed_before_its_tokens_are_issued_gives_none_out() {
+        let (_d, store) = temp_store();
+        store
+            .with(|c| {
+                users::insert(c, &user("u1"))?;
+                insert_client(
+                    c,
+                    &ClientRow {
+                        client_id: "cl".into(),
+                        secret_hash: None,
+                        name: "c".into(),
+                        redirect_uris: "[]".into(),
+                        service_user_id: None,
+                        created_at: 0,
+                    },
+                )?;
+                diesel::insert_into(oauth_codes::table)
+                    .values(&CodeRow {
+                        code_hash: vec![1; 32],
+                        client_id: "cl".into(),
+                        user_id: "u1".into(),
+                        params: "{}".into(),
+                        used: false,
+                        token_hash: None,
+                        expires_at: 100,
+                        created_at: 0,
+                    })
+                    .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+        let redeem = || store.with(|c| redeem_code(c, &[1; 32], 10)).unwrap();
+        assert!(matches!(redeem(), Redeemed::Fresh(_)));
+        assert!(matches!(redeem(), Redeemed::Replayed));
+        let access = AccessTokenRow {
+            token_hash: vec![2; 32],
+            user_id: "u1".into(),
+            expires_at: 100,
+            revoked: false,
+            created_at: 0,
+            scope: crate::store::models::SCOPE_SERVICE.into(),
+        };
+        let issue = |code: &[u8]| {
+            store
+                .with(|c| {
+                    issue_tokens(
+                        c,
+                        &Issue {
+                            code_hash: Some(code),
+                            access: &access,
+                            refresh: None,
+                            sad: None,
+                            event: &event(),
+                        },
+                    )
+                })
+                .unwrap()
+        };
+        assert!(!issue(&[1; 32]), "nothing is issued for a replayed code");
+        let stored: i64 = store
+            .with(|c| {
+                Ok(access_tokens::table
+                    .filter(access_tokens::token_hash.eq(vec![2u8; 32]))
+                    .count()
+                    .get_result(c)?)
+            })
+            .unwrap();
+        assert_eq!(stored, 0);
+        assert!(
+            matches!(redeem(), Redeemed::Replayed),
+            "and it stays replayed"
+        );
+    }
 }
