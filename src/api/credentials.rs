@@ -469,12 +469,7 @@ pub async fn get_challenge(
     caller: Caller,
     body: CscJson<ChallengeRequest>,
 ) -> Result<HttpResponse, CscError> {
-    let req = body.0;
-    let credential_id = super::required_credential_id(req.credential_id)?;
-    let object = req.auth_object_id.ok_or_else(|| {
-        CscError::invalid("Missing (or invalid type) string parameter authObjectID")
-    })?;
-    send_challenge(&state, &caller, &credential_id, &object).await
+    send_challenge(&state, &caller, body.0, None).await
 }
 
 /// `credentials/sendOTP` (v1): the online OTP of the credential, `authObjectID` implied.
@@ -483,20 +478,25 @@ pub async fn send_otp(
     caller: Caller,
     body: CscJson<ChallengeRequest>,
 ) -> Result<HttpResponse, CscError> {
-    let req = body.0;
-    let credential_id = super::required_credential_id(req.credential_id)?;
-    let object = req.auth_object_id.as_deref().unwrap_or("OTP");
-    send_challenge(&state, &caller, &credential_id, object).await
+    send_challenge(&state, &caller, body.0, Some("OTP")).await
 }
 
+/// Send the code of the auth object the request names, else of `implied`.
 async fn send_challenge(
     state: &AppState,
     caller: &Caller,
-    credential_id: &str,
-    object: &str,
+    req: ChallengeRequest,
+    implied: Option<&str>,
 ) -> Result<HttpResponse, CscError> {
+    let credential_id = super::required_credential_id(req.credential_id)?;
+    let object = req
+        .auth_object_id
+        .or_else(|| implied.map(str::to_string))
+        .ok_or_else(|| {
+            CscError::invalid("Missing (or invalid type) string parameter authObjectID")
+        })?;
     let resend = crate::service::challenge::Resend::Always;
-    crate::service::challenge::send_code(state, &caller.user, credential_id, object, resend)
+    crate::service::challenge::send_code(state, &caller.user, &credential_id, &object, resend)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -124,6 +124,14 @@ fn ecdsa_p256_and_p384_verify_and_batch() {
     ));
 }
 
+/// The attributes `types` of the first object `find` matches (those the token will tell).
+fn attributes_of(q: &Pkcs11Qscd, find: &[Attribute], types: &[AttributeType]) -> Vec<Attribute> {
+    q.with_session_for_tests(|s| {
+        let h = s.find_objects(find).unwrap()[0];
+        s.get_attributes(h, types).unwrap()
+    })
+}
+
 #[test]
 fn private_keys_are_sensitive_and_not_extractable() {
     let q = token("attrs");
@@ -131,28 +139,23 @@ fn private_keys_are_sensitive_and_not_extractable() {
     q.generate_key_pair(KeySpec::Rsa { bits: 2048 }, b"x2", "x2")
         .unwrap();
     for id in [b"x1", b"x2"] {
-        let attrs = q.with_session_for_tests(|s| {
-            let h = s
-                .find_objects(&[
-                    Attribute::Class(ObjectClass::PRIVATE_KEY),
-                    Attribute::Id(id.to_vec()),
-                ])
-                .unwrap()[0];
-            s.get_attributes(
-                h,
-                &[
-                    AttributeType::Extractable,
-                    AttributeType::Sensitive,
-                    AttributeType::Value,
-                    AttributeType::Sign,
-                    AttributeType::Decrypt,
-                    AttributeType::Unwrap,
-                    AttributeType::SignRecover,
-                    AttributeType::Derive,
-                ],
-            )
-            .unwrap()
-        });
+        let attrs = attributes_of(
+            &q,
+            &[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(id.to_vec()),
+            ],
+            &[
+                AttributeType::Extractable,
+                AttributeType::Sensitive,
+                AttributeType::Value,
+                AttributeType::Sign,
+                AttributeType::Decrypt,
+                AttributeType::Unwrap,
+                AttributeType::SignRecover,
+                AttributeType::Derive,
+            ],
+        );
         assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
         assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
         // it signs, and nothing else
@@ -192,24 +195,19 @@ fn derived_secrets_belong_to_the_token() {
     );
     assert_ne!(b.derive_secret(b"other").unwrap(), first);
     assert_ne!(token("derive-2").derive_secret(b"context").unwrap(), first);
-    let attrs = a.with_session_for_tests(|s| {
-        let h = s
-            .find_objects(&[Attribute::Label(
-                super::pkcs11::MAC_KEY_LABEL.as_bytes().to_vec(),
-            )])
-            .unwrap()[0];
-        s.get_attributes(
-            h,
-            &[
-                AttributeType::Extractable,
-                AttributeType::Sensitive,
-                AttributeType::Sign,
-                AttributeType::Decrypt,
-                AttributeType::Value,
-            ],
-        )
-        .unwrap()
-    });
+    let attrs = attributes_of(
+        &a,
+        &[Attribute::Label(
+            super::pkcs11::MAC_KEY_LABEL.as_bytes().to_vec(),
+        )],
+        &[
+            AttributeType::Extractable,
+            AttributeType::Sensitive,
+            AttributeType::Sign,
+            AttributeType::Decrypt,
+            AttributeType::Value,
+        ],
+    );
     for want in [
         Attribute::Extractable(false),
         Attribute::Sensitive(true),

@@ -230,8 +230,11 @@ struct Mail {
     data: String,
 }
 
-/// A minimal SMTP relay (RFC 5321 happy path) that accepts one message and returns it.
-fn smtp_relay() -> (u16, std::thread::JoinHandle<Mail>) {
+/// A relay on 127.0.0.1 for one connection: greeted, then served by `serve` (its reader and
+/// writer) on a thread; its port and the thread.
+fn relay<T: Send + 'static>(
+    serve: impl FnOnce(BufReader<std::net::TcpStream>, std::net::TcpStream) -> T + Send + 'static,
+) -> (u16, std::thread::JoinHandle<T>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
@@ -240,13 +243,20 @@ fn smtp_relay() -> (u16, std::thread::JoinHandle<Mail>) {
             .set_read_timeout(Some(std::time::Duration::from_secs(30)))
             .unwrap();
         let mut out = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+        write!(out, "220 relay.test ESMTP\r\n").unwrap();
+        serve(BufReader::new(stream), out)
+    });
+    (port, handle)
+}
+
+/// A minimal SMTP relay (RFC 5321 happy path) that accepts one message and returns it.
+fn smtp_relay() -> (u16, std::thread::JoinHandle<Mail>) {
+    relay(|mut reader, mut out| {
         let mut mail = Mail {
             mail_from: String::new(),
             rcpt_to: Vec::new(),
             data: String::new(),
         };
-        write!(out, "220 relay.test ESMTP\r\n").unwrap();
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap() == 0 {
@@ -280,8 +290,7 @@ fn smtp_relay() -> (u16, std::thread::JoinHandle<Mail>) {
             }
         }
         mail
-    });
-    (port, handle)
+    })
 }
 
 #[test]
@@ -350,6 +359,12 @@ fn unreachable_smtp_relay_is_a_503() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    challenge_through_relay(&env, &s, &cred, port).assert_error(503, "temporarily_unavailable");
+}
+
+/// `credentials/getChallenge` for `cred` on a server whose OTP sender is the SMTP relay at
+/// 127.0.0.1:`port`.
+fn challenge_through_relay(env: &Env, s: &Signer, cred: &str, port: u16) -> Resp {
     let app = env.spawn_with(&["--otp-sender", &format!("smtp://127.0.0.1:{port}")]);
     let token = app.login(&s.user, &s.password);
     app.post(
@@ -357,7 +372,6 @@ fn unreachable_smtp_relay_is_a_503() {
         Some(&token),
         &json!({"credentialID": cred, "authObjectID": "OTP"}),
     )
-    .assert_error(503, "temporarily_unavailable");
 }
 
 /// A relay that refuses the recipient, quoting its address as Postfix does: a 503, and the
@@ -368,16 +382,7 @@ fn a_refused_recipient_is_a_503_and_its_address_stays_out_of_the_log() {
     let s = signer("ruth");
     let address = "ruth.private.inbox@example.org";
     let cred = enroll_online(&env, &s, &format!("email:{address}"));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let relay = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        let mut out = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        write!(out, "220 relay.test ESMTP\r\n").unwrap();
+    let (port, relay_thread) = relay(|mut reader, mut out| {
         for _ in 0..20 {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -398,15 +403,8 @@ fn a_refused_recipient_is_a_503_and_its_address_stays_out_of_the_log() {
             write!(out, "{reply}\r\n").unwrap();
         }
     });
-    let app = env.spawn_with(&["--otp-sender", &format!("smtp://127.0.0.1:{port}")]);
-    let token = app.login(&s.user, &s.password);
-    app.post(
-        "/csc/v2/credentials/getChallenge",
-        Some(&token),
-        &json!({"credentialID": cred, "authObjectID": "OTP"}),
-    )
-    .assert_error(503, "temporarily_unavailable");
-    relay.join().unwrap();
+    challenge_through_relay(&env, &s, &cred, port).assert_error(503, "temporarily_unavailable");
+    relay_thread.join().unwrap();
     let log = env.server_log();
     assert!(log.contains("SMTP relay: permanent error (550)"), "{log}");
     assert!(!log.contains("ruth.private.inbox"), "{log}");

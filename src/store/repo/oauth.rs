@@ -474,19 +474,9 @@ pub fn credential(
 mod tests {
     use super::*;
     use crate::store::repo::credentials::tests::user;
+    use crate::store::repo::sads::tests::ev as event;
     use crate::store::repo::users;
     use crate::store::tests::temp_store;
-
-    fn event() -> Event {
-        Event {
-            at: 0,
-            actor: "u1".into(),
-            action: "test",
-            credential_id: None,
-            outcome: "ok",
-            detail: serde_json::json!({}),
-        }
-    }
 
     /// A code presented again while its first exchange is still issuing (between the redeem
     /// and the issue, two transactions): the issue stores nothing, so no token outlives the

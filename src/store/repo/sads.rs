@@ -621,7 +621,7 @@ pub fn remaining(conn: &mut DbConn, sad_hash: &[u8]) -> Result<Option<i32>, Stor
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::Store;
     use crate::store::models::AccessTokenRow;
@@ -783,7 +783,8 @@ mod tests {
         assert_eq!(spend_of(&store, 5, &[vec![1; 32]], 1), Ok(()));
     }
 
-    fn ev() -> Event {
+    /// A test's audit event.
+    pub(crate) fn ev() -> Event {
         Event {
             at: 0,
             actor: "u1".into(),
