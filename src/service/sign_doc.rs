@@ -157,12 +157,19 @@ fn plan_item(
         hash_algo.as_deref(),
         params.as_deref(),
     )?;
-    // The parameters go into the SignerInfo as DER written by Quill: a client's encoding may
-    // spell out DEFAULT values (saltLength 20, trailerField 1), which DER leaves out.
-    let pss_params = params
-        .filter(|_| resolved.algo == SignAlgo::RsaPss)
-        .map(|p| crypto::pss::parse(&p).map(|parsed| crypto::pss::encode(&parsed)))
-        .transpose()?;
+    // The parameters go into the SignerInfo as DER written by Quill, from what `resolve` read
+    // of them: a client's encoding may spell out DEFAULT values (saltLength 20, trailerField
+    // 1), which DER leaves out.
+    let pss_params = match resolved.scheme {
+        crypto::Scheme::Pss { mgf_hash, salt_len } => {
+            Some(crypto::pss::encode(&crypto::pss::PssParams {
+                hash: resolved.hash,
+                mgf_hash,
+                salt_len,
+            }))
+        }
+        _ => None,
+    };
     let task = |digest, content| Task {
         digest,
         content,

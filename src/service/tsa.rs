@@ -31,31 +31,29 @@ pub const TSA_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.202
 
 /// The TSA key and certificate, created in the token (with the development CA) when missing.
 /// Returns the TSA certificate's DER.
-/// Quill's own token objects — the development CA, the time-stamping unit, the sealing key and
-/// the MAC key —
-/// found, or made on first use, under the database's writer lock (SQLite's `BEGIN IMMEDIATE`,
-/// PostgreSQL's advisory lock). Instances and `quill enroll` that share a token share its
-/// database: two of them finding a fresh token empty at once each made their own, and the token
-/// then held two CAs and two sealing keys, on which enrolment and authorization failed.
-pub fn ensure_objects(store: &Store, qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<Vec<u8>> {
+/// Quill's own token objects (the development CA, the time-stamping unit, the sealing key and
+/// the MAC key), found, or made on first use, under the database's writer lock (SQLite's
+/// `BEGIN IMMEDIATE`, PostgreSQL's advisory lock). Instances and `quill enroll` that share a
+/// token share its database: two of them finding a fresh token empty at once each made their
+/// own, and the token then held two CAs and two sealing keys, on which enrolment and
+/// authorization failed.
+pub fn ensure_objects(store: &Store, qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<()> {
     let mut conn = store.conn()?;
-    conn.write_tx(|_| -> anyhow::Result<Vec<u8>> {
-        let cert = ensure(qscd, now)?;
+    conn.write_tx(|_| -> anyhow::Result<()> {
+        ensure(qscd, now)?;
         // Sealing makes the sealing key when the token has none; deriving, the MAC key.
         qscd.seal(b"quill-sealing-key", b"")?;
         qscd.derive_secret(b"quill-mac-key")?;
-        Ok(cert)
+        Ok(())
     })
 }
 
-/// The TSA's certificate, made (with the CA) when missing; see [`ensure_objects`], which
-/// serialises this across processes.
-fn ensure(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<Vec<u8>> {
+/// The TSA's key and certificate, made (with the CA) when missing; see [`ensure_objects`],
+/// which serialises this across processes.
+fn ensure(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<()> {
     let (ca_key, ca_cert) = super::enrol::ensure_ca(qscd, now)?;
-    if let Some(cert) = qscd.find_certificate(TSA_LABEL)?
-        && qscd.has_key(TSA_ID)?
-    {
-        return Ok(cert);
+    if qscd.find_certificate(TSA_LABEL)?.is_some() && qscd.has_key(TSA_ID)? {
+        return Ok(());
     }
     let spki = if qscd.has_key(TSA_ID)? {
         qscd.public_key(TSA_ID)?
@@ -66,7 +64,7 @@ fn ensure(qscd: &Arc<dyn Qscd>, now: i64) -> anyhow::Result<Vec<u8>> {
     let cert =
         pki::issue_time_stamping(&ca_cert, &ca_key, &spki, TSA_COMMON_NAME, TSA_CERT_DAYS, at)?;
     qscd.put_certificate(TSA_ID, TSA_LABEL, &cert)?;
-    Ok(cert)
+    Ok(())
 }
 
 /// The TSA as loaded from the token: its certificate, then the CA's.

@@ -113,13 +113,6 @@ impl Digests {
             .map(|d| index.get(d.as_slice()).copied())
             .collect()
     }
-
-    /// Whether `digest` was signed with this SAD.
-    fn signed(&self, digest: &[u8]) -> bool {
-        self.each()
-            .zip(&self.used)
-            .any(|(d, u)| *u != 0 && d == digest)
-    }
 }
 
 /// Store a new SAD and its audit record in one transaction.
@@ -496,28 +489,22 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
     // The new SAD inherits the digests signed so far, marked signed, so that no extension
     // (however many follow) makes a digest sign twice; it authorizes the old SAD's unsigned
     // digests, or the new ones bound in their place, within the budget left.
-    let signed: Vec<Vec<u8>> = digests
+    let (signed, unsigned): (Vec<_>, Vec<_>) = digests
         .each()
         .zip(&digests.used)
-        .filter(|(_, u)| **u != 0)
-        .map(|(d, _)| d.to_vec())
-        .collect();
+        .partition(|(_, u)| **u != 0);
+    let signed: Vec<Vec<u8>> = signed.into_iter().map(|(d, _)| d.to_vec()).collect();
     let fresh: Vec<Vec<u8>> = match req.rebind {
         Some((algo, new)) => {
             if algo != hash_algo {
                 return refuse(SadRefusal::WrongHashAlgo);
             }
-            if new.iter().any(|d| digests.signed(d)) {
+            if new.iter().any(|d| signed.contains(d)) {
                 return refuse(SadRefusal::AlreadySigned);
             }
             new.to_vec()
         }
-        None => digests
-            .each()
-            .zip(&digests.used)
-            .filter(|(_, u)| **u == 0)
-            .map(|(d, _)| d.to_vec())
-            .collect(),
+        None => unsigned.into_iter().map(|(d, _)| d.to_vec()).collect(),
     };
     let count = i32::try_from(fresh.len()).unwrap_or(i32::MAX);
     if count > remaining || fresh.is_empty() {
