@@ -177,9 +177,9 @@ pub async fn extend_transaction(
             new_sad_hash: &new_hash,
             user_id: &user_id,
             credential_id: &cred.id,
-            now,
+            clock: st.clock.as_ref(),
             max_failures: st.settings.max_auth_failures,
-            expires_at: now + expires_in,
+            ttl: expires_in,
             rebind: rebind.as_ref().map(|(h, d)| (h.name(), d.as_slice())),
         };
         let audit = super::event(

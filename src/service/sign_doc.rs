@@ -379,7 +379,7 @@ pub async fn sign_doc(
             credential_id: &cred_id,
             hash_algo: hash.name(),
             digests: &digests,
-            now,
+            clock: st.clock.as_ref(),
             max_failures: st.settings.max_auth_failures,
         };
         let detail = serde_json::json!({

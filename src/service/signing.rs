@@ -215,7 +215,7 @@ pub async fn sign_hash<B: SignHashBody>(
             credential_id: cred.id,
             hash_algo: hash_name,
             digests,
-            now,
+            clock: st.clock.clone(),
             max_failures: st.settings.max_auth_failures,
         };
         let detail = serde_json::json!({
@@ -269,7 +269,7 @@ struct OwnedSpend {
     credential_id: String,
     hash_algo: &'static str,
     digests: Vec<Vec<u8>>,
-    now: i64,
+    clock: crate::clock::SharedClock,
     max_failures: i32,
 }
 
@@ -281,7 +281,7 @@ impl OwnedSpend {
             credential_id: &self.credential_id,
             hash_algo: self.hash_algo,
             digests: &self.digests,
-            now: self.now,
+            clock: self.clock.as_ref(),
             max_failures: self.max_failures,
         }
     }
@@ -351,7 +351,7 @@ fn audit_event(
     detail: serde_json::Value,
 ) -> repo::audit::Event {
     super::event(
-        spend.now,
+        spend.clock.now(),
         spend.user_id,
         action,
         Some(spend.credential_id),

@@ -286,6 +286,41 @@ fn expired_sad_and_revoked_token() {
     assert_eq!(r.description(), "Invalid parameter SAD");
 }
 
+/// A SAD's expiry is judged when the spend holds the write lock, not when the call arrived: a
+/// signHash that waits for the lock past the expiry signs nothing.
+#[test]
+fn a_sad_that_expires_while_its_call_waits_signs_nothing() {
+    use diesel::connection::SimpleConnection as _;
+    use diesel::prelude::*;
+    let env = Env::new();
+    if !env.db_url.starts_with("sqlite") {
+        return;
+    }
+    let s = signer("wanda");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn_with(&["--sad-ttl", "2"]);
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"waited");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    let path = env.db_url.trim_start_matches("sqlite://").to_string();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+        c.batch_execute("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3200));
+        c.batch_execute("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let r = app.sign_hash_raw(
+        &token,
+        json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.10045.4.3.2"}),
+    );
+    holder.join().unwrap();
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.description(), "SAD expired");
+}
+
 #[test]
 fn authorize_errors() {
     let w = world();

@@ -6,6 +6,7 @@
 use diesel::prelude::*;
 
 use super::audit::{self, Event};
+use crate::clock::Clock;
 use crate::store::models::NewSad;
 use crate::store::schema::{access_tokens, credentials, sad_digests, sads};
 use crate::store::{DbConn, StoreError, on_backend};
@@ -37,7 +38,9 @@ pub struct Spend<'a> {
     pub credential_id: &'a str,
     pub hash_algo: &'a str,
     pub digests: &'a [Vec<u8>],
-    pub now: i64,
+    /// Read when the SAD is judged, under the write lock: a call that waited for the lock
+    /// past the SAD's expiry finds it expired.
+    pub clock: &'a dyn Clock,
     /// `--max-auth-failures`: a credential with as many failed attempts is locked.
     pub max_failures: i32,
 }
@@ -47,7 +50,7 @@ impl Spend<'_> {
         Judged {
             user: self.user_id,
             credential: self.credential_id,
-            now: self.now,
+            now: self.clock.now(),
             max_failures: self.max_failures,
         }
     }
@@ -448,10 +451,12 @@ pub struct Extend<'a> {
     pub new_sad_hash: &'a [u8],
     pub user_id: &'a str,
     pub credential_id: &'a str,
-    pub now: i64,
+    /// Read under the write lock, as in [`Spend`]; the new SAD is made then.
+    pub clock: &'a dyn Clock,
     /// `--max-auth-failures`, as in [`Spend`].
     pub max_failures: i32,
-    pub expires_at: i64,
+    /// The new SAD's lifetime in seconds.
+    pub ttl: i64,
     /// New digest algorithm name and digests, if the client binds new hashes.
     pub rebind: Option<(&'a str, &'a [Vec<u8>])>,
 }
@@ -468,6 +473,7 @@ pub fn extend(
 
 fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
     let refuse = |r| Err(TxError::Refused(r));
+    let now = req.clock.now();
     let LiveSad {
         token_hash,
         hash_algo,
@@ -479,7 +485,7 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
         &Judged {
             user: req.user_id,
             credential: req.credential_id,
-            now: req.now,
+            now,
             max_failures: req.max_failures,
         },
     )?;
@@ -527,8 +533,8 @@ fn extend_in_tx(c: &mut DbConn, req: &Extend<'_>) -> Result<(), TxError> {
             credential_id: req.credential_id.to_string(),
             hash_algo,
             num_signatures: count,
-            expires_at: req.expires_at,
-            created_at: req.now,
+            expires_at: now + req.ttl,
+            created_at: now,
             digests: [signed, fresh].concat(),
         },
         &used,
@@ -610,6 +616,7 @@ pub fn remaining(conn: &mut DbConn, sad_hash: &[u8]) -> Result<Option<i32>, Stor
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::clock::FixedClock;
     use crate::store::Store;
     use crate::store::models::AccessTokenRow;
     use crate::store::repo::credentials::tests::{sample, user};
@@ -681,7 +688,7 @@ pub(crate) mod tests {
                         credential_id: cred,
                         hash_algo: alg,
                         digests,
-                        now,
+                        clock: &FixedClock(now),
                         max_failures: 5,
                     },
                     &ev(),
@@ -714,7 +721,7 @@ pub(crate) mod tests {
                         credential_id: "c1",
                         hash_algo: "sha256",
                         digests,
-                        now,
+                        clock: &FixedClock(now),
                         max_failures: 5,
                     },
                     &ev(),
@@ -733,7 +740,7 @@ pub(crate) mod tests {
                 credential_id: "c1",
                 hash_algo: "sha256",
                 digests: &[digest],
-                now: 1,
+                clock: &FixedClock(1),
                 max_failures: 5,
             },
             &ev(),
@@ -834,7 +841,7 @@ pub(crate) mod tests {
                         credential_id: cred,
                         hash_algo: "sha256",
                         digests,
-                        now: 1,
+                        clock: &FixedClock(1),
                         max_failures: 5,
                     },
                     &ev(),
@@ -973,7 +980,7 @@ pub(crate) mod tests {
                     credential_id: "c1",
                     hash_algo: "sha256",
                     digests,
-                    now: 1,
+                    clock: &FixedClock(1),
                     max_failures: 5,
                 },
                 &ev(),
@@ -1090,7 +1097,7 @@ pub(crate) mod tests {
                         credential_id: "c1",
                         hash_algo: "sha256",
                         digests: some_odd,
-                        now: 1,
+                        clock: &FixedClock(1),
                         max_failures: 5,
                     },
                     &ev(),
@@ -1113,9 +1120,9 @@ pub(crate) mod tests {
                         new_sad_hash: &[8; 32],
                         user_id: "u1",
                         credential_id: "c1",
-                        now: 2,
+                        clock: &FixedClock(2),
                         max_failures: 5,
-                        expires_at: 600,
+                        ttl: 598,
                         rebind: None,
                     },
                     &ev(),
@@ -1132,7 +1139,7 @@ pub(crate) mod tests {
             credential_id: "c1",
             hash_algo: "sha256",
             digests: &odd[..5],
-            now: 2,
+            clock: &FixedClock(2),
             max_failures: 5,
         };
         assert!(!store.with(|c| refund(c, &late, &ev())).unwrap());
