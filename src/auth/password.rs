@@ -175,6 +175,40 @@ pub fn verify(secret: &Secret, phc: &str, pepper: &Pepper) -> bool {
     computed.is_ok() && Output::new(&out).is_ok_and(|o| o == expected)
 }
 
+/// Whether a stored hash is made as [`hash`] makes one now: argon2id with the pepper and the
+/// configured cost. One that is not (made before the pepper, or under another
+/// `--argon2-memory-kib` / `--argon2-iterations`) is made again once its secret is known, that
+/// is after a successful verification ([`rehash_if_stale`]).
+pub fn is_current(phc: &str, params: HashParams) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let Ok(made) = Params::try_from(&parsed) else {
+        return false;
+    };
+    Algorithm::try_from(parsed.algorithm) == Ok(Algorithm::Argon2id)
+        && made.keyid() == PEPPER_KEYID
+        && made.m_cost() == params.memory_kib
+        && made.t_cost() == params.iterations
+        && made.p_cost() == 1
+}
+
+/// After `secret` verified against `phc`: the hash to store in its place, if `phc` is not
+/// [`is_current`]. `None` when it is, or when hashing fails (the old hash keeps working).
+pub fn rehash_if_stale(
+    secret: &Secret,
+    phc: &str,
+    params: HashParams,
+    pepper: &Pepper,
+) -> Option<String> {
+    if is_current(phc, params) {
+        return None;
+    }
+    hash(secret, params, pepper)
+        .inspect_err(|e| tracing::warn!(error = %e, "could not make a stale hash again"))
+        .ok()
+}
+
 /// Spend the same time as a real verification, for unknown users.
 pub fn verify_dummy(secret: &Secret, params: HashParams, pepper: &Pepper) {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
@@ -271,6 +305,40 @@ mod tests {
         let other = Pepper::from_bytes(vec![8u8; 32]);
         assert!(!verify(&Secret::new("123456"), &h, &other));
         assert!(verify(&Secret::new("123456"), &h, &pepper()));
+    }
+
+    /// A hash without the pepper, or of another cost, is stale: it is made again, with the
+    /// pepper and the configured cost, and the new one verifies.
+    #[test]
+    fn stale_hashes_are_made_again() {
+        let secret = Secret::new("123456");
+        let ours = hash(&secret, FAST, &pepper()).unwrap();
+        assert!(is_current(&ours, FAST));
+        assert_eq!(rehash_if_stale(&secret, &ours, FAST, &pepper()), None);
+        let costlier = HashParams {
+            memory_kib: 2048,
+            iterations: 1,
+        };
+        assert!(!is_current(&ours, costlier));
+        let salt = SaltString::generate(&mut OsRng);
+        let plain = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(FAST.memory_kib, FAST.iterations, 1, None).unwrap(),
+        )
+        .hash_password(b"123456", &salt)
+        .unwrap()
+        .to_string();
+        let argon2i = plain.replace("$argon2id$", "$argon2i$");
+        for stale in [plain.as_str(), argon2i.as_str(), "not a phc string"] {
+            assert!(!is_current(stale, FAST), "{stale}");
+        }
+        for (stale, params) in [(&plain, FAST), (&ours, costlier)] {
+            let again = rehash_if_stale(&secret, stale, params, &pepper()).unwrap();
+            assert!(is_current(&again, params), "{again}");
+            assert!(verify(&secret, &again, &pepper()));
+            assert!(!verify(&secret, &again, &Pepper::from_bytes(vec![8u8; 32])));
+        }
     }
 
     #[test]

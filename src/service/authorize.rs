@@ -320,5 +320,11 @@ fn check_factors(
     }
     st.store
         .with(|c| repo::credentials::clear_attempts(c, &cred.id))?;
+    if let Some(new) = password::rehash_if_stale(pin, &cred.pin_hash, st.settings.hash, &st.pepper)
+    {
+        super::store_rehash(st, "PIN", |c| {
+            repo::credentials::replace_pin_hash(c, &cred.id, &cred.pin_hash, &new)
+        });
+    }
     Ok(())
 }

@@ -154,3 +154,21 @@ pub fn event(
 pub fn record(state: &AppState, e: &Event) -> Result<(), CscError> {
     Ok(state.store.with(|c| repo::audit::append_alone(c, e))?)
 }
+
+/// Store a password or PIN hash made again after a successful check (`what` names it in the
+/// log). Best effort: the check has succeeded, and a failure leaves the old hash, which keeps
+/// verifying and is made again next time.
+fn store_rehash(
+    state: &AppState,
+    what: &'static str,
+    replace: impl FnOnce(&mut crate::store::DbConn) -> Result<bool, crate::store::StoreError>,
+) {
+    match state.store.with(replace) {
+        Ok(true) => tracing::info!(
+            what,
+            "stale hash made again with the pepper and current cost"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(what, error = %e, "could not store a hash made again"),
+    }
+}

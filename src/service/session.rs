@@ -145,5 +145,12 @@ pub(crate) fn check_password(
         return Err(CscError::AuthenticationError);
     }
     st.store.with(|c| repo::users::clear_logins(c, &user.id))?;
+    if let Some(new) =
+        password::rehash_if_stale(pw, &user.password_hash, st.settings.hash, &st.pepper)
+    {
+        super::store_rehash(st, "password", |c| {
+            repo::users::replace_password_hash(c, &user.id, &user.password_hash, &new)
+        });
+    }
     Ok(user)
 }

@@ -79,3 +79,69 @@ fn no_secret_in_log(flags: &[&str]) {
         );
     }
 }
+
+/// A password or PIN hash made before the pepper (or under another argon2 cost) is made again,
+/// with the pepper and the configured cost, at the first successful login or authorize; the
+/// new hashes verify, and a wrong secret does not upgrade anything.
+#[test]
+fn stale_hashes_are_made_again_on_success() {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let env = Env::new();
+    let s = signer("olga");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let plain = |secret: &str| {
+        argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(secret.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string()
+    };
+    let (old_pw, old_pin) = (plain(&s.password), plain(&s.pin));
+    assert_eq!(
+        env.db_execute(&format!(
+            "UPDATE users SET password_hash = '{old_pw}' WHERE name = '{}'",
+            s.user
+        )),
+        1
+    );
+    assert_eq!(
+        env.db_execute(&format!(
+            "UPDATE credentials SET pin_hash = '{old_pin}' WHERE id = '{cred}'"
+        )),
+        1
+    );
+    let peppered = |table: &str, column: &str| {
+        env.db_i64(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {table} \
+             WHERE {column} LIKE '%keyid=cXAx%' AND {column} NOT LIKE '%m=1024,%'"
+        ))
+    };
+    let app = env.spawn();
+    // A wrong password and a wrong PIN upgrade nothing.
+    let r = app.login_raw(Some(&format!(
+        "Basic {}",
+        b64(format!("{}:not the password", s.user).as_bytes())
+    )));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(peppered("users", "password_hash"), 0);
+    let token = app.login(&s.user, &s.password);
+    assert_eq!(peppered("users", "password_hash"), 1);
+    let h = digest(SHA256, b"upgraded");
+    let wrong = app.post(
+        "/csc/v2/credentials/authorize",
+        Some(&token),
+        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&h)],
+            "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "PIN", "value": "000000"}, {"id": "OTP", "value": "000000"}]}),
+    );
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert_eq!(peppered("credentials", "pin_hash"), 0);
+    app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    assert_eq!(peppered("credentials", "pin_hash"), 1);
+    // The new hashes verify.
+    let token = app.login(&s.user, &s.password);
+    app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+}
