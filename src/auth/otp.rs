@@ -94,10 +94,15 @@ mod tests {
     fn verify_window() {
         let now = 1_700_000_000;
         let code = Secret::new(generate(RFC_SECRET, now).unwrap());
-        assert!(verify(RFC_SECRET, &code, now).is_some());
-        assert!(verify(RFC_SECRET, &code, now + 30).is_some());
-        assert!(verify(RFC_SECRET, &code, now - 30).is_some());
-        assert!(verify(RFC_SECRET, &code, now + 90).is_none());
+        // The matched step is the code's own, wherever in the ±1 step window it is judged
+        // (replay protection stores it); two steps away it is refused.
+        let step = u64::try_from(now / 30).unwrap();
+        for at in [now, now + 30, now - 30] {
+            assert_eq!(verify(RFC_SECRET, &code, at), Some(step), "at {at}");
+        }
+        for at in [now + 60, now - 60, now + 90] {
+            assert_eq!(verify(RFC_SECRET, &code, at), None, "at {at}");
+        }
         assert!(verify(RFC_SECRET, &Secret::new("12345"), now).is_none());
         assert!(verify(RFC_SECRET, &Secret::new("abcdef"), now).is_none());
     }

@@ -32,7 +32,7 @@ pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migration
 
 /// Key of the PostgreSQL advisory lock that serialises Quill's write transactions (and
 /// migrations) across every instance sharing the database.
-const PG_WRITE_LOCK: i64 = 0x5155_494c_4c00_0001;
+pub const PG_WRITE_LOCK: i64 = 0x5155_494c_4c00_0001;
 
 /// SQLite has one writer at a time, and a connection that finds the writer lock taken waits in
 /// SQLite's busy handler, which sleeps 1, 2, 5, 10 … ms between tries: two signHash calls that

@@ -554,7 +554,9 @@ fn inspection_commands_refuse_a_missing_database() {
 /// Enrolments (and instances) that find a fresh token at once make one development CA, one
 /// time-stamping unit and one sealing key between them: before, each made its own, later
 /// enrolments failed ("CA key does not match the CA certificate") and credentials sealed under
-/// another sealing key could not authorize.
+/// another sealing key could not authorize. Asserted: every enrolment and a later one succeed,
+/// all certificates come from one CA, and every credential authorizes (its TOTP secret
+/// unseals) and signs a digest that verifies against its certificate.
 #[test]
 fn concurrent_first_enrolments_share_one_ca_and_one_sealing_key() {
     let env = Env::new();
@@ -589,7 +591,18 @@ fn concurrent_first_enrolments_share_one_ca_and_one_sealing_key() {
         );
         // the TOTP secret unseals: the credential authorizes and signs
         let h = digest(SHA256, cred.as_bytes());
-        app.authorize(&token, s, &cred, std::slice::from_ref(&h), SHA256);
+        let sad = app.authorize(&token, s, &cred, std::slice::from_ref(&h), SHA256);
+        let r = app.sign_hash_raw(
+            &token,
+            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)],
+                "signAlgo": "1.2.840.10045.4.3.2"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        verify_p256(
+            &p256_key(&app, &token, &cred),
+            &h,
+            r.body["signatures"][0].as_str().unwrap(),
+        );
     }
     assert_eq!(cas.len(), 1, "one development CA");
 }

@@ -179,14 +179,21 @@ fn sad_binding_errors() {
         "1.2.840.10045.4.3.2",
     );
     assert_eq!(r.description(), "Invalid parameter SAD");
-    // the digest algorithm the SAD was issued for
+    // the digest algorithm the SAD was issued for: a SHA-384 digest of the right length for
+    // ecdsa-with-SHA384 reaches the SAD, which was issued for SHA-256
     let r = w.sign(
         &w.ec,
         &sad,
-        std::slice::from_ref(&h1),
+        &[digest(SHA384, b"one")],
         "1.2.840.10045.4.3.3",
     );
     r.assert_error(400, "invalid_request");
+    assert!(
+        r.description().contains("another digest algorithm"),
+        "{}",
+        r.body
+    );
+    no_signature(&r);
     // right use works once, then the same hash cannot be signed again
     let ok = w.sign(
         &w.ec,
@@ -279,46 +286,48 @@ fn expired_sad_and_revoked_token() {
         &json!({"token": token}),
     );
     assert_eq!(r.status, 204);
+    // Both SADs issued under the revoked token are retired in the revocation itself (not only
+    // refused while its row says revoked): no refund can bring them back.
+    assert_eq!(
+        env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sads WHERE remaining <> -1"),
+        0
+    );
     let r = app.sign_hash_raw(
         &token2,
         json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.10045.4.3.2"}),
     );
+    r.assert_error(400, "invalid_request");
     assert_eq!(r.description(), "Invalid parameter SAD");
+    no_signature(&r);
 }
 
 /// A SAD's expiry is judged when the spend holds the write lock, not when the call arrived: a
-/// signHash that waits for the lock past the expiry signs nothing.
+/// signHash that waits for the lock past the expiry signs nothing and spends nothing.
 #[test]
 fn a_sad_that_expires_while_its_call_waits_signs_nothing() {
-    use diesel::connection::SimpleConnection as _;
-    use diesel::prelude::*;
     let env = Env::new();
-    if !env.db_url.starts_with("sqlite") {
-        return;
-    }
     let s = signer("wanda");
     let cred = env.enroll(&s, "ec-p256").credential_id;
     let app = env.spawn_with(&["--sad-ttl", "2"]);
     let token = app.login(&s.user, &s.password);
     let h = digest(SHA256, b"waited");
     let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
-    let path = env.db_url.trim_start_matches("sqlite://").to_string();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-        c.batch_execute("BEGIN IMMEDIATE").unwrap();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(3200));
-        c.batch_execute("ROLLBACK").unwrap();
-    });
-    locked_rx.recv().unwrap();
+    let holder = env.hold_write_lock(std::time::Duration::from_millis(3200));
+    let sent = std::time::Instant::now();
     let r = app.sign_hash_raw(
         &token,
         json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.10045.4.3.2"}),
     );
+    let waited = sent.elapsed();
     holder.join().unwrap();
     r.assert_error(400, "invalid_request");
     assert_eq!(r.description(), "SAD expired");
+    no_signature(&r);
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "the call waited for the lock ({waited:?})"
+    );
+    assert_eq!(env.used_digests("1 = 1"), 0);
 }
 
 #[test]

@@ -114,11 +114,16 @@ fn an_extension_never_signs_a_digest_twice() {
     assert!(r.description().contains("already signed"), "{}", r.body);
     // another digest algorithm than the one authorized: refused
     let other = digest(SHA384, b"x");
-    ext(
+    let r = ext(
         json!({"credentialID": cred, "SAD": sad2, "hashes": [b64(&other)],
         "hashAlgorithmOID": SHA384}),
-    )
-    .assert_error(400, "invalid_request");
+    );
+    r.assert_error(400, "invalid_request");
+    assert!(
+        r.description().contains("another digest algorithm"),
+        "{}",
+        r.body
+    );
     // a new digest in its place signs; the signed one still does not
     let fresh = digest(SHA256, b"fresh");
     let r = ext(

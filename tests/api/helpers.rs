@@ -165,6 +165,43 @@ impl Env {
             .sum()
     }
 
+    /// Hold the database's write lock from outside Quill for `d` (SQLite: an immediate
+    /// transaction; PostgreSQL: Quill's advisory write lock), from a thread: returns once the
+    /// lock is held, with the thread's handle, which gives the time it let go.
+    pub fn hold_write_lock(
+        &self,
+        d: std::time::Duration,
+    ) -> std::thread::JoinHandle<std::time::SystemTime> {
+        use diesel::connection::SimpleConnection;
+        use diesel::prelude::*;
+        let url = self.db_url.clone();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let hold = |c: &mut dyn SimpleConnection, begin: &str| {
+                c.batch_execute(begin).unwrap();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(d);
+                let released = std::time::SystemTime::now();
+                c.batch_execute("ROLLBACK").unwrap();
+                released
+            };
+            if url.starts_with("postgres") {
+                let mut c = diesel::PgConnection::establish(&url).unwrap();
+                let begin = format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({})",
+                    quill::store::PG_WRITE_LOCK
+                );
+                hold(&mut c, &begin)
+            } else {
+                let path = url.trim_start_matches("sqlite://");
+                let mut c = diesel::SqliteConnection::establish(path).unwrap();
+                hold(&mut c, "BEGIN IMMEDIATE")
+            }
+        });
+        held_rx.recv().unwrap();
+        holder
+    }
+
     /// Run SQL on this test's database behind Quill's back; the number of rows it touched.
     pub fn db_execute(&self, sql: &str) -> usize {
         use diesel::prelude::*;

@@ -142,24 +142,38 @@ fn two_instances_share_tokens_sads_counters_and_otps() {
     )
     .assert_error(400, "invalid_authentication_data");
 
-    // Wrong PINs count across instances: 5 in parallel over both lock the credential for both.
-    std::thread::scope(|scope| {
-        for i in 0..8 {
-            let app = if i % 2 == 0 { &a } else { &b };
-            let (token, locked, s) = (&token, &locked, &s);
-            scope.spawn(move || {
-                let r = app.post(
-                    "/csc/v2/credentials/authorize",
-                    Some(token),
-                    &json!({"credentialID": locked, "numSignatures": 1,
-                            "hashes": [b64(&digest(SHA256, b"z"))], "hashAlgorithmOID": SHA256,
-                            "authData": [{"id": "PIN", "value": "999000"},
-                                         {"id": "OTP", "value": totp_now(&s.totp_secret)}]}),
-                );
-                assert_eq!(r.status, 400, "{}", r.body);
-            });
-        }
+    // Wrong PINs count across instances: of 8 in parallel over both, exactly 5 are judged (and
+    // lock the credential for both) and 3 find it locked.
+    let answers: Vec<String> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..8)
+            .map(|i| {
+                let app = if i % 2 == 0 { &a } else { &b };
+                let (token, locked, s) = (&token, &locked, &s);
+                scope.spawn(move || {
+                    let r = app.post(
+                        "/csc/v2/credentials/authorize",
+                        Some(token),
+                        &json!({"credentialID": locked, "numSignatures": 1,
+                                "hashes": [b64(&digest(SHA256, b"z"))], "hashAlgorithmOID": SHA256,
+                                "authData": [{"id": "PIN", "value": "999000"},
+                                             {"id": "OTP", "value": totp_now(&s.totp_secret)}]}),
+                    );
+                    assert_eq!(r.status, 400, "{}", r.body);
+                    format!("{} {}", r.body["error"], r.description())
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
+    let judged = answers
+        .iter()
+        .filter(|a| a.contains("invalid_authentication_data"))
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.ends_with("Credential locked"))
+        .count();
+    assert_eq!((judged, refused), (5, 3), "{answers:?}");
     assert_eq!(
         env.db_i64(&format!(
             "SELECT CAST(failed_auths AS BIGINT) AS n FROM credentials WHERE id = '{locked}'"

@@ -145,3 +145,114 @@ fn stale_hashes_are_made_again_on_success() {
     let token = app.login(&s.user, &s.password);
     app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
 }
+
+/// No secret is stored in clear: after a flow that makes every kind (a login, a SAD and its
+/// extension, a signature, an OAuth client secret, authorization code and credential token),
+/// the database is searched for each of them, as sent and (for the TOTP secret) as raw bytes.
+/// SQLite: the database file and its WAL, byte for byte; PostgreSQL: every row of every table
+/// as JSON text, where binary columns read as hex.
+#[test]
+fn no_secret_is_stored_in_clear() {
+    use crate::oauth::{
+        add_client, credential_page, exchange_code, redirected, signer_fields, submit,
+    };
+    let env = Env::new();
+    // An 8-digit PIN, which no hex digest or timestamp in the database matches by chance.
+    let s = Signer {
+        pin: "80417293".into(),
+        ..signer("ivan")
+    };
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let client = add_client(&env, &[]);
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"kept secret");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    let r = app.post(
+        "/csc/v2/credentials/extendTransaction",
+        Some(&token),
+        &json!({"credentialID": cred, "SAD": sad}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let extended = r.body["SAD"].as_str().unwrap().to_string();
+    let r = app.sign_hash_raw(
+        &token,
+        json!({"credentialID": cred, "SAD": extended, "hashes": [b64(&h)],
+            "signAlgo": "1.2.840.10045.4.3.2"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h2 = digest(SHA256, b"kept secret too");
+    let (f, verifier) = credential_page(&app, &client, &cred, std::slice::from_ref(&h2), &[]);
+    let otp = s.next_otp(&cred);
+    let q = redirected(&submit(&app, &f, &signer_fields(&s, &s.pin, &otp)));
+    let code = q["code"].clone();
+    let t = exchange_code(&app, &client, &code, &verifier, &[]);
+    let credential_token = t["access_token"].as_str().unwrap().to_string();
+    drop(app);
+
+    let secrets: Vec<(&str, Vec<u8>)> = vec![
+        ("password", s.password.clone().into_bytes()),
+        ("PIN", s.pin.clone().into_bytes()),
+        ("TOTP secret (base32)", s.totp_secret.clone().into_bytes()),
+        (
+            "TOTP secret (raw)",
+            quill::auth::otp::parse_secret(&s.totp_secret)
+                .unwrap()
+                .to_vec(),
+        ),
+        ("access token", token.clone().into_bytes()),
+        ("SAD", sad.clone().into_bytes()),
+        ("extended SAD", extended.clone().into_bytes()),
+        ("client secret", client.secret.clone().unwrap().into_bytes()),
+        ("authorization code", code.clone().into_bytes()),
+        ("credential token", credential_token.clone().into_bytes()),
+        ("token user PIN", TOKEN_PIN.as_bytes().to_vec()),
+    ];
+    let stored: Vec<u8> = if env.db_url.starts_with("postgres") {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        let mut c = diesel::PgConnection::establish(&env.db_url).unwrap();
+        let tables: Vec<Text> = diesel::sql_query(
+            "SELECT table_name::text AS v FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+        )
+        .load(&mut c)
+        .unwrap();
+        assert!(tables.len() > 5, "the schema's tables");
+        let mut all = String::new();
+        for t in tables {
+            let rows: Vec<Text> = diesel::sql_query(format!(
+                "SELECT CAST(row_to_json(t) AS TEXT) AS v FROM \"{}\" t",
+                t.v
+            ))
+            .load(&mut c)
+            .unwrap();
+            for r in rows {
+                all.push_str(&r.v);
+            }
+        }
+        all.into_bytes()
+    } else {
+        let path = env.db_url.trim_start_matches("sqlite://").to_string();
+        let mut all = std::fs::read(&path).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+            all.extend(wal);
+        }
+        all
+    };
+    // The search finds what is there: the user's name and the credential ID are stored.
+    let contains = |needle: &[u8]| {
+        let hex = hex::encode(needle).into_bytes();
+        [needle, hex.as_slice()]
+            .iter()
+            .any(|n| stored.windows(n.len()).any(|w| w == *n))
+    };
+    assert!(contains(s.user.as_bytes()) && contains(cred.as_bytes()));
+    for (what, secret) in &secrets {
+        assert!(!contains(secret), "the {what} is stored in clear");
+    }
+}

@@ -762,34 +762,18 @@ fn one_sad_signs_a_batch_of_documents_in_order() {
 /// A B-T signature's time-stamp is made after the signature value it covers: its genTime (with
 /// the 1 s accuracy it states) is never before the moment the signature could exist. It was the
 /// request's arrival time, so a wait for the database or the token before signing dated the
-/// token earlier than its content (RFC 3161 §2.4.2, EN 319 122-1 §5.3). SQLite only: the test
-/// holds the database's write lock from outside for two seconds.
+/// token earlier than its content (RFC 3161 §2.4.2, EN 319 122-1 §5.3). The test holds the
+/// database's write lock from outside for two seconds (on SQLite and on PostgreSQL).
 #[test]
 fn a_b_t_time_stamp_is_not_older_than_its_signature() {
-    use diesel::connection::SimpleConnection as _;
-    use diesel::prelude::*;
     let env = Env::new();
-    if !env.db_url.starts_with("sqlite") {
-        return;
-    }
     let s = signer("tess");
     let cred = env.enroll(&s, "ec-p256").credential_id;
     let app = env.spawn();
     let token = app.login(&s.user, &s.password);
     let d = digest(SHA256, b"stamped late");
     let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&d), SHA256);
-    let path = env.db_url.trim_start_matches("sqlite://").to_string();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-        c.batch_execute("BEGIN IMMEDIATE").unwrap();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(std::time::Duration::from_secs(2));
-        let released = std::time::SystemTime::now();
-        c.batch_execute("ROLLBACK").unwrap();
-        released
-    });
-    locked_rx.recv().unwrap();
+    let holder = env.hold_write_lock(std::time::Duration::from_secs(2));
     let r = sign_doc(
         &app,
         &token,

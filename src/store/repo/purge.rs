@@ -305,7 +305,13 @@ mod tests {
             count!(store, crate::store::schema::audit_log::table),
             audit_before
         );
-        store.with(audit::verify).unwrap();
+        let chain = store.with(audit::verify).unwrap();
+        assert_eq!(chain.first_broken, None, "the audit chain is whole");
+        assert_eq!(
+            i64::try_from(chain.records).unwrap(),
+            audit_before,
+            "every record was checked"
+        );
         // Nothing more to do.
         let again = store
             .with(|c| run(c, cutoff, 100, std::time::Duration::ZERO))
