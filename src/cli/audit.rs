@@ -8,10 +8,16 @@ use crate::store::{Store, repo};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check the whole chain; prints {"records", "first_broken"}.
+    /// Check the whole chain; prints {"records", "first_broken", "head"}. Keep `head` (as
+    /// SEQ:HASH) outside the database and pass it to a later check with --anchor.
     Verify {
         #[command(flatten)]
         store: StoreArgs,
+        /// A head printed by an earlier check (SEQ:HASH): the chain must still hold that
+        /// record unchanged, which catches records deleted from the end or a chain written
+        /// anew. Repeatable.
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Vec<repo::audit::Anchor>,
     },
     /// Print records as JSON lines.
     Export {
@@ -34,12 +40,21 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
-        AuditCommand::Verify { store } => {
+        AuditCommand::Verify { store, anchor } => {
             let store = Store::open_existing(&store.database_url, 1)?;
             let v = store.with(repo::audit::verify)?;
             println!("{}", serde_json::to_string(&v)?);
             if let Some(seq) = v.first_broken {
                 anyhow::bail!("audit chain broken at record {seq}");
+            }
+            for a in &anchor {
+                if !store.with(|c| repo::audit::anchored(c, a))? {
+                    anyhow::bail!(
+                        "the audit chain no longer holds record {} as anchored: records were \
+                         deleted from its end or the chain was written anew",
+                        a.seq
+                    );
+                }
             }
             Ok(())
         }

@@ -75,6 +75,43 @@ fn flows_are_audited_and_tampering_is_detected() {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
+    // Its head, kept aside, is an anchor: cutting records off the end leaves a chain that
+    // verifies alone, but not held to the anchor.
+    let out: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let anchor = format!(
+        "{}:{}",
+        out["head"]["seq"],
+        out["head"]["hash"].as_str().unwrap()
+    );
+    let last = records.last().unwrap()["seq"].as_i64().unwrap();
+    assert_eq!(out["head"]["seq"], last);
+    assert!(
+        env.quill()
+            .args(["audit", "verify", "--anchor", &anchor])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let cut = env.db_execute(&format!("DELETE FROM audit_log WHERE seq >= {}", last - 1));
+    assert_eq!(cut, 2);
+    assert!(
+        env.quill()
+            .args(["audit", "verify"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let held = env
+        .quill()
+        .args(["audit", "verify", "--anchor", &anchor])
+        .output()
+        .unwrap();
+    assert!(!held.status.success());
+    assert!(
+        String::from_utf8_lossy(&held.stderr).contains("no longer holds record"),
+        "{}",
+        String::from_utf8_lossy(&held.stderr)
+    );
 
     // edit one row behind Quill's back
     let touched = env.db_execute(

@@ -150,6 +150,52 @@ pub struct Verification {
     pub records: u64,
     /// The first record whose hash, link or sequence number is wrong.
     pub first_broken: Option<i64>,
+    /// The newest record of an unbroken chain: kept outside the database, it is an anchor that
+    /// a later check holds the chain to (`anchored`), which catches what the chain alone
+    /// cannot: records deleted from its end, or the whole chain written anew.
+    pub head: Option<Anchor>,
+}
+
+/// A record's place and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anchor {
+    pub seq: i64,
+    #[serde(serialize_with = "hex_bytes")]
+    pub hash: Vec<u8>,
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    /// `SEQ:HASH` (hex), as `quill audit verify` prints its head.
+    fn from_str(s: &str) -> Result<Anchor, String> {
+        let bad =
+            || format!("an anchor is SEQ:HASH (a record number and its 64-hex hash), not {s:?}");
+        let (seq, hash) = s.split_once(':').ok_or_else(bad)?;
+        let seq = seq.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+        let hash = hex::decode(hash)
+            .ok()
+            .filter(|h| h.len() == 32)
+            .ok_or_else(bad)?;
+        Ok(Anchor { seq, hash })
+    }
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, hex::encode(&self.hash))
+    }
+}
+
+/// Whether the chain still holds `anchor`'s record as it was. With the chain verified, that
+/// record and every one before it are as they were when the anchor was taken.
+pub fn anchored(conn: &mut DbConn, anchor: &Anchor) -> Result<bool, StoreError> {
+    let hash: Option<Vec<u8>> = audit_log::table
+        .find(anchor.seq)
+        .select(audit_log::hash)
+        .get_result(conn)
+        .optional()?;
+    Ok(hash.as_deref() == Some(anchor.hash.as_slice()))
 }
 
 pub fn verify(conn: &mut DbConn) -> Result<Verification, StoreError> {
@@ -178,6 +224,7 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, StoreError> {
             return Ok(Verification {
                 records: n as u64,
                 first_broken: Some(r.seq),
+                head: None,
             });
         }
         prev = r.hash.clone();
@@ -185,6 +232,10 @@ pub fn verify(conn: &mut DbConn) -> Result<Verification, StoreError> {
     Ok(Verification {
         records: rows.len() as u64,
         first_broken: None,
+        head: rows.last().map(|r| Anchor {
+            seq: r.seq,
+            hash: r.hash.clone(),
+        }),
     })
 }
 
@@ -334,13 +385,29 @@ mod tests {
             store.with(|c| append_alone(c, &ev(n))).unwrap();
         }
         let ok = store.with(verify).unwrap();
-        assert_eq!(
-            ok,
-            Verification {
-                records: 5,
-                first_broken: None
-            }
-        );
+        let head = ok.head.clone().unwrap();
+        assert_eq!((ok.records, ok.first_broken, head.seq), (5, None, 5));
+        // The head, as printed, is an anchor that holds while the chain grows...
+        let anchor: Anchor = head.to_string().parse().unwrap();
+        assert_eq!(anchor, head);
+        store.with(|c| append_alone(c, &ev(6))).unwrap();
+        assert!(store.with(|c| anchored(c, &anchor)).unwrap());
+        // ... and catches what the chain alone cannot: its end cut off (the rest verifies).
+        store
+            .with(|c| {
+                diesel::delete(audit_log::table.filter(audit_log::seq.ge(5_i64))).execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.with(verify).unwrap().first_broken, None);
+        assert!(!store.with(|c| anchored(c, &anchor)).unwrap());
+        for bad in ["5", "0:00", "x:ab", &format!("5:{}", "ab".repeat(31))] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad}");
+        }
+        let (_d, store) = temp_store();
+        for n in 1..=5 {
+            store.with(|c| append_alone(c, &ev(n))).unwrap();
+        }
         assert_eq!(store.with(|c| since(c, 3)).unwrap().len(), 3);
         store
             .with(|c| {
