@@ -124,11 +124,37 @@ impl ConfigFile {
         let mut secret = std::collections::BTreeSet::new();
         collect_secret_keys(cmd, &mut secret);
         self.values
-            .keys()
-            .filter(|k| secret.contains(*k))
-            .cloned()
+            .iter()
+            .filter(|(k, v)| secret.contains(*k) && holds_secret(k, v))
+            .map(|(k, _)| k.clone())
             .collect()
     }
+}
+
+/// Whether the value of a secret-hiding key holds a secret. The token PIN and the TOTP secret
+/// always do; the database URL and the OTP sender when one of their URLs carries a password
+/// (in its user part, or a query parameter named like one), and a `webhook:` gateway URL always
+/// (gateways take their credential in the path as often as in the query). A SQLite path, a
+/// PostgreSQL URL without password or an `outbox:` file holds none.
+fn holds_secret(key: &str, value: &str) -> bool {
+    if !matches!(key, "database_url" | "otp_sender") {
+        return true;
+    }
+    value.split(',').map(str::trim).any(|part| {
+        if part.starts_with("webhook:") {
+            return true;
+        }
+        let Ok(url) = url::Url::parse(part) else {
+            return false;
+        };
+        url.password().is_some()
+            || url.query_pairs().any(|(name, _)| {
+                let name = name.to_ascii_lowercase();
+                ["pass", "secret", "token", "key"]
+                    .iter()
+                    .any(|w| name.contains(w))
+            })
+    })
 }
 
 fn collect_secret_keys(cmd: &Command, keys: &mut std::collections::BTreeSet<String>) {
@@ -339,6 +365,35 @@ mod tests {
         std::fs::write(&path, "listen = \"0.0.0.0:9\"").unwrap();
         chmod(0o644);
         assert!(load(&path).unwrap().exposed_secrets(&cmd()).is_empty());
+        // URLs count when they carry a password; a SQLite path or an outbox does not.
+        for (text, exposed) in [
+            ("database_url = \"sqlite://var/q.db\"", &[][..]),
+            ("database_url = \"postgres://quill@db/quill\"", &[]),
+            (
+                "database_url = \"postgres://quill:pw@db/quill\"",
+                &["database_url"],
+            ),
+            (
+                "database_url = \"postgres://db/quill?password=pw\"",
+                &["database_url"],
+            ),
+            ("otp_sender = \"outbox:var/o.jsonl\"", &[]),
+            ("otp_sender = \"outbox:o.jsonl,smtp://relay:25\"", &[]),
+            ("otp_sender = \"smtp://u:p@relay:25\"", &["otp_sender"]),
+            (
+                "otp_sender = \"outbox:o.jsonl,webhook:https://gw/x\"",
+                &["otp_sender"],
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            chmod(0o644);
+            let quill = <crate::cli::Cli as clap::CommandFactory>::command();
+            assert_eq!(
+                load(&path).unwrap().exposed_secrets(&quill),
+                exposed,
+                "{text}"
+            );
+        }
     }
 
     #[test]
