@@ -215,8 +215,49 @@ fn valid_pkce_value(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-/// Parse and check the authorization parameters of a known client (everything but the user).
+/// The most an authorization request may hold once parsed (it is stored until its page or
+/// pushed request expires, before anyone has logged in): 1000 SHA-512 digests with short
+/// labels fit.
+const MAX_STORED_REQUEST: usize = 256 * 1024;
+/// The most digests one authorization request may bind.
+const MAX_REQUEST_DIGESTS: usize = 1000;
+
+/// Parse and check the authorization parameters of a known client (everything but the user),
+/// and bound what will be stored of them.
 fn parse_authz(
+    p: &HashMap<String, String>,
+    client: &ClientRow,
+    redirect_uri: String,
+) -> Result<AuthzParams, OAuthError> {
+    let params = parse_authz_fields(p, client, redirect_uri)?;
+    if params.lang.as_deref().is_some_and(|l| {
+        l.is_empty() || l.len() > 35 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }) {
+        return Err(OAuthError::invalid_request(
+            "Invalid parameter lang: a language tag (BCP 47) of at most 35 characters",
+        ));
+    }
+    if params.digests.len() > MAX_REQUEST_DIGESTS {
+        return Err(OAuthError::invalid_request(
+            "Too many hashes for one authorization (more than 1000)",
+        ));
+    }
+    if params.labels.iter().any(|l| l.chars().count() > 500) {
+        return Err(OAuthError::invalid_request(
+            "authorization_details: a documentDigests label is longer than 500 characters",
+        ));
+    }
+    let stored = serde_json::to_string(&params)
+        .map_err(|e| OAuthError::from(CscError::Internal(e.to_string())))?;
+    if stored.len() > MAX_STORED_REQUEST {
+        return Err(OAuthError::invalid_request(
+            "The authorization request is too large",
+        ));
+    }
+    Ok(params)
+}
+
+fn parse_authz_fields(
     p: &HashMap<String, String>,
     client: &ClientRow,
     redirect_uri: String,
@@ -515,7 +556,7 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
     let now = st.clock.now();
     let csrf = token::generate();
     let csrf_hash = token::hash(csrf.expose());
-    let (handle, params) = if let Some(uri) = p.get("request_uri") {
+    let (handle, params, judged) = if let Some(uri) = p.get("request_uri") {
         let handle = uri
             .strip_prefix(REQUEST_URI_PREFIX)
             .ok_or_else(|| OAuthError::invalid_request("Invalid parameter request_uri"))?;
@@ -553,16 +594,21 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
         };
         let params: AuthzParams = serde_json::from_str(&row.params)
             .map_err(|e| OAuthError::from(CscError::Internal(e.to_string())))?;
-        (handle, params)
+        (handle, params, None)
     } else {
         let redirect_uri = check_redirect(&client, p.get("redirect_uri"))?;
-        let params = parse_authz(&p, &client, redirect_uri.clone()).map_err(|error| {
-            AuthzFailure::Redirect {
-                redirect_uri,
-                state: p.get("state").cloned(),
-                error,
-            }
-        })?;
+        let redirect = |error| AuthzFailure::Redirect {
+            redirect_uri: redirect_uri.clone(),
+            state: p.get("state").cloned(),
+            error,
+        };
+        let params = parse_authz(&p, &client, redirect_uri.clone()).map_err(redirect)?;
+        // The credential is judged before anything is stored: a request for an unknown or
+        // unusable credential leaves no row behind.
+        let cred = match params.is_credential() {
+            true => Some(usable_credential(st, &params).await.map_err(redirect)?),
+            false => None,
+        };
         let handle = token::generate();
         let row = RequestRow {
             handle_hash: token::hash(handle.expose()),
@@ -578,7 +624,7 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
         blocking::run(move || Ok(store.with(|c| repo::oauth::insert_request(c, &row))?))
             .await
             .map_err(OAuthError::from)?;
-        (handle, params)
+        (handle, params, cred)
     };
     let redirect = |error| AuthzFailure::Redirect {
         redirect_uri: params.redirect_uri.clone(),
@@ -586,7 +632,10 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
         error,
     };
     let credential = if params.is_credential() {
-        let cred = usable_credential(st, &params).await.map_err(redirect)?;
+        let cred = match judged {
+            Some(cred) => cred,
+            None => usable_credential(st, &params).await.map_err(redirect)?,
+        };
         let online = super::challenge::is_online(&cred);
         if online {
             let owner = UserId(cred.user_id.clone());

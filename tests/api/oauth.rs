@@ -1405,3 +1405,97 @@ fn a_signature_qualifier_must_be_the_credentials() {
         "{q:?}"
     );
 }
+
+/// What an authorization request leaves in the database before anyone has logged in is
+/// bounded: a language tag of at most 35 characters, labels of at most 500, at most 1000
+/// digests and 256 KiB in all; a request for an unknown credential stores nothing. (A public
+/// client's pushed request, or any page GET, wrote whatever `lang` said, a megabyte a call.)
+#[test]
+fn authorization_requests_are_bounded_before_they_are_stored() {
+    let env = Env::new();
+    let s = signer("lena");
+    let cred = env
+        .try_enroll_signer(&s, "ec-p256", &["--multisign", "1000"])
+        .unwrap()
+        .credential_id;
+    let app = env.spawn();
+    let public = add_client(&env, &["--public"]);
+    let (_, challenge) = pkce();
+    let stored = || env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM oauth_requests");
+    let base = [
+        ("response_type", "code"),
+        ("client_id", public.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let par = |extra: &[(&str, &str)]| {
+        let form: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+        post_form(&app, "/oauth2/pushed_authorize", None, &form)
+    };
+    let h = b64(&digest(SHA256, b"bounded"));
+    let details = |label: &str, n: usize| {
+        let digests: Vec<Value> = (0..n)
+            .map(|i| json!({"hash": b64(&digest(SHA256, &i.to_be_bytes())), "label": label}))
+            .collect();
+        json!([{"type": "credential", "credentialID": cred, "documentDigests": digests,
+            "hashAlgorithmOID": SHA256}])
+        .to_string()
+    };
+    let long_lang = "x".repeat(36);
+    let long_label = details(&"l".repeat(501), 1);
+    let many = details("d", 1001);
+    let big = details(&"b".repeat(450), 600);
+    for (extra, why) in [
+        (vec![("lang", long_lang.as_str())], "Invalid parameter lang"),
+        (vec![("lang", "en<script>")], "Invalid parameter lang"),
+        (
+            vec![("authorization_details", long_label.as_str())],
+            "label is longer",
+        ),
+        (
+            vec![("authorization_details", many.as_str())],
+            "Too many hashes",
+        ),
+        (vec![("authorization_details", big.as_str())], "too large"),
+    ] {
+        let (status, e) = par(&extra);
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{e}"
+        );
+        assert!(
+            e["error_description"].as_str().unwrap().contains(why),
+            "{e}"
+        );
+    }
+    assert_eq!(stored(), 0);
+    // Within the bounds it is stored: a tag, and 1000 digests with labels.
+    let fits = details("Contract", 1000);
+    assert_eq!(
+        par(&[("lang", "bg-BG"), ("authorization_details", &fits)]).0,
+        201
+    );
+    assert_eq!(stored(), 1);
+    // The page GET: the credential is judged before anything is stored.
+    let get = |credential: &str, lang: &str| {
+        let mut query: Vec<(&str, &str)> = base.to_vec();
+        query.extend([
+            ("scope", "credential"),
+            ("credentialID", credential),
+            ("numSignatures", "1"),
+            ("hashes", h.as_str()),
+            ("hashAlgorithmOID", SHA256),
+            ("lang", lang),
+        ]);
+        get_authorize(&app, &query)
+    };
+    let q = redirected(&get("no-such-credential", "en"));
+    assert_eq!(q["error"], "invalid_request", "{q:?}");
+    let q = redirected(&get(&cred, &"y".repeat(5000)));
+    assert_eq!(q["error"], "invalid_request", "{q:?}");
+    assert_eq!(stored(), 1);
+    assert_eq!(get(&cred, "en").status(), 200);
+    assert_eq!(stored(), 2);
+}
