@@ -205,6 +205,12 @@ pub struct ServeArgs {
     /// Wrong PIN/OTP attempts per credential (and wrong passwords per user) before it locks.
     #[arg(long, env = "QUILL_MAX_AUTH_FAILURES", default_value_t = 5)]
     pub max_auth_failures: i32,
+    /// How long a user's login stays locked after the last wrong password once
+    /// --max-auth-failures is reached, seconds; then one more attempt is allowed (a wrong one
+    /// locks again). 0: until an operator runs `quill user unblock`. (Credentials locked by
+    /// wrong PINs stay locked until `quill credential unblock`.)
+    #[arg(long, env = "QUILL_LOGIN_LOCK_SECS", default_value_t = 900)]
+    pub login_lock_secs: i64,
     /// Where online OTP codes go, comma-separated, first match per channel: `outbox:PATH`
     /// (development), `webhook:URL` (SMS/e-mail gateway), `smtp[s]://[user:pass@]HOST[:PORT][?tls=required][&from=ADDR]` (e-mail).
     #[arg(
@@ -263,6 +269,8 @@ pub struct ServiceSettings {
     pub region: String,
     pub hash: HashParams,
     pub max_auth_failures: i32,
+    /// `--login-lock-secs` (`None`: until unblocked).
+    pub login_lock_secs: Option<i64>,
     /// `--sign-on-worker`
     pub sign_on_worker: bool,
     /// `--purge-every` (`None`: never).
@@ -290,6 +298,10 @@ impl ServeArgs {
         anyhow::ensure!(
             (1..=100).contains(&self.max_auth_failures),
             "--max-auth-failures must be between 1 and 100"
+        );
+        anyhow::ensure!(
+            (0..=30 * 86_400).contains(&self.login_lock_secs),
+            "--login-lock-secs must be between 0 and 2592000 seconds (0: until unblocked)"
         );
         anyhow::ensure!(
             !self.sign_on_worker || crate::store::sqlite_path(&self.store.database_url).is_ok(),
@@ -322,6 +334,7 @@ impl ServeArgs {
                 .then(|| std::time::Duration::from_secs(self.purge_every)),
             keep_expired: self.keep_expired,
             max_auth_failures: self.max_auth_failures,
+            login_lock_secs: (self.login_lock_secs > 0).then_some(self.login_lock_secs),
             access_token_ttl: self.access_token_ttl,
             sad_ttl: self.sad_ttl,
             service_name: self.service_name.clone(),

@@ -143,6 +143,7 @@ mod tests {
                     iterations: 1,
                 },
                 max_auth_failures: 5,
+                login_lock_secs: Some(900),
                 sign_on_worker: false,
                 purge_every: None,
                 keep_expired: 3600,

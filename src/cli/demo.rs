@@ -142,6 +142,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         access_token_ttl: 3600,
         sad_ttl: 300,
         max_auth_failures: 5,
+        login_lock_secs: 900,
         // SQLite and SoftHSM2 both run in-process here.
         sign_on_worker: true,
         purge_every: 60,

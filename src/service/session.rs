@@ -130,11 +130,14 @@ pub(crate) fn check_password(
         )
     };
     let limit = st.settings.max_auth_failures;
+    let lock = st.settings.login_lock_secs;
     if !st
         .store
-        .with(|c| repo::users::reserve_login(c, &user.id, limit))?
+        .with(|c| repo::users::reserve_login(c, &user.id, limit, now, lock))?
     {
-        // Same answer as a wrong password: a lock must not confirm that the name exists.
+        // Same answer as a wrong password, after the same argon2 work: a lock must not confirm
+        // that the name exists, by its answer or by its time.
+        password::verify_dummy(pw, st.settings.hash, &st.pepper);
         tracing::warn!("login refused: user locked after repeated failures");
         refused("locked")?;
         return Err(CscError::AuthenticationError);

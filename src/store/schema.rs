@@ -8,6 +8,7 @@ diesel::table! {
         password_hash -> Text,
         failed_logins -> Integer,
         created_at -> BigInt,
+        last_login_failure -> Nullable<BigInt>,
     }
 }
 

@@ -129,6 +129,51 @@ fn login_locks_after_five_wrong_passwords() {
     app.login(&s.user, &s.password);
 }
 
+/// A login lock lifts `--login-lock-secs` after the last wrong password (anyone who knows a
+/// user name can set one): then one attempt is allowed, and a wrong one locks again at once.
+/// Parallel attempts on a lifted lock get one attempt between them.
+#[test]
+fn a_login_lock_lifts_after_its_time() {
+    let env = Env::new();
+    let s = signer("lior");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn_with(&["--login-lock-secs", "2"]);
+    let bad = format!("Basic {}", b64(format!("{}:nope-nope", s.user).as_bytes()));
+    let good = format!(
+        "Basic {}",
+        b64(format!("{}:{}", s.user, s.password).as_bytes())
+    );
+    let failures = || {
+        env.db_i64(&format!(
+            "SELECT CAST(failed_logins AS BIGINT) AS n FROM users WHERE name = '{}'",
+            s.user
+        ))
+    };
+    for _ in 0..5 {
+        app.login_raw(Some(&bad))
+            .assert_error(400, "authentication_error");
+    }
+    app.login_raw(Some(&good))
+        .assert_error(400, "authentication_error");
+    assert_eq!(failures(), 5, "a refusal while locked reserves nothing");
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    // Lifted: of four wrong passwords at once, one is judged; the lock is back.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                app.login_raw(Some(&bad))
+                    .assert_error(400, "authentication_error");
+            });
+        }
+    });
+    assert_eq!(failures(), 6, "one attempt between them");
+    app.login_raw(Some(&good))
+        .assert_error(400, "authentication_error");
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    app.login(&s.user, &s.password);
+    assert_eq!(failures(), 0, "a good password clears the count");
+}
+
 /// CSC §11: a credential whose `key.status` is "disabled" never signs. A SAD issued before the
 /// credential was locked (or disabled) is refused by signHash and signDoc, cannot be extended,
 /// and no code is sent for it; the refusals spend nothing, so once unblocked the same SAD signs.

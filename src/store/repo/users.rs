@@ -43,15 +43,40 @@ pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<UserRow>, StoreError>
         .optional()?)
 }
 
-/// Reserve one login attempt (counted as failed up front); `false` means the user is locked.
-pub fn reserve_login(conn: &mut DbConn, id: &str, limit: i32) -> Result<bool, StoreError> {
-    let n = diesel::update(
-        users::table
-            .filter(users::id.eq(id))
-            .filter(users::failed_logins.lt(limit)),
-    )
-    .set(users::failed_logins.eq(users::failed_logins + 1))
-    .execute(conn)?;
+/// Reserve one login attempt at `now` (counted as failed up front, until `clear_logins`);
+/// `false` means the user is locked. A user with `limit` failures is locked until `lock_secs`
+/// after the last reserved attempt (`None`: until unblocked); then one attempt is reserved,
+/// and the lock starts again from it. One conditional `UPDATE`, so parallel attempts never
+/// get more than that.
+pub fn reserve_login(
+    conn: &mut DbConn,
+    id: &str,
+    limit: i32,
+    now: i64,
+    lock_secs: Option<i64>,
+) -> Result<bool, StoreError> {
+    let reserve = (
+        users::failed_logins.eq(users::failed_logins + 1),
+        users::last_login_failure.eq(now),
+    );
+    let under_limit = users::failed_logins.lt(limit);
+    let n = match lock_secs {
+        None => diesel::update(users::table.filter(users::id.eq(id)).filter(under_limit))
+            .set(reserve)
+            .execute(conn)?,
+        Some(secs) => {
+            let lifted = users::last_login_failure
+                .is_null()
+                .or(users::last_login_failure.assume_not_null().le(now - secs));
+            diesel::update(
+                users::table
+                    .filter(users::id.eq(id))
+                    .filter(under_limit.or(lifted)),
+            )
+            .set(reserve)
+            .execute(conn)?
+        }
+    };
     Ok(n == 1)
 }
 
@@ -102,12 +127,44 @@ mod tests {
         assert_eq!(got.password_hash, "h");
         assert!(store.with(|c| by_name(c, "bob")).unwrap().is_none());
         assert!(store.with(|c| by_id(c, "u1")).unwrap().is_some());
-        for _ in 0..3 {
-            assert!(store.with(|c| reserve_login(c, "u1", 3)).unwrap());
+        let reserve = |now: i64, lock: Option<i64>| {
+            store
+                .with(|c| reserve_login(c, "u1", 3, now, lock))
+                .unwrap()
+        };
+        // Until unblocked: three attempts, then none however late.
+        for t in 0..3 {
+            assert!(reserve(t, None));
         }
-        assert!(!store.with(|c| reserve_login(c, "u1", 3)).unwrap());
+        assert!(!reserve(10, None));
+        assert!(!reserve(1_000_000, None));
         assert!(store.with(|c| clear_logins(c, "u1")).unwrap());
-        assert!(store.with(|c| reserve_login(c, "u1", 3)).unwrap());
+        assert!(reserve(1_000_000, None));
+        assert!(store.with(|c| clear_logins(c, "u1")).unwrap());
+        // Timed: locked until 100 s after the last reserved attempt, then one attempt per lock.
+        for t in [0, 1, 2] {
+            assert!(reserve(t, Some(100)));
+        }
+        assert!(!reserve(50, Some(100)));
+        assert!(
+            !reserve(101, Some(100)),
+            "100 s after the last attempt, at 2"
+        );
+        assert!(reserve(102, Some(100)));
+        assert!(!reserve(102, Some(100)), "one attempt, then locked again");
+        assert!(!reserve(201, Some(100)));
+        assert!(reserve(202, Some(100)));
+        // A lock from before the lock time was recorded (NULL) has lifted.
+        store
+            .with(|c| {
+                diesel::update(users::table.find("u1"))
+                    .set(users::last_login_failure.eq(None::<i64>))
+                    .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+        assert!(reserve(203, Some(100)));
+        assert!(!reserve(204, Some(100)));
         // names are unique
         let dup = UserRow {
             id: "u2".into(),
