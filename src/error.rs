@@ -57,6 +57,10 @@ pub enum CscError {
     /// 503 `temporarily_unavailable`: database or token unreachable.
     #[error("The service is temporarily unavailable")]
     Unavailable(String),
+    /// 503 `temporarily_unavailable` with `Retry-After`: more of this work at once than
+    /// Quill takes (logins beyond what argon2 can check soon); answered without queueing.
+    #[error("{0}")]
+    Busy(&'static str),
     /// 503 `temporarily_unavailable` from `/readyz`, naming the part that does not answer
     /// (`"database"`, `"token"`, `"database and token"`); causes are logged by the probe.
     #[error("Not ready: {0} unavailable")]
@@ -93,7 +97,9 @@ impl CscError {
             CscError::AuthenticationError => "authentication_error",
             CscError::InvalidAuthenticationData => "invalid_authentication_data",
             CscError::InvalidHash => "invalid_hash",
-            CscError::Unavailable(_) | CscError::NotReady(_) => "temporarily_unavailable",
+            CscError::Unavailable(_) | CscError::NotReady(_) | CscError::Busy(_) => {
+                "temporarily_unavailable"
+            }
             CscError::Internal(_) => "server_error",
         }
     }
@@ -116,7 +122,9 @@ impl ResponseError for CscError {
             }
             CscError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             CscError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            CscError::Unavailable(_) | CscError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CscError::Unavailable(_) | CscError::NotReady(_) | CscError::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             CscError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,6 +138,9 @@ impl ResponseError for CscError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, CscError::InvalidToken) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
+        }
+        if matches!(self, CscError::Busy(_)) {
+            response.insert_header((header::RETRY_AFTER, "1"));
         }
         if matches!(self, CscError::MethodNotAllowed) {
             response.insert_header((header::ALLOW, "POST"));

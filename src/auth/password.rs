@@ -86,9 +86,62 @@ pub fn hash(secret: &Secret, params: HashParams, pepper: &Pepper) -> Result<Stri
 /// each). Allocating and freeing a fresh buffer per hash made glibc raise its mmap
 /// threshold and keep the freed buffers resident, one per thread arena: the server's RSS grew
 /// by 19 MiB per blocking thread that had ever checked a PIN.
+///
+/// Two kinds of work share it: a signer's PIN check (`credentials/authorize`, behind a
+/// login) and a login's password check, which anyone can ask for. A login waits while a PIN
+/// check is waiting, so that a flood of logins cannot hold up authorizations; and logins are
+/// admitted only while at most [`MAX_LOGINS_PER_SLOT`] per hash slot are in flight
+/// ([`admit_login`]), so that they cannot pile up on the blocking pool either.
 struct Memory {
-    idle: Mutex<(Vec<Vec<Block>>, usize)>,
+    idle: Mutex<Pool>,
     freed: Condvar,
+}
+
+/// The working buffers, and who waits for one.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Vec<Block>>,
+    /// Buffers made (idle or in use).
+    made: usize,
+    /// PIN checks waiting for a buffer.
+    signers_waiting: usize,
+}
+
+/// What an argon2 verification is for (see [`Memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// A PIN, from a logged-in signer: goes first.
+    Signer,
+    /// A password at login: waits while a PIN check waits.
+    Login,
+}
+
+/// Logins in flight (admitted, waiting or hashing) per argon2 slot, at most.
+pub const MAX_LOGINS_PER_SLOT: usize = 8;
+
+static LOGINS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// A login's place among those in flight; given back when dropped.
+#[derive(Debug)]
+pub struct LoginAdmission(());
+
+impl Drop for LoginAdmission {
+    fn drop(&mut self) {
+        LOGINS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Admit one login's password check, or `None` when [`MAX_LOGINS_PER_SLOT`] per argon2 slot
+/// are already in flight (the caller answers 503 at once: nothing is counted against the
+/// user, and no thread waits).
+pub fn admit_login() -> Option<LoginAdmission> {
+    let cap = MAX_LOGINS_PER_SLOT * PARALLELISM.load(Ordering::Relaxed);
+    LOGINS_IN_FLIGHT
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < cap).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| LoginAdmission(()))
 }
 
 static PARALLELISM: AtomicUsize = AtomicUsize::new(1);
@@ -101,23 +154,36 @@ pub fn set_parallelism(n: usize) {
 fn memory() -> &'static Memory {
     static MEMORY: OnceLock<Memory> = OnceLock::new();
     MEMORY.get_or_init(|| Memory {
-        idle: Mutex::new((Vec::new(), 0)),
+        idle: Mutex::new(Pool::default()),
         freed: Condvar::new(),
     })
 }
 
-/// Run `f` with a working buffer of `blocks` argon2 blocks, waiting while `max` are in use.
-fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+/// Run `f` with a working buffer of `blocks` argon2 blocks, waiting while `max` are in use
+/// (and, for a login, while a PIN check waits).
+fn with_memory<T>(blocks: usize, work: Work, f: impl FnOnce(&mut [Block]) -> T) -> T {
     let pool = memory();
     let mut buf = {
         let mut st = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counted = false;
         loop {
-            if let Some(buf) = st.0.pop() {
-                break buf;
+            let free = !st.idle.is_empty() || st.made < PARALLELISM.load(Ordering::Relaxed);
+            let my_turn = work == Work::Signer || st.signers_waiting == 0;
+            if free && my_turn {
+                if counted {
+                    st.signers_waiting -= 1;
+                }
+                match st.idle.pop() {
+                    Some(buf) => break buf,
+                    None => {
+                        st.made += 1;
+                        break Vec::new();
+                    }
+                }
             }
-            if st.1 < PARALLELISM.load(Ordering::Relaxed) {
-                st.1 += 1;
-                break Vec::new();
+            if work == Work::Signer && !counted {
+                st.signers_waiting += 1;
+                counted = true;
             }
             st = pool.freed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
@@ -127,9 +193,10 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
     // No trace of the secret's derivation stays in memory that outlives the call.
     buf.fill(Block::default());
     let mut st = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-    st.0.push(buf);
+    st.idle.push(buf);
     drop(st);
-    pool.freed.notify_one();
+    // Everyone looks: a waiting PIN check must not sleep while a login takes the buffer.
+    pool.freed.notify_all();
     out
 }
 
@@ -137,6 +204,11 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
 /// pepper is used when its `keyid` says it was hashed with it. A malformed stored hash
 /// verifies as false.
 pub fn verify(secret: &Secret, phc: &str, pepper: &Pepper) -> bool {
+    verify_for(Work::Signer, secret, phc, pepper)
+}
+
+/// [`verify`] for `work` (a login's password check yields to PIN checks).
+pub fn verify_for(work: Work, secret: &Secret, phc: &str, pepper: &Pepper) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -168,7 +240,7 @@ pub fn verify(secret: &Secret, phc: &str, pepper: &Pepper) -> bool {
         _ => return false,
     };
     let mut out = vec![0u8; expected.len()];
-    let computed = with_memory(blocks, |memory| {
+    let computed = with_memory(blocks, work, |memory| {
         argon2.hash_password_into_with_memory(secret.expose().as_bytes(), salt, &mut out, memory)
     });
     // `Output` compares in constant time.
@@ -209,12 +281,12 @@ pub fn rehash_if_stale(
         .ok()
 }
 
-/// Spend the same time as a real verification, for unknown users.
+/// Spend the same time as a real login verification, for unknown (or locked) users.
 pub fn verify_dummy(secret: &Secret, params: HashParams, pepper: &Pepper) {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
     let phc = DUMMY.get_or_init(|| hash(&Secret::new("quill-dummy-password"), params, pepper).ok());
     if let Some(phc) = phc {
-        let _ = verify(secret, phc, pepper);
+        let _ = verify_for(Work::Login, secret, phc, pepper);
     }
 }
 
@@ -351,7 +423,49 @@ mod tests {
         });
         // (nextest runs each test in its own process: the default of 1 holds here)
         let st = memory().idle.lock().unwrap();
-        assert_eq!(st.1, 1, "one working buffer, reused by all eight");
+        assert_eq!(st.made, 1, "one working buffer, reused by all eight");
+    }
+
+    /// A PIN check waiting for the working buffer gets it before a login that waits too,
+    /// whichever came first.
+    #[test]
+    fn pin_checks_go_before_logins() {
+        use std::sync::mpsc::channel;
+        let (held_tx, held_rx) = channel();
+        let (release_tx, release_rx) = channel::<()>();
+        let order = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                with_memory(8, Work::Signer, |_| {
+                    held_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                })
+            });
+            held_rx.recv().unwrap();
+            s.spawn(|| with_memory(8, Work::Login, |_| order.lock().unwrap().push("login")));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            s.spawn(|| with_memory(8, Work::Signer, |_| order.lock().unwrap().push("pin")));
+            while memory().idle.lock().unwrap().signers_waiting == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            release_tx.send(()).unwrap();
+        });
+        assert_eq!(*order.lock().unwrap(), ["pin", "login"]);
+        assert_eq!(memory().idle.lock().unwrap().signers_waiting, 0);
+    }
+
+    /// Logins are admitted while fewer than MAX_LOGINS_PER_SLOT per slot are in flight; a
+    /// finished one makes room.
+    #[test]
+    fn logins_in_flight_are_bounded() {
+        let mut admitted: Vec<_> = (0..MAX_LOGINS_PER_SLOT)
+            .map(|_| admit_login().expect("room"))
+            .collect();
+        assert!(admit_login().is_none());
+        drop(admitted.pop());
+        let again = admit_login();
+        assert!(again.is_some());
+        assert!(admit_login().is_none());
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl From<CscError> for OAuthError {
                 "temporarily_unavailable",
                 "Service temporarily unavailable",
             ),
+            CscError::Busy(why) => Self::new(503, "temporarily_unavailable", why),
             CscError::Internal(cause) => {
                 tracing::error!(cause = %cause, "oauth request failed");
                 Self::new(500, "server_error", "Internal server error")

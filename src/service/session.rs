@@ -118,6 +118,10 @@ pub(crate) fn check_password(
     pw: &Secret,
     now: i64,
 ) -> Result<UserRow, CscError> {
+    // Before anything is read or counted: a flood of logins is turned away here, at once,
+    // instead of queueing for argon2 on the blocking pool (and PIN checks go first there).
+    let _admitted = password::admit_login()
+        .ok_or(CscError::Busy("Too many logins at once: try again shortly"))?;
     let user = st.store.with(|c| repo::users::by_name(c, name))?;
     let Some(user) = user else {
         password::verify_dummy(pw, st.settings.hash, &st.pepper);
@@ -142,7 +146,7 @@ pub(crate) fn check_password(
         refused("locked")?;
         return Err(CscError::AuthenticationError);
     }
-    if !password::verify(pw, &user.password_hash, &st.pepper) {
+    if !password::verify_for(password::Work::Login, pw, &user.password_hash, &st.pepper) {
         tracing::info!("login refused: wrong password");
         refused("failed")?;
         return Err(CscError::AuthenticationError);
