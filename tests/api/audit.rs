@@ -68,6 +68,17 @@ fn flows_are_audited_and_tampering_is_detected() {
         serde_json::from_str(spent["detail"].as_str().unwrap()).unwrap();
     assert_eq!(detail["hashes"], json!([hex::encode(&h)]));
     assert_eq!(spent["credential_id"], cred);
+    // A refusal names its digests by count and one SHA-256 over them.
+    let refused = records.iter().find(|r| r["outcome"] == "refused").unwrap();
+    let detail: serde_json::Value =
+        serde_json::from_str(refused["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail.get("hashes"), None, "{detail}");
+    assert_eq!(detail["n"], 1);
+    assert_eq!(
+        detail["hashes_sha256"],
+        hex::encode(digest(SHA256, &h)),
+        "{detail}"
+    );
 
     let verify = env.quill().args(["audit", "verify"]).output().unwrap();
     assert!(
