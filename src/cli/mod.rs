@@ -71,7 +71,10 @@ enum Command {
 }
 
 /// Log to stderr, filtered by `QUILL_LOG` (`LEVEL` and `TARGET=LEVEL`, comma-separated, e.g.
-/// `info,quill::store=debug`; default `info,actix_server=warn`). Text logs are coloured only on
+/// `info,quill::store=debug`; default `info,actix_server=warn,actix_http::h1::dispatcher=off`:
+/// the dispatcher logs every malformed request a client sends (answered 400 or 431 before
+/// Quill sees it) as an ERROR, which anyone could fill the log and its alerts with). Text logs
+/// are coloured only on
 /// a terminal, and not when `NO_COLOR` is set: a file, a pipe, journald or `docker logs` get
 /// plain lines.
 fn init_tracing(format: LogFormat) {
@@ -86,6 +89,10 @@ fn init_tracing(format: LogFormat) {
             Targets::new()
                 .with_default(Level::INFO)
                 .with_target("actix_server", Level::WARN)
+                .with_target(
+                    "actix_http::h1::dispatcher",
+                    tracing_subscriber::filter::LevelFilter::OFF,
+                )
         });
     let registry = tracing_subscriber::registry().with(filter);
     let ansi = std::io::stderr().is_terminal()

@@ -798,3 +798,34 @@ fn sigkill_mid_load_then_restart_keeps_every_answered_spend() {
         "one spend record per hash, none half-written"
     );
 }
+
+/// A malformed request (too many headers, a NUL in one) is answered by actix-http before Quill
+/// sees it, and under the default log filter it leaves no ERROR line: anyone could otherwise fill
+/// the log, and the alerts on it, with them. The server keeps serving.
+#[test]
+fn malformed_requests_do_not_log_errors_by_default() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let (app, _) = env.spawn_custom(&[], |cmd| {
+        cmd.env_remove("QUILL_LOG");
+    });
+    let addr = app.addr();
+    let raw = |req: &[u8]| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(req).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+    let r = raw(format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes());
+    assert!(r.starts_with("HTTP/1.1 431"), "{r}");
+    let r = raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: a\x00b\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert_eq!(app.get("/healthz").status(), 200);
+    let log = env.server_log();
+    assert!(log.contains("INFO"), "the server logs at info: {log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
