@@ -20,6 +20,9 @@ use crate::store::{DbConn, StoreError};
 /// one SAD is never split).
 pub const BATCH: usize = 512;
 const BATCH_I64: i64 = 512;
+/// Most OAuth authorization requests one batch deletes: each may hold up to 256 KiB (a
+/// thousand digests with labels), so 512 of them kept the writers waiting for about a second.
+pub const REQUEST_BATCH: usize = 32;
 
 /// Rows deleted, by table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +74,12 @@ impl Purged {
             || [
                 self.access_tokens,
                 self.otp_challenges,
-                self.oauth_requests,
                 self.oauth_codes,
                 self.oauth_refresh_tokens,
             ]
             .iter()
             .any(|&n| n >= BATCH)
+            || self.oauth_requests >= REQUEST_BATCH
     }
 }
 
@@ -103,15 +106,18 @@ pub fn run(
     Ok(total)
 }
 
-/// Delete up to `BATCH` rows of `$table` whose `expires_at` is before `$cutoff`, keyed by
-/// `$key` (of Rust type `$ty`), in one write transaction: the number deleted.
+/// Delete up to `BATCH` (or `$limit`) rows of `$table` whose `expires_at` is before `$cutoff`,
+/// keyed by `$key` (of Rust type `$ty`), in one write transaction: the number deleted.
 macro_rules! expired {
     ($conn:expr, $cutoff:expr, $table:ident, $key:ident, $ty:ty) => {
+        expired!($conn, $cutoff, $table, $key, $ty, BATCH_I64)
+    };
+    ($conn:expr, $cutoff:expr, $table:ident, $key:ident, $ty:ty, $limit:expr) => {
         $conn.write_tx(|c| {
             let ids: Vec<$ty> = $table::table
                 .filter($table::expires_at.lt($cutoff))
                 .select($table::$key)
-                .limit(BATCH_I64)
+                .limit($limit)
                 .load(c)?;
             diesel::delete($table::table.filter($table::$key.eq_any(&ids))).execute(c)
         })
@@ -135,7 +141,14 @@ pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
             .execute(c)
     })?;
     let otp_challenges = expired!(conn, cutoff, otp_challenges, credential_id, String)?;
-    let oauth_requests = expired!(conn, cutoff, oauth_requests, handle_hash, Vec<u8>)?;
+    let oauth_requests = expired!(
+        conn,
+        cutoff,
+        oauth_requests,
+        handle_hash,
+        Vec<u8>,
+        REQUEST_BATCH as i64
+    )?;
     let oauth_codes = expired!(conn, cutoff, oauth_codes, code_hash, Vec<u8>)?;
     let oauth_refresh_tokens = expired!(conn, cutoff, oauth_refresh_tokens, token_hash, Vec<u8>)?;
     Ok(Purged {
@@ -317,6 +330,56 @@ mod tests {
             .with(|c| run(c, cutoff, 100, std::time::Duration::ZERO))
             .unwrap();
         assert_eq!(again.total(), 0);
+    }
+
+    /// OAuth requests, up to 256 KiB each, go 32 to a batch, and the run goes on while
+    /// batches come back full.
+    #[test]
+    fn oauth_requests_go_in_small_batches() {
+        use repo::oauth::{ClientRow, RequestRow, insert_client, insert_request};
+        let (_d, store) = setup();
+        store
+            .with(|c| {
+                insert_client(
+                    c,
+                    &ClientRow {
+                        client_id: "cl".into(),
+                        secret_hash: None,
+                        name: "n".into(),
+                        redirect_uris: "[]".into(),
+                        service_user_id: None,
+                        created_at: 0,
+                    },
+                )?;
+                for i in 0..70u8 {
+                    insert_request(
+                        c,
+                        &RequestRow {
+                            handle_hash: vec![i; 32],
+                            client_id: "cl".into(),
+                            params: "{}".into(),
+                            csrf_hash: None,
+                            pushed: true,
+                            expires_at: if i < 69 { NOW - 7200 } else { NOW },
+                            created_at: 0,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let first = store.with(|c| batch(c, NOW - 3600)).unwrap();
+        assert_eq!(first.oauth_requests, REQUEST_BATCH);
+        assert!(first.full());
+        let rest = store
+            .with(|c| run(c, NOW - 3600, 100, std::time::Duration::ZERO))
+            .unwrap();
+        assert_eq!(rest.oauth_requests, 69 - REQUEST_BATCH);
+        assert_eq!(
+            count!(store, oauth_requests::table),
+            1,
+            "the live one stays"
+        );
     }
 
     #[test]
