@@ -224,22 +224,14 @@ pub fn release_attempt(conn: &mut DbConn, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Store a PIN hash made again (`password::rehash_if_stale`) in place of `old`, unless it
-/// changed meanwhile.
+/// Store a PIN hash made again (`password::rehash_if_stale`) in place of `old` (`replace_hash!`).
 pub fn replace_pin_hash(
     conn: &mut DbConn,
     id: &str,
     old: &str,
     new: &str,
 ) -> Result<bool, StoreError> {
-    let n = diesel::update(
-        credentials::table
-            .filter(credentials::id.eq(id))
-            .filter(credentials::pin_hash.eq(old)),
-    )
-    .set(credentials::pin_hash.eq(new))
-    .execute(conn)?;
-    Ok(n == 1)
+    replace_hash!(conn, credentials, pin_hash, id, old, new)
 }
 
 /// Accept a TOTP time step at most once per credential: succeeds only when `step` is later than

@@ -88,22 +88,15 @@ pub fn clear_logins(conn: &mut DbConn, id: &str) -> Result<bool, StoreError> {
     Ok(n == 1)
 }
 
-/// Store a password hash made again (`password::rehash_if_stale`) in place of `old`, unless it
-/// changed meanwhile (another instance made it again first, or an operator set a new one).
+/// Store a password hash made again (`password::rehash_if_stale`) in place of `old`
+/// (`replace_hash!`).
 pub fn replace_password_hash(
     conn: &mut DbConn,
     id: &str,
     old: &str,
     new: &str,
 ) -> Result<bool, StoreError> {
-    let n = diesel::update(
-        users::table
-            .filter(users::id.eq(id))
-            .filter(users::password_hash.eq(old)),
-    )
-    .set(users::password_hash.eq(new))
-    .execute(conn)?;
-    Ok(n == 1)
+    replace_hash!(conn, users, password_hash, id, old, new)
 }
 
 #[cfg(test)]
