@@ -362,17 +362,9 @@ fn parse_authz_fields(
 }
 
 fn credential_into(p: &HashMap<String, String>, out: &mut AuthzParams) -> Result<(), OAuthError> {
-    if p.contains_key("signatureQualifier") && !p.contains_key("credentialID") {
-        return Err(OAuthError::invalid_request(
-            "signatureQualifier is not supported: give credentialID",
-        ));
-    }
-    out.credential_id = Some(
-        p.get("credentialID")
-            .cloned()
-            .ok_or_else(|| OAuthError::invalid_request("Missing parameter credentialID"))?,
-    );
+    out.credential_id = p.get("credentialID").cloned();
     out.signature_qualifier = p.get("signatureQualifier").cloned();
+    check_credential_named(out)?;
     out.num_signatures = Some(
         p.get("numSignatures")
             .ok_or_else(|| OAuthError::invalid_request("Missing parameter numSignatures"))?
@@ -452,15 +444,9 @@ fn rar_into(details: &str, out: &mut AuthzParams) -> Result<(), OAuthError> {
             "authorization_details type must be credential",
         ));
     }
-    if detail.credential_id.is_none() && detail.signature_qualifier.is_some() {
-        return Err(OAuthError::invalid_request(
-            "signatureQualifier is not supported: give credentialID",
-        ));
-    }
-    out.credential_id = Some(detail.credential_id.clone().ok_or_else(|| {
-        OAuthError::invalid_request("authorization_details: missing credentialID")
-    })?);
+    out.credential_id = detail.credential_id.clone();
     out.signature_qualifier = detail.signature_qualifier.clone();
+    check_credential_named(out)?;
     out.hash_oid = Some(detail.hash_algorithm_oid.clone());
     for d in &detail.document_digests {
         let raw = crate::crypto::b64::decode(&d.hash).map_err(|_| {
@@ -475,6 +461,26 @@ fn rar_into(details: &str, out: &mut AuthzParams) -> Result<(), OAuthError> {
             .unwrap_or(i64::try_from(detail.document_digests.len()).unwrap_or(i64::MAX)),
     );
     out.authorization_details = Some(value);
+    Ok(())
+}
+
+/// A credential request names its credential, or the kind of signature it must make
+/// (`signatureQualifier` alone: the signer's credential that makes it is picked once the
+/// signer has logged in on the page, CSC §8).
+fn check_credential_named(p: &AuthzParams) -> Result<(), OAuthError> {
+    if p.credential_id.is_none() && p.signature_qualifier.is_none() {
+        return Err(OAuthError::invalid_request(
+            "Missing parameter credentialID (or signatureQualifier)",
+        ));
+    }
+    if p.signature_qualifier
+        .as_deref()
+        .is_some_and(|q| q.is_empty() || q.len() > 64)
+    {
+        return Err(OAuthError::invalid_request(
+            "Invalid parameter signatureQualifier",
+        ));
+    }
     Ok(())
 }
 
@@ -524,6 +530,45 @@ async fn usable_credential(st: &AppState, p: &AuthzParams) -> Result<CredentialR
     let cred = credential_row(st, id)
         .await?
         .ok_or_else(|| OAuthError::invalid_request("Invalid parameter credentialID"))?;
+    judge_credential(st, p, cred)
+}
+
+/// The signer's credential for a request that named only a `signatureQualifier`: the oldest
+/// of `user_id`'s credentials that is usable now, makes that qualifier, allows the request's
+/// signatures and takes an authenticator-app code (an online code could not have been sent
+/// before the signer was known). Blocking.
+fn credential_by_qualifier(
+    st: &AppState,
+    p: &AuthzParams,
+    user_id: &str,
+) -> Result<Option<CredentialRow>, OAuthError> {
+    let usable = repo::credentials::UsableAt {
+        now: st.clock.now(),
+        max_failures: st.settings.max_auth_failures,
+    };
+    let start = repo::credentials::Cursor::start();
+    let rows = st
+        .store
+        .with(|c| repo::credentials::page_of_user(c, user_id, &start, Some(usable), 1000))?;
+    for cred in rows {
+        if super::challenge::is_online(&cred) {
+            continue;
+        }
+        match judge_credential(st, p, cred) {
+            Ok(cred) => return Ok(Some(cred)),
+            Err(e) if e.error == "server_error" => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `cred` can serve the request: usable, enough signatures, the qualifier asked for.
+fn judge_credential(
+    st: &AppState,
+    p: &AuthzParams,
+    cred: CredentialRow,
+) -> Result<CredentialRow, OAuthError> {
     if !super::is_usable(
         &cred.status,
         cred.failed_auths,
@@ -606,7 +651,7 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
         let params = parse_authz(&p, &client, redirect_uri.clone()).map_err(redirect)?;
         // The credential is judged before anything is stored: a request for an unknown or
         // unusable credential leaves no row behind.
-        let cred = match params.is_credential() {
+        let cred = match params.is_credential() && params.credential_id.is_some() {
             true => Some(usable_credential(st, &params).await.map_err(redirect)?),
             false => None,
         };
@@ -632,7 +677,10 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
         state: params.state.clone(),
         error,
     };
-    let credential = if params.is_credential() {
+    let credential = if params.is_credential() && params.credential_id.is_none() {
+        // Picked by its qualifier once the signer has logged in.
+        Some((None, false))
+    } else if params.is_credential() {
         let cred = match judged {
             Some(cred) => cred,
             None => usable_credential(st, &params).await.map_err(redirect)?,
@@ -743,9 +791,14 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         }))
     };
     let st2 = st.clone();
+    // A credential picked by its qualifier (none was named).
+    let mut picked = None;
     let user_id = if params.is_credential() {
-        let cred = usable_credential(st, &params).await.map_err(redirect)?;
-        let shown = Some((cred.description.clone(), false));
+        let named = match params.credential_id {
+            Some(_) => Some(usable_credential(st, &params).await.map_err(redirect)?),
+            None => None,
+        };
+        let shown = Some((named.as_ref().and_then(|c| c.description.clone()), false));
         let (Some(name), Some(pw), Some(pin), Some(otp)) = (
             form.username.clone(),
             form.password.clone(),
@@ -757,19 +810,39 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         // The signer logs in first: PIN and OTP are only tried (and only counted towards the
         // credential's lockout) for its owner, so knowing a credential ID is not enough to
         // lock it. A wrong password counts towards the user's login lockout, as auth/login.
-        let (st3, owner) = (st.clone(), cred.user_id.clone());
+        let st3 = st.clone();
         let logged_in = blocking::run(move || {
             let now = st3.clock.now();
             super::session::check_password(&st3, &name, &pw, now)
         })
         .await;
-        match logged_in {
-            Ok(user) if user.id == owner => {}
+        let user = match logged_in {
+            Ok(user) if named.as_ref().is_none_or(|c| c.user_id == user.id) => user,
             Ok(_) | Err(CscError::AuthenticationError) => {
                 return Ok(retry("wrong_password", shown));
             }
             Err(e) => return Err(redirect(e.into())),
-        }
+        };
+        let cred = match named {
+            Some(cred) => cred,
+            None => {
+                let (st4, p4, uid) = (st.clone(), params.clone(), user.id.clone());
+                let found = blocking::run(move || {
+                    credential_by_qualifier(&st4, &p4, &uid)
+                        .map_err(|e| CscError::Internal(format!("{}: {}", e.error, e.description)))
+                })
+                .await
+                .map_err(|e| redirect(e.into()))?;
+                let Some(cred) = found else {
+                    drop_request(st).await.map_err(OAuthError::from)?;
+                    return Err(redirect(OAuthError::access_denied(
+                        "None of the signer's credentials makes this signatureQualifier",
+                    )));
+                };
+                picked = Some(cred.id.clone());
+                cred
+            }
+        };
         let c2 = cred.clone();
         let checked = blocking::run(move || {
             let now = st2.clock.now();
@@ -801,11 +874,21 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         }
     };
     let code = token::generate();
+    // The code carries the credential the signer authorized, picked or named.
+    let code_params = match &picked {
+        Some(id) => {
+            let mut p = params.clone();
+            p.credential_id = Some(id.clone());
+            serde_json::to_string(&p)
+                .map_err(|e| OAuthError::from(CscError::Internal(e.to_string())))?
+        }
+        None => row.params,
+    };
     let row = CodeRow {
         code_hash: token::hash(code.expose()),
         client_id: params.client_id.clone(),
         user_id: user_id.clone(),
-        params: row.params,
+        params: code_params,
         used: false,
         token_hash: None,
         expires_at: now + CODE_TTL,
@@ -815,7 +898,7 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         now,
         &user_id,
         "oauth_authorize",
-        params.credential_id.as_deref(),
+        picked.as_deref().or(params.credential_id.as_deref()),
         "granted",
         serde_json::json!({
             "client_id": params.client_id,
@@ -1209,7 +1292,7 @@ pub async fn push(
     }
     let redirect_uri = check_redirect(&client, p.get("redirect_uri"))?;
     let params = parse_authz(&p, &client, redirect_uri)?;
-    if params.is_credential() {
+    if params.is_credential() && params.credential_id.is_some() {
         usable_credential(st, &params).await?;
     }
     let now = st.clock.now();

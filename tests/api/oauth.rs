@@ -1396,14 +1396,45 @@ fn a_signature_qualifier_must_be_the_credentials() {
     let q = redirected(&get_authorize(&app, &query));
     assert_eq!(q["error"], "invalid_request");
     assert!(q["error_description"].contains("eu_eidas_aes"), "{q:?}");
-    // in place of credentialID: not supported
+    // In place of credentialID (CSC §8: the AS picks): the page asks who signs, and the
+    // signer's oldest usable credential that makes the qualifier is authorized and named in
+    // the token response. The signer's second credential, and another user's, are not picked.
+    let second = env.enroll(&s, "rsa-2048").credential_id;
+    let other = signer("omar");
+    env.enroll(&other, "ec-p256");
     query.retain(|(k, _)| *k != "credentialID");
-    let q = redirected(&get_authorize(&app, &query));
-    assert_eq!(q["error"], "invalid_request");
+    let (verifier, challenge) = pkce();
+    let by_qualifier = |qualifier: &'static str| {
+        let mut q = query.clone();
+        q.retain(|(k, _)| !matches!(*k, "signatureQualifier" | "code_challenge"));
+        q.extend([
+            ("signatureQualifier", qualifier),
+            ("code_challenge", challenge.as_str()),
+        ]);
+        page(get_authorize(&app, &q))
+    };
+    let f = by_qualifier("eu_eidas_aes");
+    assert!(f.html.contains("name=\"pin\""));
+    let otp = s.next_otp(&cred);
+    let q = redirected(&submit(&app, &f, &signer_fields(&s, &s.pin, &otp)));
+    let t = exchange_code(&app, &client, &q["code"], &verifier, &[]);
+    assert_eq!(t["credentialID"], cred.as_str(), "{t}");
+    assert_ne!(t["credentialID"], second.as_str());
+    sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
+    // A qualifier none of the signer's credentials makes: refused once the signer is known.
+    let f = by_qualifier("eu_eidas_qes");
+    let otp = s.next_otp(&cred);
+    let q = redirected(&submit(&app, &f, &signer_fields(&s, &s.pin, &otp)));
+    assert_eq!(q["error"], "access_denied", "{q:?}");
     assert!(
         q["error_description"].contains("signatureQualifier"),
         "{q:?}"
     );
+    // Neither given: refused.
+    query.retain(|(k, _)| *k != "signatureQualifier");
+    let q = redirected(&get_authorize(&app, &query));
+    assert_eq!(q["error"], "invalid_request");
+    assert!(q["error_description"].contains("credentialID"), "{q:?}");
 }
 
 /// What an authorization request leaves in the database before anyone has logged in is
