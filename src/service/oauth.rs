@@ -536,8 +536,8 @@ async fn usable_credential(st: &AppState, p: &AuthzParams) -> Result<CredentialR
 /// The signer's credential for a request that named only a `signatureQualifier`: the oldest
 /// of `user_id`'s credentials that is usable now, makes that qualifier, allows the request's
 /// signatures and takes an authenticator-app code (an online code could not have been sent
-/// before the signer was known). Blocking.
-fn credential_by_qualifier(
+/// before the signer was known).
+async fn credential_by_qualifier(
     st: &AppState,
     p: &AuthzParams,
     user_id: &str,
@@ -546,18 +546,22 @@ fn credential_by_qualifier(
         now: st.clock.now(),
         max_failures: st.settings.max_auth_failures,
     };
-    let start = repo::credentials::Cursor::start();
-    let rows = st
-        .store
-        .with(|c| repo::credentials::page_of_user(c, user_id, &start, Some(usable), 1000))?;
+    let (store, user_id) = (st.store.clone(), user_id.to_string());
+    let rows = blocking::run(move || {
+        let start = repo::credentials::Cursor::start();
+        Ok(store
+            .with(|c| repo::credentials::page_of_user(c, &user_id, &start, Some(usable), 1000))?)
+    })
+    .await?;
     for cred in rows {
         if super::challenge::is_online(&cred) {
             continue;
         }
         match judge_credential(st, p, cred) {
             Ok(cred) => return Ok(Some(cred)),
-            Err(e) if e.error == "server_error" => return Err(e),
-            Err(_) => {}
+            // Not this one (another qualifier, too few signatures); a fault is no answer.
+            Err(e) if e.status < 500 => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(None)
@@ -826,13 +830,9 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         let cred = match named {
             Some(cred) => cred,
             None => {
-                let (st4, p4, uid) = (st.clone(), params.clone(), user.id.clone());
-                let found = blocking::run(move || {
-                    credential_by_qualifier(&st4, &p4, &uid)
-                        .map_err(|e| CscError::Internal(format!("{}: {}", e.error, e.description)))
-                })
-                .await
-                .map_err(|e| redirect(e.into()))?;
+                let found = credential_by_qualifier(st, &params, &user.id)
+                    .await
+                    .map_err(redirect)?;
                 let Some(cred) = found else {
                     drop_request(st).await.map_err(OAuthError::from)?;
                     return Err(redirect(OAuthError::access_denied(
