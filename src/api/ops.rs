@@ -125,6 +125,9 @@ mod tests {
         fn has_key(&self, _: &[u8]) -> Result<bool, QscdError> {
             down()
         }
+        fn key_ids_labelled(&self, _: &str) -> Result<Vec<Vec<u8>>, QscdError> {
+            down()
+        }
         fn check(&self) -> Result<(), QscdError> {
             if self.up { Ok(()) } else { down() }
         }

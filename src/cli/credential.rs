@@ -2,7 +2,8 @@
 //! `quill user unblock --user NAME` clear the failure counters after a lockout;
 //! `quill credential disable` / `enable --credential ID [--reason TEXT]` suspend a credential
 //! and lift the suspension; `quill credential expiring` lists the certificates that end soon and
-//! `quill credential renew --credential ID` gives a credential a new certificate for its key.
+//! `quill credential renew --credential ID` gives a credential a new certificate for its key;
+//! `quill credential orphan-keys [--delete]` finds the key pairs no credential refers to.
 //! Each prints one JSON object (`expiring`, one per line).
 
 use clap::{Args, Subcommand};
@@ -54,6 +55,22 @@ pub enum CredentialCommand {
         #[arg(long, default_value_t = crate::service::enrol::CERT_DAYS)]
         days: u32,
     },
+    /// List the credential key pairs in the token(s) that no credential refers to (left by an
+    /// enrolment killed between making the key and storing the credential), one JSON object
+    /// per line, `{"orphan_key", "destroyed"}`; with --delete, destroy them. Run it while no
+    /// `quill enroll` is running: an enrolment in progress has its key and no credential yet.
+    OrphanKeys(OrphanKeysArgs),
+}
+
+#[derive(Args)]
+pub struct OrphanKeysArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Destroy them (audited), not only list them.
+    #[arg(long)]
+    pub delete: bool,
 }
 
 #[derive(Args)]
@@ -113,6 +130,7 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        CredentialCommand::OrphanKeys(args) => orphan_keys(args),
         CredentialCommand::Disable(args) => change_status(args, false),
         CredentialCommand::Enable(args) => change_status(args, true),
         CredentialCommand::Expiring {
@@ -152,6 +170,39 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `orphan-keys`: the token's `quill:<id>` key pairs whose CKA_ID no credential has.
+fn orphan_keys(args: OrphanKeysArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let store = Store::open_existing(&args.store.database_url, 1)?;
+    let qscd = args.token.open()?;
+    let mut out = std::io::stdout().lock();
+    for id in qscd.key_ids_labelled(crate::service::enrol::CREDENTIAL_KEY_LABEL)? {
+        if store.with(|c| repo::credentials::key_in_use(c, &id))? {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&id).into_owned();
+        if args.delete {
+            qscd.destroy_key_pair(&id)?;
+            let audit = event(
+                SystemClock.now(),
+                "operator",
+                "destroy_orphan_key",
+                Some(&name),
+                "ok",
+                serde_json::json!({}),
+            );
+            store.with(|c| repo::audit::append_alone(c, &audit))?;
+            tracing::info!(key = %name, "orphan key pair destroyed by the operator");
+        }
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "orphan_key": name, "destroyed": args.delete })
+        )?;
+    }
+    Ok(())
 }
 
 /// `disable` (enabled → disabled) or `enable` (disabled → enabled), audited with the reason;

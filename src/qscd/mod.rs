@@ -110,6 +110,9 @@ pub trait Qscd: Send + Sync + 'static {
     fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, QscdError>;
     /// Whether a private key with this CKA_ID exists.
     fn has_key(&self, id: &[u8]) -> Result<bool, QscdError>;
+    /// The CKA_IDs of the private keys labelled `label_prefix…` (credentials' keys are
+    /// `quill:<id>`), on every token.
+    fn key_ids_labelled(&self, label_prefix: &str) -> Result<Vec<Vec<u8>>, QscdError>;
     /// Cheap liveness check.
     fn check(&self) -> Result<(), QscdError>;
 }

@@ -174,6 +174,18 @@ impl Qscd for TokenSet {
         Ok(self.locate(id)?.is_some())
     }
 
+    fn key_ids_labelled(&self, label_prefix: &str) -> Result<Vec<Vec<u8>>, QscdError> {
+        let mut all = Vec::new();
+        for m in &self.members {
+            all.extend(
+                m.qscd
+                    .key_ids_labelled(label_prefix)
+                    .map_err(|e| named(&m.label, e))?,
+            );
+        }
+        Ok(all)
+    }
+
     fn check(&self) -> Result<(), QscdError> {
         for m in &self.members {
             m.qscd.check().map_err(|e| named(&m.label, e))?;

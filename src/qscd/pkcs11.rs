@@ -874,6 +874,28 @@ impl Qscd for Pkcs11Qscd {
         })
     }
 
+    fn key_ids_labelled(&self, label_prefix: &str) -> Result<Vec<Vec<u8>>, QscdError> {
+        self.with_session(|s| {
+            let mut out = Vec::new();
+            for h in s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])? {
+                let (mut id, mut label) = (None, None);
+                for a in s.get_attributes(h, &[AttributeType::Id, AttributeType::Label])? {
+                    match a {
+                        Attribute::Id(v) => id = Some(v),
+                        Attribute::Label(v) => label = Some(v),
+                        _ => {}
+                    }
+                }
+                if let (Some(id), Some(label)) = (id, label)
+                    && label.starts_with(label_prefix.as_bytes())
+                {
+                    out.push(id);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn check(&self) -> Result<(), QscdError> {
         self.with_session(|s| Ok(s.get_session_info().map(|_| ())?))
     }

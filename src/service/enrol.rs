@@ -18,6 +18,9 @@ use crate::store::{Store, StoreError, repo};
 pub const CA_ID: &[u8] = b"quill-dev-ca";
 pub const CA_LABEL: &str = "quill-dev-ca";
 const CA_COMMON_NAME: &str = "Quill Development CA";
+/// The label of a credential's key pair is this and the credential ID (its CKA_ID).
+pub const CREDENTIAL_KEY_LABEL: &str = "quill:";
+
 /// End-entity certificates last two years (renewals too, unless told otherwise).
 pub const CERT_DAYS: u32 = 730;
 /// The longest validity `enroll` and `renew` may ask for: ten years, as the development CA's own.
@@ -244,7 +247,11 @@ pub fn enrol(
     let (ca_key, ca_cert) = ensure_ca(qscd, now)?;
     let credential_id = token::random_id(16);
     let key_id = credential_id.as_bytes().to_vec();
-    let spki = qscd.generate_key_pair(spec, &key_id, &format!("quill:{credential_id}"))?;
+    let spki = qscd.generate_key_pair(
+        spec,
+        &key_id,
+        &format!("{CREDENTIAL_KEY_LABEL}{credential_id}"),
+    )?;
     let result = (|| -> anyhow::Result<CredentialRow> {
         let cn = req.common_name.clone().unwrap_or_else(|| req.user.clone());
         let at = time::OffsetDateTime::from_unix_timestamp(now)?;

@@ -660,3 +660,67 @@ fn enroll_takes_its_secrets_from_the_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `quill credential orphan-keys` finds the key pairs no credential refers to (an enrolment
+/// killed between making the key and storing the credential leaves one), and with --delete
+/// destroys them, audited; the credentials' own keys, the CA's and the TSA's are left alone.
+#[test]
+fn orphan_keys_are_found_and_destroyed() {
+    let env = Env::new();
+    let kept = signer("kept");
+    let lost = signer("lost");
+    let kept_cred = env.enroll(&kept, "ec-p256").credential_id;
+    let lost_cred = env.enroll(&lost, "ec-p256").credential_id;
+    // The row goes; the key pair stays in the token, as after a killed enrolment.
+    assert_eq!(
+        env.db_execute(&format!("DELETE FROM credentials WHERE id = '{lost_cred}'")),
+        1
+    );
+    let lines = |args: &[&str]| -> Vec<Value> {
+        env.quill_ok(args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let listed = lines(&["credential", "orphan-keys"]);
+    assert_eq!(
+        listed,
+        [json!({"orphan_key": lost_cred, "destroyed": false})]
+    );
+    let destroyed = lines(&["credential", "orphan-keys", "--delete"]);
+    assert_eq!(
+        destroyed,
+        [json!({"orphan_key": lost_cred, "destroyed": true})]
+    );
+    assert!(lines(&["credential", "orphan-keys"]).is_empty());
+    assert_eq!(
+        env.db_i64(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM audit_log \
+             WHERE action = 'destroy_orphan_key' AND actor = 'operator'"
+        ),
+        1
+    );
+    audit_verifies(&env);
+    // The kept credential signs, with a time-stamp (CA and TSA keys untouched).
+    let app = env.spawn();
+    let token = app.login(&kept.user, &kept.password);
+    let h = digest(SHA256, b"still here");
+    let sad = app.authorize(&token, &kept, &kept_cred, std::slice::from_ref(&h), SHA256);
+    let r = app.sign_hash_raw(
+        &token,
+        json!({"credentialID": kept_cred, "SAD": sad, "hashes": [b64(&h)],
+            "signAlgo": "1.2.840.10045.4.3.2"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    verify_p256(
+        &p256_key(&app, &token, &kept_cred),
+        &h,
+        r.body["signatures"][0].as_str().unwrap(),
+    );
+    let r = app.post(
+        "/csc/v2/signatures/timestamp",
+        Some(&token),
+        &json!({"hash": b64(&h), "hashAlgo": SHA256}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}

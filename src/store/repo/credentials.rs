@@ -249,6 +249,14 @@ pub fn consume_otp_step(conn: &mut DbConn, id: &str, step: i64) -> Result<bool, 
     Ok(n == 1)
 }
 
+/// Whether any credential signs with the key pair `key_id` (`credential orphan-keys`).
+pub fn key_in_use(conn: &mut DbConn, key_id: &[u8]) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        credentials::table.filter(credentials::key_id.eq(key_id)),
+    ))
+    .get_result(conn)?)
+}
+
 /// The credential `id`, whoever owns it (operator commands).
 pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<CredentialRow>, StoreError> {
     Ok(on_backend!(conn, |c| credentials::table
