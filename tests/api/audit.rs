@@ -26,6 +26,15 @@ fn flows_are_audited_and_tampering_is_detected() {
         json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": "1.2.840.10045.4.3.2"}),
     );
     assert_eq!(r.status, 400);
+    // a wrong PIN: a failed authorization is recorded too
+    let wrong = app.post(
+        "/csc/v2/credentials/authorize",
+        Some(&token),
+        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&h)],
+            "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "PIN", "value": "000000"}, {"id": "OTP", "value": "000000"}]}),
+    );
+    wrong.assert_error(400, "invalid_authentication_data");
     drop(app);
 
     let export = env
@@ -52,6 +61,7 @@ fn flows_are_audited_and_tampering_is_detected() {
         ("login", "ok"),
         ("login", "failed"),
         ("authorize", "granted"),
+        ("authorize", "failed"),
         ("sign_hash", "sad_spent"),
         ("sign_hash", "refused"),
     ] {
