@@ -17,7 +17,11 @@ fn no_secret_in_json_debug_log() {
 
 fn no_secret_in_log(flags: &[&str]) {
     let env = Env::new();
-    let s = signer("heidi");
+    // An 8-digit PIN: "123456" could be the microseconds of a log line's time.
+    let s = Signer {
+        pin: "80417293".into(),
+        ..signer("heidi")
+    };
     let cred = env.enroll(&s, "rsa-2048").credential_id;
     let app = env.spawn_with(flags); // QUILL_LOG=debug
     let token = app.login(&s.user, &s.password);
