@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::secret::Secret;
@@ -73,11 +73,39 @@ pub fn hash(secret: &Secret, params: HashParams, pepper: &Pepper) -> Result<Stri
         .build()
         .map_err(bad)?;
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::new_with_secret(pepper.bytes(), Algorithm::Argon2id, Version::V0x13, p)
-        .map_err(bad)?
-        .hash_password(secret.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("argon2 hashing failed: {e}"))
+    let mut salt_buf = [0u8; 64];
+    let raw_salt = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| format!("argon2 salt: {e}"))?;
+    let argon2 = Argon2::new_with_secret(
+        pepper.bytes(),
+        Algorithm::Argon2id,
+        Version::V0x13,
+        p.clone(),
+    )
+    .map_err(bad)?;
+    // In the shared working memory, as verifications: a hash made in the server (a stale one
+    // made again) must not leave a buffer of its own resident.
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_memory(p.block_count(), Work::Signer, |memory| {
+        argon2.hash_password_into_with_memory(
+            secret.expose().as_bytes(),
+            raw_salt,
+            &mut out,
+            memory,
+        )
+    })
+    .map_err(|e| format!("argon2 hashing failed: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(&p)
+            .map_err(|e| format!("argon2 parameters: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| format!("argon2 output: {e}"))?),
+    };
+    Ok(phc.to_string())
 }
 
 /// argon2's working memory (`m` KiB per hash, 19 MiB by default), kept for reuse by at most
@@ -298,6 +326,7 @@ pub fn is_valid_pin(pin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordHasher;
 
     const FAST: HashParams = HashParams {
         memory_kib: 1024,
@@ -466,6 +495,21 @@ mod tests {
         let again = admit_login();
         assert!(again.is_some());
         assert!(admit_login().is_none());
+    }
+
+    /// A hash is made in the shared working memory (as a verification): a stale hash made
+    /// again in the server leaves no buffer of its own resident.
+    #[test]
+    fn hashing_uses_the_shared_memory() {
+        let h = hash(&Secret::new("123456"), FAST, &pepper()).unwrap();
+        assert!(verify(&Secret::new("123456"), &h, &pepper()));
+        let st = memory().idle.lock().unwrap();
+        assert_eq!((st.made, st.idle.len()), (1, 1), "one buffer, back in the pool");
+        assert_eq!(
+            st.idle[0].len(),
+            usize::try_from(FAST.memory_kib).unwrap(),
+            "of the hash's cost"
+        );
     }
 
     #[test]
