@@ -37,12 +37,17 @@ pub mod names {
     pub const CRED_KEY: &str = "credentials/info: key matches certificate";
     pub const CHALLENGE: &str = "credentials/getChallenge";
     pub const AUTHZ_WRONG_PIN: &str = "credentials/authorize: wrong PIN";
+    pub const AUTHZ_WRONG_OTP: &str = "credentials/authorize: right PIN, wrong OTP";
     pub const AUTHZ: &str = "credentials/authorize";
     pub const SIGN_MISSING_ID: &str = "signatures/signHash: missing credentialID";
     pub const SIGN_UNKNOWN_ID: &str = "signatures/signHash: unknown credentialID";
     pub const SIGN_BAD_BASE64: &str = "signatures/signHash: malformed base64 hash";
-    pub const SIGN_BAD_LENGTH: &str = "signatures/signHash: wrong hash length";
+    /// SCAL 1: sent to signHash; SCAL 2: sent to credentials/authorize (a SCAL 2 signHash
+    /// would refuse the short digest for not being bound to the SAD, whatever its length).
+    pub const SIGN_BAD_LENGTH: &str = "wrong hash length (signHash; SCAL 2: authorize)";
     pub const SIGN_BAD_ALGO: &str = "signatures/signHash: unsupported signAlgo";
+    pub const SIGN_FAKE_SAD: &str = "signatures/signHash: made-up SAD";
+    pub const SIGN_OTHER_SAD: &str = "signatures/signHash: another credential's SAD";
     pub const SCAL2_UNBOUND: &str = "SCAL2: hash not bound to the SAD is refused";
     pub const SIGN_FIRST: &str = "signatures/signHash: first bound hash verifies";
     pub const SIGN_SECOND: &str = "signatures/signHash: second bound hash verifies";
@@ -54,6 +59,8 @@ pub mod names {
     pub const REVOKE: &str = "auth/revoke";
     pub const REVOKED_TOKEN: &str = "auth/revoke: token refused afterwards";
     pub const REQUESTS: &str = "JSON Schema: requests sent by the suite";
+    /// Error bodies against error.json (rows for responses are `schema: <method> response`).
+    pub const SCHEMA_ERRORS: &str = "schema: error responses";
 
     /// Rows of the authorization that signs (per credential).
     pub const MAIN_TASK: &[&str] = &[
@@ -62,6 +69,8 @@ pub mod names {
         SIGN_BAD_BASE64,
         SIGN_BAD_LENGTH,
         SIGN_BAD_ALGO,
+        SIGN_FAKE_SAD,
+        SIGN_OTHER_SAD,
         SCAL2_UNBOUND,
         SIGN_FIRST,
         SIGN_SECOND,
@@ -76,6 +85,8 @@ use names as n;
 const INVALID_REQUEST: &[&str] = &["invalid_request"];
 /// Wrong PIN: v2 `invalid_authentication_data`, v1 `invalid_pin`.
 const WRONG_PIN_CODES: &[&str] = &["invalid_authentication_data", "invalid_pin"];
+/// Wrong OTP: v2 `invalid_authentication_data`, v1 `invalid_otp`.
+const WRONG_OTP_CODES: &[&str] = &["invalid_authentication_data", "invalid_otp"];
 /// A missing token: CSC uses `invalid_token`; RFC 6750 §3.1 allows `invalid_request`.
 const MISSING_TOKEN_CODES: &[&str] = &["invalid_token", "invalid_request"];
 const BAD_TOKEN_CODES: &[&str] = &["invalid_token", "expired_token"];
@@ -119,6 +130,30 @@ struct Cred {
     challenge_recorded: bool,
     /// expiresIn of the first SAD.
     sad_ttl: Option<u64>,
+    /// Another credential under test (ID, a sign plan, its hash): its ID is sent with this
+    /// credential's SAD, which must be refused.
+    other: Option<(String, SignPlan, HashAlg)>,
+}
+
+impl Cred {
+    fn new(id: &str) -> Cred {
+        Cred {
+            id: id.to_string(),
+            info: Value::Null,
+            leaf: None,
+            scal2: false,
+            multisign: 1,
+            hash: HashAlg::Sha256,
+            plans: Vec::new(),
+            key_algo: Vec::new(),
+            factors: Vec::new(),
+            blocked: None,
+            authorize_failed: false,
+            challenge_recorded: false,
+            sad_ttl: None,
+            other: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +175,12 @@ pub struct Suite<'a> {
     token: Option<String>,
     request_problems: Vec<String>,
     requests_checked: usize,
+    /// Schema rows (`schema: <method> response`): responses checked and the violations seen.
+    /// They are reported apart from the functional checks, which rely only on what the spec
+    /// requires, so that a stricter-than-spec schema never stops the run.
+    schema_seen: std::collections::BTreeMap<String, (usize, Vec<String>)>,
+    /// Logins after the access token was refused with 401.
+    relogins: usize,
     nonce: String,
 }
 
@@ -204,6 +245,8 @@ impl<'a> Suite<'a> {
             token: None,
             request_problems: Vec::new(),
             requests_checked: 0,
+            schema_seen: std::collections::BTreeMap::new(),
+            relogins: 0,
             nonce: format!("{nonce:016x}"),
         })
     }
@@ -258,7 +301,37 @@ impl<'a> Suite<'a> {
                 self.request_problems.push(e);
             }
         }
-        self.client.post(method, auth, body)
+        let r = self.client.post(method, auth, body)?;
+        // The access token may simply have expired during the run (the TOTP waits and the
+        // expiry check take minutes): log in again once and repeat the request.
+        let stale = matches!(auth, Auth::Bearer(t) if self.token.as_deref() == Some(t));
+        if r.status == 401 && stale && method != "auth/revoke" && self.relogin() {
+            let token = self.bearer();
+            return self.client.post(method, Auth::Bearer(&token), body);
+        }
+        Ok(r)
+    }
+
+    /// A new access token after a 401 on the current one (at most a few times per run).
+    fn relogin(&mut self) -> bool {
+        if self.relogins >= 3 || !self.advertised("auth/login") {
+            return false;
+        }
+        self.relogins += 1;
+        let (user, password) = (self.cfg.user.clone(), self.cfg.password.clone());
+        let Ok(r) = self
+            .client
+            .post("auth/login", Auth::Basic(&user, &password), &json!({}))
+        else {
+            return false;
+        };
+        match r.body.get("access_token").and_then(Value::as_str) {
+            Some(t) if r.status == 200 && !t.is_empty() => {
+                self.token = Some(t.to_string());
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Send a deliberately bad request (not checked against the request schema).
@@ -270,9 +343,9 @@ impl<'a> Suite<'a> {
         self.token.clone().unwrap_or_default()
     }
 
-    /// 2xx with the expected status and, when the method has one, a body valid against its
-    /// response schema.
-    fn expect_ok(&self, method: &str, r: &Resp, status: u16) -> Result<(), String> {
+    /// 2xx with the expected status and a JSON object body. The body's schema is checked on
+    /// the side: a violation goes to the row `schema: <method> response`, not to the caller.
+    fn expect_ok(&mut self, method: &str, r: &Resp, status: u16) -> Result<(), String> {
         if r.status != status {
             return Err(format!("expected HTTP {status}, got {}", r.summary()));
         }
@@ -282,24 +355,46 @@ impl<'a> Suite<'a> {
         if let Some(e) = &r.json_error {
             return Err(format!("the body is not JSON ({e}): {}", r.summary()));
         }
-        let file = schema::file_for(method, Kind::Response);
-        if self.schemas.has(&file) {
-            self.schemas.check(&file, &r.body)?;
+        if !r.body.is_object() {
+            return Err(format!("the body is not a JSON object: {}", r.summary()));
         }
+        let file = schema::file_for(method, Kind::Response);
+        self.schema_note(&format!("schema: {method} response"), &file, &r.body);
         Ok(())
+    }
+
+    /// Check `body` against `file` (if embedded) for the schema row `row`.
+    fn schema_note(&mut self, row: &str, file: &str, body: &Value) {
+        if !self.schemas.has(file) {
+            return;
+        }
+        let res = self.schemas.check(file, body);
+        let entry = self.schema_seen.entry(row.to_string()).or_default();
+        entry.0 += 1;
+        if let Err(e) = res {
+            if !entry.1.contains(&e) {
+                entry.1.push(e);
+            }
+        }
     }
 
     /// A CSC error: one of `statuses`, a JSON body valid against error.json, one of `codes`,
     /// and neither a signature nor a SAD.
-    fn expect_error(&self, r: &Resp, statuses: &[u16], codes: &[&str]) -> Result<String, String> {
+    fn expect_error(
+        &mut self,
+        r: &Resp,
+        statuses: &[u16],
+        codes: &[&str],
+    ) -> Result<String, String> {
         let mut problems = Vec::new();
         if !statuses.contains(&r.status) {
             problems.push(format!("expected HTTP {statuses:?}"));
         }
         if let Some(e) = &r.json_error {
             problems.push(format!("the error body is not JSON ({e})"));
-        } else if let Err(e) = self.schemas.check("error.json", &r.body) {
-            problems.push(e);
+        } else {
+            // error_description is optional (§6): error.json's strictness is a schema row.
+            self.schema_note(n::SCHEMA_ERRORS, "error.json", &r.body);
         }
         let code = r.error_code().unwrap_or("");
         if !codes.contains(&code) {
@@ -343,6 +438,7 @@ impl<'a> Suite<'a> {
                 "no access token: auth/login is not advertised (the suite logs in with HTTP Basic)"
             };
             self.skip_all(&[n::LIST, n::CRED_INFO, n::AUTHZ, n::REVOKE], None, why);
+            self.schema_rows();
             self.requests_row();
             return Ok(self.report);
         }
@@ -357,6 +453,7 @@ impl<'a> Suite<'a> {
         }
         self.authorizations(&mut creds);
         self.revoke();
+        self.schema_rows();
         self.requests_row();
         Ok(self.report)
     }
@@ -550,21 +647,7 @@ impl<'a> Suite<'a> {
     /// `credentials/info` and the static checks of one credential.
     fn credential(&mut self, id: &str, listed: Option<Value>) -> Cred {
         let token = self.bearer();
-        let mut cred = Cred {
-            id: id.to_string(),
-            info: Value::Null,
-            leaf: None,
-            scal2: false,
-            multisign: 1,
-            hash: HashAlg::Sha256,
-            plans: Vec::new(),
-            key_algo: Vec::new(),
-            factors: Vec::new(),
-            blocked: None,
-            authorize_failed: false,
-            challenge_recorded: false,
-            sad_ttl: None,
-        };
+        let mut cred = Cred::new(id);
         let c = Some(id);
         if self.advertised("credentials/info") {
             let body = json!({"credentialID": id, "certificates": "chain", "certInfo": true, "authInfo": true});
@@ -669,7 +752,7 @@ impl<'a> Suite<'a> {
         cred.multisign = cred
             .info
             .get("multisign")
-            .and_then(Value::as_u64)
+            .and_then(formats::whole)
             .unwrap_or(1);
         cred.key_algo = str_list(key.get("algo"));
         cred.blocked = self.blocker(&mut cred).err();
@@ -738,18 +821,45 @@ impl<'a> Suite<'a> {
             } else {
                 "no credential the suite can authorize"
             };
-            self.skip(n::AUTHZ_WRONG_PIN, None, why);
+            self.skip_all(&[n::AUTHZ_WRONG_PIN, n::AUTHZ_WRONG_OTP], None, why);
             self.skip_all(n::LIFECYCLE_TASK, None, why);
             return;
         }
         let first = ready.first().copied().unwrap_or(0);
-        let last = ready.last().copied().unwrap_or(0);
-        // One credential: [WrongPin, Main, Lifecycle]. Several: the first gets [Main, Lifecycle],
-        // the last [WrongPin, Main], the others [Main] — at most two TOTP steps each.
+        // The wrong PIN and wrong OTP go to the last credential that has a PIN or a time-based
+        // OTP (two deliberate failures, well under any lockout threshold).
+        let has = |i: usize, f: Factor| {
+            creds
+                .get(i)
+                .is_some_and(|c| c.factors.iter().any(|(_, x)| *x == f))
+        };
+        let wrong_target = ready
+            .iter()
+            .rev()
+            .copied()
+            .find(|&i| has(i, Factor::Pin) || has(i, Factor::OfflineOtp));
+        if wrong_target.is_none() {
+            let why = "no credential has a PIN or time-based OTP auth object";
+            self.skip_all(&[n::AUTHZ_WRONG_PIN, n::AUTHZ_WRONG_OTP], None, why);
+        }
+        // For the another-credential's-SAD check: each credential's neighbour in `ready`.
+        for (k, &i) in ready.iter().enumerate() {
+            let j = ready.get((k + 1) % ready.len()).copied().unwrap_or(i);
+            let other = creds
+                .get(j)
+                .filter(|_| j != i)
+                .and_then(|o| o.plans.first().map(|p| (o.id.clone(), *p, o.hash)));
+            if let Some(c) = creds.get_mut(i) {
+                c.other = other;
+            }
+        }
+        // One credential: [WrongAuth, Main, Lifecycle]. Several: the first gets [Main,
+        // Lifecycle], the wrong-auth target [WrongAuth, Main], the others [Main] — at most two
+        // TOTP steps each.
         let mut tasks: Vec<(usize, Vec<Task>)> = Vec::new();
         for &i in &ready {
             let mut t = Vec::new();
-            if i == last {
+            if Some(i) == wrong_target {
                 t.push(Task::WrongPin);
             }
             t.push(Task::Main);
@@ -820,11 +930,18 @@ impl<'a> Suite<'a> {
     }
 
     /// `authData` for the credential's auth objects.
-    fn auth_data(&mut self, cred: &mut Cred, pin: &str) -> Result<Vec<Value>, String> {
+    fn auth_data(
+        &mut self,
+        cred: &mut Cred,
+        pin: &str,
+        wrong_otp: bool,
+    ) -> Result<Vec<Value>, String> {
         let mut out = Vec::new();
         for (id, factor) in cred.factors.clone() {
             let value = match factor {
                 Factor::Pin => Some(pin.to_string()),
+                // Not a code of any step near now, and the real code stays unused.
+                Factor::OfflineOtp if wrong_otp => Some(self.otp.wrong_offline_code(&cred.id)?),
                 Factor::OfflineOtp => Some(self.otp.offline_code(&cred.id)?),
                 Factor::OnlineOtp => {
                     let challenge = self.challenge(cred, &id)?;
@@ -847,7 +964,18 @@ impl<'a> Suite<'a> {
         hashes: &[Vec<u8>],
         pin: &str,
     ) -> Result<Resp, String> {
-        let auth_data = self.auth_data(cred, pin)?;
+        self.authorize_with(cred, hashes, pin, false)
+    }
+
+    /// `credentials/authorize`; `wrong_otp`: send a code that is not valid now.
+    fn authorize_with(
+        &mut self,
+        cred: &mut Cred,
+        hashes: &[Vec<u8>],
+        pin: &str,
+        wrong_otp: bool,
+    ) -> Result<Resp, String> {
+        let auth_data = self.auth_data(cred, pin, wrong_otp)?;
         let body = json!({
             "credentialID": cred.id,
             "numSignatures": hashes.len(),
@@ -861,7 +989,7 @@ impl<'a> Suite<'a> {
     }
 
     /// The SAD and expiresIn of an authorize or extendTransaction answer.
-    fn sad_of(&self, method: &str, r: &Resp) -> Result<(String, Option<u64>), String> {
+    fn sad_of(&mut self, method: &str, r: &Resp) -> Result<(String, Option<u64>), String> {
         if r.status == 202 {
             return Err(format!(
                 "authorization pending (HTTP 202): asynchronous authorization is not supported by the suite: {}",
@@ -883,7 +1011,7 @@ impl<'a> Suite<'a> {
             .ok_or_else(|| format!("no SAD: {}", r.summary()))?;
         Ok((
             sad.to_string(),
-            r.body.get("expiresIn").and_then(Value::as_u64),
+            r.body.get("expiresIn").and_then(formats::whole),
         ))
     }
 
@@ -894,8 +1022,12 @@ impl<'a> Suite<'a> {
     }
 
     fn sign_body(cred: &Cred, sad: &str, plan: &SignPlan, hashes: &[String]) -> Value {
+        Self::sign_body_for(&cred.id, sad, plan, hashes)
+    }
+
+    fn sign_body_for(id: &str, sad: &str, plan: &SignPlan, hashes: &[String]) -> Value {
         let mut body = json!({
-            "credentialID": cred.id,
+            "credentialID": id,
             "SAD": sad,
             "hashes": hashes,
             "signAlgo": plan.sign_algo,
@@ -962,17 +1094,41 @@ impl<'a> Suite<'a> {
         ))
     }
 
+    /// A wrong PIN (with a valid OTP), then the right PIN with a wrong OTP: both refused.
     fn wrong_pin_task(&mut self, cred: &mut Cred) {
         let c = cred.id.clone();
-        let h = self.hash(cred, "wrong-pin");
-        let pin = wrong_pin(&self.cfg.pin);
-        let res = self.authorize(cred, &[h], &pin).and_then(|r| {
-            if r.status == 200 {
-                return Err(format!("a wrong PIN was accepted: {}", r.summary()));
-            }
-            self.expect_error(&r, &[400], WRONG_PIN_CODES)
-        });
-        self.result(n::AUTHZ_WRONG_PIN, Some(&c), res);
+        let has = |f: Factor| cred.factors.iter().any(|(_, x)| *x == f);
+        let (pin_object, otp_object) = (has(Factor::Pin), has(Factor::OfflineOtp));
+        if pin_object {
+            let h = self.hash(cred, "wrong-pin");
+            let pin = wrong_pin(&self.cfg.pin);
+            let res = self.authorize(cred, &[h], &pin).and_then(|r| {
+                if r.status == 200 {
+                    return Err(format!("a wrong PIN was accepted: {}", r.summary()));
+                }
+                self.expect_error(&r, &[400], WRONG_PIN_CODES)
+            });
+            self.result(n::AUTHZ_WRONG_PIN, Some(&c), res);
+        } else {
+            self.skip(n::AUTHZ_WRONG_PIN, Some(&c), "no auth object is a PIN");
+        }
+        if otp_object {
+            let h = self.hash(cred, "wrong-otp");
+            let pin = self.cfg.pin.clone();
+            let res = self.authorize_with(cred, &[h], &pin, true).and_then(|r| {
+                if r.status == 200 {
+                    return Err(format!("a wrong OTP was accepted: {}", r.summary()));
+                }
+                self.expect_error(&r, &[400], WRONG_OTP_CODES)
+            });
+            self.result(n::AUTHZ_WRONG_OTP, Some(&c), res);
+        } else {
+            self.skip(
+                n::AUTHZ_WRONG_OTP,
+                Some(&c),
+                "no time-based OTP auth object (online OTPs are not tested with a wrong code)",
+            );
+        }
     }
 
     fn main_task(&mut self, cred: &mut Cred) {
@@ -1053,7 +1209,16 @@ impl<'a> Suite<'a> {
         // A digest shorter than hashAlgorithmOID says.
         let mut bad_length = with("hashes", Some(json!([short])));
         set(&mut bad_length, "hashAlgorithmOID", json!(cred.hash.oid()));
-        let cases: [(&str, Value); 5] = [
+        let fake_sad = format!("csc-conformance-made-up-SAD-{}", self.nonce);
+        let other_sad = cred.other.clone().map(|(id, plan, hash)| {
+            let digest = if hash == cred.hash {
+                h1.clone()
+            } else {
+                hash.digest(format!("csc-conformance {} {id} other", self.nonce).as_bytes())
+            };
+            Self::sign_body_for(&id, &sad, &plan, &[b64(&digest)])
+        });
+        let mut cases: Vec<(&str, Value)> = vec![
             (n::SIGN_MISSING_ID, with("credentialID", None)),
             (
                 n::SIGN_UNKNOWN_ID,
@@ -1063,12 +1228,38 @@ impl<'a> Suite<'a> {
                 n::SIGN_BAD_BASE64,
                 with("hashes", Some(json!(["%%%not-base64%%%"]))),
             ),
-            (n::SIGN_BAD_LENGTH, bad_length),
             (n::SIGN_BAD_ALGO, bad_algo),
+            (n::SIGN_FAKE_SAD, with("SAD", Some(json!(fake_sad)))),
         ];
+        if !cred.scal2 {
+            cases.insert(3, (n::SIGN_BAD_LENGTH, bad_length));
+        }
         for (name, body) in cases {
             let sent = self.call_bad("signatures/signHash", auth, &body);
             self.error_check(name, cid, sent, &[400], INVALID_REQUEST);
+        }
+        if cred.scal2 {
+            // Without authData, like the other parameter checks: no failed attempt is counted.
+            let body = json!({"credentialID": c, "numSignatures": 1, "hashes": [short],
+                              "hashAlgorithmOID": cred.hash.oid()});
+            let res = self
+                .call_bad("credentials/authorize", auth, &body)
+                .and_then(|r| self.expect_error(&r, &[400], INVALID_REQUEST))
+                .map(|d| format!("SCAL 2, a short digest to credentials/authorize: {d}"));
+            self.result(n::SIGN_BAD_LENGTH, cid, res);
+        }
+        // This credential's live SAD with another credential's ID (§4.1: the SAD is bound to
+        // its credential).
+        match other_sad {
+            Some(body) => {
+                let sent = self.call_bad("signatures/signHash", auth, &body);
+                self.error_check(n::SIGN_OTHER_SAD, cid, sent, &[400], INVALID_REQUEST);
+            }
+            None => self.skip(
+                n::SIGN_OTHER_SAD,
+                cid,
+                "one credential under test: no other credential to present the SAD for",
+            ),
         }
         if cred.scal2 {
             let body = Self::sign_body(cred, &sad, &p1, &[b64(&h3)]);
@@ -1093,11 +1284,23 @@ impl<'a> Suite<'a> {
                 "multisign is 1: the SAD covers one hash",
             );
         }
-        // The budget (numSignatures) is spent: one more signature must be refused.
-        let again = if count == 2 { &h2 } else { &h1 };
+        // The budget (numSignatures) is spent: one more signature must be refused. SCAL 1: a
+        // hash never signed, so the budget alone is tested. SCAL 2: only bound hashes are
+        // signable, so a bound hash is signed again.
+        let (again, what) = if cred.scal2 {
+            (
+                if count == 2 { &h2 } else { &h1 },
+                "SCAL 2: a bound hash sent again (refused for the spent budget or the reuse)",
+            )
+        } else {
+            (&h3, "a fresh hash after numSignatures were spent")
+        };
         let body = Self::sign_body(cred, &sad, &p1, &[b64(again)]);
-        let sent = self.call("signatures/signHash", auth, &body);
-        self.error_check(n::SAD_EXHAUSTED, cid, sent, &[400], INVALID_REQUEST);
+        let res = self
+            .call("signatures/signHash", auth, &body)
+            .and_then(|r| self.expect_error(&r, &[400], INVALID_REQUEST))
+            .map(|d| format!("{what}: {d}"));
+        self.result(n::SAD_EXHAUSTED, cid, res);
     }
 
     fn lifecycle_task(&mut self, cred: &mut Cred) {
@@ -1265,6 +1468,25 @@ impl<'a> Suite<'a> {
         self.error_check(n::REVOKED_TOKEN, None, sent, &[401], BAD_TOKEN_CODES);
     }
 
+    /// One row per response schema the run met: FAIL lists the violations. These rows check
+    /// against Quill's schemas, which are stricter than the spec (e.g. they require optional
+    /// fields such as `expires_in`); the functional rows never depend on them.
+    fn schema_rows(&mut self) {
+        let seen = std::mem::take(&mut self.schema_seen);
+        for (row, (checked, problems)) in seen {
+            let res = if problems.is_empty() {
+                Ok(format!("{checked} response(s) valid against the schema"))
+            } else {
+                Err(format!(
+                    "stricter-than-spec schema, {} distinct violation(s) in {checked} response(s): {}",
+                    problems.len(),
+                    problems.join("; ")
+                ))
+            };
+            self.result(&row, None, res);
+        }
+    }
+
     fn requests_row(&mut self) {
         let problems = std::mem::take(&mut self.request_problems);
         let res = if problems.is_empty() {
@@ -1333,6 +1555,112 @@ fn factors(info: &Value) -> Vec<(String, Factor)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resp(status: u16, body: Value) -> Resp {
+        Resp {
+            status,
+            text: body.to_string(),
+            body,
+            json_error: None,
+            content_type: Some("application/json".into()),
+        }
+    }
+
+    fn suite(cfg: &Config) -> Suite<'_> {
+        Suite::new(cfg).unwrap()
+    }
+
+    fn config() -> Config {
+        Config::new(
+            "http://127.0.0.1:9",
+            "u",
+            "p",
+            "123456",
+            crate::OtpSource::TotpSecret("JBSWY3DPEHPK3PXP".into()),
+        )
+    }
+
+    #[test]
+    fn optional_fields_fail_only_the_schema_rows() {
+        let cfg = config();
+        let mut s = suite(&cfg);
+        // No expires_in, an extra token_type: the login is fine, the schema row is not.
+        let login = resp(200, json!({"access_token": "t", "token_type": "Bearer"}));
+        s.expect_ok("auth/login", &login, 200).unwrap();
+        // No expiresIn: the SAD is usable (the default lifetime applies later).
+        let authz = resp(200, json!({"SAD": "s"}));
+        assert_eq!(
+            s.sad_of("credentials/authorize", &authz).unwrap(),
+            ("s".to_string(), None)
+        );
+        let authz = resp(200, json!({"SAD": "s", "expiresIn": 300.0}));
+        assert_eq!(
+            s.sad_of("credentials/authorize", &authz).unwrap().1,
+            Some(300)
+        );
+        // No error_description: still the right error.
+        let err = resp(400, json!({"error": "invalid_request"}));
+        s.expect_error(&err, &[400], INVALID_REQUEST).unwrap();
+        // What is required still is.
+        assert!(
+            s.sad_of("credentials/authorize", &resp(200, json!({})))
+                .is_err()
+        );
+        assert!(
+            s.expect_error(
+                &resp(401, json!({"error": "invalid_request"})),
+                &[400],
+                INVALID_REQUEST
+            )
+            .is_err()
+        );
+        s.schema_rows();
+        let row = |name: &str| {
+            s.report
+                .named(name)
+                .first()
+                .map(|r| (r.outcome, r.detail.clone()))
+        };
+        let (o, d) = row("schema: auth/login response").unwrap();
+        assert_eq!(o, Outcome::Fail);
+        assert!(d.contains("expires_in") && d.contains("token_type"), "{d}");
+        assert_eq!(
+            row("schema: credentials/authorize response").unwrap().0,
+            Outcome::Fail
+        );
+        assert_eq!(row(n::SCHEMA_ERRORS).unwrap().0, Outcome::Fail);
+        let mut ok = suite(&cfg);
+        ok.expect_ok(
+            "auth/login",
+            &resp(200, json!({"access_token": "t", "expires_in": 3600})),
+            200,
+        )
+        .unwrap();
+        ok.schema_rows();
+        assert_eq!(
+            ok.report.named("schema: auth/login response")[0].outcome,
+            Outcome::Pass
+        );
+    }
+
+    #[test]
+    fn no_pin_object_skips_the_wrong_pin_check() {
+        let cfg = config();
+        let mut s = suite(&cfg);
+        let mut cred = Cred::new("c1");
+        cred.factors = vec![("OTP".into(), Factor::OfflineOtp)];
+        s.wrong_pin_task(&mut cred);
+        let r = s.report.named(n::AUTHZ_WRONG_PIN);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].outcome, Outcome::Skip, "{}", r[0].detail);
+        // The wrong OTP is still tried (here the server is unreachable, hence FAIL).
+        assert_eq!(s.report.named(n::AUTHZ_WRONG_OTP).len(), 1);
+        let mut s = suite(&cfg);
+        let mut cred = Cred::new("c1");
+        cred.factors = vec![("PIN".into(), Factor::Pin)];
+        s.wrong_pin_task(&mut cred);
+        assert_eq!(s.report.named(n::AUTHZ_WRONG_OTP)[0].outcome, Outcome::Skip);
+    }
 
     #[test]
     fn wrong_pins_differ() {

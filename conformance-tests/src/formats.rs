@@ -94,8 +94,33 @@ pub fn credential_problems(info: &Value) -> (Vec<String>, usize) {
     (problems, checked)
 }
 
+/// A JSON number that is a whole non-negative integer (`2048` or `2048.0`), where the spec says
+/// integer.
+pub fn whole(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let f = v.as_f64()?;
+    if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_615.0 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some(f as u64)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        use serde_json::json;
+        assert_eq!(whole(&json!(2048)), Some(2048));
+        assert_eq!(whole(&json!(2048.0)), Some(2048));
+        assert_eq!(whole(&json!(2048.5)), None);
+        assert_eq!(whole(&json!(-1)), None);
+        assert_eq!(whole(&json!("2048")), None);
+    }
+
     use super::*;
 
     #[test]

@@ -107,6 +107,23 @@ impl OtpProvider {
         Ok(code)
     }
 
+    /// A code that is not the current one (nor one of the two steps either side, which a
+    /// server may accept for clock skew). The step history is left alone, so the real code is
+    /// still unused afterwards.
+    pub fn wrong_offline_code(&self, cred: &str) -> Result<String, String> {
+        let real: Vec<String> = match (&self.totp, &self.source) {
+            (Some(totp), _) => {
+                let step = now_secs() / STEP;
+                (step.saturating_sub(2)..=step + 2)
+                    .map(|s| totp.generate(s * STEP).to_string())
+                    .collect()
+            }
+            (None, OtpSource::Command(cmd)) => vec![run_command(cmd, cred, None)?],
+            (None, OtpSource::TotpSecret(_)) => return Err("no TOTP generator".into()),
+        };
+        Ok(differing_code(&real))
+    }
+
     /// A code for an online OTP (the challenge was already triggered): only a command can
     /// supply it.
     pub fn online_code(&self, cred: &str, challenge: Option<&str>) -> Result<String, String> {
@@ -118,6 +135,36 @@ impl OtpProvider {
             ),
         }
     }
+}
+
+/// A code of the same format as `real[0]` that equals none of `real`.
+pub fn differing_code(real: &[String]) -> String {
+    let base = real.first().cloned().unwrap_or_else(|| "000000".into());
+    if base.is_empty() {
+        return "000000".into();
+    }
+    let mut chars: Vec<char> = base.chars().collect();
+    for _ in 0..40 {
+        // Count up from the right, digit by digit (wrapping); a letter gets a suffix.
+        for c in chars.iter_mut().rev() {
+            match c.to_digit(10) {
+                Some(9) => *c = '0',
+                Some(d) => {
+                    *c = char::from_digit(d + 1, 10).unwrap_or('0');
+                    break;
+                }
+                None => {
+                    *c = 'x';
+                    break;
+                }
+            }
+        }
+        let candidate: String = chars.iter().collect();
+        if !real.contains(&candidate) {
+            return candidate;
+        }
+    }
+    format!("{base}x")
 }
 
 /// Run `sh -c cmd` and return its first non-empty stdout line.
@@ -183,6 +230,25 @@ mod tests {
         .unwrap();
         assert_eq!(p.totp.as_ref().unwrap().generate(59).to_string(), "287082");
         assert!(parse_base32("not base32!").is_err());
+    }
+
+    #[test]
+    fn wrong_codes_match_no_nearby_step_and_keep_the_history() {
+        let p = OtpProvider::new(OtpSource::TotpSecret("JBSWY3DPEHPK3PXP".into())).unwrap();
+        let wrong = p.wrong_offline_code("a").unwrap();
+        let step = now_secs() / STEP;
+        let totp = p.totp.as_ref().unwrap();
+        for s in step - 1..=step + 1 {
+            assert_ne!(wrong, totp.generate(s * STEP).to_string());
+        }
+        assert_eq!(wrong.len(), 6);
+        assert!(wrong.chars().all(|c| c.is_ascii_digit()));
+        assert!(p.last_step.is_empty(), "the real code must stay unused");
+        assert_eq!(
+            differing_code(&["123459".into(), "123460".into()]),
+            "123461"
+        );
+        assert_eq!(differing_code(&["999999".into()]), "000000");
     }
 
     #[test]

@@ -227,7 +227,7 @@ fn is_ec_sign_oid(oid: &str) -> bool {
 /// Whether `credentials/info`'s `key` object agrees with the certificate's key; `Ok(None)`
 /// when the suite does not know the key type.
 pub fn key_matches(leaf: &Leaf, key: &Value) -> Result<Option<String>, String> {
-    let len = key.get("len").and_then(Value::as_u64);
+    let len = key.get("len").and_then(crate::formats::whole);
     let curve = key.get("curve").and_then(Value::as_str);
     let algos: Vec<&str> = key
         .get("algo")

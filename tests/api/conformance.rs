@@ -3,9 +3,15 @@
 //! SKIP); the `csc-conformance` binary does the same and writes JUnit XML; and given a wrong PIN
 //! the suite fails — so it can fail — without locking the credentials.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use csc_conformance::{Config, OtpSource, Outcome, Report, names as n};
 
@@ -138,6 +144,15 @@ fn conformance_suite_passes_against_quill() {
     // Several credentials: the wrong-PIN check runs on the last listed one, the SAD lifecycle
     // (second SAD, extendTransaction, expiry) on the first.
     assert_pass(&report, n::AUTHZ_WRONG_PIN, None);
+    assert_pass(&report, n::AUTHZ_WRONG_OTP, None);
+    for name in [
+        "schema: info response",
+        "schema: auth/login response",
+        "schema: credentials/authorize response",
+        n::SCHEMA_ERRORS,
+    ] {
+        assert_pass(&report, name, None);
+    }
     for name in n::LIFECYCLE_TASK {
         assert_pass(&report, name, None);
     }
@@ -276,7 +291,8 @@ fn conformance_suite_fails_with_a_wrong_pin_without_locking() {
         );
     }
     assert_eq!(failed.len(), 2, "{failed:?}");
-    // The suite never retried a failed authorization: at most two failures per credential, so
+    // The suite never retried a failed authorization: at most three failures per credential
+    // (wrong PIN, right PIN with a wrong OTP, the run's own authorization), so
     // both still work with the right PIN (and that success resets Quill's counters).
     let token = w.app.login(&w.s.user, &w.s.password);
     for cred in [&w.rsa, &w.ec] {
@@ -285,4 +301,262 @@ fn conformance_suite_fails_with_a_wrong_pin_without_locking() {
         w.app
             .authorize(&token, &w.s, cred, &[digest(SHA256, b"after")], SHA256);
     }
+}
+
+// ----- the suite against a Quill behind a proxy that changes one thing -----
+
+type ReqHook = Arc<dyn Fn(&str, &mut Value) + Send + Sync>;
+type RespHook = Arc<dyn Fn(&str, &Value, &mut u16, &mut Value) + Send + Sync>;
+
+/// An HTTP/1.1 proxy on 127.0.0.1 in front of `upstream` (one request per connection): `req`
+/// may change a JSON request body, `resp` the status and JSON body of the answer, by CSC method
+/// (`auth/login`, …). Returns the proxy's base URL; its threads end with the test process.
+fn proxy(upstream: &str, req: ReqHook, resp: RespHook) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_end_matches('/').to_string();
+    let client = reqwest::blocking::Client::new();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (client, upstream, req, resp) =
+                (client.clone(), upstream.clone(), req.clone(), resp.clone());
+            std::thread::spawn(move || {
+                let _ = relay(stream, &client, &upstream, &*req, &*resp);
+            });
+        }
+    });
+    base
+}
+
+fn relay(
+    stream: TcpStream,
+    client: &reqwest::blocking::Client,
+    upstream: &str,
+    req_hook: &(dyn Fn(&str, &mut Value) + Send + Sync),
+    resp_hook: &(dyn Fn(&str, &Value, &mut u16, &mut Value) + Send + Sync),
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let (mut len, mut authorization) = (0usize, None);
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("authorization") {
+                authorization = Some(v.trim().to_string());
+            }
+        }
+    }
+    let mut raw = vec![0u8; len];
+    reader.read_exact(&mut raw)?;
+    let method = path.trim_start_matches("/csc/v2/").to_string();
+    let mut req_json: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let body = if req_json.is_null() {
+        raw
+    } else {
+        req_hook(&method, &mut req_json);
+        serde_json::to_vec(&req_json).unwrap()
+    };
+    let mut out = client
+        .post(format!("{upstream}{path}"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(a) = authorization {
+        out = out.header("authorization", a);
+    }
+    let answer = out.send().map_err(std::io::Error::other)?;
+    let mut status = answer.status().as_u16();
+    let bytes = answer.bytes().map_err(std::io::Error::other)?.to_vec();
+    let bytes = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => {
+            resp_hook(&method, &req_json, &mut status, &mut v);
+            serde_json::to_vec(&v).unwrap()
+        }
+        Err(_) => bytes,
+    };
+    let mut w = stream;
+    write!(
+        w,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bytes.len()
+    )?;
+    w.write_all(&bytes)?;
+    w.flush()
+}
+
+fn no_req_hook() -> ReqHook {
+    Arc::new(|_, _| {})
+}
+
+fn via(w: &Served, base: &str) -> Config {
+    let mut c = config(w, &w.s.pin);
+    c.base_url = base.to_string();
+    c
+}
+
+fn outcome(report: &Report, name: &str, cred: Option<&str>) -> Outcome {
+    row(report, name, cred).outcome
+}
+
+/// A server that leaves out what the spec makes optional (`expires_in`, `expiresIn`,
+/// `error_description`) and adds `token_type` passes every functional check; only the rows of
+/// Quill's stricter schemas fail, and the run goes on.
+#[test]
+fn conformance_suite_accepts_optional_fields_left_out() {
+    let w = serve("olga");
+    let hook: RespHook = Arc::new(|method, _req, status, body| {
+        let Some(obj) = body.as_object_mut() else {
+            return;
+        };
+        if *status >= 400 {
+            obj.remove("error_description");
+        }
+        match method {
+            "auth/login" if *status == 200 => {
+                obj.remove("expires_in");
+                obj.insert("token_type".into(), json!("Bearer"));
+            }
+            "credentials/authorize" => {
+                obj.remove("expiresIn");
+            }
+            _ => {}
+        }
+    });
+    let base = proxy(&w.app.base, no_req_hook(), hook);
+    let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
+    println!("{}", report.table());
+    let functional: Vec<String> = report
+        .failures()
+        .iter()
+        .filter(|r| !r.name.starts_with("schema: "))
+        .map(|r| format!("{}: {}", r.label(), r.detail))
+        .collect();
+    assert!(functional.is_empty(), "{functional:#?}");
+    assert_pass(&report, n::LOGIN, None);
+    assert_pass(&report, n::AUTHZ_WRONG_PIN, None);
+    for cred in [&w.rsa, &w.ec] {
+        assert_pass(&report, n::AUTHZ, Some(cred.as_str()));
+        assert_pass(&report, n::SIGN_FIRST, Some(cred.as_str()));
+    }
+    let login_schema = row(&report, "schema: auth/login response", None);
+    assert_eq!(login_schema.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        login_schema.detail.contains("expires_in"),
+        "{}",
+        login_schema.detail
+    );
+    assert_eq!(outcome(&report, n::SCHEMA_ERRORS, None), Outcome::Fail);
+}
+
+/// A server that accepts any OTP once the PIN is right fails the wrong-OTP check.
+#[test]
+fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
+    let w = serve("otto");
+    let pin = w.s.pin.clone();
+    let hook: RespHook = Arc::new(move |method, req, status, body| {
+        let right_pin = req["authData"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|o| o["value"] == json!(pin)));
+        if method == "credentials/authorize" && *status == 400 && right_pin {
+            *status = 200;
+            *body = json!({"SAD": "proxy-granted", "expiresIn": 5});
+        }
+    });
+    let base = proxy(&w.app.base, no_req_hook(), hook);
+    let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
+    println!("{}", report.table());
+    let r = row(&report, n::AUTHZ_WRONG_OTP, None);
+    assert_eq!(r.outcome, Outcome::Fail, "{}", report.table());
+    assert!(r.detail.contains("wrong OTP was accepted"), "{}", r.detail);
+    assert_eq!(report.exit_code(), 1);
+    // The run goes on: the real authorizations still succeed.
+    for cred in [&w.rsa, &w.ec] {
+        assert_pass(&report, n::AUTHZ, Some(cred.as_str()));
+    }
+}
+
+/// A server that ignores which SAD comes with signHash (it signs with the credential's latest
+/// SAD whatever is sent) fails the made-up-SAD check.
+#[test]
+fn conformance_suite_fails_a_server_that_ignores_the_sad() {
+    let w = serve("sadie");
+    let issued: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let seen = issued.clone();
+    let on_resp: RespHook = Arc::new(move |method, req, status, body| {
+        if method != "credentials/authorize" || *status != 200 {
+            return;
+        }
+        if let (Some(c), Some(s)) = (req["credentialID"].as_str(), body["SAD"].as_str()) {
+            seen.lock().unwrap().insert(c.to_string(), s.to_string());
+        }
+    });
+    let on_req: ReqHook = Arc::new(move |method, body| {
+        if method != "signatures/signHash" {
+            return;
+        }
+        let latest = body["credentialID"]
+            .as_str()
+            .and_then(|c| issued.lock().unwrap().get(c).cloned());
+        if let (Some(sad), Some(obj)) = (latest, body.as_object_mut()) {
+            obj.insert("SAD".into(), json!(sad));
+        }
+    });
+    let base = proxy(&w.app.base, on_req, on_resp);
+    let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
+    println!("{}", report.table());
+    let fake: Vec<_> = report.named(n::SIGN_FAKE_SAD);
+    assert!(
+        fake.iter().any(|r| r.outcome == Outcome::Fail),
+        "{}",
+        report.table()
+    );
+    assert_eq!(report.exit_code(), 1);
+}
+
+/// An access token that expires during the run (simulated: once the first SAD is granted, the
+/// next authorization is answered 401 `invalid_token`, without reaching Quill): the suite logs in
+/// again and carries on instead of failing the authorization.
+#[test]
+fn conformance_suite_logs_in_again_when_the_token_expires() {
+    let w = serve("tess");
+    const EXPIRED: &str = "proxy-simulated-expired-token";
+    let armed = Arc::new(Mutex::new(false));
+    let arm = armed.clone();
+    let on_resp: RespHook = Arc::new(move |method, req, status, body| {
+        if method != "credentials/authorize" {
+            return;
+        }
+        if req["credentialID"] == json!(EXPIRED) {
+            *status = 401;
+            *body = json!({"error": "invalid_token", "error_description": "expired"});
+        } else if *status == 200 {
+            *arm.lock().unwrap() = true;
+        }
+    });
+    let fired = Arc::new(Mutex::new(false));
+    let on_req: ReqHook = Arc::new(move |method, body| {
+        let mut done = fired.lock().unwrap();
+        let authorize = method == "credentials/authorize" && body.get("authData").is_some();
+        if authorize && !*done && *armed.lock().unwrap() {
+            *done = true;
+            body["credentialID"] = json!(EXPIRED);
+        }
+    });
+    let base = proxy(&w.app.base, on_req, on_resp);
+    let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
+    println!("{}", report.table());
+    let failures: Vec<String> = report
+        .failures()
+        .iter()
+        .map(|r| format!("{}: {}", r.label(), r.detail))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
 }
