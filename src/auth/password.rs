@@ -504,7 +504,11 @@ mod tests {
         let h = hash(&Secret::new("123456"), FAST, &pepper()).unwrap();
         assert!(verify(&Secret::new("123456"), &h, &pepper()));
         let st = memory().idle.lock().unwrap();
-        assert_eq!((st.made, st.idle.len()), (1, 1), "one buffer, back in the pool");
+        assert_eq!(
+            (st.made, st.idle.len()),
+            (1, 1),
+            "one buffer, back in the pool"
+        );
         assert_eq!(
             st.idle[0].len(),
             usize::try_from(FAST.memory_kib).unwrap(),
