@@ -27,13 +27,7 @@ fn flows_are_audited_and_tampering_is_detected() {
     );
     assert_eq!(r.status, 400);
     // a wrong PIN: a failed authorization is recorded too
-    let wrong = app.post(
-        "/csc/v2/credentials/authorize",
-        Some(&token),
-        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&h)],
-            "hashAlgorithmOID": SHA256,
-            "authData": [{"id": "PIN", "value": "000000"}, {"id": "OTP", "value": "000000"}]}),
-    );
+    let wrong = app.authorize_wrongly(&token, &cred, &h);
     wrong.assert_error(400, "invalid_authentication_data");
     drop(app);
 

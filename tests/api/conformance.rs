@@ -82,16 +82,21 @@ fn assert_pass(report: &Report, name: &str, cred: Option<&str>) -> String {
     r.detail.clone()
 }
 
+/// Print the report's table; its failed rows as `label: detail`.
+fn printed_failures(report: &csc_conformance::Report) -> Vec<String> {
+    println!("{}", report.table());
+    report
+        .failures()
+        .iter()
+        .map(|r| format!("{}: {}", r.label(), r.detail))
+        .collect()
+}
+
 #[test]
 fn conformance_suite_passes_against_quill() {
     let w = serve("conny");
     let report = csc_conformance::run(&config(&w, &w.s.pin)).expect("the suite runs");
-    println!("{}", report.table());
-    let failures: Vec<String> = report
-        .failures()
-        .iter()
-        .map(|r| format!("{}: {}", r.label(), r.detail))
-        .collect();
+    let failures = printed_failures(&report);
     assert!(
         failures.is_empty(),
         "{}\nserver log:\n{}\nFAILED: {failures:#?}",
@@ -432,12 +437,9 @@ fn conformance_suite_accepts_optional_fields_left_out() {
     });
     let base = proxy(&w.app.base, no_req_hook(), hook);
     let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
-    println!("{}", report.table());
-    let functional: Vec<String> = report
-        .failures()
-        .iter()
-        .filter(|r| !r.name.starts_with("schema: "))
-        .map(|r| format!("{}: {}", r.label(), r.detail))
+    let functional: Vec<String> = printed_failures(&report)
+        .into_iter()
+        .filter(|f| !f.starts_with("schema: "))
         .collect();
     assert!(functional.is_empty(), "{functional:#?}");
     assert_pass(&report, n::LOGIN, None);
@@ -552,11 +554,6 @@ fn conformance_suite_logs_in_again_when_the_token_expires() {
     });
     let base = proxy(&w.app.base, on_req, on_resp);
     let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
-    println!("{}", report.table());
-    let failures: Vec<String> = report
-        .failures()
-        .iter()
-        .map(|r| format!("{}: {}", r.label(), r.detail))
-        .collect();
+    let failures = printed_failures(&report);
     assert!(failures.is_empty(), "{failures:#?}");
 }

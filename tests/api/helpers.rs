@@ -438,6 +438,17 @@ impl TestApp {
         send_checked(path, req, "{}")
     }
 
+    /// `credentials/authorize` for `hash` with a wrong PIN and OTP (000000): refused.
+    pub fn authorize_wrongly(&self, token: &str, cred: &str, hash: &[u8]) -> Resp {
+        self.post(
+            "/csc/v2/credentials/authorize",
+            Some(token),
+            &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(hash)],
+                "hashAlgorithmOID": SHA256,
+                "authData": [{"id": "PIN", "value": "000000"}, {"id": "OTP", "value": "000000"}]}),
+        )
+    }
+
     /// `credentials/authorize` with PIN and the current TOTP code.
     pub fn authorize_raw(
         &self,

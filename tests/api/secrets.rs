@@ -134,13 +134,7 @@ fn stale_hashes_are_made_again_on_success() {
     let token = app.login(&s.user, &s.password);
     assert_eq!(peppered("users", "password_hash"), 1);
     let h = digest(SHA256, b"upgraded");
-    let wrong = app.post(
-        "/csc/v2/credentials/authorize",
-        Some(&token),
-        &json!({"credentialID": cred, "numSignatures": 1, "hashes": [b64(&h)],
-            "hashAlgorithmOID": SHA256,
-            "authData": [{"id": "PIN", "value": "000000"}, {"id": "OTP", "value": "000000"}]}),
-    );
+    let wrong = app.authorize_wrongly(&token, &cred, &h);
     assert_eq!(wrong.status, 400, "{}", wrong.body);
     assert_eq!(peppered("credentials", "pin_hash"), 0);
     app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
