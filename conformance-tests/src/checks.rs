@@ -272,6 +272,14 @@ impl<'a> Suite<'a> {
         }
     }
 
+    /// Like `result`, but a problem is a WARN (a stricter-than-spec schema), not a FAIL.
+    fn result_or_warn(&mut self, name: &str, cred: Option<&str>, r: Result<String, String>) {
+        match r {
+            Ok(d) => self.record(name, cred, Outcome::Pass, d),
+            Err(d) => self.record(name, cred, Outcome::Warn, d),
+        }
+    }
+
     fn skip(&mut self, name: &str, cred: Option<&str>, why: &str) {
         self.record(name, cred, Outcome::Skip, why.to_string());
     }
@@ -1483,10 +1491,12 @@ impl<'a> Suite<'a> {
                     problems.join("; ")
                 ))
             };
-            self.result(&row, None, res);
+            self.result_or_warn(&row, None, res);
         }
     }
 
+    /// The suite's own requests against `schema/`: they carry the server's values (credential
+    /// IDs, auth object IDs), which the spec leaves freer than Quill's schemas; a WARN.
     fn requests_row(&mut self) {
         let problems = std::mem::take(&mut self.request_problems);
         let res = if problems.is_empty() {
@@ -1497,7 +1507,7 @@ impl<'a> Suite<'a> {
         } else {
             Err(problems.join("; "))
         };
-        self.result(n::REQUESTS, None, res);
+        self.result_or_warn(n::REQUESTS, None, res);
     }
 }
 
@@ -1622,13 +1632,14 @@ mod tests {
                 .map(|r| (r.outcome, r.detail.clone()))
         };
         let (o, d) = row("schema: auth/login response").unwrap();
-        assert_eq!(o, Outcome::Fail);
+        assert_eq!(o, Outcome::Warn);
         assert!(d.contains("expires_in") && d.contains("token_type"), "{d}");
         assert_eq!(
             row("schema: credentials/authorize response").unwrap().0,
-            Outcome::Fail
+            Outcome::Warn
         );
-        assert_eq!(row(n::SCHEMA_ERRORS).unwrap().0, Outcome::Fail);
+        assert_eq!(row(n::SCHEMA_ERRORS).unwrap().0, Outcome::Warn);
+        assert_eq!(s.report.exit_code(), 0, "warnings are no failures");
         let mut ok = suite(&cfg);
         ok.expect_ok(
             "auth/login",

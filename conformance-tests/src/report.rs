@@ -9,6 +9,10 @@ pub enum Outcome {
     Pass,
     Fail,
     Skip,
+    /// The server works as the spec requires, but a response (or a request the suite built
+    /// from the server's values) is not what Quill's stricter `schema/` says: reported, and
+    /// not a failure (the exit code stays 0).
+    Warn,
 }
 
 impl Outcome {
@@ -17,6 +21,7 @@ impl Outcome {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
             Outcome::Skip => "SKIP",
+            Outcome::Warn => "WARN",
         }
     }
 }
@@ -103,16 +108,17 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "{} passed, {} failed, {} skipped",
+            "{} passed, {} failed, {} skipped, {} warned",
             self.count(Outcome::Pass),
             self.count(Outcome::Fail),
-            self.count(Outcome::Skip)
+            self.count(Outcome::Skip),
+            self.count(Outcome::Warn)
         );
         out
     }
 
-    /// JUnit XML: one `<testsuite>` with a `<testcase>` per check, `<failure>` for FAIL and
-    /// `<skipped/>` for SKIP.
+    /// JUnit XML: one `<testsuite>` with a `<testcase>` per check, `<failure>` for FAIL,
+    /// `<skipped/>` for SKIP, and for WARN a passed case whose output starts `WARN:`.
     pub fn junit(&self) -> String {
         let total: f64 = self.results.iter().map(|r| r.duration.as_secs_f64()).sum();
         let (tests, failures, skipped) = (
@@ -145,6 +151,13 @@ impl Report {
             );
             let detail = xml_escape(&r.detail);
             match r.outcome {
+                // JUnit has no warnings: a passed case that says so.
+                Outcome::Warn => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <system-out>WARN: {detail}</system-out>\n    </testcase>"
+                    );
+                }
                 Outcome::Pass => {
                     let _ = writeln!(
                         out,
@@ -218,16 +231,23 @@ mod tests {
         r.results
             .push(row("b: <bad> & \"worse\"", Outcome::Fail, "got 'x'\n\u{1}"));
         r.results.push(row("c", Outcome::Skip, "not advertised"));
+        r.results
+            .push(row("schema: d", Outcome::Warn, "stricter than the spec"));
         let x = r.junit();
-        assert!(x.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""));
+        assert!(x.contains("tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"1\""));
+        assert!(x.contains("<system-out>WARN: stricter than the spec</system-out>"));
         assert!(x.contains("name=\"b: &lt;bad&gt; &amp; &quot;worse&quot; [c-1]\""));
         assert!(x.contains("got &apos;x&apos;&#10;\u{FFFD}</failure>"));
         assert!(x.contains("<skipped message=\"not advertised\"/>"));
         assert!(x.contains("value=\"http://x/?a=1&amp;b=&lt;2&gt;\""));
-        assert_eq!(x.matches("<testcase ").count(), 3);
+        assert_eq!(x.matches("<testcase ").count(), 4);
         assert_eq!(r.exit_code(), 1);
         let t = r.table();
         assert!(t.contains("| FAIL   | got 'x'"), "{t}");
-        assert!(t.ends_with("1 passed, 1 failed, 1 skipped\n"));
+        assert!(t.contains("| WARN   | stricter"), "{t}");
+        assert!(t.ends_with("1 passed, 1 failed, 1 skipped, 1 warned\n"));
+        // Warnings alone fail nothing.
+        r.results.remove(1);
+        assert_eq!(r.exit_code(), 0);
     }
 }
