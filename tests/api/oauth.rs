@@ -1397,19 +1397,32 @@ fn a_signature_qualifier_must_be_the_credentials() {
     assert_eq!(q["error"], "invalid_request");
     assert!(q["error_description"].contains("eu_eidas_aes"), "{q:?}");
     // In place of credentialID (CSC §8: the AS picks): the page asks who signs, and the
-    // signer's oldest usable credential that makes the qualifier is authorized and named in
-    // the token response. The signer's second credential, and another user's, are not picked.
-    let second = env.enroll(&s, "rsa-2048").credential_id;
+    // signer's usable credential that makes the qualifier and allows the signatures asked for
+    // is authorized and named in the token response. The signer's second credential allows
+    // one signature, and two are asked for: it is not picked (whichever is older; both were
+    // enrolled within a second); another user's never is.
+    let second = env
+        .try_enroll_signer(&s, "ec-p256", &["--multisign", "1"])
+        .unwrap()
+        .credential_id;
     let other = signer("omar");
     env.enroll(&other, "ec-p256");
     query.retain(|(k, _)| *k != "credentialID");
     let (verifier, challenge) = pkce();
+    let two = format!("{hashes},{}", URL_SAFE_NO_PAD.encode(digest(SHA256, b"q2")));
     let by_qualifier = |qualifier: &'static str| {
         let mut q = query.clone();
-        q.retain(|(k, _)| !matches!(*k, "signatureQualifier" | "code_challenge"));
+        q.retain(|(k, _)| {
+            !matches!(
+                *k,
+                "signatureQualifier" | "code_challenge" | "numSignatures" | "hashes"
+            )
+        });
         q.extend([
             ("signatureQualifier", qualifier),
             ("code_challenge", challenge.as_str()),
+            ("numSignatures", "2"),
+            ("hashes", two.as_str()),
         ]);
         page(get_authorize(&app, &q))
     };
