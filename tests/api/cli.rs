@@ -590,19 +590,7 @@ fn concurrent_first_enrolments_share_one_ca_and_one_sealing_key() {
                 .to_string(),
         );
         // the TOTP secret unseals: the credential authorizes and signs
-        let h = digest(SHA256, cred.as_bytes());
-        let sad = app.authorize(&token, s, &cred, std::slice::from_ref(&h), SHA256);
-        let r = app.sign_hash_raw(
-            &token,
-            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)],
-                "signAlgo": "1.2.840.10045.4.3.2"}),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        verify_p256(
-            &p256_key(&app, &token, &cred),
-            &h,
-            r.body["signatures"][0].as_str().unwrap(),
-        );
+        app.sign_p256_verified(&token, s, &cred, &digest(SHA256, cred.as_bytes()));
     }
     assert_eq!(cas.len(), 1, "one development CA");
 }
@@ -705,18 +693,7 @@ fn orphan_keys_are_found_and_destroyed() {
     let app = env.spawn();
     let token = app.login(&kept.user, &kept.password);
     let h = digest(SHA256, b"still here");
-    let sad = app.authorize(&token, &kept, &kept_cred, std::slice::from_ref(&h), SHA256);
-    let r = app.sign_hash_raw(
-        &token,
-        json!({"credentialID": kept_cred, "SAD": sad, "hashes": [b64(&h)],
-            "signAlgo": "1.2.840.10045.4.3.2"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    verify_p256(
-        &p256_key(&app, &token, &kept_cred),
-        &h,
-        r.body["signatures"][0].as_str().unwrap(),
-    );
+    app.sign_p256_verified(&token, &kept, &kept_cred, &h);
     let r = app.post(
         "/csc/v2/signatures/timestamp",
         Some(&token),

@@ -438,6 +438,23 @@ impl TestApp {
         send_checked(path, req, "{}")
     }
 
+    /// Authorize `h` for the P-256 credential `cred` as `s`, sign it (ecdsa-with-SHA256) and
+    /// verify the signature against the credential's certificate.
+    pub fn sign_p256_verified(&self, token: &str, s: &Signer, cred: &str, h: &[u8]) {
+        let sad = self.authorize(token, s, cred, &[h.to_vec()], SHA256);
+        let r = self.sign_hash_raw(
+            token,
+            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(h)],
+                "signAlgo": "1.2.840.10045.4.3.2"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        verify_p256(
+            &p256_key(self, token, cred),
+            h,
+            r.body["signatures"][0].as_str().unwrap(),
+        );
+    }
+
     /// `credentials/authorize` for `hash` with a wrong PIN and OTP (000000): refused.
     pub fn authorize_wrongly(&self, token: &str, cred: &str, hash: &[u8]) -> Resp {
         self.post(
