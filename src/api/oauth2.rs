@@ -246,7 +246,7 @@ pub async fn authorize_submit(
             }
             redirect_to(&req, &redirect_uri, &pairs)
         }
-        Ok(Outcome::Retry(page)) => show_page(&req, &page),
+        Ok(Outcome::Page(page)) => show_page(&req, &page),
         Err(f) => failure(&req, f),
     }
 }

@@ -5,7 +5,7 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::service::oauth::Page;
+use crate::service::oauth::{Page, Step};
 
 /// One language's strings.
 pub struct Texts {
@@ -20,6 +20,8 @@ pub struct Texts {
     pin: &'static str,
     otp: &'static str,
     otp_sent: &'static str,
+    otp_after_login: &'static str,
+    continue_login: &'static str,
     approve_sign: &'static str,
     approve_login: &'static str,
     cancel: &'static str,
@@ -40,7 +42,9 @@ const EN: Texts = Texts {
     password: "Password",
     pin: "Signing PIN",
     otp: "One-time code",
-    otp_sent: "A one-time code was just sent to you.",
+    otp_sent: "A one-time code was sent to you.",
+    otp_after_login: "After you sign in, a one-time code will be sent to you.",
+    continue_login: "Continue",
     approve_sign: "Sign",
     approve_login: "Sign in",
     cancel: "Cancel",
@@ -61,7 +65,9 @@ const BG: Texts = Texts {
     password: "Парола",
     pin: "ПИН за подписване",
     otp: "Еднократен код",
-    otp_sent: "Току-що ви изпратихме еднократен код.",
+    otp_sent: "Изпратихме ви еднократен код.",
+    otp_after_login: "След като влезете, ще ви изпратим еднократен код.",
+    continue_login: "Продължи",
     approve_sign: "Подпиши",
     approve_login: "Вход",
     cancel: "Отказ",
@@ -128,7 +134,8 @@ pub fn csp(redirect_uri: Option<&str>) -> String {
 }
 
 /// The page asking for the user name and password (service), and with them the PIN and OTP
-/// (credential).
+/// (credential); an online-OTP credential asks for the password first and then, once its code
+/// has been sent, for the PIN and code.
 pub fn render(page: &Page, t: &Texts) -> String {
     let p = &page.params;
     let error = page.error.map(|e| match e {
@@ -141,7 +148,7 @@ pub fn render(page: &Page, t: &Texts) -> String {
         p { strong { (page.client_name) } " " (if p.is_credential() { t.intro_credential } else { t.intro_service }) }
         @if let Some(d) = &p.description { p { (d) } }
         @if let Some(msg) = error { p.error role="alert" { (msg) } }
-        @if let Some((description, online)) = &page.credential {
+        @if let Some(cred) = &page.credential {
             h2 { (t.documents) ": " (p.digests.len()) }
             ul {
                 @for (i, digest) in p.digests.iter().enumerate() {
@@ -153,28 +160,33 @@ pub fn render(page: &Page, t: &Texts) -> String {
                     }
                 }
             }
-            p { (t.credential) ": " (description.as_deref().unwrap_or_else(|| p.credential_id.as_deref().unwrap_or(""))) }
-            @if *online { p { (t.otp_sent) } }
+            p { (t.credential) ": " (cred.description.as_deref().unwrap_or_else(|| p.credential_id.as_deref().unwrap_or(""))) }
+            @match cred.step {
+                Step::Login => { p { (t.otp_after_login) } }
+                Step::Codes => { p { (t.otp_sent) } }
+                Step::All => {}
+            }
         }
         form method="post" action="/oauth2/authorize" {
             input type="hidden" name="handle" value=(page.handle.expose());
             input type="hidden" name="csrf" value=(page.csrf.expose());
-            @if p.is_credential() {
+            @let step = page.credential.as_ref().map(|c| c.step);
+            @if step != Some(Step::Codes) {
                 label for="username" { (t.username) }
                 input id="username" name="username" type="text" autocomplete="username" required autofocus;
                 label for="password" { (t.password) }
                 input id="password" name="password" type="password" autocomplete="current-password" required;
+            }
+            @if matches!(step, Some(Step::All | Step::Codes)) {
                 label for="pin" { (t.pin) }
-                input id="pin" name="pin" type="password" inputmode="numeric" autocomplete="off" required;
+                input id="pin" name="pin" type="password" inputmode="numeric" autocomplete="off" required autofocus[step == Some(Step::Codes)];
                 label for="otp" { (t.otp) }
                 input id="otp" name="otp" type="text" inputmode="numeric" autocomplete="one-time-code" required;
-                button type="submit" name="action" value="approve" { (t.approve_sign) }
-            } @else {
-                label for="username" { (t.username) }
-                input id="username" name="username" type="text" autocomplete="username" required autofocus;
-                label for="password" { (t.password) }
-                input id="password" name="password" type="password" autocomplete="current-password" required;
-                button type="submit" name="action" value="approve" { (t.approve_login) }
+            }
+            @match step {
+                None => { button type="submit" name="action" value="approve" { (t.approve_login) } }
+                Some(Step::Login) => { button type="submit" name="action" value="approve" { (t.continue_login) } }
+                Some(_) => { button type="submit" name="action" value="approve" { (t.approve_sign) } }
             }
             button type="submit" name="action" value="cancel" formnovalidate { (t.cancel) }
         }

@@ -512,10 +512,44 @@ pub struct Page {
     pub csrf: Secret,
     pub params: AuthzParams,
     pub client_name: String,
-    /// Credential scope: its description and whether an online code was just sent.
-    pub credential: Option<(Option<String>, bool)>,
+    /// Credential scope: what the page shows of the credential and asks for.
+    pub credential: Option<CredentialView>,
     /// A message after a failed attempt.
     pub error: Option<&'static str>,
+}
+
+/// Send the owner of an online-OTP credential its code from the page, unless one is pending.
+async fn send_online_code(
+    st: &AppState,
+    cred: Option<&CredentialRow>,
+    owner: &str,
+) -> Result<(), OAuthError> {
+    let Some(cred) = cred else {
+        return Ok(());
+    };
+    let owner = UserId(owner.to_string());
+    let resend = super::challenge::Resend::UnlessPending;
+    super::challenge::send_code(st, &owner, &cred.id, "OTP", resend).await?;
+    Ok(())
+}
+
+/// Which fields a credential-scope page asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// User name, password, PIN and authenticator-app code, at once.
+    All,
+    /// An online-OTP credential, first: user name and password. Its code is sent once they
+    /// are right, so opening the page (which anyone with a client ID can do) sends nothing.
+    Login,
+    /// An online-OTP credential, after its owner logged in and the code was sent: PIN and code.
+    Codes,
+}
+
+/// The credential as the page shows it.
+#[derive(Debug, Clone)]
+pub struct CredentialView {
+    pub description: Option<String>,
+    pub step: Step,
 }
 
 async fn credential_row(st: &AppState, id: &str) -> Result<Option<CredentialRow>, OAuthError> {
@@ -669,6 +703,7 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
             pushed: false,
             expires_at: now + PAGE_TTL,
             created_at: now,
+            signer_id: None,
         };
         let store = st.store.clone();
         blocking::run(move || Ok(store.with(|c| repo::oauth::insert_request(c, &row))?))
@@ -683,21 +718,24 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
     };
     let credential = if params.is_credential() && params.credential_id.is_none() {
         // Picked by its qualifier once the signer has logged in.
-        Some((None, false))
+        Some(CredentialView {
+            description: None,
+            step: Step::All,
+        })
     } else if params.is_credential() {
         let cred = match judged {
             Some(cred) => cred,
             None => usable_credential(st, &params).await.map_err(redirect)?,
         };
-        let online = super::challenge::is_online(&cred);
-        if online {
-            let owner = UserId(cred.user_id.clone());
-            let resend = super::challenge::Resend::UnlessPending;
-            super::challenge::send_code(st, &owner, &cred.id, "OTP", resend)
-                .await
-                .map_err(|e| redirect(e.into()))?;
-        }
-        Some((cred.description.clone(), online))
+        // An online code is sent once the signer has logged in, not when anyone opens the page.
+        let step = match super::challenge::is_online(&cred) {
+            true => Step::Login,
+            false => Step::All,
+        };
+        Some(CredentialView {
+            description: cred.description.clone(),
+            step,
+        })
     } else {
         None
     };
@@ -731,8 +769,8 @@ pub enum Outcome {
         code: Secret,
         state: Option<String>,
     },
-    /// Show the page again (wrong PIN/OTP or password; the attempt was counted).
-    Retry(Box<Page>),
+    /// Show the page again: its next step, or the same after a wrong answer (counted).
+    Page(Box<Page>),
 }
 
 /// `POST oauth2/authorize`: the signer's answer.
@@ -784,16 +822,17 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         .await?
         .map(|c| c.name)
         .unwrap_or_default();
-    let retry = |error: &'static str, credential| {
-        Outcome::Retry(Box::new(Page {
+    let show = |error: Option<&'static str>, credential| {
+        Outcome::Page(Box::new(Page {
             handle: form.handle.clone(),
             csrf: form.csrf_form.clone(),
             params: params.clone(),
             client_name: client_name.clone(),
             credential,
-            error: Some(error),
+            error,
         }))
     };
+    let retry = |error: &'static str, credential| show(Some(error), credential);
     let st2 = st.clone();
     // A credential picked by its qualifier (none was named).
     let mut picked = None;
@@ -802,35 +841,80 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
             Some(_) => Some(usable_credential(st, &params).await.map_err(redirect)?),
             None => None,
         };
-        let shown = Some((named.as_ref().and_then(|c| c.description.clone()), false));
-        let (Some(name), Some(pw), Some(pin), Some(otp)) = (
-            form.username.clone(),
-            form.password.clone(),
-            form.pin.clone(),
-            form.otp.clone(),
-        ) else {
-            return Ok(retry("missing", shown));
+        let step = match (&named, &row.signer_id) {
+            (Some(cred), None) if super::challenge::is_online(cred) => Step::Login,
+            (Some(cred), Some(_)) if super::challenge::is_online(cred) => Step::Codes,
+            _ => Step::All,
         };
-        // The signer logs in first: PIN and OTP are only tried (and only counted towards the
-        // credential's lockout) for its owner, so knowing a credential ID is not enough to
-        // lock it. A wrong password counts towards the user's login lockout, as auth/login.
-        let st3 = st.clone();
-        let logged_in = blocking::run(move || {
-            let now = st3.clock.now();
-            super::session::check_password(&st3, &name, &pw, now)
-        })
-        .await;
-        let user = match logged_in {
-            Ok(user) if named.as_ref().is_none_or(|c| c.user_id == user.id) => user,
-            Ok(_) | Err(CscError::AuthenticationError) => {
-                return Ok(retry("wrong_password", shown));
+        let shown = |step| {
+            Some(CredentialView {
+                description: named.as_ref().and_then(|c| c.description.clone()),
+                step,
+            })
+        };
+        let factors = (form.pin.clone(), form.otp.clone());
+        let signer = match &row.signer_id {
+            // The owner logged in on this page before its code was sent.
+            Some(id) if step == Step::Codes => id.clone(),
+            _ => {
+                let (Some(name), Some(pw)) = (form.username.clone(), form.password.clone()) else {
+                    return Ok(retry("missing", shown(step)));
+                };
+                if step == Step::All && (factors.0.is_none() || factors.1.is_none()) {
+                    return Ok(retry("missing", shown(step)));
+                }
+                // The signer logs in first: PIN and OTP are only tried (and only counted
+                // towards the credential's lockout) for its owner, and an online code only
+                // sent to its owner, so knowing a credential ID is not enough to lock it or to
+                // send codes. A wrong password counts towards the user's login lockout, as
+                // auth/login.
+                let st3 = st.clone();
+                let logged_in = blocking::run(move || {
+                    let now = st3.clock.now();
+                    super::session::check_password(&st3, &name, &pw, now)
+                })
+                .await;
+                match logged_in {
+                    Ok(user) if named.as_ref().is_none_or(|c| c.user_id == user.id) => user.id,
+                    Ok(_) | Err(CscError::AuthenticationError) => {
+                        return Ok(retry("wrong_password", shown(step)));
+                    }
+                    Err(e) => return Err(redirect(e.into())),
+                }
             }
-            Err(e) => return Err(redirect(e.into())),
         };
-        let cred = match named {
-            Some(cred) => cred,
+        if step == Step::Login {
+            let store = st.store.clone();
+            let (hh, who) = (handle_hash.clone(), signer.clone());
+            let recorded = blocking::run(move || {
+                let now = st2.clock.now();
+                Ok(store.with(|c| repo::oauth::set_signer(c, &hh, &who, now))?)
+            })
+            .await
+            .map_err(OAuthError::from)?;
+            if !recorded {
+                return Err(OAuthError::invalid_request(
+                    "This authorization page has expired or was already used",
+                )
+                .into());
+            }
+            send_online_code(st, named.as_ref(), &signer)
+                .await
+                .map_err(redirect)?;
+            return Ok(show(None, shown(Step::Codes)));
+        }
+        let (Some(pin), Some(otp)) = factors else {
+            return Ok(retry("missing", shown(step)));
+        };
+        let cred = match named.clone() {
+            Some(cred) if cred.user_id == signer => cred,
+            Some(_) => {
+                return Err(redirect(OAuthError::access_denied(
+                    "Not the signer's credential",
+                )));
+            }
             None => {
-                let found = credential_by_qualifier(st, &params, &user.id)
+                let found = credential_by_qualifier(st, &params, &signer)
                     .await
                     .map_err(redirect)?;
                 let Some(cred) = found else {
@@ -844,14 +928,23 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
             }
         };
         let c2 = cred.clone();
+        let st4 = st.clone();
         let checked = blocking::run(move || {
-            let now = st2.clock.now();
-            super::authorize::check_sole_control(&st2, &c2.user_id, &c2, &pin, &otp, now)
+            let now = st4.clock.now();
+            super::authorize::check_sole_control(&st4, &c2.user_id, &c2, &pin, &otp, now)
         })
         .await;
         match checked {
             Ok(()) => cred.user_id,
-            Err(CscError::InvalidAuthenticationData) => return Ok(retry("wrong_pin_otp", shown)),
+            Err(CscError::InvalidAuthenticationData) => {
+                if step == Step::Codes {
+                    // A code used up by its wrong tries is replaced; a pending one is kept.
+                    send_online_code(st, named.as_ref(), &signer)
+                        .await
+                        .map_err(redirect)?;
+                }
+                return Ok(retry("wrong_pin_otp", shown(step)));
+            }
             Err(CscError::InvalidRequest(_)) => {
                 drop_request(st).await.map_err(OAuthError::from)?;
                 return Err(redirect(OAuthError::access_denied("Credential locked")));
@@ -1306,6 +1399,7 @@ pub async fn push(
         pushed: true,
         expires_at: now + PAR_TTL,
         created_at: now,
+        signer_id: None,
     };
     let store = st.store.clone();
     blocking::run(move || Ok(store.with(|c| repo::oauth::insert_request(c, &row))?)).await?;

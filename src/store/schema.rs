@@ -124,6 +124,7 @@ diesel::table! {
         pushed -> Bool,
         expires_at -> BigInt,
         created_at -> BigInt,
+        signer_id -> Nullable<Text>,
     }
 }
 

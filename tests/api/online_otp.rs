@@ -410,21 +410,72 @@ fn a_refused_recipient_is_a_503_and_its_address_stays_out_of_the_log() {
     assert!(!log.contains("ruth.private.inbox"), "{log}");
 }
 
-/// The OAuth page sends the online OTP itself (issue 9): opening the authorization page for an
-/// e-mail-OTP credential delivers a code, the signer types PIN + that code, and the credential
-/// token it earns signs; a wrong code is refused on the page without issuing a code.
+/// The OAuth page sends the online OTP itself (issue 9), but only to a signer who has logged
+/// in: opening the authorization page of an e-mail-OTP credential (which anyone with a public
+/// client ID and the credential ID can do, as often as they like), a wrong password and another
+/// user's right password send nothing. The owner's password sends one code and turns the page
+/// into PIN + code; the credential token that earns signs; a wrong code is refused on the page.
 #[test]
-fn oauth_page_sends_the_online_otp_and_accepts_it() {
+fn oauth_page_sends_the_online_otp_after_the_password() {
     use crate::oauth::*;
     let env = Env::new();
     let s = signer("oona");
     let cred = enroll_online(&env, &s, "email:oona@example.invalid");
+    let other = signer("otto");
+    env.enroll(&other, "ec-p256");
     let outbox = env.dir.path().join("outbox.jsonl");
     let app = env.spawn_with(&["--otp-sender", &format!("outbox:{}", outbox.display())]);
     let client = add_client(&env, &[]);
     let h = digest(SHA256, b"oauth online otp");
-    assert!(!outbox.exists() || std::fs::read_to_string(&outbox).unwrap().is_empty());
+    let sent = || match std::fs::read_to_string(&outbox) {
+        Ok(text) => text.lines().count(),
+        Err(_) => 0,
+    };
+    let fields = |f: &Form| {
+        let has = |name: &str| f.html.contains(&format!("name=\"{name}\""));
+        (has("password"), has("pin"), has("otp"))
+    };
     let (f, verifier) = credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
+    assert_eq!(fields(&f), (true, false, false), "the login step first");
+    for _ in 0..3 {
+        credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
+    }
+    assert_eq!(sent(), 0, "opening the page sends nothing");
+    let login = |f: &Form, user: &str, password: &str| {
+        submit(
+            &app,
+            f,
+            &[
+                ("username", user),
+                ("password", password),
+                ("action", "approve"),
+            ],
+        )
+    };
+    // PIN and a guessed code without the password: the login step again.
+    let f = page(submit(
+        &app,
+        &f,
+        &[("pin", &s.pin), ("otp", "123456"), ("action", "approve")],
+    ));
+    assert_eq!(fields(&f), (true, false, false));
+    let f = page(login(&f, &s.user, "not the password"));
+    assert_eq!(fields(&f), (true, false, false));
+    let f = page(login(&f, &other.user, &other.password));
+    assert_eq!(
+        fields(&f),
+        (true, false, false),
+        "not the credential's owner"
+    );
+    assert_eq!(sent(), 0, "no code before the owner's password");
+
+    let f = page(login(&f, &s.user, &s.password));
+    assert_eq!(
+        fields(&f),
+        (false, true, true),
+        "PIN and code once logged in"
+    );
+    assert_eq!(sent(), 1);
     let code = last_code(&outbox);
     let delivered: Value = serde_json::from_str(
         std::fs::read_to_string(&outbox)
@@ -439,18 +490,28 @@ fn oauth_page_sends_the_online_otp_and_accepts_it() {
         !env.server_log().contains(&code),
         "the code is never logged"
     );
-    // Anyone can open the page: opening it again while the code is pending sends nothing and
-    // keeps that code (no flood of the signer's inbox, no cancelling the code being typed).
-    for _ in 0..3 {
-        credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
-    }
-    let sent = std::fs::read_to_string(&outbox).unwrap().lines().count();
-    assert_eq!(sent, 1, "one code while one is pending");
-    // A wrong code: the page again, no redirect.
+    // The owner logging in on a second page while this code is pending sends nothing and keeps
+    // it (no flood of the signer's inbox, no cancelling the code being typed).
+    let (second, _) = credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
+    assert_eq!(
+        fields(&page(login(&second, &s.user, &s.password))),
+        (false, true, true)
+    );
+    assert_eq!(sent(), 1, "one code while one is pending");
+    // A wrong code: the PIN + code step again, no redirect.
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let again = submit(&app, &f, &signer_fields(&s, &s.pin, wrong));
-    assert_eq!(again.status(), 200);
-    let f = page(again);
-    let t = approve_and_exchange(&app, &client, &f, &s, &code, &verifier);
+    let codes = |f: &Form, otp: &str| {
+        submit(
+            &app,
+            f,
+            &[("pin", &s.pin), ("otp", otp), ("action", "approve")],
+        )
+    };
+    let f = page(codes(&f, wrong));
+    assert_eq!(fields(&f), (false, true, true));
+    assert!(f.html.contains("role=\"alert\""), "{}", f.html);
+    let q = redirected(&codes(&f, &code));
+    assert_eq!(q["state"], "st-1");
+    let t = exchange_code(&app, &client, &q["code"], &verifier, &[]);
     sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
 }

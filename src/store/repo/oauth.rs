@@ -34,6 +34,9 @@ pub struct RequestRow {
     pub pushed: bool,
     pub expires_at: i64,
     pub created_at: i64,
+    /// The user whose password was accepted on this request's page (online-OTP credentials
+    /// log in before their code is sent).
+    pub signer_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -152,6 +155,25 @@ pub fn bind_csrf(
         oauth_requests::csrf_hash.eq(csrf_hash),
         oauth_requests::expires_at.eq(expires_at),
     ))
+    .execute(conn)?
+        == 1)
+}
+
+/// Record who logged in on a live request's page, once: a request has one signer, and a second
+/// login (another user's, or the same again) changes nothing. Returns whether it did.
+pub fn set_signer(
+    conn: &mut DbConn,
+    handle_hash: &[u8],
+    user_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        oauth_requests::table
+            .find(handle_hash)
+            .filter(oauth_requests::signer_id.is_null())
+            .filter(oauth_requests::expires_at.gt(now)),
+    )
+    .set(oauth_requests::signer_id.eq(user_id))
     .execute(conn)?
         == 1)
 }

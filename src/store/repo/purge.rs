@@ -362,6 +362,7 @@ mod tests {
                             pushed: true,
                             expires_at: if i < 69 { NOW - 7200 } else { NOW },
                             created_at: 0,
+                            signer_id: None,
                         },
                     )?;
                 }

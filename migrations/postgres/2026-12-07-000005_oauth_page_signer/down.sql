@@ -1,0 +1,1 @@
+ALTER TABLE oauth_requests DROP COLUMN signer_id;
