@@ -137,15 +137,20 @@ pub async fn info(
     credential_token: Option<&Secret>,
     id: &str,
 ) -> Result<CredentialView, CscError> {
-    if let Some(token) = credential_token {
-        let store = state.store.clone();
-        let hash = crate::auth::token::hash(token.expose());
-        let bound =
-            blocking::run(move || Ok(store.with(|c| repo::sads::credential_of(c, &hash))?)).await?;
-        if bound.as_deref() != Some(id) {
-            return Err(super::unknown_credential());
-        }
-    }
-    let row = super::owned_credential(state, user, id).await?;
+    let store = state.store.clone();
+    let hash = credential_token.map(|t| crate::auth::token::hash(t.expose()));
+    let (user, id) = (user.clone(), id.to_string());
+    // One trip to the blocking pool and one connection for both lookups.
+    let row = blocking::run(move || {
+        store.with(|c| {
+            if let Some(hash) = &hash
+                && repo::sads::credential_of(c, hash)?.as_deref() != Some(id.as_str())
+            {
+                return Ok(Err(super::unknown_credential()));
+            }
+            Ok(super::owned_credential_on(c, &user, &id))
+        })?
+    })
+    .await?;
     CredentialView::from_row(&row, state.clock.now(), state.settings.max_auth_failures)
 }
