@@ -160,11 +160,11 @@ pub fn render(page: &Page, t: &Texts) -> String {
                     }
                 }
             }
-            p { (t.credential) ": " (cred.description.as_deref().unwrap_or_else(|| p.credential_id.as_deref().unwrap_or(""))) }
-            @match cred.step {
-                Step::Login => { p { (t.otp_after_login) } }
-                Step::Codes => { p { (t.otp_sent) } }
-                Step::All => {}
+            @if let Some(name) = &cred.name { p { (t.credential) ": " (name) } }
+            @match (cred.step, cred.sends_code) {
+                (Step::Login, true) => { p { (t.otp_after_login) } }
+                (Step::Codes, true) => { p { (t.otp_sent) } }
+                _ => {}
             }
         }
         form method="post" action="/oauth2/authorize" {

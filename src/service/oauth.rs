@@ -518,16 +518,13 @@ pub struct Page {
     pub error: Option<&'static str>,
 }
 
-/// Send the owner of an online-OTP credential its code from the page, unless one is pending.
-async fn send_online_code(
-    st: &AppState,
-    cred: Option<&CredentialRow>,
-    owner: &str,
-) -> Result<(), OAuthError> {
-    let Some(cred) = cred else {
+/// Send the owner of an online-OTP credential its code from the page, unless one is pending
+/// (nothing for an authenticator-app credential).
+async fn send_online_code(st: &AppState, cred: &CredentialRow) -> Result<(), OAuthError> {
+    if !super::challenge::is_online(cred) {
         return Ok(());
-    };
-    let owner = UserId(owner.to_string());
+    }
+    let owner = UserId(cred.user_id.clone());
     let resend = super::challenge::Resend::UnlessPending;
     super::challenge::send_code(st, &owner, &cred.id, "OTP", resend).await?;
     Ok(())
@@ -536,20 +533,34 @@ async fn send_online_code(
 /// Which fields a credential-scope page asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// User name, password, PIN and authenticator-app code, at once.
+    /// A named authenticator-app credential: user name, password, PIN and code, at once.
     All,
-    /// An online-OTP credential, first: user name and password. Its code is sent once they
-    /// are right, so opening the page (which anyone with a client ID can do) sends nothing.
+    /// User name and password first: for an online-OTP credential, whose code is sent only once
+    /// they are its owner's (opening the page, which anyone with a client ID can do, sends
+    /// nothing), and for a credential picked by its qualifier, once the signer is known.
     Login,
-    /// An online-OTP credential, after its owner logged in and the code was sent: PIN and code.
+    /// After the signer logged in on this page: PIN and code (sent now if online).
     Codes,
 }
 
 /// The credential as the page shows it.
 #[derive(Debug, Clone)]
 pub struct CredentialView {
-    pub description: Option<String>,
+    /// Its description or ID; none before a credential picked by qualifier is known.
+    pub name: Option<String>,
+    /// Whether its code is sent (online OTP) rather than read from an authenticator app.
+    pub sends_code: bool,
     pub step: Step,
+}
+
+impl CredentialView {
+    fn of(cred: &CredentialRow, step: Step) -> CredentialView {
+        CredentialView {
+            name: Some(cred.description.clone().unwrap_or_else(|| cred.id.clone())),
+            sends_code: super::challenge::is_online(cred),
+            step,
+        }
+    }
 }
 
 async fn credential_row(st: &AppState, id: &str) -> Result<Option<CredentialRow>, OAuthError> {
@@ -588,9 +599,6 @@ async fn credential_by_qualifier(
     })
     .await?;
     for cred in rows {
-        if super::challenge::is_online(&cred) {
-            continue;
-        }
         match judge_credential(st, p, cred) {
             Ok(cred) => return Ok(Some(cred)),
             // Not this one (another qualifier, too few signatures); a fault is no answer.
@@ -719,8 +727,9 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
     let credential = if params.is_credential() && params.credential_id.is_none() {
         // Picked by its qualifier once the signer has logged in.
         Some(CredentialView {
-            description: None,
-            step: Step::All,
+            name: None,
+            sends_code: false,
+            step: Step::Login,
         })
     } else if params.is_credential() {
         let cred = match judged {
@@ -732,10 +741,7 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
             true => Step::Login,
             false => Step::All,
         };
-        Some(CredentialView {
-            description: cred.description.clone(),
-            step,
-        })
+        Some(CredentialView::of(&cred, step))
     } else {
         None
     };
@@ -834,33 +840,33 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
     };
     let retry = |error: &'static str, credential| show(Some(error), credential);
     let st2 = st.clone();
-    // A credential picked by its qualifier (none was named).
-    let mut picked = None;
     let user_id = if params.is_credential() {
+        // Named by the request, or picked by its qualifier at this page's login step.
         let named = match params.credential_id {
             Some(_) => Some(usable_credential(st, &params).await.map_err(redirect)?),
             None => None,
         };
         let step = match (&named, &row.signer_id) {
-            (Some(cred), None) if super::challenge::is_online(cred) => Step::Login,
-            (Some(cred), Some(_)) if super::challenge::is_online(cred) => Step::Codes,
-            _ => Step::All,
+            (_, Some(_)) => Step::Codes,
+            (Some(cred), None) if !super::challenge::is_online(cred) => Step::All,
+            _ => Step::Login,
         };
-        let shown = |step| {
-            Some(CredentialView {
-                description: named.as_ref().and_then(|c| c.description.clone()),
+        let shown = |step| match &named {
+            Some(cred) => Some(CredentialView::of(cred, step)),
+            None => Some(CredentialView {
+                name: None,
+                sends_code: false,
                 step,
-            })
+            }),
         };
-        let factors = (form.pin.clone(), form.otp.clone());
-        let signer = match &row.signer_id {
-            // The owner logged in on this page before its code was sent.
-            Some(id) if step == Step::Codes => id.clone(),
+        let signer = match (&row.signer_id, step) {
+            // The signer logged in on this page before.
+            (Some(id), _) => id.clone(),
             _ => {
                 let (Some(name), Some(pw)) = (form.username.clone(), form.password.clone()) else {
                     return Ok(retry("missing", shown(step)));
                 };
-                if step == Step::All && (factors.0.is_none() || factors.1.is_none()) {
+                if step == Step::All && (form.pin.is_none() || form.otp.is_none()) {
                     return Ok(retry("missing", shown(step)));
                 }
                 // The signer logs in first: PIN and OTP are only tried (and only counted
@@ -884,11 +890,31 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
             }
         };
         if step == Step::Login {
+            let (cred, picked) = match named {
+                Some(cred) => (cred, None),
+                None => {
+                    let found = credential_by_qualifier(st, &params, &signer)
+                        .await
+                        .map_err(redirect)?;
+                    let Some(cred) = found else {
+                        drop_request(st).await.map_err(OAuthError::from)?;
+                        return Err(redirect(OAuthError::access_denied(
+                            "None of the signer's credentials makes this signatureQualifier",
+                        )));
+                    };
+                    // The request now names it: the next step, the code and the token do.
+                    let mut p = params.clone();
+                    p.credential_id = Some(cred.id.clone());
+                    let p = serde_json::to_string(&p)
+                        .map_err(|e| OAuthError::from(CscError::Internal(e.to_string())))?;
+                    (cred, Some(p))
+                }
+            };
             let store = st.store.clone();
             let (hh, who) = (handle_hash.clone(), signer.clone());
             let recorded = blocking::run(move || {
                 let now = st2.clock.now();
-                Ok(store.with(|c| repo::oauth::set_signer(c, &hh, &who, now))?)
+                Ok(store.with(|c| repo::oauth::log_in(c, &hh, &who, picked.as_deref(), now))?)
             })
             .await
             .map_err(OAuthError::from)?;
@@ -898,33 +924,18 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
                 )
                 .into());
             }
-            send_online_code(st, named.as_ref(), &signer)
-                .await
-                .map_err(redirect)?;
-            return Ok(show(None, shown(Step::Codes)));
+            send_online_code(st, &cred).await.map_err(redirect)?;
+            return Ok(show(None, Some(CredentialView::of(&cred, Step::Codes))));
         }
-        let (Some(pin), Some(otp)) = factors else {
+        let (Some(pin), Some(otp)) = (form.pin.clone(), form.otp.clone()) else {
             return Ok(retry("missing", shown(step)));
         };
         let cred = match named.clone() {
             Some(cred) if cred.user_id == signer => cred,
-            Some(_) => {
+            _ => {
                 return Err(redirect(OAuthError::access_denied(
                     "Not the signer's credential",
                 )));
-            }
-            None => {
-                let found = credential_by_qualifier(st, &params, &signer)
-                    .await
-                    .map_err(redirect)?;
-                let Some(cred) = found else {
-                    drop_request(st).await.map_err(OAuthError::from)?;
-                    return Err(redirect(OAuthError::access_denied(
-                        "None of the signer's credentials makes this signatureQualifier",
-                    )));
-                };
-                picked = Some(cred.id.clone());
-                cred
             }
         };
         let c2 = cred.clone();
@@ -939,9 +950,7 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
             Err(CscError::InvalidAuthenticationData) => {
                 if step == Step::Codes {
                     // A code used up by its wrong tries is replaced; a pending one is kept.
-                    send_online_code(st, named.as_ref(), &signer)
-                        .await
-                        .map_err(redirect)?;
+                    send_online_code(st, &cred).await.map_err(redirect)?;
                 }
                 return Ok(retry("wrong_pin_otp", shown(step)));
             }
@@ -967,21 +976,12 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         }
     };
     let code = token::generate();
-    // The code carries the credential the signer authorized, picked or named.
-    let code_params = match &picked {
-        Some(id) => {
-            let mut p = params.clone();
-            p.credential_id = Some(id.clone());
-            serde_json::to_string(&p)
-                .map_err(|e| OAuthError::from(CscError::Internal(e.to_string())))?
-        }
-        None => row.params,
-    };
     let row = CodeRow {
         code_hash: token::hash(code.expose()),
         client_id: params.client_id.clone(),
         user_id: user_id.clone(),
-        params: code_params,
+        // With the credential the signer authorized, named or picked.
+        params: row.params,
         used: false,
         token_hash: None,
         expires_at: now + CODE_TTL,
@@ -991,7 +991,7 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         now,
         &user_id,
         "oauth_authorize",
-        picked.as_deref().or(params.credential_id.as_deref()),
+        params.credential_id.as_deref(),
         "granted",
         serde_json::json!({
             "client_id": params.client_id,

@@ -121,6 +121,24 @@ pub fn signer_fields<'a>(s: &'a Signer, pin: &'a str, otp: &'a str) -> Vec<(&'a 
     ]
 }
 
+/// Log in on a page that asks for the password first (an online-OTP credential, or one picked
+/// by its qualifier): the next page asks for PIN and code, and no longer for the password.
+pub fn log_in_on_page(app: &TestApp, f: &Form, s: &Signer) -> Form {
+    let next = page(submit(
+        app,
+        f,
+        &[
+            ("username", &s.user),
+            ("password", &s.password),
+            ("action", "approve"),
+        ],
+    ));
+    assert!(!next.html.contains("name=\"password\""), "{}", next.html);
+    assert!(next.html.contains("name=\"pin\""), "{}", next.html);
+    assert!(next.html.contains("name=\"otp\""), "{}", next.html);
+    next
+}
+
 pub fn submit(app: &TestApp, f: &Form, fields: &[(&str, &str)]) -> Response {
     let mut form: Vec<(&str, &str)> = vec![("handle", &f.handle), ("csrf", &f.csrf)];
     form.extend_from_slice(fields);
@@ -1427,7 +1445,12 @@ fn a_signature_qualifier_must_be_the_credentials() {
         page(get_authorize(&app, &q))
     };
     let f = by_qualifier("eu_eidas_aes");
-    assert!(f.html.contains("name=\"pin\""));
+    assert!(!f.html.contains("name=\"pin\""), "the signer first");
+    let f = log_in_on_page(&app, &f, &s);
+    assert!(
+        f.html.contains(&cred),
+        "the page names the picked credential"
+    );
     let otp = s.next_otp(&cred);
     let q = redirected(&submit(&app, &f, &signer_fields(&s, &s.pin, &otp)));
     let t = exchange_code(&app, &client, &q["code"], &verifier, &[]);
@@ -1436,8 +1459,15 @@ fn a_signature_qualifier_must_be_the_credentials() {
     sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
     // A qualifier none of the signer's credentials makes: refused once the signer is known.
     let f = by_qualifier("eu_eidas_qes");
-    let otp = s.next_otp(&cred);
-    let q = redirected(&submit(&app, &f, &signer_fields(&s, &s.pin, &otp)));
+    let q = redirected(&submit(
+        &app,
+        &f,
+        &[
+            ("username", &s.user),
+            ("password", &s.password),
+            ("action", "approve"),
+        ],
+    ));
     assert_eq!(q["error"], "access_denied", "{q:?}");
     assert!(
         q["error_description"].contains("signatureQualifier"),

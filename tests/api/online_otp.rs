@@ -515,3 +515,48 @@ fn oauth_page_sends_the_online_otp_after_the_password() {
     let t = exchange_code(&app, &client, &q["code"], &verifier, &[]);
     sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
 }
+
+/// A credential picked by its qualifier (CSC §8, no credentialID) may be an online-OTP one: the
+/// page logs the signer in, picks the credential, sends its code and asks for PIN + code.
+#[test]
+fn a_credential_picked_by_its_qualifier_gets_its_online_code_after_the_login() {
+    use crate::oauth::*;
+    use base64::Engine as _;
+    let env = Env::new();
+    let s = signer("quinn");
+    let cred = enroll_online(&env, &s, "sms:+359888000111");
+    let outbox = env.dir.path().join("outbox.jsonl");
+    let app = env.spawn_with(&["--otp-sender", &format!("outbox:{}", outbox.display())]);
+    let client = add_client(&env, &[]);
+    let h = digest(SHA256, b"by qualifier, online");
+    let (verifier, challenge) = pkce();
+    let hashes = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&h);
+    let f = page(get_authorize(
+        &app,
+        &[
+            ("response_type", "code"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("scope", "credential"),
+            ("signatureQualifier", "eu_eidas_aes"),
+            ("numSignatures", "1"),
+            ("hashes", hashes.as_str()),
+            ("hashAlgorithmOID", SHA256),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("state", "st-1"),
+        ],
+    ));
+    assert!(!outbox.exists(), "nothing sent before the login");
+    let f = log_in_on_page(&app, &f, &s);
+    assert!(f.html.contains(&cred), "{}", f.html);
+    let code = last_code(&outbox);
+    let q = redirected(&submit(
+        &app,
+        &f,
+        &[("pin", &s.pin), ("otp", &code), ("action", "approve")],
+    ));
+    let t = exchange_code(&app, &client, &q["code"], &verifier, &[]);
+    assert_eq!(t["credentialID"], cred.as_str(), "{t}");
+    sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
+}

@@ -159,23 +159,32 @@ pub fn bind_csrf(
         == 1)
 }
 
-/// Record who logged in on a live request's page, once: a request has one signer, and a second
-/// login (another user's, or the same again) changes nothing. Returns whether it did.
-pub fn set_signer(
+/// Record who logged in on a live request's page, once, with the request's parameters as they
+/// now are when given (the credential picked by its qualifier): a request has one signer, and a
+/// second login (another user's, or the same again) changes nothing. Returns whether it did.
+pub fn log_in(
     conn: &mut DbConn,
     handle_hash: &[u8],
     user_id: &str,
+    params: Option<&str>,
     now: i64,
 ) -> Result<bool, StoreError> {
-    Ok(diesel::update(
-        oauth_requests::table
-            .find(handle_hash)
-            .filter(oauth_requests::signer_id.is_null())
-            .filter(oauth_requests::expires_at.gt(now)),
-    )
-    .set(oauth_requests::signer_id.eq(user_id))
-    .execute(conn)?
-        == 1)
+    let live = oauth_requests::table
+        .find(handle_hash)
+        .filter(oauth_requests::signer_id.is_null())
+        .filter(oauth_requests::expires_at.gt(now));
+    let n = match params {
+        Some(p) => diesel::update(live)
+            .set((
+                oauth_requests::signer_id.eq(user_id),
+                oauth_requests::params.eq(p),
+            ))
+            .execute(conn)?,
+        None => diesel::update(live)
+            .set(oauth_requests::signer_id.eq(user_id))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
 }
 
 /// End a request without a code (the signer cancelled, or it was locked out).
