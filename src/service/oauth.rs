@@ -580,8 +580,7 @@ async fn usable_credential(st: &AppState, p: &AuthzParams) -> Result<CredentialR
 
 /// The signer's credential for a request that named only a `signatureQualifier`: the oldest
 /// of `user_id`'s credentials that is usable now, makes that qualifier, allows the request's
-/// signatures and takes an authenticator-app code (an online code could not have been sent
-/// before the signer was known).
+/// signatures (picked at the page's login step).
 async fn credential_by_qualifier(
     st: &AppState,
     p: &AuthzParams,
