@@ -328,11 +328,11 @@ fn sign_on_worker_keeps_a_call_on_the_worker_while_its_signing_fits_the_budget()
 
     // P-256: a small call of ten hashes (under 2 KiB) teaches the cost, about 0.1 ms a
     // signature (ten of them, so that one preempted signature on a busy machine does not make
-    // the estimate); then 30 hashes fit the budget.
-    let sad = app.authorize(&token, &s, &p256, &hashes[..40], SHA256);
+    // the estimate); then 20 hashes fit the budget (they would at up to 1 ms a signature).
+    let sad = app.authorize(&token, &s, &p256, &hashes[..30], SHA256);
     assert_eq!(sign(&p256, &sad, &hashes[..10], ecdsa).status, 200);
     sign(&p256, &sad, &hashes[..1], ecdsa).assert_error(400, "invalid_request");
-    assert_eq!(sign(&p256, &sad, &hashes[10..40], ecdsa).status, 200);
+    assert_eq!(sign(&p256, &sad, &hashes[10..30], ecdsa).status, 200);
     assert_eq!(counts(), (3, 0));
     // RSA-3072: a small call on the worker, then 30 signatures of some milliseconds each do not
     // fit and go to the pool.
