@@ -237,6 +237,12 @@ pub struct ServeArgs {
     /// expired SAD is answered "SAD expired" rather than unknown).
     #[arg(long, env = "QUILL_KEEP_EXPIRED", default_value_t = 3600)]
     pub keep_expired: i64,
+    /// Origins (`https://platform.example`, comma-separated) an asynchronous signHash or
+    /// signDoc (`operationMode: "A"`) may name in `response_uri`: Quill posts the finished
+    /// call's `responseID` there. A `response_uri` elsewhere is refused (Quill does not post to
+    /// addresses a client picks). Unset: none.
+    #[arg(long, env = "QUILL_ASYNC_CALLBACK_ORIGINS", value_delimiter = ',')]
+    pub async_callback_origins: Vec<String>,
     /// Name announced by `info`.
     #[arg(long, env = "QUILL_SERVICE_NAME", default_value = "Quill")]
     pub service_name: String,
@@ -283,6 +289,8 @@ pub struct ServiceSettings {
     pub public_url: Option<String>,
     /// `--logo`, checked; `None`: `<issuer>/logo.png`.
     pub logo: Option<String>,
+    /// `--async-callback-origins`, each an origin's ASCII serialization.
+    pub async_callback_origins: Vec<String>,
 }
 
 impl ServeArgs {
@@ -325,7 +333,14 @@ impl ServeArgs {
             "--region must be an ISO 3166-1 alpha-2 code: two capital letters such as BG or DE"
         );
         let logo = self.logo.as_deref().map(logo_uri).transpose()?;
+        let async_callback_origins = self
+            .async_callback_origins
+            .iter()
+            .filter(|o| !o.trim().is_empty())
+            .map(|o| callback_origin(o.trim()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(ServiceSettings {
+            async_callback_origins,
             public_url,
             logo,
             body_timeout: std::time::Duration::from_secs(self.body_timeout),
@@ -358,6 +373,24 @@ fn public_origin(raw: &str) -> anyhow::Result<String> {
         "--public-url must be an http(s) URL with a host and no user, query or fragment"
     );
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// One of `--async-callback-origins`: an http(s) origin (scheme, host, port; no path).
+fn callback_origin(raw: &str) -> anyhow::Result<String> {
+    const MSG: &str = "--async-callback-origins takes http(s) origins such as \
+                       https://platform.example (no path, query or user)";
+    let url = url::Url::parse(raw).map_err(|e| anyhow::anyhow!("{MSG}: {raw:?}: {e}"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "https" | "http")
+            && url.host().is_some()
+            && matches!(url.path(), "" | "/")
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none(),
+        "{MSG}: {raw:?}"
+    );
+    Ok(url.origin().ascii_serialization())
 }
 
 /// `--logo`: an http(s) URL without credentials, or a base64 PNG or JPEG `data:` URI.
@@ -442,6 +475,39 @@ mod tests {
         assert_eq!(
             settings(&["--database-url", "sqlite://q.db"]).unwrap().logo,
             None
+        );
+    }
+
+    #[test]
+    fn async_callback_origins_are_origins() {
+        let with = |v: &str| {
+            settings(&[
+                "--database-url",
+                "sqlite://q.db",
+                "--async-callback-origins",
+                v,
+            ])
+        };
+        assert_eq!(
+            with("https://a.example,http://127.0.0.1:9000/")
+                .unwrap()
+                .async_callback_origins,
+            ["https://a.example", "http://127.0.0.1:9000"]
+        );
+        for bad in [
+            "https://a.example/cb",
+            "ftp://a.example",
+            "https://u:p@a.example",
+            "a.example",
+            "https://a.example?x=1",
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+        assert!(
+            settings(&["--database-url", "sqlite://q.db"])
+                .unwrap()
+                .async_callback_origins
+                .is_empty()
         );
     }
 

@@ -32,6 +32,9 @@ pub enum CscError {
     /// 403 `invalid_hash` (signDoc): a document or digest the SAD does not authorize.
     #[error("Document or documentDigest does not match authorized hash")]
     InvalidHash,
+    /// 202 `accepted_request` (signPolling): the asynchronous call has not finished yet.
+    #[error("The previous async request has been accepted but not yet completed")]
+    AcceptedRequest,
     /// 404 `invalid_request`: no such route.
     #[error("Unknown method: {0}")]
     NotFound(String),
@@ -97,6 +100,7 @@ impl CscError {
             CscError::AuthenticationError => "authentication_error",
             CscError::InvalidAuthenticationData => "invalid_authentication_data",
             CscError::InvalidHash => "invalid_hash",
+            CscError::AcceptedRequest => "accepted_request",
             CscError::Unavailable(_) | CscError::NotReady(_) | CscError::Busy(_) => {
                 "temporarily_unavailable"
             }
@@ -115,6 +119,7 @@ impl ResponseError for CscError {
                 StatusCode::UNAUTHORIZED
             }
             CscError::InvalidHash => StatusCode::FORBIDDEN,
+            CscError::AcceptedRequest => StatusCode::ACCEPTED,
             CscError::NotFound(_) => StatusCode::NOT_FOUND,
             CscError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             CscError::MethodNotAllowed | CscError::GetOnly | CscError::GetOrPost => {
@@ -246,6 +251,7 @@ mod tests {
                 "invalid_authentication_data",
             ),
             (CscError::InvalidHash, 403, "invalid_hash"),
+            (CscError::AcceptedRequest, 202, "accepted_request"),
             (CscError::NotFound("/x".into()), 404, "invalid_request"),
             (CscError::MethodNotAllowed, 405, "invalid_request"),
             (CscError::GetOnly, 405, "invalid_request"),

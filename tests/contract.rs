@@ -94,15 +94,27 @@ fn every_schema_file_is_a_valid_2020_12_schema() {
             );
         } else {
             assert_eq!(json["additionalProperties"], false, "{file}");
-            assert!(json["required"].as_array().is_some_and(|r| !r.is_empty()));
-        }
-        // Every required property is described.
-        for name in json["required"].as_array().into_iter().flatten() {
-            let name = name.as_str().unwrap();
+            // Something is required: at the top, or in each of the shapes it may take.
+            let requires = |v: &Value| v["required"].as_array().is_some_and(|r| !r.is_empty());
             assert!(
-                json["properties"].get(name).is_some(),
-                "{file}: required {name} has no property schema"
+                requires(json)
+                    || json["oneOf"]
+                        .as_array()
+                        .is_some_and(|shapes| shapes.iter().all(requires)),
+                "{file}: nothing required"
             );
+        }
+        // Every required property is described (at the top, or in the shape requiring it).
+        let shapes = json["oneOf"].as_array().into_iter().flatten();
+        for shape in std::iter::once(json).chain(shapes) {
+            for name in shape["required"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap();
+                assert!(
+                    json["properties"].get(name).is_some()
+                        || shape["properties"].get(name).is_some(),
+                    "{file}: required {name} has no property schema"
+                );
+            }
         }
     }
 }

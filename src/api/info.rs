@@ -95,7 +95,7 @@ pub async fn info(
         auth_type: vec!["basic", "oauth2code", "oauth2client"],
         oauth2_issuer: super::oauth2::issuer(&req),
         methods: super::METHODS.to_vec(),
-        asynchronous_operation_mode: false,
+        asynchronous_operation_mode: true,
         validation_info: false,
         sign_algorithms: SignAlgorithms {
             algos: all_sign_algos(),

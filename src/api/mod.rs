@@ -29,17 +29,17 @@ pub const METHODS: &[&str] = &[
     "credentials/sendOTP",
     "signatures/signHash",
     "signatures/signDoc",
+    "signatures/signPolling",
     "signatures/timestamp",
 ];
 
-/// CSC v2 methods Quill does not offer (asynchronous mode, polling, credential management over
+/// CSC v2 methods Quill does not offer (out-of-band authorization, credential management over
 /// the API): they answer 501 whatever the HTTP method (CSC §6.1), where a path that names no CSC
 /// method answers 404.
 pub const NOT_IMPLEMENTED: &[&str] = &[
     "credentials/authorizeCheck",
     "credentials/create",
     "credentials/delete",
-    "signatures/signPolling",
 ];
 
 /// The `credentialID` every credential-scoped method requires.
@@ -119,6 +119,10 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
         .service(method(
             "/signatures/signDoc",
             web::post().to(sign_doc::sign_doc),
+        ))
+        .service(method(
+            "/signatures/signPolling",
+            web::post().to(signatures::sign_polling),
         ))
         .service(method(
             "/signatures/timestamp",

@@ -153,6 +153,7 @@ mod tests {
                 body_timeout: std::time::Duration::from_secs(30),
                 public_url: None,
                 logo: None,
+                async_callback_origins: Vec::new(),
             }),
             store,
             qscd: Arc::new(FakeToken { up: token_up }),

@@ -8,6 +8,7 @@ use super::extract::{Caller, CscJson, SignCaller};
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::service::sign_doc::{self, DocItem, Payload as DocPayload, SignDocInput};
+use crate::service::sign_jobs::{self, AsyncFields};
 use crate::service::tsa;
 use crate::state::AppState;
 
@@ -60,7 +61,11 @@ pub struct SignDocRequest {
     #[serde(default)]
     pub documents: Option<Vec<Document>>,
     #[serde(default)]
-    pub operation_mode: Option<String>,
+    pub operation_mode: Option<serde_json::Value>,
+    #[serde(default, rename = "validity_period")]
+    pub validity_period: Option<serde_json::Value>,
+    #[serde(default, rename = "response_uri")]
+    pub response_uri: Option<serde_json::Value>,
     #[serde(default)]
     pub client_data: Option<String>,
     #[serde(default)]
@@ -131,18 +136,39 @@ pub async fn sign_doc(
             "Empty documentDigests and documents objects",
         ));
     }
+    let mode = AsyncFields {
+        operation_mode: req.operation_mode,
+        validity_period: req.validity_period,
+        response_uri: req.response_uri,
+    }
+    .check(&state)?;
     let input = SignDocInput {
         credential_id: req.credential_id,
         signature_qualifier: req.signature_qualifier,
         sad: super::signatures::effective_sad(caller.credential_token, req.sad)?,
         items,
-        operation_mode: req.operation_mode,
+        operation_mode: None,
     };
+    if let Some(params) = mode {
+        // The request is well-formed: the rest (the SAD, its spend, the signing) runs as it
+        // would have synchronously, and signPolling gives its answer.
+        let (st, user) = (state.get_ref().clone(), caller.user.clone());
+        let work = async move {
+            let out = sign_doc::sign_doc(&st, &user, input).await?;
+            serde_json::to_value(response(out)).map_err(|e| CscError::Internal(e.to_string()))
+        };
+        let id = sign_jobs::accept(&state, &caller.user, params, work).await?;
+        return Ok(super::signatures::accepted(&id));
+    }
     let out = sign_doc::sign_doc(&state, &caller.user, input).await?;
-    Ok(HttpResponse::Ok().json(SignDocResponse {
+    Ok(HttpResponse::Ok().json(response(out)))
+}
+
+fn response(out: sign_doc::SignDocOutput) -> SignDocResponse {
+    SignDocResponse {
         document_with_signature: out.documents_with_signature,
         signature_object: out.signature_objects,
-    }))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

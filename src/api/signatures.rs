@@ -1,11 +1,13 @@
-//! `signatures/signHash` (CSC §4.1).
+//! `signatures/signHash` (CSC §4.1) and `signatures/signPolling` (asynchronous calls).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{RawBody, bearer, parse_body};
+use super::extract::{CscJson, RawBody, SignCaller, bearer, parse_body};
 use crate::error::CscError;
 use crate::secret::Secret;
+use crate::service::session;
+use crate::service::sign_jobs::{self, AsyncFields, AsyncParams};
 use crate::service::signing::{self, SignHashBody, SignHashInput};
 use crate::state::AppState;
 
@@ -39,7 +41,9 @@ pub struct SignHashResponse {
 }
 
 /// Authentication, parsing, the credential and SAD checks and the spend happen in one blocking
-/// call of the service (the hot path: one pooled connection, one write transaction).
+/// call of the service (the hot path: one pooled connection, one write transaction). A body
+/// that names `operationMode`, `validity_period` or `response_uri` is looked at first: an
+/// asynchronous call is accepted and runs that same call in the background.
 pub async fn sign_hash(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -47,6 +51,15 @@ pub async fn sign_hash(
 ) -> Result<HttpResponse, CscError> {
     let bearer = bearer(&req)?;
     let small = body.0.len() <= signing::ON_WORKER_MAX_BODY;
+    if mentions_async_fields(&body.0)
+        && let Ok(fields) = serde_json::from_slice::<AsyncFields>(&body.0)
+    {
+        // The token first (401 before 400), then the call's own fields.
+        let (user, _) = session::authenticate_for_signing(&state, &bearer).await?;
+        if let Some(params) = fields.check(&state)? {
+            return accept_sign_hash(&state, &user, params, bearer, small, body).await;
+        }
+    }
     let signatures = signing::sign_hash(
         &state,
         bearer,
@@ -56,6 +69,75 @@ pub async fn sign_hash(
     )
     .await?;
     Ok(HttpResponse::Ok().json(SignHashResponse { signatures }))
+}
+
+/// Whether a body may hold a field of the asynchronous mode (a byte search: the synchronous
+/// call's body is parsed once, in the service).
+fn mentions_async_fields(body: &[u8]) -> bool {
+    [&b"operationMode"[..], b"validity_period", b"response_uri"]
+        .iter()
+        .any(|name| memchr::memmem::find(body, name).is_some())
+}
+
+async fn accept_sign_hash(
+    state: &AppState,
+    user: &crate::store::models::UserId,
+    params: AsyncParams,
+    bearer: Secret,
+    small: bool,
+    body: RawBody,
+) -> Result<HttpResponse, CscError> {
+    let st = state.clone();
+    let work = async move {
+        let signatures = signing::sign_hash(&st, bearer, false, small, move || {
+            let mut req = parse_body::<SignHashRequest>(&body.0)?;
+            req.operation_mode = None;
+            Ok(req)
+        })
+        .await?;
+        Ok(serde_json::json!({ "signatures": signatures }))
+    };
+    let id = sign_jobs::accept(state, user, params, work).await?;
+    Ok(accepted(&id))
+}
+
+/// The answer to an accepted asynchronous call.
+pub(crate) fn accepted(response_id: &Secret) -> HttpResponse {
+    super::ok_no_store().json(serde_json::json!({ "responseID": response_id.expose() }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SignPollingRequest {
+    #[serde(default, rename = "requestID")]
+    pub request_id: Option<String>,
+    #[serde(default, rename = "userID")]
+    pub user_id: Option<String>,
+    #[serde(default, rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+/// `signatures/signPolling`: the answer of an asynchronous signHash or signDoc, as that call
+/// would have answered (its status too), or 202 `accepted_request` while it runs.
+pub async fn sign_polling(
+    state: web::Data<AppState>,
+    caller: SignCaller,
+    body: CscJson<SignPollingRequest>,
+) -> Result<HttpResponse, CscError> {
+    let req = body.0;
+    let id = req
+        .request_id
+        .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter requestID"))?;
+    if req.user_id.as_ref().is_some_and(|u| *u != caller.user.0) {
+        return Err(CscError::invalid(
+            "Invalid parameter userID: the access token's user is the one asked about",
+        ));
+    }
+    let (status, answer) = sign_jobs::poll(&state, &caller.user, &id).await?;
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .map_err(|_| CscError::Internal("stored status out of range".into()))?;
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .body(answer))
 }
 
 impl SignHashBody for SignHashRequest {

@@ -78,7 +78,7 @@ pub fn seed(
 ) -> anyhow::Result<seed::SeedReport> {
     let req = shape.request();
     req.validate()?;
-    let store = Store::open(&store.database_url, 2)?;
+    let store = Store::open_for_command(&store.database_url, 2)?;
     let qscd: Arc<dyn Qscd> = token.open()?;
     tracing::info!(
         users = req.users,

@@ -55,7 +55,7 @@ pub fn run(cmd: ClientCommand) -> anyhow::Result<()> {
                 !(public && service_user.is_some()),
                 "a public client cannot use client_credentials"
             );
-            let store = Store::open(&store.database_url, 1)?;
+            let store = Store::open_for_command(&store.database_url, 1)?;
             let new = oauth::register_client(
                 &store,
                 &name,
@@ -75,7 +75,7 @@ pub fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             println!("{out}");
         }
         ClientCommand::List { store } => {
-            let store = Store::open(&store.database_url, 1)?;
+            let store = Store::open_for_command(&store.database_url, 1)?;
             let clients = store.with(repo::oauth::clients)?;
             let list: Vec<_> = clients
                 .iter()
@@ -93,7 +93,7 @@ pub fn run(cmd: ClientCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({ "clients": list }));
         }
         ClientCommand::Remove { store, client_id } => {
-            let store = Store::open(&store.database_url, 1)?;
+            let store = Store::open_for_command(&store.database_url, 1)?;
             let found = store.with(|c| repo::oauth::remove_client(c, &client_id))?;
             anyhow::ensure!(found, "no client {client_id:?}");
             println!("{}", serde_json::json!({ "removed": client_id }));

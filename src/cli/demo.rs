@@ -148,6 +148,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         purge_every: 60,
         keep_expired: 3600,
         body_timeout: 30,
+        async_callback_origins: Vec::new(),
         public_url: None,
         otp_sender: format!("outbox:{}", dir.join("otp-outbox.jsonl").display()),
         service_name: "Quill (demo)".into(),

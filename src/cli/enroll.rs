@@ -67,7 +67,7 @@ pub fn run(args: EnrollArgs) -> anyhow::Result<()> {
         crate::auth::password::is_valid_pin(&args.pin),
         "weak PIN: a PIN is 6 to 8 digits"
     );
-    let store = Store::open(&args.store.database_url, 2)?;
+    let store = Store::open_for_command(&args.store.database_url, 2)?;
     let qscd: Arc<dyn Qscd> = args.token.open()?;
     let outcome = enrol::enrol(
         &store,

@@ -11,6 +11,7 @@ pub mod purge;
 pub mod seed;
 pub mod session;
 pub mod sign_doc;
+pub mod sign_jobs;
 pub mod signing;
 pub mod tsa;
 

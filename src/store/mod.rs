@@ -118,15 +118,31 @@ where
         .collect())
 }
 
+/// Whether opening a database may bring an older schema up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    /// `quill serve` and `quill demo`: the new version migrates at start.
+    Migrate,
+    /// Every other command: it sets up an empty database, but does not change the schema of
+    /// one an older version made, under instances of that version that may still serve.
+    Refuse,
+}
+
 /// Refuse a database that a newer Quill has migrated (a migration this build does not know):
-/// its schema may have moved under this build's queries.
-fn refuse_newer(
+/// its schema may have moved under this build's queries. With `Upgrade::Refuse`, refuse one
+/// that an older Quill set up, too (a migration of this build not run yet).
+fn refuse_newer_or_older(
     known: MigrationResult<Vec<String>>,
     applied: MigrationResult<Vec<String>>,
+    upgrade: Upgrade,
 ) -> anyhow::Result<()> {
     let failed = |e| anyhow::anyhow!("database migration failed: {e}");
     let known = known.map_err(failed)?;
-    let applied = applied.map_err(failed)?;
+    let applied: Vec<String> = applied
+        .map_err(failed)?
+        .iter()
+        .map(|v| v.replace('-', ""))
+        .collect();
     if let Some(newer) = applied
         .iter()
         .find(|v| !known.contains(&v.replace('-', "")))
@@ -134,6 +150,17 @@ fn refuse_newer(
         anyhow::bail!(
             "the database has migration {newer}, which this version of Quill does not know: it \
              was upgraded by a newer Quill; run that version (or restore a backup)"
+        );
+    }
+    if upgrade == Upgrade::Refuse
+        && !applied.is_empty()
+        && let Some(pending) = known.iter().find(|v| !applied.contains(v))
+    {
+        anyhow::bail!(
+            "the database was set up by an older version of Quill (migration {pending} has not \
+             run): this command does not upgrade it, since instances of that version may still \
+             be serving it; `quill serve` of this version migrates it at start (see the \
+             README's Upgrades)"
         );
     }
     Ok(())
@@ -370,8 +397,9 @@ impl DbConn {
     }
 
     /// Bring the schema up to date (idempotent; on PostgreSQL under the advisory lock so that
-    /// instances starting together do not race).
-    fn migrate(&mut self) -> anyhow::Result<()> {
+    /// instances starting together do not race). With `Upgrade::Refuse`, a database some of
+    /// whose migrations have run but not all is refused instead (an empty one is set up).
+    fn migrate(&mut self, upgrade: Upgrade) -> anyhow::Result<()> {
         let failed = |e| anyhow::anyhow!("database migration failed: {e}");
         match self {
             DbConn::Sqlite(c) => {
@@ -388,7 +416,7 @@ impl DbConn {
                 let applied = c
                     .applied_migrations()
                     .map(|v| v.iter().map(ToString::to_string).collect());
-                refuse_newer(known, applied)?;
+                refuse_newer_or_older(known, applied, upgrade)?;
                 c.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map_err(failed)?;
             }
@@ -400,7 +428,7 @@ impl DbConn {
                 let applied = c
                     .applied_migrations()
                     .map(|v| v.iter().map(ToString::to_string).collect());
-                let result = refuse_newer(known, applied).and_then(|()| {
+                let result = refuse_newer_or_older(known, applied, upgrade).and_then(|()| {
                     c.run_pending_migrations(POSTGRES_MIGRATIONS)
                         .map(|_| ())
                         .map_err(failed)
@@ -576,7 +604,23 @@ pub fn sqlite_path(database_url: &str) -> anyhow::Result<String> {
 impl Store {
     /// Open (creating an SQLite file if needed) the database and bring its schema up to date.
     pub fn open(database_url: &str, max_connections: u32) -> anyhow::Result<Store> {
-        Store::open_with(database_url, max_connections, RESTART_FRAMES)
+        Store::open_with(
+            database_url,
+            max_connections,
+            RESTART_FRAMES,
+            Upgrade::Migrate,
+        )
+    }
+
+    /// `open` for the operator commands that write (enrolment, OAuth clients, seeding): an
+    /// empty database is set up, one an older version set up is refused, not migrated.
+    pub fn open_for_command(database_url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        Store::open_with(
+            database_url,
+            max_connections,
+            RESTART_FRAMES,
+            Upgrade::Refuse,
+        )
     }
 
     /// `open` for commands that inspect or change what is already there (audit, credential and
@@ -589,7 +633,7 @@ impl Store {
                 "no database at {path}: check --database-url"
             );
         }
-        Store::open(database_url, max_connections)
+        Store::open_for_command(database_url, max_connections)
     }
 
     /// `open`, with the log size at which SQLite's log is started over.
@@ -597,6 +641,7 @@ impl Store {
         database_url: &str,
         max_connections: u32,
         restart_frames: i64,
+        upgrade: Upgrade,
     ) -> anyhow::Result<Store> {
         let target = Target::parse(database_url)?;
         if let Target::Sqlite(path) = &target
@@ -617,7 +662,7 @@ impl Store {
         };
         let manager = Manager { target };
         let mut first = manager.connect()?;
-        first.migrate()?;
+        first.migrate(upgrade)?;
         let backend = first.backend();
         drop(first);
         let pool = Pool::builder()
@@ -791,6 +836,56 @@ pub(crate) mod tests {
         store_reopens_once_the_unknown_migration_is_gone(&url);
     }
 
+    /// A database an older Quill set up (a migration of this build not run yet) is migrated by
+    /// `open` (serve, demo) only: the operator commands refuse it by name and change nothing,
+    /// so that running one of the new version does not move the schema under instances of the
+    /// old one. An empty database is set up by either.
+    #[test]
+    fn only_serve_upgrades_a_database_an_older_quill_set_up() {
+        use diesel_migrations::MigrationHarness;
+        let (_db, url) = temp_db();
+        let fresh = Store::open_for_command(&url, 1).unwrap();
+        let last = fresh
+            .with(|c| {
+                Ok(match c {
+                    DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS),
+                    DbConn::Pg(c) => c.revert_last_migration(POSTGRES_MIGRATIONS),
+                }
+                .unwrap()
+                .to_string()
+                .replace('-', ""))
+            })
+            .unwrap();
+        drop(fresh);
+        let applied = |url: &str| -> i64 {
+            let mut c = DbConn::establish(url).unwrap();
+            diesel::sql_query(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM __diesel_schema_migrations",
+            )
+            .get_result::<Count>(&mut c)
+            .unwrap()
+            .n
+        };
+        let before = applied(&url);
+        for e in [
+            Store::open_for_command(&url, 1).err(),
+            Store::open_existing(&url, 1).err(),
+        ] {
+            let e = e.expect("refused").to_string();
+            assert!(e.contains(&last) && e.contains("older version"), "{e}");
+        }
+        assert_eq!(applied(&url), before, "nothing migrated");
+        Store::open(&url, 1).unwrap();
+        assert_eq!(applied(&url), before + 1);
+        Store::open_existing(&url, 1).unwrap();
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
     fn store_reopens_once_the_unknown_migration_is_gone(url: &str) {
         let mut conn = DbConn::establish(url).unwrap();
         conn.batch_execute(
@@ -906,7 +1001,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
         // Started over at 1024 frames (4 MiB) instead of 16384, to see it happen quickly.
-        let store = Store::open_with(path.to_str().unwrap(), 2, 1024).unwrap();
+        let store = Store::open_with(path.to_str().unwrap(), 2, 1024, Upgrade::Migrate).unwrap();
         let wal = dir.path().join("q.db-wal");
         // Bytes 12..16 of the log's header count the times it was started over.
         let restarts = || {

@@ -153,3 +153,14 @@ diesel::table! {
         grant_hash -> Nullable<Binary>,
     }
 }
+
+diesel::table! {
+    sign_jobs (id_hash) {
+        id_hash -> Binary,
+        user_id -> Text,
+        status -> Nullable<Integer>,
+        result -> Nullable<Text>,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+    }
+}

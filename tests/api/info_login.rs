@@ -75,7 +75,6 @@ fn routing_errors_are_csc_json() {
     // of them is advertised. A path that names no CSC method: 404.
     let methods = app.post("/csc/v2/info", None, &serde_json::json!({})).body["methods"].clone();
     for name in [
-        "signatures/signPolling",
         "credentials/authorizeCheck",
         "credentials/create",
         "credentials/delete",

@@ -14,6 +14,7 @@
 mod helpers;
 mod schemas;
 
+mod async_mode;
 mod audit;
 mod bench;
 mod cli;

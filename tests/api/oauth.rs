@@ -1282,6 +1282,22 @@ fn a_reused_refresh_token_revokes_its_grant() {
         "{e}"
     );
     assert_eq!(list_status(&app, &other_access), 200);
+
+    // A grant from before grants were recorded (a refresh token an older Quill issued, or
+    // rotated: no grant_hash) is linked from its first rotation on: that token presented
+    // again revokes the pair it turned into.
+    let (_, old) = service_grant(&app, &client, &s);
+    env.db_execute("UPDATE oauth_refresh_tokens SET grant_hash = NULL");
+    let (status, t) = refresh(&old);
+    assert_eq!(status, 200, "{t}");
+    let (access, rotated) = (
+        t["access_token"].as_str().unwrap(),
+        t["refresh_token"].as_str().unwrap(),
+    );
+    let (status, _) = refresh(&old);
+    assert_eq!(status, 400);
+    assert_eq!(list_status(&app, access), 401);
+    assert_eq!(refresh(rotated).0, 400);
 }
 
 /// `quill client add` takes only callback URIs: https, http on loopback, or a native app's

@@ -37,6 +37,8 @@ pub const FILES: &[&str] = &[
     "signatures-signHash.response.json",
     "signatures-signDoc.request.json",
     "signatures-signDoc.response.json",
+    "signatures-signPolling.request.json",
+    "signatures-signPolling.response.json",
     "signatures-timestamp.request.json",
     "signatures-timestamp.response.json",
     "oauth2-authorize.request.json",

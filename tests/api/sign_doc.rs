@@ -53,7 +53,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     p.to_str().unwrap().to_string()
 }
 
-fn signed_data(der: &[u8]) -> SignedData {
+pub(crate) fn signed_data(der: &[u8]) -> SignedData {
     let ci = ContentInfo::from_der(der).unwrap();
     assert_eq!(ci.content_type.to_string(), "1.2.840.113549.1.7.2");
     ci.content.decode_as::<SignedData>().unwrap()
@@ -61,7 +61,7 @@ fn signed_data(der: &[u8]) -> SignedData {
 
 /// RustCrypto: the message-digest attribute is `digest`, and the signature over the DER signed
 /// attributes verifies with the certificate's key.
-fn check_with_rustcrypto(
+pub(crate) fn check_with_rustcrypto(
     sd: &SignedData,
     key: &str,
     spki: &[u8],

@@ -23,5 +23,6 @@ pub mod credentials;
 pub mod oauth;
 pub mod purge;
 pub mod sads;
+pub mod sign_jobs;
 pub mod tokens;
 pub mod users;

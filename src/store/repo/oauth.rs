@@ -438,9 +438,20 @@ pub fn rotate_refresh(
             .get_result(c)?;
         // The access token of the old pair goes with it.
         revoke_access_in_tx(c, &access)?;
+        // A grant issued before grants were recorded (an older version, or rotated by one) is
+        // named from here on by this token: presented again, it revokes what it turns into.
+        let grant = match grant {
+            Some(grant) => grant,
+            None => {
+                diesel::update(oauth_refresh_tokens::table.find(token_hash))
+                    .set(oauth_refresh_tokens::grant_hash.eq(token_hash))
+                    .execute(c)?;
+                token_hash.to_vec()
+            }
+        };
         Ok::<_, diesel::result::Error>(Some(Rotated {
             user_id: user,
-            grant_hash: grant,
+            grant_hash: Some(grant),
         }))
     })
     .map_err(StoreError::from)

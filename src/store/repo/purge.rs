@@ -12,7 +12,7 @@ use diesel::prelude::*;
 
 use crate::store::schema::{
     access_tokens, oauth_codes, oauth_refresh_tokens, oauth_requests, otp_challenges, sad_digests,
-    sads,
+    sads, sign_jobs,
 };
 use crate::store::{DbConn, StoreError};
 
@@ -37,11 +37,13 @@ pub struct Purged {
     pub oauth_requests: usize,
     pub oauth_codes: usize,
     pub oauth_refresh_tokens: usize,
+    /// Asynchronous signing calls (each may hold signed documents: `REQUEST_BATCH` a batch).
+    pub sign_jobs: usize,
 }
 
 impl Purged {
     /// `(table, rows)` for each table.
-    pub fn by_table(&self) -> [(&'static str, usize); 7] {
+    pub fn by_table(&self) -> [(&'static str, usize); 8] {
         [
             ("sads", self.sads),
             ("sad_digests", self.sad_digests),
@@ -50,6 +52,7 @@ impl Purged {
             ("oauth_requests", self.oauth_requests),
             ("oauth_codes", self.oauth_codes),
             ("oauth_refresh_tokens", self.oauth_refresh_tokens),
+            ("sign_jobs", self.sign_jobs),
         ]
     }
 
@@ -66,6 +69,7 @@ impl Purged {
         self.oauth_requests += other.oauth_requests;
         self.oauth_codes += other.oauth_codes;
         self.oauth_refresh_tokens += other.oauth_refresh_tokens;
+        self.sign_jobs += other.sign_jobs;
     }
 
     /// Did any table fill its batch (so that more may be left)?
@@ -80,6 +84,7 @@ impl Purged {
             .iter()
             .any(|&n| n >= BATCH)
             || self.oauth_requests >= REQUEST_BATCH
+            || self.sign_jobs >= REQUEST_BATCH
     }
 }
 
@@ -151,6 +156,14 @@ pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
     )?;
     let oauth_codes = expired!(conn, cutoff, oauth_codes, code_hash, Vec<u8>)?;
     let oauth_refresh_tokens = expired!(conn, cutoff, oauth_refresh_tokens, token_hash, Vec<u8>)?;
+    let sign_jobs = expired!(
+        conn,
+        cutoff,
+        sign_jobs,
+        id_hash,
+        Vec<u8>,
+        REQUEST_BATCH as i64
+    )?;
     Ok(Purged {
         sads,
         sad_digests,
@@ -160,6 +173,7 @@ pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
         oauth_requests,
         oauth_codes,
         oauth_refresh_tokens,
+        sign_jobs,
     })
 }
 

@@ -1,0 +1,15 @@
+-- Asynchronous signHash / signDoc (operationMode "A", CSC v2 §11.9/§11.10): a job per accepted
+-- call, its result kept for signatures/signPolling until expires_at (the call's validity_period).
+-- The responseID is stored only as its SHA-256, like every other handle.
+CREATE TABLE sign_jobs (
+    id_hash BLOB PRIMARY KEY NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    -- The HTTP status of the finished call; NULL while it runs.
+    status INTEGER,
+    -- Its JSON answer (signatures, signed documents, or the CSC error); NULL while it runs.
+    result TEXT,
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX sign_jobs_user ON sign_jobs (user_id, expires_at);
+CREATE INDEX sign_jobs_expiry ON sign_jobs (expires_at);

@@ -1,0 +1,326 @@
+//! Asynchronous signHash and signDoc (`operationMode: "A"`) and `signatures/signPolling`: the
+//! call is answered with a responseID, runs as it would have synchronously, and its answer
+//! (success or CSC error) is polled by the same user within its validity period; the
+//! signatures are real (verified against the certificate), a refused SAD is refused there too,
+//! and a `response_uri` among `--async-callback-origins` is told when the answer is ready.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const ES256: &str = "1.2.840.10045.4.3.2";
+
+fn poll(app: &TestApp, token: &str, id: &str) -> Resp {
+    app.post(
+        "/csc/v2/signatures/signPolling",
+        Some(token),
+        &json!({ "requestID": id }),
+    )
+}
+
+/// Poll until the call has its answer (bounded: 10 s).
+fn answer(app: &TestApp, token: &str, id: &str) -> Resp {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = poll(app, token, id);
+        if r.status != 202 {
+            return r;
+        }
+        assert_eq!(r.body["error"], "accepted_request", "{}", r.body);
+        assert!(Instant::now() < deadline, "no answer within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn accepted(r: &Resp) -> String {
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("signatures").is_none(), "{}", r.body);
+    r.body["responseID"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sign_hash_async_is_polled_by_its_user_and_verifies() {
+    let env = Env::new();
+    let s = signer("ada");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let other = signer("ben");
+    env.enroll(&other, "ec-p256");
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let info = app.post("/csc/v2/info", None, &json!({})).body;
+    assert_eq!(info["asynchronousOperationMode"], true);
+    assert!(
+        info["methods"]
+            .as_array()
+            .unwrap()
+            .contains(&"signatures/signPolling".into())
+    );
+    let key = p256_key(&app, &token, &cred);
+    let hs: Vec<Vec<u8>> = (0..3)
+        .map(|i| digest(SHA256, format!("async {i}").as_bytes()))
+        .collect();
+    let sad = app.authorize(&token, &s, &cred, &hs, SHA256);
+    let body = |hashes: &[Vec<u8>], sad: &str| {
+        json!({"credentialID": cred, "SAD": sad, "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+               "signAlgo": ES256, "operationMode": "A", "validity_period": 60000})
+    };
+    let id = accepted(&app.sign_hash_raw(&token, body(&hs[..2], &sad)));
+    let r = answer(&app, &token, &id);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sigs = r.body["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 2);
+    for (h, sig) in hs.iter().zip(sigs) {
+        verify_p256(&key, h, sig.as_str().unwrap());
+    }
+    // Kept: asked again, the same answer.
+    assert_eq!(poll(&app, &token, &id).body, r.body);
+    // The spend was real: the same hashes again are refused, in the answer of their call.
+    let again = accepted(&app.sign_hash_raw(&token, body(&hs[..1], &sad)));
+    answer(&app, &token, &again).assert_error(400, "invalid_request");
+    // The third hash is still there for a synchronous call.
+    let r = app.sign_hash_raw(
+        &token,
+        json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&hs[2])], "signAlgo": ES256, "operationMode": "S"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    verify_p256(&key, &hs[2], r.body["signatures"][0].as_str().unwrap());
+    // A made-up SAD: accepted as a call, refused in its answer.
+    let made_up = accepted(&app.sign_hash_raw(&token, body(&hs[..1], "no-such-sad")));
+    let r = answer(&app, &token, &made_up);
+    r.assert_error(400, "invalid_request");
+
+    // Another user's token, an unknown or missing requestID, a wrong userID: refused.
+    let ben = app.login(&other.user, &other.password);
+    poll(&app, &ben, &id).assert_error(400, "invalid_request");
+    poll(&app, &token, "not-a-request").assert_error(400, "invalid_request");
+    app.post("/csc/v2/signatures/signPolling", Some(&token), &json!({}))
+        .assert_error(400, "invalid_request");
+    app.post(
+        "/csc/v2/signatures/signPolling",
+        Some(&token),
+        &json!({"requestID": id, "userID": "someone-else"}),
+    )
+    .assert_error(400, "invalid_request");
+    poll(&app, "not-a-token", &id).assert_error(401, "invalid_token");
+    // The responseID is stored only as its hash.
+    let clear =
+        format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sign_jobs WHERE result LIKE '%{id}%'");
+    assert_eq!(env.db_i64(&clear), 0);
+    assert_eq!(
+        env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sign_jobs"),
+        3
+    );
+}
+
+#[test]
+fn async_fields_are_checked_before_anything_runs() {
+    let env = Env::new();
+    let s = signer("cy");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"fields");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    let with = |extra: Value| {
+        let mut b =
+            json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": ES256});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        app.sign_hash_raw(&token, b)
+    };
+    for (extra, words) in [
+        (json!({"operationMode": "X"}), "operationMode"),
+        (json!({"operationMode": 1}), "operationMode"),
+        (
+            json!({"operationMode": "A", "validity_period": 999}),
+            "Out of bounds parameter validity_period",
+        ),
+        (
+            json!({"operationMode": "A", "validity_period": 3_600_001}),
+            "Out of bounds parameter validity_period",
+        ),
+        (
+            json!({"operationMode": "A", "validity_period": "60000"}),
+            "validity_period",
+        ),
+        (
+            json!({"operationMode": "A", "response_uri": "http://127.0.0.1:9/cb"}),
+            "response_uri",
+        ),
+        (json!({"validity_period": 60000}), "validity_period"),
+        (
+            json!({"operationMode": "S", "response_uri": "http://127.0.0.1:9/cb"}),
+            "response_uri",
+        ),
+    ] {
+        let r = with(extra.clone());
+        r.assert_error(400, "invalid_request");
+        assert!(r.description().contains(words), "{extra}: {}", r.body);
+    }
+    // The token first: a bad token with async fields is a 401.
+    let r = app.sign_hash_raw(
+        "not-a-token",
+        json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": ES256, "operationMode": "A"}),
+    );
+    r.assert_error(401, "invalid_token");
+    // Nothing was accepted, nothing spent: the SAD still signs.
+    assert_eq!(
+        env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sign_jobs"),
+        0
+    );
+    app.sign_p256_verified(&token, &s, &cred, &digest(SHA256, b"fields 2"));
+    let r = with(json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// An accepted call's answer is 202 `accepted_request` while it runs (a job row without an
+/// answer, as the accepting instance leaves it until the signing is done), and the call is gone
+/// once its validity period is over.
+#[test]
+fn a_running_call_is_accepted_request_and_an_expired_one_is_gone() {
+    let env = Env::new();
+    let s = signer("dee");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let users = env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM users WHERE name = 'dee'");
+    assert_eq!(users, 1);
+    // The SHA-256 of "running-call", as Quill stores a responseID.
+    let hash = hex::encode(digest(SHA256, b"running-call"));
+    let blob = if test_pg_url().is_some() {
+        format!("decode('{hash}', 'hex')")
+    } else {
+        format!("X'{hash}'")
+    };
+    env.db_execute(&format!(
+        "INSERT INTO sign_jobs (id_hash, user_id, status, result, expires_at, created_at) \
+         SELECT {blob}, id, NULL, NULL, 4102444800, 0 FROM users WHERE name = 'dee'"
+    ));
+    let r = poll(&app, &token, "running-call");
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["error"], "accepted_request");
+
+    let h = digest(SHA256, b"short-lived");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    let id = accepted(&app.sign_hash_raw(
+        &token,
+        json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": ES256,
+               "operationMode": "A", "validity_period": 1000}),
+    ));
+    assert_eq!(answer(&app, &token, &id).status, 200);
+    std::thread::sleep(Duration::from_millis(2100));
+    poll(&app, &token, &id).assert_error(400, "invalid_request");
+}
+
+/// A `response_uri` among `--async-callback-origins` gets `{"responseID"}` once the answer is
+/// ready (and nothing else: the signatures are only given to signPolling).
+#[test]
+fn response_uri_is_told_when_the_answer_is_ready() {
+    let env = Env::new();
+    let s = signer("eve");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let app = env.spawn_with(&["--async-callback-origins", &origin]);
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"callback");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    let catcher = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        (request_line, String::from_utf8(body).unwrap())
+    });
+    let id = accepted(&app.sign_hash_raw(
+        &token,
+        json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": ES256,
+               "operationMode": "A", "response_uri": format!("{origin}/csc-done?x=1")}),
+    ));
+    let (request_line, body) = catcher.join().unwrap();
+    assert!(
+        request_line.starts_with("POST /csc-done?x=1 "),
+        "{request_line}"
+    );
+    let told: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(told, json!({ "responseID": id }));
+    let r = poll(&app, &token, &id);
+    assert_eq!(
+        r.status, 200,
+        "the answer is ready when the callback comes: {}",
+        r.body
+    );
+    verify_p256(
+        &p256_key(&app, &token, &cred),
+        &h,
+        r.body["signatures"][0].as_str().unwrap(),
+    );
+}
+
+#[test]
+fn sign_doc_async_answers_as_the_synchronous_call() {
+    let env = Env::new();
+    let s = signer("fay");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let (cert, _) = chain(&app.credential_info(&token, &cred));
+    let d = digest(SHA256, b"an asynchronous CAdES");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&d), SHA256);
+    let request = |sad: &str, mode: &str| {
+        app.post(
+            "/csc/v2/signatures/signDoc",
+            Some(&token),
+            &json!({"credentialID": cred, "SAD": sad, "operationMode": mode,
+                    "documentDigests": [{"hashes": [b64(&d)], "hashAlgorithmOID": SHA256,
+                        "signature_format": "C", "signAlgo": ES256,
+                        "signed_envelope_property": "Detached"}]}),
+        )
+    };
+    // A malformed request is refused at once, not accepted.
+    app.post(
+        "/csc/v2/signatures/signDoc",
+        Some(&token),
+        &json!({"credentialID": cred, "SAD": sad, "operationMode": "A", "documentDigests": []}),
+    )
+    .assert_error(400, "invalid_request");
+    let id = accepted(&request(&sad, "A"));
+    let r = answer(&app, &token, &id);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["DocumentWithSignature"], json!([]));
+    let cms = unb64(r.body["SignatureObject"][0].as_str().unwrap());
+    let sd = crate::sign_doc::signed_data(&cms);
+    crate::sign_doc::check_with_rustcrypto(&sd, "ecdsa", &spki_der(&cert), &d, 0);
+    // Spent: the synchronous call with the same SAD is refused, and so is the answer of an
+    // asynchronous one, with the same error.
+    let sync = request(&sad, "S");
+    assert!(sync.status >= 400, "{}", sync.body);
+    let again = answer(&app, &token, &accepted(&request(&sad, "A")));
+    assert_eq!((again.status, &again.body), (sync.status, &sync.body));
+}
