@@ -54,10 +54,14 @@ pub async fn sign_hash(
     if mentions_async_fields(&body.0)
         && let Ok(fields) = serde_json::from_slice::<AsyncFields>(&body.0)
     {
-        // The token first (401 before 400), then the call's own fields.
-        let (user, _) = session::authenticate_for_signing(&state, &bearer).await?;
-        if let Some(params) = fields.check(&state)? {
-            return accept_sign_hash(&state, &user, params, bearer, small, body).await;
+        let mode = fields.check(&state);
+        // A synchronous call ("S") goes on as any other; an asynchronous or refused one has its
+        // token judged first (401 before 400).
+        if !matches!(mode, Ok(None)) {
+            let (user, _) = session::authenticate_for_signing(&state, &bearer).await?;
+            if let Some(params) = mode? {
+                return accept_sign_hash(&state, &user, params, bearer, small, body).await;
+            }
         }
     }
     let signatures = signing::sign_hash(
