@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::Fatal;
+use crate::certinfo::{self, Verdict};
 use crate::client::{Auth, Client, Resp};
 use crate::config::Config;
 use crate::formats::{self, b64, std_base64};
@@ -35,6 +36,15 @@ pub mod names {
     pub const CRED_FORMATS: &str = "credentials/info: OIDs and base64";
     pub const CRED_CHAIN: &str = "credentials/info: certificate chain";
     pub const CRED_KEY: &str = "credentials/info: key matches certificate";
+    /// certInfo (CSC v2 §11.5) against the end-entity certificate, one row per field group.
+    pub const CERT_SERIAL: &str = "credentials/info: cert.serialNumber matches the certificate";
+    pub const CERT_SUBJECT: &str = "credentials/info: cert.subjectDN matches the certificate";
+    pub const CERT_ISSUER: &str = "credentials/info: cert.issuerDN matches the certificate";
+    pub const CERT_VALIDITY: &str =
+        "credentials/info: cert.validFrom/validTo match the certificate";
+    pub const CERT_STATUS: &str = "credentials/info: cert.status agrees with the validity";
+    /// The same comparisons, on `credentials/list`'s `credentialInfos` (one row per credential).
+    pub const LIST_CERT_INFO: &str = "credentials/list: certInfo matches the certificate";
     pub const CHALLENGE: &str = "credentials/getChallenge";
     pub const AUTHZ_WRONG_PIN: &str = "credentials/authorize: wrong PIN";
     pub const AUTHZ_WRONG_OTP: &str = "credentials/authorize: right PIN, wrong OTP";
@@ -62,6 +72,14 @@ pub mod names {
     /// Error bodies against error.json (rows for responses are `schema: <method> response`).
     pub const SCHEMA_ERRORS: &str = "schema: error responses";
 
+    /// The certInfo rows of `credentials/info` (per credential).
+    pub const CERT_INFO_ROWS: &[&str] = &[
+        CERT_SERIAL,
+        CERT_SUBJECT,
+        CERT_ISSUER,
+        CERT_VALIDITY,
+        CERT_STATUS,
+    ];
     /// Rows of the authorization that signs (per credential).
     pub const MAIN_TASK: &[&str] = &[
         SIGN_MISSING_ID,
@@ -201,6 +219,13 @@ pub fn wrong_pin(pin: &str) -> String {
     chars.into_iter().collect()
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// An `error_description` (or nothing) for details.
 fn description(r: &Resp) -> String {
     r.body
@@ -231,7 +256,13 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
 impl<'a> Suite<'a> {
     pub fn new(cfg: &'a Config) -> Result<Suite<'a>, Fatal> {
         let client = Client::new(&cfg.base_url, cfg.http_timeout).map_err(Fatal::Usage)?;
-        let otp = OtpProvider::new(cfg.otp.clone()).map_err(Fatal::Usage)?;
+        let otp = OtpProvider::new(
+            cfg.otp.clone(),
+            client.base(),
+            cfg.totp_scope,
+            &cfg.totp_state,
+        )
+        .map_err(Fatal::Usage)?;
         let schemas = Schemas::load().map_err(Fatal::Internal)?;
         let nonce: u64 = rand::random();
         Ok(Suite {
@@ -379,10 +410,10 @@ impl<'a> Suite<'a> {
         let res = self.schemas.check(file, body);
         let entry = self.schema_seen.entry(row.to_string()).or_default();
         entry.0 += 1;
-        if let Err(e) = res {
-            if !entry.1.contains(&e) {
-                entry.1.push(e);
-            }
+        if let Err(e) = res
+            && !entry.1.contains(&e)
+        {
+            entry.1.push(e);
         }
     }
 
@@ -657,6 +688,7 @@ impl<'a> Suite<'a> {
         let token = self.bearer();
         let mut cred = Cred::new(id);
         let c = Some(id);
+        let listed_copy = listed.clone();
         if self.advertised("credentials/info") {
             let body = json!({"credentialID": id, "certificates": "chain", "certInfo": true, "authInfo": true});
             match self.call("credentials/info", Auth::Bearer(&token), &body) {
@@ -707,6 +739,8 @@ impl<'a> Suite<'a> {
         if cred.info.is_null() {
             let why = "no credential information";
             self.skip_all(&[n::CRED_FORMATS, n::CRED_CHAIN, n::CRED_KEY], c, why);
+            self.skip_all(n::CERT_INFO_ROWS, c, why);
+            self.list_cert_info_row(id, listed_copy.as_ref(), None);
             cred.blocked = Some(why.into());
             return cred;
         }
@@ -756,6 +790,10 @@ impl<'a> Suite<'a> {
             },
         }
 
+        let leaf_cert = verify::first_certificate(&cred.info);
+        self.cert_info_rows(id, &cred.info, leaf_cert.as_ref());
+        self.list_cert_info_row(id, listed_copy.as_ref(), leaf_cert.as_ref());
+
         cred.scal2 = cred.info.get("SCAL").and_then(Value::as_str) == Some("2");
         cred.multisign = cred
             .info
@@ -765,6 +803,56 @@ impl<'a> Suite<'a> {
         cred.key_algo = str_list(key.get("algo"));
         cred.blocked = self.blocker(&mut cred).err();
         cred
+    }
+
+    fn verdict(&mut self, name: &str, cred: Option<&str>, v: Verdict) {
+        match v {
+            Verdict::Pass(d) => self.record(name, cred, Outcome::Pass, d),
+            Verdict::Fail(d) => self.record(name, cred, Outcome::Fail, d),
+            Verdict::Skip(d) => self.record(name, cred, Outcome::Skip, d),
+        }
+    }
+
+    /// `cert.serialNumber`, `subjectDN`, `issuerDN`, `validFrom`/`validTo` and `status`
+    /// against the end-entity certificate of the same answer.
+    fn cert_info_rows(&mut self, id: &str, info: &Value, leaf: Option<&x509_cert::Certificate>) {
+        let cert = info.get("cert").cloned().unwrap_or(Value::Null);
+        let v = certinfo::check(&cert, leaf, unix_now());
+        let c = Some(id);
+        self.verdict(n::CERT_SERIAL, c, v.serial);
+        self.verdict(n::CERT_SUBJECT, c, v.subject);
+        self.verdict(n::CERT_ISSUER, c, v.issuer);
+        self.verdict(n::CERT_VALIDITY, c, v.validity);
+        self.verdict(n::CERT_STATUS, c, v.status);
+    }
+
+    /// The same comparisons on the credential's entry of `credentials/list`'s
+    /// `credentialInfos`, against its own end-entity certificate (else the one of
+    /// `credentials/info`).
+    fn list_cert_info_row(
+        &mut self,
+        id: &str,
+        listed: Option<&Value>,
+        info_leaf: Option<&x509_cert::Certificate>,
+    ) {
+        let c = Some(id);
+        let Some(listed) = listed else {
+            let why = "credentials/list returned no credentialInfos entry for the credential";
+            self.skip(n::LIST_CERT_INFO, c, why);
+            return;
+        };
+        let own = verify::first_certificate(listed);
+        let (leaf, whose) = match (&own, info_leaf) {
+            (Some(l), _) => (Some(l), "its own cert.certificates"),
+            (None, Some(l)) => (Some(l), "credentials/info's certificate"),
+            (None, None) => (None, "no certificate"),
+        };
+        let cert = listed.get("cert").cloned().unwrap_or(Value::Null);
+        let v = match certinfo::check(&cert, leaf, unix_now()).combined() {
+            Verdict::Pass(d) => Verdict::Pass(format!("{d} (compared with {whose})")),
+            other => other,
+        };
+        self.verdict(n::LIST_CERT_INFO, c, v);
     }
 
     /// Whether (and how) the suite can authorize this credential.
@@ -1581,13 +1669,15 @@ mod tests {
     }
 
     fn config() -> Config {
-        Config::new(
+        let mut c = Config::new(
             "http://127.0.0.1:9",
             "u",
             "p",
             "123456",
             crate::OtpSource::TotpSecret("JBSWY3DPEHPK3PXP".into()),
-        )
+        );
+        c.totp_state = crate::TotpState::Memory;
+        c
     }
 
     #[test]

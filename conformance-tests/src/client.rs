@@ -78,6 +78,11 @@ impl Client {
         Ok(Client { http, base })
     }
 
+    /// The service base (`…/csc/v2`, no trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The URL of a CSC method.
     pub fn url(&self, method: &str) -> String {
         format!("{}/{method}", self.base)

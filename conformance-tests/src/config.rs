@@ -1,5 +1,6 @@
 //! What the suite needs to know about the server under test and the signer it acts for.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where one-time passwords come from.
@@ -15,6 +16,36 @@ pub enum OtpSource {
     Command(String),
 }
 
+/// Which authorizations must never share a TOTP code (a time step of the secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TotpScope {
+    /// Each step of a secret (or of an OTP command) is presented once, whichever credential it
+    /// authorizes: right for servers that count TOTP replays per user or per OTP token, and
+    /// for those that count per credential. Every authorization of a run then needs its own
+    /// 30-second step, so N credentials take about N + 1 steps.
+    #[default]
+    Secret,
+    /// Each step is presented once per credential: credentials sharing the secret may use the
+    /// same step. Faster with several credentials, but only right for servers that count
+    /// replays per credential (as Quill does); a per-user server refuses the second use.
+    Credential,
+}
+
+/// Where the suite remembers the TOTP steps it presented, so that a later run (or a
+/// concurrent one) never presents them again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TotpState {
+    /// `$XDG_STATE_HOME/csc-conformance/totp-steps.json`, else
+    /// `<temp dir>/csc-conformance-<user>/totp-steps.json`.
+    #[default]
+    Default,
+    /// This file.
+    File(PathBuf),
+    /// Nothing is kept between runs (a run right after another may present a code the server
+    /// already accepted, and fail).
+    Memory,
+}
+
 /// A conformance run's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,6 +58,10 @@ pub struct Config {
     /// The signing PIN of the credentials under test.
     pub pin: String,
     pub otp: OtpSource,
+    /// Per secret (default) or per credential: which authorizations never share a TOTP step.
+    pub totp_scope: TotpScope,
+    /// Where the steps presented are kept across runs.
+    pub totp_state: TotpState,
     /// Credentials to test; empty means every credential `credentials/list` returns.
     pub credentials: Vec<String>,
     /// Longest single wait the suite accepts for a SAD to expire; the expiry check is skipped
@@ -51,6 +86,8 @@ impl Config {
             password: password.into(),
             pin: pin.into(),
             otp,
+            totp_scope: TotpScope::default(),
+            totp_state: TotpState::default(),
             credentials: Vec::new(),
             max_wait: Duration::from_secs(30),
             http_timeout: Duration::from_secs(60),

@@ -7,12 +7,13 @@
 //! [`Report`]: one named row per check with PASS, FAIL or SKIP and a detail. Every response
 //! (and every well-formed request the suite sends) is checked against the JSON Schemas of the
 //! repository's `schema/` directory, binary fields must be standard base64 and OIDs dotted
-//! decimal, error answers must carry the status and code the spec mandates, SCAL2 SADs must be
+//! decimal, `certInfo` must describe the certificate returned with it, error answers must carry the status and code the spec mandates, SCAL2 SADs must be
 //! bound to their hashes, budgets and expiry must hold, and every signature must verify against
 //! the credential's certificate. Methods `info` does not advertise are skipped.
 //!
 //! The `csc-conformance` binary is a thin command line over this library.
 
+pub mod certinfo;
 pub mod checks;
 pub mod client;
 pub mod config;
@@ -20,10 +21,11 @@ pub mod formats;
 pub mod otp;
 pub mod report;
 pub mod schema;
+pub mod totp_state;
 pub mod verify;
 
 pub use checks::names;
-pub use config::{Config, OtpSource};
+pub use config::{Config, OtpSource, TotpScope, TotpState};
 pub use report::{CheckResult, Outcome, Report};
 
 /// Why a run could not happen at all (exit code 2 in the command line tool).

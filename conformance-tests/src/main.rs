@@ -6,8 +6,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{ArgGroup, Parser};
-use csc_conformance::{Config, OtpSource};
+use clap::{ArgGroup, Parser, ValueEnum};
+use csc_conformance::{Config, OtpSource, TotpScope, TotpState};
+
+/// `--totp-scope`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scope {
+    /// A code (time step) is presented once per secret, whichever credential it is for
+    Secret,
+    /// Once per credential (faster; only for servers that count replays per credential)
+    Credential,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +45,15 @@ struct Args {
     /// OTP credentials the suite requests the challenge first
     #[arg(long)]
     otp_command: Option<String>,
+    /// Whether a TOTP step may be presented once per secret (safe with every server) or once
+    /// per credential (faster with several credentials; for servers that count per credential)
+    #[arg(long, env = "CSC_TOTP_SCOPE", value_enum, default_value = "secret")]
+    totp_scope: Scope,
+    /// File recording the TOTP steps presented (no secrets), so a later or concurrent run
+    /// never presents them again [default: $XDG_STATE_HOME/csc-conformance/totp-steps.json,
+    /// else <temp dir>/csc-conformance-$USER/totp-steps.json]
+    #[arg(long, env = "CSC_TOTP_STATE", value_name = "FILE")]
+    totp_state: Option<PathBuf>,
     /// Credential to test (repeatable); default: every credential credentials/list returns
     #[arg(long = "credential", value_name = "ID")]
     credentials: Vec<String>,
@@ -62,6 +80,11 @@ fn main() -> ExitCode {
     };
     let mut config = Config::new(args.base_url, args.user, args.password, args.pin, otp);
     config.credentials = args.credentials;
+    config.totp_scope = match args.totp_scope {
+        Scope::Secret => TotpScope::Secret,
+        Scope::Credential => TotpScope::Credential,
+    };
+    config.totp_state = args.totp_state.map_or(TotpState::Default, TotpState::File);
     config.max_wait = Duration::from_secs(args.max_wait_secs);
     config.http_timeout = Duration::from_secs(args.timeout_secs.max(1));
 
@@ -73,11 +96,11 @@ fn main() -> ExitCode {
         }
     };
     print!("{}", report.table());
-    if let Some(path) = args.junit {
-        if let Err(e) = std::fs::write(&path, report.junit()) {
-            eprintln!("csc-conformance: cannot write {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
+    if let Some(path) = args.junit
+        && let Err(e) = std::fs::write(&path, report.junit())
+    {
+        eprintln!("csc-conformance: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
     }
     ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
 }

@@ -127,6 +127,13 @@ pub fn parse_certificates(list: &[Value]) -> Result<Vec<Certificate>, String> {
         .collect()
 }
 
+/// The first of `cert.certificates` (the end entity) of a credential's information, if it
+/// decodes; DER strictness and the chain are the `certificate chain` row's business.
+pub fn first_certificate(info: &Value) -> Option<Certificate> {
+    let text = info.pointer("/cert/certificates/0")?.as_str()?;
+    Certificate::from_der(&std_base64(text).ok()?).ok()
+}
+
 /// Does `T`, decoded from `value`, encode to other bytes (or not decode at all)?
 fn changes<T: der::DecodeOwned + Encode>(value: &[u8]) -> bool {
     T::from_der(value)
@@ -165,15 +172,15 @@ fn ber_part(cert: &Certificate, der: &[u8]) -> Option<String> {
 /// The chain is end-entity first: each certificate's issuer is the next one's subject.
 pub fn check_chain_order(certs: &[Certificate]) -> Result<(), String> {
     for (i, pair) in certs.windows(2).enumerate() {
-        if let [child, parent] = pair {
-            if child.tbs_certificate.issuer != parent.tbs_certificate.subject {
-                return Err(format!(
-                    "certificates[{i}] issuer ({}) is not certificates[{}] subject ({})",
-                    child.tbs_certificate.issuer,
-                    i + 1,
-                    parent.tbs_certificate.subject
-                ));
-            }
+        if let [child, parent] = pair
+            && child.tbs_certificate.issuer != parent.tbs_certificate.subject
+        {
+            return Err(format!(
+                "certificates[{i}] issuer ({}) is not certificates[{}] subject ({})",
+                child.tbs_certificate.issuer,
+                i + 1,
+                parent.tbs_certificate.subject
+            ));
         }
     }
     Ok(())

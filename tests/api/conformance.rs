@@ -1,7 +1,9 @@
 //! The black-box CSC v2 conformance suite (`conformance-tests/`, crate `csc-conformance`)
 //! against Quill: in process it finds nothing wrong and really runs its core checks (PASS, not
 //! SKIP); the `csc-conformance` binary does the same and writes JUnit XML; and given a wrong PIN
-//! the suite fails — so it can fail — without locking the credentials.
+//! the suite fails — so it can fail — without locking the credentials. Two runs back to back
+//! never present a TOTP code twice, and behind a proxy that breaks one thing (certInfo, OTP
+//! checks, SAD binding, per-user TOTP counting) the matching row fails or passes as it should.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use csc_conformance::{Config, OtpSource, Outcome, Report, names as n};
+use csc_conformance::{Config, OtpSource, Outcome, Report, TotpScope, TotpState, names as n};
 
 use crate::helpers::*;
 
@@ -42,6 +44,9 @@ fn serve(name: &str) -> Served {
     }
 }
 
+/// The suite's settings for `w`. Quill counts TOTP replays per credential, so the faster
+/// per-credential scope is right for it (the tests of the default per-secret scope set it
+/// back); the steps presented are kept in the test's own directory.
 fn config(w: &Served, pin: &str) -> Config {
     let mut c = Config::new(
         &w.app.base,
@@ -51,6 +56,8 @@ fn config(w: &Served, pin: &str) -> Config {
         OtpSource::TotpSecret(w.s.totp_secret.clone()),
     );
     c.max_wait = Duration::from_secs(10);
+    c.totp_scope = TotpScope::Credential;
+    c.totp_state = TotpState::File(w.env.dir.path().join("totp-steps.json"));
     c
 }
 
@@ -95,7 +102,10 @@ fn printed_failures(report: &csc_conformance::Report) -> Vec<String> {
 #[test]
 fn conformance_suite_passes_against_quill() {
     let w = serve("conny");
-    let report = csc_conformance::run(&config(&w, &w.s.pin)).expect("the suite runs");
+    // The defaults: a TOTP step is used once per secret, whichever credential.
+    let mut cfg = config(&w, &w.s.pin);
+    cfg.totp_scope = TotpScope::default();
+    let report = csc_conformance::run(&cfg).expect("the suite runs");
     let failures = printed_failures(&report);
     assert!(
         failures.is_empty(),
@@ -139,12 +149,29 @@ fn conformance_suite_passes_against_quill() {
             n::CRED_CHAIN,
             n::CRED_KEY,
             n::AUTHZ,
+            n::LIST_CERT_INFO,
         ] {
             assert_pass(&report, name, c);
         }
-        for name in n::MAIN_TASK {
+        for name in n::MAIN_TASK.iter().chain(n::CERT_INFO_ROWS) {
             assert_pass(&report, name, c);
         }
+        // Quill's certInfo is compared field by field, not merely present.
+        let serial = assert_pass(&report, n::CERT_SERIAL, c);
+        assert!(
+            serial.contains("is the certificate's serial number"),
+            "{serial}"
+        );
+        let subject = assert_pass(&report, n::CERT_SUBJECT, c);
+        assert!(subject.contains("RFC 4514 order"), "{subject}");
+        let status = assert_pass(&report, n::CERT_STATUS, c);
+        assert!(status.starts_with("valid, consistent"), "{status}");
+        let listed = assert_pass(&report, n::LIST_CERT_INFO, c);
+        assert!(
+            listed.contains("serialNumber, subjectDN, issuerDN, validFrom/validTo, status match")
+                && listed.contains("its own cert.certificates"),
+            "{listed}"
+        );
     }
     // Several credentials: the wrong-PIN check runs on the last listed one, the SAD lifecycle
     // (second SAD, extendTransaction, expiry) on the first.
@@ -192,16 +219,20 @@ fn conformance_binary_passes_and_writes_junit() {
     let bin = conformance_binary();
     let w = serve("junie");
     let junit = w.env.dir.path().join("conformance.xml");
-    // The OTP comes from a command (`quill otp`), as it would for a hardware token or an app.
+    // The OTP comes from a command (`quill otp`), as it would for a hardware token or an app;
+    // Quill counts TOTP replays per credential, so the faster scope will do.
     let otp_command = format!(
         "'{}' otp --totp-secret {}",
         env!("CARGO_BIN_EXE_quill"),
         w.s.totp_secret
     );
+    let state = w.env.dir.path().join("totp-steps.json");
     let out = Command::new(&bin)
         .args(["--base-url", &w.app.base])
         .args(["--user", &w.s.user, "--password", &w.s.password])
         .args(["--pin", &w.s.pin, "--otp-command", &otp_command])
+        .args(["--totp-scope", "credential", "--totp-state"])
+        .arg(&state)
         .args(["--max-wait-secs", "10", "--junit"])
         .arg(&junit)
         .output()
@@ -216,6 +247,11 @@ fn conformance_binary_passes_and_writes_junit() {
     );
     assert!(stdout.contains(" passed, 0 failed, 0 skipped"), "{stdout}");
     assert!(stdout.lines().next().unwrap().starts_with("check "));
+    // The steps the command's codes were used in are kept, under a hash of the command (it
+    // holds the secret here), not the command.
+    let kept = std::fs::read_to_string(&state).unwrap();
+    assert!(kept.contains("\"steps\""), "{kept}");
+    assert!(!kept.contains(&w.s.totp_secret), "{kept}");
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).expect("the JUnit file is well-formed XML");
@@ -558,4 +594,191 @@ fn conformance_suite_logs_in_again_when_the_token_expires() {
     let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
     let failures = printed_failures(&report);
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Two runs back to back with the same TOTP secret: the second starts in the 30-second step
+/// the first one's last authorizations used, and Quill refuses a code of a step it accepted
+/// for the credential already. The state file makes the second run wait for a fresh step
+/// instead (without it, its first authorization is refused as a replay and it fails).
+#[test]
+fn conformance_suite_passes_twice_back_to_back() {
+    let w = serve("twice");
+    let cfg = config(&w, &w.s.pin);
+    let state = w.env.dir.path().join("totp-steps.json");
+    let steps = || -> Vec<u64> {
+        let text = std::fs::read_to_string(&state).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let mut s: Vec<u64> = v["steps"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        s.sort_unstable();
+        s
+    };
+    let now_step = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 30
+    };
+    let first = csc_conformance::run(&cfg).expect("the first run");
+    let failures = printed_failures(&first);
+    assert!(failures.is_empty(), "first run: {failures:#?}");
+    let used = steps();
+    assert!(!used.is_empty(), "the first run recorded its steps");
+    let last = *used.last().unwrap();
+    assert_eq!(
+        now_step(),
+        last,
+        "the second run starts in the step the first one ended with, so it would reuse it \
+         without the state file"
+    );
+    let second = csc_conformance::run(&cfg).expect("the second run");
+    let failures = printed_failures(&second);
+    assert!(
+        failures.is_empty(),
+        "second run: {failures:#?}\nserver log:\n{}",
+        w.env.server_log()
+    );
+    for cred in [&w.rsa, &w.ec] {
+        assert_pass(&second, n::AUTHZ, Some(cred.as_str()));
+    }
+    assert!(
+        steps().iter().all(|s| *s > last),
+        "the second run used only later steps: {:?} after {last}",
+        steps()
+    );
+}
+
+/// A server that counts TOTP replays per user (one authenticator for all the user's
+/// credentials), simulated by a proxy that refuses a code it saw accepted before for any
+/// credential: the default per-secret scope passes it; the per-credential scope presents one
+/// code for both credentials and fails — the trade-off of `--totp-scope`.
+#[test]
+fn conformance_suite_passes_a_server_that_counts_totp_per_user() {
+    let w = serve("ulla");
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = accepted.clone();
+    let hook: RespHook = Arc::new(move |method, req, status, body| {
+        if method != "credentials/authorize" {
+            return;
+        }
+        let Some(code) = req["authData"]
+            .as_array()
+            .and_then(|a| a.iter().find(|o| o["id"] == json!("OTP")))
+            .and_then(|o| o["value"].as_str())
+        else {
+            return;
+        };
+        let mut seen = seen.lock().unwrap();
+        if seen.iter().any(|c| c == code) {
+            *status = 400;
+            *body = json!({"error": "invalid_authentication_data",
+                           "error_description": "OTP already used (per-user count)"});
+        } else if *status == 200 {
+            seen.push(code.to_string());
+        }
+    });
+    let base = proxy(&w.app.base, no_req_hook(), hook);
+    let mut cfg = via(&w, &base);
+    cfg.totp_scope = TotpScope::Secret;
+    let report = csc_conformance::run(&cfg).expect("the suite runs");
+    let failures = printed_failures(&report);
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(
+        accepted.lock().unwrap().len(),
+        3,
+        "three SADs: two signing, one lifecycle"
+    );
+
+    cfg.totp_scope = TotpScope::Credential;
+    let report = csc_conformance::run(&cfg).expect("the suite runs");
+    println!("{}", report.table());
+    let refused: Vec<_> = report
+        .failures()
+        .iter()
+        .filter(|r| r.detail.contains("OTP already used"))
+        .map(|r| r.label())
+        .collect();
+    assert!(!refused.is_empty(), "{}", report.table());
+}
+
+/// A server whose certInfo does not describe the certificate it returns: a wrong
+/// `cert.serialNumber` in credentials/info and an extra RDN in credentials/list's subjectDN
+/// fail their rows; the fields left alone still pass.
+#[test]
+fn conformance_suite_fails_a_server_whose_cert_info_is_wrong() {
+    let w = serve("cerys");
+    let hook: RespHook = Arc::new(|method, _req, status, body| {
+        if *status != 200 {
+            return;
+        }
+        match method {
+            "credentials/info" => {
+                if let Some(serial) = body["cert"]["serialNumber"].as_str() {
+                    // The last hex digit plus one (F wraps to 0).
+                    let mut s = serial.to_string();
+                    let last = s.pop().unwrap().to_digit(16).unwrap();
+                    s.push(
+                        char::from_digit((last + 1) % 16, 16)
+                            .unwrap()
+                            .to_ascii_uppercase(),
+                    );
+                    body["cert"]["serialNumber"] = json!(s);
+                }
+            }
+            "credentials/list" => {
+                // (get_mut: indexing would add "credentialInfos": null to the plain listing)
+                let infos = body
+                    .get_mut("credentialInfos")
+                    .and_then(Value::as_array_mut);
+                for info in infos.into_iter().flatten() {
+                    if let Some(dn) = info["cert"]["subjectDN"].as_str() {
+                        info["cert"]["subjectDN"] = json!(format!("L=Nowhere,{dn}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    });
+    let base = proxy(&w.app.base, no_req_hook(), hook);
+    let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
+    println!("{}", report.table());
+    for cred in [&w.rsa, &w.ec] {
+        let c = Some(cred.as_str());
+        let serial = row(&report, n::CERT_SERIAL, c);
+        assert_eq!(serial.outcome, Outcome::Fail, "{}", report.table());
+        assert!(
+            serial
+                .detail
+                .contains("but the certificate's serial number is"),
+            "{}",
+            serial.detail
+        );
+        let listed = row(&report, n::LIST_CERT_INFO, c);
+        assert_eq!(listed.outcome, Outcome::Fail, "{}", report.table());
+        assert!(
+            listed.detail.starts_with("subjectDN: ")
+                && listed
+                    .detail
+                    .contains("does not name the certificate's subject"),
+            "{}",
+            listed.detail
+        );
+        for name in [
+            n::CERT_SUBJECT,
+            n::CERT_ISSUER,
+            n::CERT_VALIDITY,
+            n::CERT_STATUS,
+        ] {
+            assert_pass(&report, name, c);
+        }
+        assert_pass(&report, n::AUTHZ, c);
+    }
+    assert_eq!(report.failures().len(), 4, "{}", report.table());
+    assert_eq!(report.count(Outcome::Warn), 0, "{}", report.table());
+    assert_eq!(report.exit_code(), 1);
 }
