@@ -101,7 +101,7 @@ fn sign_hash_input_errors() {
             "credentialID",
         ),
         (with("credentialID", json!(42)), "Invalid type"),
-        (with("operationMode", json!("A")), "operationMode"),
+        (with("operationMode", json!("X")), "operationMode"),
     ];
     for (body, needle) in cases {
         let r = w.app.sign_hash_raw(&w.token, body.clone());

@@ -585,7 +585,7 @@ fn sign_doc_input_errors_are_csc_errors_and_spend_nothing() {
             "document",
         ),
         (
-            json!({"credentialID": ec.credential_id, "SAD": sad, "operationMode": "A",
+            json!({"credentialID": ec.credential_id, "SAD": sad, "operationMode": "X",
                 "documentDigests": [{"hashes": [b64(&d)], "hashAlgorithmOID": SHA256,
                     "signature_format": "C", "signAlgo": ECDSA_SHA256}]}),
             "operationMode",
