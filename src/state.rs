@@ -21,4 +21,6 @@ pub struct AppState {
     pub metrics: Metrics,
     /// What a signature costs in the token, per kind of key (where `--sign-on-worker` signs).
     pub sign_costs: Arc<crate::service::signing::SignCosts>,
+    /// Asynchronous signing calls still running (a stopping server waits for them).
+    pub jobs: Arc<crate::service::sign_jobs::Running>,
 }

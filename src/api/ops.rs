@@ -162,6 +162,7 @@ mod tests {
             otp_sender: crate::notify::from_spec(&outbox).unwrap(),
             metrics: crate::metrics::Metrics::new().unwrap(),
             sign_costs: Default::default(),
+            jobs: Default::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use super::extract::{Caller, CscJson, SignCaller};
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::service::sign_doc::{self, DocItem, Payload as DocPayload, SignDocInput};
-use crate::service::sign_jobs::{self, AsyncFields};
+use crate::service::sign_jobs::{self, AsyncFields, JobCaller};
 use crate::service::tsa;
 use crate::state::AppState;
 
@@ -95,6 +95,7 @@ fn item(payload: DocPayload, c: SignDocCommon) -> DocItem {
 
 pub async fn sign_doc(
     state: web::Data<AppState>,
+    http: HttpRequest,
     caller: SignCaller,
     body: CscJson<SignDocRequest>,
 ) -> Result<HttpResponse, CscError> {
@@ -145,19 +146,27 @@ pub async fn sign_doc(
     let input = SignDocInput {
         credential_id: req.credential_id,
         signature_qualifier: req.signature_qualifier,
-        sad: super::signatures::effective_sad(caller.credential_token, req.sad)?,
+        sad: super::signatures::effective_sad(caller.credential_token.clone(), req.sad)?,
         items,
         operation_mode: None,
     };
     if let Some(params) = mode {
         // The request is well-formed: the rest (the SAD, its spend, the signing) runs as it
         // would have synchronously, and signPolling gives its answer.
-        let (st, user) = (state.get_ref().clone(), caller.user.clone());
+        let st = state.get_ref().clone();
+        let bearer = super::extract::bearer(&http)?;
+        let job_caller = JobCaller {
+            user: caller.user.clone(),
+            credential_token: caller.credential_token.clone(),
+        };
         let work = async move {
+            // The token is judged again when the call runs, as a synchronous call judges it
+            // when it arrives: revoked meanwhile, the call signs nothing.
+            let (user, _) = crate::service::session::authenticate_for_signing(&st, &bearer).await?;
             let out = sign_doc::sign_doc(&st, &user, input).await?;
             serde_json::to_value(response(out)).map_err(|e| CscError::Internal(e.to_string()))
         };
-        let id = sign_jobs::accept(&state, &caller.user, params, work).await?;
+        let id = sign_jobs::accept(&state, &job_caller, params, work).await?;
         return Ok(super::signatures::accepted(&id));
     }
     let out = sign_doc::sign_doc(&state, &caller.user, input).await?;

@@ -7,7 +7,7 @@ use super::extract::{CscJson, RawBody, SignCaller, bearer, parse_body};
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::service::session;
-use crate::service::sign_jobs::{self, AsyncFields, AsyncParams};
+use crate::service::sign_jobs::{self, AsyncFields, AsyncParams, JobCaller};
 use crate::service::signing::{self, SignHashBody, SignHashInput};
 use crate::state::AppState;
 
@@ -58,9 +58,13 @@ pub async fn sign_hash(
         // A synchronous call ("S") goes on as any other; an asynchronous or refused one has its
         // token judged first (401 before 400).
         if !matches!(mode, Ok(None)) {
-            let (user, _) = session::authenticate_for_signing(&state, &bearer).await?;
+            let (user, credential) = session::authenticate_for_signing(&state, &bearer).await?;
             if let Some(params) = mode? {
-                return accept_sign_hash(&state, &user, params, bearer, small, body).await;
+                let caller = JobCaller {
+                    user,
+                    credential_token: credential.then(|| bearer.clone()),
+                };
+                return accept_sign_hash(&state, &caller, params, bearer, small, body).await;
             }
         }
     }
@@ -85,7 +89,7 @@ fn mentions_async_fields(body: &[u8]) -> bool {
 
 async fn accept_sign_hash(
     state: &AppState,
-    user: &crate::store::models::UserId,
+    caller: &JobCaller,
     params: AsyncParams,
     bearer: Secret,
     small: bool,
@@ -101,7 +105,7 @@ async fn accept_sign_hash(
         .await?;
         Ok(serde_json::json!({ "signatures": signatures }))
     };
-    let id = sign_jobs::accept(state, user, params, work).await?;
+    let id = sign_jobs::accept(state, caller, params, work).await?;
     Ok(accepted(&id))
 }
 
@@ -131,12 +135,13 @@ pub async fn sign_polling(
     let id = req
         .request_id
         .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter requestID"))?;
-    if req.user_id.as_ref().is_some_and(|u| *u != caller.user.0) {
-        return Err(CscError::invalid(
-            "Invalid parameter userID: the access token's user is the one asked about",
-        ));
-    }
-    let (status, answer) = sign_jobs::poll(&state, &caller.user, &id).await?;
+    // `userID` serves tokens that name no user (CSC §11.11); Quill's always name one, and a
+    // call is found only among its user's.
+    let caller = JobCaller {
+        user: caller.user,
+        credential_token: caller.credential_token,
+    };
+    let (status, answer) = sign_jobs::poll(&state, &caller, &id).await?;
     let status = actix_web::http::StatusCode::from_u16(status)
         .map_err(|_| CscError::Internal("stored status out of range".into()))?;
     Ok(HttpResponse::build(status)

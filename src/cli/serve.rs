@@ -1,5 +1,5 @@
 //! `quill serve`: open the store and the token, then serve the CSC API until SIGTERM/SIGINT
-//! (in-flight requests are finished). Prints `{"listening":"ADDR","url":"http[s]://ADDR"}` on
+//! (in-flight requests are finished, and asynchronous signing calls, up to 30 s). Prints `{"listening":"ADDR","url":"http[s]://ADDR"}` on
 //! stdout once bound.
 
 use std::io::Write;
@@ -31,6 +31,7 @@ pub fn state(args: &ServeArgs) -> anyhow::Result<AppState> {
         otp_sender: crate::notify::from_spec(&args.otp_sender)?,
         metrics: crate::metrics::Metrics::new()?,
         sign_costs: Default::default(),
+        jobs: Default::default(),
     })
 }
 
@@ -48,6 +49,7 @@ fn serve_with(
         if let Some(every) = state.settings.purge_every {
             actix_web::rt::spawn(crate::service::purge::every(state.clone(), every));
         }
+        let jobs = state.jobs.clone();
         let app = Application::build(state, listener, tls)?;
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -59,6 +61,17 @@ fn serve_with(
         drop(out);
         tracing::info!(url = %app.url(), "Quill is serving the CSC API v2");
         app.server.await?;
+        // Asynchronous calls accepted before the stop have spent their SADs: finish them too.
+        let running = jobs.count();
+        if running > 0 {
+            tracing::info!(running, "waiting for asynchronous signing calls to finish");
+            if !jobs.drained(std::time::Duration::from_secs(30)).await {
+                tracing::warn!(
+                    left = jobs.count(),
+                    "stopping with asynchronous calls unfinished"
+                );
+            }
+        }
         Ok(())
     })
 }

@@ -840,9 +840,18 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
     let retry = |error: &'static str, credential| show(Some(error), credential);
     let st2 = st.clone();
     let user_id = if params.is_credential() {
-        // Named by the request, or picked by its qualifier at this page's login step.
+        // Named by the request, or picked by its qualifier at this page's login step. One that
+        // can no longer serve (disabled or locked meanwhile) ends the page.
         let named = match params.credential_id {
-            Some(_) => Some(usable_credential(st, &params).await.map_err(redirect)?),
+            Some(_) => match usable_credential(st, &params).await {
+                Ok(cred) => Some(cred),
+                Err(e) => {
+                    if e.status < 500 {
+                        drop_request(st).await.map_err(OAuthError::from)?;
+                    }
+                    return Err(redirect(e));
+                }
+            },
             None => None,
         };
         let step = match (&named, &row.signer_id) {
@@ -938,18 +947,40 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
             }
         };
         let c2 = cred.clone();
-        let st4 = st.clone();
+        let (st4, st5) = (st.clone(), st.clone());
         let checked = blocking::run(move || {
-            let now = st4.clock.now();
-            super::authorize::check_sole_control(&st4, &c2.user_id, &c2, &pin, &otp, now)
+            let now = st5.clock.now();
+            super::authorize::check_sole_control(&st5, &c2.user_id, &c2, &pin, &otp, now)
         })
         .await;
         match checked {
             Ok(()) => cred.user_id,
             Err(CscError::InvalidAuthenticationData) => {
-                if step == Step::Codes {
-                    // A code used up by its wrong tries is replaced; a pending one is kept.
-                    send_online_code(st, &cred).await.map_err(redirect)?;
+                // The same page submitted twice at once: one got the code, the other ends here
+                // (its attempt counted, as a replayed OTP); no page to show again, no new code.
+                let (store, hh) = (st.store.clone(), handle_hash.clone());
+                let live = blocking::run(move || {
+                    let now = st4.clock.now();
+                    Ok(store.with(|c| repo::oauth::request(c, &hh, now))?)
+                })
+                .await
+                .map_err(OAuthError::from)?;
+                if live.is_none() {
+                    return Err(OAuthError::invalid_request(
+                        "This authorization page was already used",
+                    )
+                    .into());
+                }
+                if step == Step::Codes
+                    && let Err(e) = send_online_code(st, &cred).await
+                {
+                    // A code used up by its wrong tries is replaced, a pending one kept; a
+                    // credential that this attempt locked gets none, and ends the page.
+                    if e.status < 500 {
+                        drop_request(st).await.map_err(OAuthError::from)?;
+                        return Err(redirect(OAuthError::access_denied("Credential locked")));
+                    }
+                    return Err(redirect(e));
                 }
                 return Ok(retry("wrong_pin_otp", shown(step)));
             }

@@ -14,12 +14,14 @@ const PAUSE: Duration = Duration::from_millis(5);
 /// backlog never holds up a shutdown for long.
 const MAX_BATCHES: usize = 200;
 
-/// Delete what expired more than `keep_expired` seconds ago (blocking).
+/// Delete what expired more than `keep_expired` seconds ago, and asynchronous calls' answers
+/// once they expire (they count against their caller's allowance until deleted) (blocking).
 fn run_once(st: &AppState) -> Result<Purged, CscError> {
-    let cutoff = st.clock.now() - st.settings.keep_expired;
+    let now = st.clock.now();
+    let cutoff = now - st.settings.keep_expired;
     let purged = st
         .store
-        .with(|c| purge::run(c, cutoff, MAX_BATCHES, PAUSE))?;
+        .with(|c| purge::run(c, cutoff, now, MAX_BATCHES, PAUSE))?;
     for (table, n) in purged.by_table() {
         if n > 0 {
             st.metrics.purged(table, n);
@@ -32,6 +34,7 @@ fn run_once(st: &AppState) -> Result<Purged, CscError> {
             access_tokens = purged.access_tokens,
             otp_challenges = purged.otp_challenges,
             oauth = purged.oauth_requests + purged.oauth_codes + purged.oauth_refresh_tokens,
+            sign_jobs = purged.sign_jobs,
             "expired state purged"
         );
     }

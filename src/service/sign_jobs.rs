@@ -5,12 +5,16 @@
 //! synchronously, and its answer, a success or the CSC error it met, is kept for its
 //! `validity_period` (a row per call, the responseID stored as its SHA-256, bound to the user).
 //! With a `response_uri` among `--async-callback-origins`, Quill posts `{"responseID"}` there
-//! when the answer is ready; the answer itself is only ever given to signPolling.
+//! when the answer is ready; the answer itself is only ever given to signPolling. Calls run on
+//! the server's main runtime, not an HTTP worker's, and a stopping server waits for them
+//! ([`Running::drained`]) as it does for requests in flight.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::ResponseError;
+use tracing::Instrument;
 
 use crate::auth::token;
 use crate::blocking;
@@ -25,8 +29,11 @@ use crate::store::repo::sign_jobs::JobRow;
 pub const DEFAULT_VALIDITY_MS: i64 = 600_000;
 /// The shortest and longest `validity_period` taken, milliseconds.
 pub const VALIDITY_MS: std::ops::RangeInclusive<i64> = 1_000..=3_600_000;
-/// Unexpired asynchronous calls one user may have at once (each holds its answer).
-pub const MAX_LIVE_PER_USER: i64 = 100;
+/// Asynchronous calls a user's service tokens may hold at once, expired ones included until the
+/// purge deletes them (each holds its answer, signed documents too).
+pub const MAX_HELD_PER_USER: i64 = 100;
+/// The same for one OAuth credential token (an allowance of its own).
+pub const MAX_HELD_PER_CREDENTIAL_TOKEN: i64 = 10;
 /// How long one delivery to a `response_uri` may take, and how often it is tried.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 const CALLBACK_ATTEMPTS: u32 = 3;
@@ -82,9 +89,17 @@ impl AsyncFields {
 fn validity_secs(v: Option<&serde_json::Value>) -> Result<i64, CscError> {
     let ms = match v {
         None => DEFAULT_VALIDITY_MS,
-        Some(v) => v.as_i64().ok_or_else(|| {
-            CscError::invalid("Missing (or invalid type) integer parameter validity_period")
-        })?,
+        // A whole number, however written (1000 or 1000.0).
+        Some(v) => v
+            .as_i64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| {
+                CscError::invalid("Missing (or invalid type) integer parameter validity_period")
+            })?,
     };
     if !VALIDITY_MS.contains(&ms) {
         return Err(CscError::invalid(format!(
@@ -120,47 +135,118 @@ fn response_uri(st: &AppState, v: Option<&serde_json::Value>) -> Result<Option<S
     Ok(Some(url.to_string()))
 }
 
-/// Accept an asynchronous call of `user`: record it, run `work` (the call as it would have run
+/// Who made an asynchronous call: its user, and the OAuth credential token it was made with
+/// (only that token, or the user's service tokens, may poll it).
+#[derive(Debug, Clone)]
+pub struct JobCaller {
+    pub user: UserId,
+    pub credential_token: Option<Secret>,
+}
+
+/// The asynchronous calls running in this process.
+#[derive(Debug, Default)]
+pub struct Running {
+    count: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl Running {
+    fn start(self: &std::sync::Arc<Self>) -> RunningGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        RunningGuard(self.clone())
+    }
+
+    /// How many are running.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Wait until none is running, or `limit` has passed: whether none is.
+    pub async fn drained(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.done.notified();
+                if self.count() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+}
+
+struct RunningGuard(std::sync::Arc<Running>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+        self.0.done.notify_waiters();
+    }
+}
+
+/// Accept an asynchronous call: record it, run `work` (the call as it would have run
 /// synchronously, giving its JSON answer) in the background, and return the `responseID`.
 pub async fn accept<W>(
     st: &AppState,
-    user: &UserId,
+    caller: &JobCaller,
     params: AsyncParams,
     work: W,
 ) -> Result<Secret, CscError>
 where
-    W: Future<Output = Result<serde_json::Value, CscError>> + 'static,
+    W: Future<Output = Result<serde_json::Value, CscError>> + Send + 'static,
 {
     let id = token::generate();
     let id_hash = token::hash(id.expose());
     let now = st.clock.now();
+    // `now` is in whole seconds: one more keeps the answer at least validity_period.
+    let keep = params.validity_secs + 1;
+    let credential_token_hash = caller
+        .credential_token
+        .as_ref()
+        .map(|t| token::hash(t.expose()));
+    let max_held = match credential_token_hash {
+        Some(_) => MAX_HELD_PER_CREDENTIAL_TOKEN,
+        None => MAX_HELD_PER_USER,
+    };
     let row = JobRow {
         id_hash: id_hash.clone(),
-        user_id: user.0.clone(),
+        user_id: caller.user.0.clone(),
+        credential_token_hash,
         status: None,
         result: None,
-        expires_at: now + params.validity_secs,
+        expires_at: now + keep,
         created_at: now,
     };
     let store = st.store.clone();
     let inserted = blocking::run(move || {
-        Ok(store.with(|c| repo::sign_jobs::insert_within(c, &row, now, MAX_LIVE_PER_USER))?)
+        Ok(store.with(|c| repo::sign_jobs::insert_within(c, &row, max_held))?)
     })
     .await?;
     if !inserted {
         return Err(CscError::invalid(format!(
-            "Too many asynchronous requests: at most {MAX_LIVE_PER_USER} unexpired at once"
+            "Too many asynchronous requests: at most {max_held} held at once (until they \
+             expire and are purged)"
         )));
     }
     let st = st.clone();
     let response_id = id.clone();
-    actix_web::rt::spawn(async move {
+    let running = st.jobs.start();
+    let job = async move {
+        let _running = running;
         let (status, answer) = match work.await {
             Ok(v) => (200, v),
             Err(e) => {
                 if let CscError::Internal(cause) = &e {
                     tracing::error!(cause = %cause, "asynchronous signing failed");
                 }
+                // The call's own token, judged when the call ran: not the poller's.
+                let e = match e {
+                    CscError::InvalidToken => CscError::invalid(
+                        "The access token of the call was no longer valid when it ran",
+                    ),
+                    e => e,
+                };
                 let body = serde_json::json!({
                     "error": e.code(),
                     "error_description": e.to_string(),
@@ -170,8 +256,9 @@ where
         };
         let store = st.store.clone();
         let text = answer.to_string();
+        let expires_at = st.clock.now() + keep;
         let stored = blocking::run(move || {
-            Ok(store.with(|c| repo::sign_jobs::finish(c, &id_hash, status, &text))?)
+            Ok(store.with(|c| repo::sign_jobs::finish(c, &id_hash, status, &text, expires_at))?)
         })
         .await;
         match stored {
@@ -188,7 +275,10 @@ where
             })
             .await;
         }
-    });
+    }
+    .instrument(tracing::Span::current());
+    // On the server's main runtime: an HTTP worker's would drop the call when the worker stops.
+    actix_web::rt::System::current().arbiter().spawn(job);
     Ok(id)
 }
 
@@ -218,11 +308,12 @@ fn call_back(uri: &str, response_id: &Secret) {
     }
 }
 
-/// `signatures/signPolling`: the answer of `user`'s call `request_id` (its status and JSON), or
-/// 202 `accepted_request` while it runs; an unknown, expired or another user's ID is refused.
+/// `signatures/signPolling`: the answer of the caller's call `request_id` (its status and
+/// JSON), or 202 `accepted_request` while it runs; an unknown, expired or another user's ID is
+/// refused, and a credential token polls only the calls it made.
 pub async fn poll(
     st: &AppState,
-    user: &UserId,
+    caller: &JobCaller,
     request_id: &str,
 ) -> Result<(u16, String), CscError> {
     let unknown = || CscError::invalid("Invalid parameter requestID");
@@ -232,11 +323,17 @@ pub async fn poll(
     let (store, id_hash, user_id, now) = (
         st.store.clone(),
         token::hash(request_id),
-        user.0.clone(),
+        caller.user.0.clone(),
         st.clock.now(),
     );
+    let credential_token = caller
+        .credential_token
+        .as_ref()
+        .map(|t| token::hash(t.expose()));
     let row = blocking::run(move || {
-        Ok(store.with(|c| repo::sign_jobs::find(c, &id_hash, &user_id, now))?)
+        Ok(store.with(|c| {
+            repo::sign_jobs::find(c, &id_hash, &user_id, credential_token.as_deref(), now)
+        })?)
     })
     .await?
     .ok_or_else(unknown)?;

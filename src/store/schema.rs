@@ -158,6 +158,7 @@ diesel::table! {
     sign_jobs (id_hash) {
         id_hash -> Binary,
         user_id -> Text,
+        credential_token_hash -> Nullable<Binary>,
         status -> Nullable<Integer>,
         result -> Nullable<Text>,
         expires_at -> BigInt,

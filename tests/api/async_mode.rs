@@ -99,12 +99,13 @@ fn sign_hash_async_is_polled_by_its_user_and_verifies() {
     poll(&app, &token, "not-a-request").assert_error(400, "invalid_request");
     app.post("/csc/v2/signatures/signPolling", Some(&token), &json!({}))
         .assert_error(400, "invalid_request");
-    app.post(
+    // userID is for tokens that name no user; Quill's always name one.
+    let r = app.post(
         "/csc/v2/signatures/signPolling",
         Some(&token),
         &json!({"requestID": id, "userID": "someone-else"}),
-    )
-    .assert_error(400, "invalid_request");
+    );
+    assert_eq!(r.body, poll(&app, &token, &id).body);
     poll(&app, "not-a-token", &id).assert_error(401, "invalid_token");
     // The responseID is stored only as its hash.
     let clear =
@@ -212,9 +213,114 @@ fn a_running_call_is_accepted_request_and_an_expired_one_is_gone() {
         json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": ES256,
                "operationMode": "A", "validity_period": 1000}),
     ));
+    // Kept at least validity_period from when the answer exists, then gone.
     assert_eq!(answer(&app, &token, &id).status, 200);
+    std::thread::sleep(Duration::from_millis(950));
+    assert_eq!(poll(&app, &token, &id).status, 200);
     std::thread::sleep(Duration::from_millis(2100));
     poll(&app, &token, &id).assert_error(400, "invalid_request");
+}
+
+/// SIGTERM while an accepted call runs: the server finishes the call (its SAD is spent) before
+/// it exits, and the answer is there for polling after a restart.
+#[test]
+fn a_stopping_server_finishes_its_asynchronous_calls() {
+    let env = Env::new();
+    let s = signer("gil");
+    let cred = env
+        .try_enroll_signer(&s, "rsa-3072", &["--multisign", "200"])
+        .unwrap()
+        .credential_id;
+    let mut app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    // 200 RSA-3072 signatures: far longer than a stop without calls in flight takes.
+    let hashes: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| digest(SHA256, &i.to_be_bytes()))
+        .collect();
+    let sad = app.authorize(&token, &s, &cred, &hashes, SHA256);
+    let (ee, _) = chain(&app.credential_info(&token, &cred));
+    // On a connection closed after the answer: nothing is in flight when the signal comes.
+    let body = json!({"credentialID": cred, "SAD": sad, "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+               "hashAlgorithmOID": SHA256, "signAlgo": "1.2.840.113549.1.1.11", "operationMode": "A"});
+    let req = app
+        .client
+        .post(format!("{}/csc/v2/signatures/signHash", app.base))
+        .bearer_auth(&token)
+        .header("Connection", "close");
+    let id = accepted(&send_checked(
+        "/csc/v2/signatures/signHash",
+        req,
+        &body.to_string(),
+    ));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &app.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = app
+        .wait_exit(Duration::from_secs(40))
+        .expect("the server exits");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        env.server_log()
+            .contains("waiting for asynchronous signing calls"),
+        "{}",
+        env.server_log()
+    );
+    let app = env.spawn_named("restarted", &[]);
+    let r = poll(&app, &token, &id);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sigs = r.body["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 200);
+    use rsa::pkcs8::DecodePublicKey;
+    let key = rsa::RsaPublicKey::from_public_key_der(&spki_der(&ee)).unwrap();
+    for i in [0, 199] {
+        key.verify(
+            rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+            &hashes[i],
+            &unb64(sigs[i].as_str().unwrap()),
+        )
+        .unwrap();
+    }
+}
+
+/// An OAuth credential token's asynchronous call: it polls that call (and the user's service
+/// tokens may), but no other call of its user.
+#[test]
+fn a_credential_token_polls_only_its_own_calls() {
+    use crate::oauth::*;
+    let env = Env::new();
+    let s = signer("hal");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let other = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let client = add_client(&env, &[]);
+    let service = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"credential token, async");
+    let (f, verifier) = credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
+    let t = approve_and_exchange(&app, &client, &f, &s, &s.next_otp(&cred), &verifier);
+    let ctoken = t["access_token"].as_str().unwrap();
+    let mine = accepted(&app.sign_hash_raw(
+        ctoken,
+        json!({"credentialID": cred, "hashes": [b64(&h)], "signAlgo": ES256, "operationMode": "A"}),
+    ));
+    let r = answer(&app, ctoken, &mine);
+    assert_eq!(r.status, 200, "{}", r.body);
+    verify_p256(
+        &p256_key(&app, &service, &cred),
+        &h,
+        r.body["signatures"][0].as_str().unwrap(),
+    );
+    assert_eq!(poll(&app, &service, &mine).body, r.body);
+    // The user's call with a service token, on another credential: not the credential token's.
+    let h2 = digest(SHA256, b"service token, async");
+    let sad = app.authorize(&service, &s, &other, std::slice::from_ref(&h2), SHA256);
+    let theirs = accepted(&app.sign_hash_raw(
+        &service,
+        json!({"credentialID": other, "SAD": sad, "hashes": [b64(&h2)], "signAlgo": ES256, "operationMode": "A"}),
+    ));
+    assert_eq!(answer(&app, &service, &theirs).status, 200);
+    poll(&app, ctoken, &theirs).assert_error(400, "invalid_request");
 }
 
 /// A `response_uri` among `--async-callback-origins` gets `{"responseID"}` once the answer is

@@ -560,3 +560,61 @@ fn a_credential_picked_by_its_qualifier_gets_its_online_code_after_the_login() {
     assert_eq!(t["credentialID"], cred.as_str(), "{t}");
     sign_verified_with_credential_token(&app, &s, &cred, t["access_token"].as_str().unwrap(), &h);
 }
+
+/// Wrong PIN + code answers on the page's second step count towards the credential's lock; the
+/// answer that locks it ends the page with `access_denied` to the client (no new code for a
+/// locked credential). The same step submitted again after the page gave its code is refused
+/// as used, without a new code.
+#[test]
+fn the_page_ends_when_wrong_codes_lock_the_credential() {
+    use crate::oauth::*;
+    let env = Env::new();
+    let s = signer("lena");
+    let cred = enroll_online(&env, &s, "email:lena@example.invalid");
+    let outbox = env.dir.path().join("outbox.jsonl");
+    let app = env.spawn_with(&["--otp-sender", &format!("outbox:{}", outbox.display())]);
+    let client = add_client(&env, &[]);
+    let h = digest(SHA256, b"locked on the page");
+    let sent = || std::fs::read_to_string(&outbox).unwrap().lines().count();
+    let codes = |f: &Form, otp: &str| {
+        submit(
+            &app,
+            f,
+            &[("pin", &s.pin), ("otp", otp), ("action", "approve")],
+        )
+    };
+
+    // Double submission of the right answer: one code to the client, the other "already used".
+    let (f, verifier) = credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
+    let f = log_in_on_page(&app, &f, &s);
+    let code = last_code(&outbox);
+    let q = redirected(&codes(&f, &code));
+    exchange_code(&app, &client, &q["code"], &verifier, &[]);
+    let before = sent();
+    let again = codes(&f, &code);
+    assert_eq!(again.status(), 400, "the page was used");
+    assert_eq!(sent(), before, "no new code for a used page");
+
+    let (f, _) = credential_page(&app, &client, &cred, std::slice::from_ref(&h), &[]);
+    let mut f = log_in_on_page(&app, &f, &s);
+    let wrong = |code: &str| {
+        if code == "000000" {
+            "111111".to_string()
+        } else {
+            "000000".to_string()
+        }
+    };
+    // The used page refused the second submission before judging it: five wrong answers
+    // reach the limit of five.
+    for _ in 0..4 {
+        let r = codes(&f, &wrong(&last_code(&outbox)));
+        assert_eq!(r.status(), 200);
+        f = page(r);
+    }
+    let q = redirected(&codes(&f, &wrong(&last_code(&outbox))));
+    assert_eq!(q["error"], "access_denied", "{q:?}");
+    let locked = env.db_i64(&format!(
+        "SELECT CAST(failed_auths AS BIGINT) AS n FROM credentials WHERE id = '{cred}'"
+    ));
+    assert_eq!(locked, 5);
+}

@@ -4,6 +4,9 @@
 CREATE TABLE sign_jobs (
     id_hash BLOB PRIMARY KEY NOT NULL,
     user_id TEXT NOT NULL REFERENCES users(id),
+    -- SHA-256 of the OAuth credential token the call was made with (it may poll that call
+    -- only); NULL for a service token's call (any service token of the user may poll it).
+    credential_token_hash BLOB,
     -- The HTTP status of the finished call; NULL while it runs.
     status INTEGER,
     -- Its JSON answer (signatures, signed documents, or the CSC error); NULL while it runs.
@@ -11,5 +14,5 @@ CREATE TABLE sign_jobs (
     expires_at BIGINT NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX sign_jobs_user ON sign_jobs (user_id, expires_at);
+CREATE INDEX sign_jobs_user ON sign_jobs (user_id, credential_token_hash);
 CREATE INDEX sign_jobs_expiry ON sign_jobs (expires_at);

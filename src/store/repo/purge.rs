@@ -88,12 +88,13 @@ impl Purged {
     }
 }
 
-/// What expired before `cutoff` (Unix seconds), batch after batch with `pause` between them
-/// for the writers that queued meanwhile, until nothing is left or after `max_batches` (the
-/// rest waits for the next call).
+/// What expired before `cutoff` (Unix seconds; asynchronous calls' answers before
+/// `jobs_cutoff`), batch after batch with `pause` between them for the writers that queued
+/// meanwhile, until nothing is left or after `max_batches` (the rest waits for the next call).
 pub fn run(
     conn: &mut DbConn,
     cutoff: i64,
+    jobs_cutoff: i64,
     max_batches: usize,
     pause: std::time::Duration,
 ) -> Result<Purged, StoreError> {
@@ -102,7 +103,7 @@ pub fn run(
         if n > 0 {
             std::thread::sleep(pause);
         }
-        let done = batch(conn, cutoff)?;
+        let done = batch(conn, cutoff, jobs_cutoff)?;
         total.add(&done);
         if !done.full() {
             break;
@@ -130,7 +131,7 @@ macro_rules! expired {
 }
 
 /// One batch of each table.
-pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
+pub fn batch(conn: &mut DbConn, cutoff: i64, jobs_cutoff: i64) -> Result<Purged, StoreError> {
     let (sads, sad_digests, digests) = expired_sads(conn, cutoff)?;
     // After the SADs: a token is kept while a SAD refers to it.
     let access_tokens = conn.write_tx(|c| {
@@ -158,7 +159,7 @@ pub fn batch(conn: &mut DbConn, cutoff: i64) -> Result<Purged, StoreError> {
     let oauth_refresh_tokens = expired!(conn, cutoff, oauth_refresh_tokens, token_hash, Vec<u8>)?;
     let sign_jobs = expired!(
         conn,
-        cutoff,
+        jobs_cutoff,
         sign_jobs,
         id_hash,
         Vec<u8>,
@@ -303,7 +304,7 @@ mod tests {
         let audit_before = count!(store, crate::store::schema::audit_log::table);
 
         let purged = store
-            .with(|c| run(c, cutoff, 100, std::time::Duration::ZERO))
+            .with(|c| run(c, cutoff, cutoff, 100, std::time::Duration::ZERO))
             .unwrap();
         assert_eq!(
             purged,
@@ -341,7 +342,7 @@ mod tests {
         );
         // Nothing more to do.
         let again = store
-            .with(|c| run(c, cutoff, 100, std::time::Duration::ZERO))
+            .with(|c| run(c, cutoff, cutoff, 100, std::time::Duration::ZERO))
             .unwrap();
         assert_eq!(again.total(), 0);
     }
@@ -383,11 +384,11 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let first = store.with(|c| batch(c, NOW - 3600)).unwrap();
+        let first = store.with(|c| batch(c, NOW - 3600, NOW)).unwrap();
         assert_eq!(first.oauth_requests, REQUEST_BATCH);
         assert!(first.full());
         let rest = store
-            .with(|c| run(c, NOW - 3600, 100, std::time::Duration::ZERO))
+            .with(|c| run(c, NOW - 3600, NOW, 100, std::time::Duration::ZERO))
             .unwrap();
         assert_eq!(rest.oauth_requests, 69 - REQUEST_BATCH);
         assert_eq!(
@@ -405,16 +406,39 @@ mod tests {
         for h in 20..25 {
             sad(&store, h, 1, NOW - 7200, 200);
         }
-        let first = store.with(|c| batch(c, NOW - 3600)).unwrap();
+        let first = store.with(|c| batch(c, NOW - 3600, NOW)).unwrap();
         // Whole SADs until the batch is reached: 3 SADs (603 SADs and digests).
         assert_eq!((first.sads, first.sad_digests, first.digests), (3, 3, 600));
         assert!(first.full());
         assert_eq!(count!(store, sad_digests::table), 2);
         let rest = store
-            .with(|c| run(c, NOW - 3600, 100, std::time::Duration::ZERO))
+            .with(|c| run(c, NOW - 3600, NOW, 100, std::time::Duration::ZERO))
             .unwrap();
         assert_eq!((rest.sads, rest.sad_digests, rest.digests), (2, 2, 400));
         assert_eq!(count!(store, sads::table), 0);
         assert_eq!(count!(store, sad_digests::table), 0);
+    }
+
+    /// Asynchronous calls' answers go when they expire (`jobs_cutoff`), not `--keep-expired`
+    /// later: until deleted they count against their caller's allowance.
+    #[test]
+    fn sign_jobs_go_when_they_expire() {
+        use crate::store::repo::sign_jobs::{JobRow, insert_within};
+        let (_d, store) = setup();
+        for (id, expires_at) in [(1u8, NOW - 1), (2, NOW + 10)] {
+            let row = JobRow {
+                id_hash: vec![id; 32],
+                user_id: "u".into(),
+                credential_token_hash: None,
+                status: Some(200),
+                result: Some("{}".into()),
+                expires_at,
+                created_at: 0,
+            };
+            assert!(store.with(|c| insert_within(c, &row, 10)).unwrap());
+        }
+        let purged = store.with(|c| batch(c, NOW - 3600, NOW)).unwrap();
+        assert_eq!(purged.sign_jobs, 1);
+        assert_eq!(count!(store, sign_jobs::table), 1);
     }
 }
