@@ -102,9 +102,10 @@ fn printed_failures(report: &csc_conformance::Report) -> Vec<String> {
 #[test]
 fn conformance_suite_passes_against_quill() {
     let w = serve("conny");
-    // The defaults: a TOTP step is used once per secret, whichever credential.
-    let mut cfg = config(&w, &w.s.pin);
-    cfg.totp_scope = TotpScope::default();
+    // Quill counts TOTP replays per credential: the per-credential scope (its default, the
+    // per-secret scope, waits a step per credential; it runs in
+    // `conformance_suite_passes_a_server_that_counts_totp_per_user`).
+    let cfg = config(&w, &w.s.pin);
     let report = csc_conformance::run(&cfg).expect("the suite runs");
     let failures = printed_failures(&report);
     assert!(
