@@ -1190,6 +1190,12 @@ pub(crate) mod tests {
                     let mut $c =
                         diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
                             .unwrap();
+                    // The dropped store's checkpointer may still be finishing.
+                    diesel::connection::SimpleConnection::batch_execute(
+                        &mut $c,
+                        "PRAGMA busy_timeout = 10000",
+                    )
+                    .unwrap();
                     $body
                 }
             };
