@@ -148,7 +148,6 @@ pub async fn sign_doc(
         signature_qualifier: req.signature_qualifier,
         sad: super::signatures::effective_sad(caller.credential_token.clone(), req.sad)?,
         items,
-        operation_mode: None,
     };
     if let Some(params) = mode {
         // The request is well-formed: the rest (the SAD, its spend, the signing) runs as it

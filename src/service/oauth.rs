@@ -563,6 +563,12 @@ impl CredentialView {
     }
 }
 
+/// The live authorization request of a page, by its handle's hash.
+async fn live_request(st: &AppState, handle_hash: &[u8]) -> Result<Option<RequestRow>, OAuthError> {
+    let (store, hh, now) = (st.store.clone(), handle_hash.to_vec(), st.clock.now());
+    Ok(blocking::run(move || Ok(store.with(|c| repo::oauth::request(c, &hh, now))?)).await?)
+}
+
 async fn credential_row(st: &AppState, id: &str) -> Result<Option<CredentialRow>, OAuthError> {
     let store = st.store.clone();
     let id = id.to_string();
@@ -782,11 +788,8 @@ pub enum Outcome {
 pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFailure> {
     let now = st.clock.now();
     let handle_hash = token::hash(form.handle.expose());
-    let store = st.store.clone();
-    let hh = handle_hash.clone();
-    let row = blocking::run(move || Ok(store.with(|c| repo::oauth::request(c, &hh, now))?))
-        .await
-        .map_err(OAuthError::from)?
+    let row = live_request(st, &handle_hash)
+        .await?
         .ok_or_else(|| OAuthError::invalid_request("This authorization page has expired"))?;
     // Double-submit CSRF check: the form's token equals the cookie's and is the one the page
     // was rendered with.
@@ -818,6 +821,17 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
         let store = st.store.clone();
         let hh = handle_hash.clone();
         blocking::run(move || Ok(store.with(|c| repo::oauth::drop_request(c, &hh))?))
+    };
+    // The credential locked: the page ends, and the client hears access_denied.
+    let locked = |st: &AppState| {
+        let ended = drop_request(st);
+        let denied = redirect(OAuthError::access_denied("Credential locked"));
+        async move {
+            match ended.await {
+                Ok(_) => denied,
+                Err(e) => OAuthError::from(e).into(),
+            }
+        }
     };
     if form.cancel {
         drop_request(st).await.map_err(OAuthError::from)?;
@@ -947,10 +961,10 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
             }
         };
         let c2 = cred.clone();
-        let (st4, st5) = (st.clone(), st.clone());
+        let st4 = st.clone();
         let checked = blocking::run(move || {
-            let now = st5.clock.now();
-            super::authorize::check_sole_control(&st5, &c2.user_id, &c2, &pin, &otp, now)
+            let now = st4.clock.now();
+            super::authorize::check_sole_control(&st4, &c2.user_id, &c2, &pin, &otp, now)
         })
         .await;
         match checked {
@@ -958,14 +972,7 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
             Err(CscError::InvalidAuthenticationData) => {
                 // The same page submitted twice at once: one got the code, the other ends here
                 // (its attempt counted, as a replayed OTP); no page to show again, no new code.
-                let (store, hh) = (st.store.clone(), handle_hash.clone());
-                let live = blocking::run(move || {
-                    let now = st4.clock.now();
-                    Ok(store.with(|c| repo::oauth::request(c, &hh, now))?)
-                })
-                .await
-                .map_err(OAuthError::from)?;
-                if live.is_none() {
+                if live_request(st, &handle_hash).await?.is_none() {
                     return Err(OAuthError::invalid_request(
                         "This authorization page was already used",
                     )
@@ -977,17 +984,13 @@ pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFai
                     // A code used up by its wrong tries is replaced, a pending one kept; a
                     // credential that this attempt locked gets none, and ends the page.
                     if e.status < 500 {
-                        drop_request(st).await.map_err(OAuthError::from)?;
-                        return Err(redirect(OAuthError::access_denied("Credential locked")));
+                        return Err(locked(st).await);
                     }
                     return Err(redirect(e));
                 }
                 return Ok(retry("wrong_pin_otp", shown(step)));
             }
-            Err(CscError::InvalidRequest(_)) => {
-                drop_request(st).await.map_err(OAuthError::from)?;
-                return Err(redirect(OAuthError::access_denied("Credential locked")));
-            }
+            Err(CscError::InvalidRequest(_)) => return Err(locked(st).await),
             Err(e) => return Err(redirect(e.into())),
         }
     } else {

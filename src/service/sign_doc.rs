@@ -47,7 +47,6 @@ pub struct SignDocInput {
     pub signature_qualifier: Option<String>,
     pub sad: Option<Secret>,
     pub items: Vec<DocItem>,
-    pub operation_mode: Option<String>,
 }
 
 /// The answer: attached (enveloping) CMS in `documents_with_signature`, detached CMS in
@@ -305,10 +304,6 @@ pub async fn sign_doc(
     user: &UserId,
     input: SignDocInput,
 ) -> Result<SignDocOutput, CscError> {
-    match input.operation_mode.as_deref() {
-        None | Some("S") => {}
-        Some(_) => return Err(CscError::invalid("Invalid parameter operationMode")),
-    }
     let sad = input
         .sad
         .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter SAD"))?;
