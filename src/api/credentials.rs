@@ -126,7 +126,8 @@ pub struct KeyJson {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertJson {
-    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificates: Option<Vec<String>>,
     #[serde(rename = "issuerDN", skip_serializing_if = "Option::is_none")]
@@ -270,7 +271,13 @@ fn to_json(
             curve: v.key_type.curve_oid(),
         },
         cert: CertJson {
-            status: if v.cert_valid_now { "valid" } else { "expired" },
+            // CSC names no status for a certificate not yet valid, and asks for an accurate
+            // one or none.
+            status: match v.cert_validity {
+                pki::Validity::Valid => Some("valid"),
+                pki::Validity::Expired => Some("expired"),
+                pki::Validity::NotYetValid => None,
+            },
             certificates,
             issuer_dn: detail(&v.cert.issuer_dn),
             serial_number: detail(&v.cert.serial_hex),
@@ -499,4 +506,54 @@ async fn send_challenge(
     crate::service::challenge::send_code(state, &caller.user, &credential_id, &object, resend)
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KeyType, sign_algos_for};
+
+    fn view(cert_validity: pki::Validity) -> CredentialView {
+        CredentialView {
+            id: "c1".into(),
+            description: None,
+            enabled: true,
+            key_type: KeyType::EcP256,
+            key_bits: 256,
+            sign_algos: sign_algos_for(KeyType::EcP256),
+            chain: vec![vec![0x30, 0x00]],
+            cert: pki::CertInfo {
+                subject_dn: "CN=A".into(),
+                issuer_dn: "CN=CA".into(),
+                serial_hex: "01".into(),
+                not_before: 10,
+                not_after: 20,
+                spki_der: Vec::new(),
+                qualifier: "eu_eidas_aes",
+            },
+            cert_validity,
+            multisign: 1,
+            otp_online: false,
+        }
+    }
+
+    /// CSC's cert.status names valid, expired, revoked and suspended: a certificate not yet
+    /// valid has no accurate one, and gets none.
+    #[test]
+    fn cert_status_is_accurate_or_absent() {
+        let status = |validity| {
+            let json = serde_json::to_value(to_json(
+                &view(validity),
+                Certificates::None,
+                false,
+                false,
+                true,
+            ))
+            .unwrap();
+            json["cert"].get("status").cloned()
+        };
+        assert_eq!(status(pki::Validity::Valid), Some("valid".into()));
+        assert_eq!(status(pki::Validity::Expired), Some("expired".into()));
+        assert_eq!(status(pki::Validity::NotYetValid), None);
+    }
 }

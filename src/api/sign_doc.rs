@@ -150,6 +150,7 @@ pub async fn sign_doc(
         items,
     };
     if let Some(params) = mode {
+        sign_doc::check_well_formed(&input)?;
         // The request is well-formed: the rest (the SAD, its spend, the signing) runs as it
         // would have synchronously, and signPolling gives its answer.
         let st = state.get_ref().clone();

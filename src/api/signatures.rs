@@ -95,6 +95,10 @@ async fn accept_sign_hash(
     small: bool,
     body: RawBody,
 ) -> Result<HttpResponse, CscError> {
+    // A body the synchronous call would refuse whoever's credential and SAD it named is
+    // refused now, not accepted to fail later.
+    let req = parse_body::<SignHashRequest>(&body.0)?;
+    input_of(req, caller.credential_token.clone())?.check_well_formed()?;
     let st = state.clone();
     let work = async move {
         let signatures = signing::sign_hash(&st, bearer, false, small, move || {

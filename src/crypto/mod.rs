@@ -14,7 +14,7 @@ pub use digest_info::digest_info;
 pub use ecdsa::raw_to_der;
 pub use oid::{HashAlg, KeyType, SignAlgo, sign_algos_for};
 pub use pss::PssParams;
-pub use resolve::{ResolvedSign, Scheme, resolve};
+pub use resolve::{ResolvedSign, Scheme, resolve, resolve_any_key};
 
 /// Why a CSC signing request's algorithm fields or values were refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

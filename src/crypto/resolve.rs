@@ -96,6 +96,22 @@ pub fn resolve(
     Ok(ResolvedSign { algo, hash, scheme })
 }
 
+/// [`resolve`] before the key is known: every refusal that does not depend on the key (whether
+/// the algorithm fits it, a PSS salt's length against its modulus). An asynchronous call is
+/// refused with these before it is accepted.
+pub fn resolve_any_key(
+    sign_algo: &str,
+    hash_algo: Option<&str>,
+    sign_algo_params: Option<&[u8]>,
+) -> Result<ResolvedSign, CryptoError> {
+    let key = if SignAlgo::from_oid(sign_algo)?.fits(KeyType::Rsa) {
+        KeyType::Rsa
+    } else {
+        KeyType::EcP256
+    };
+    resolve(key, None, sign_algo, hash_algo, sign_algo_params)
+}
+
 /// RFC 8017 §9.1.1: emLen ≥ hLen + sLen + 2, with emLen taken as the modulus length k.
 fn check_salt_fits(k: usize, hash: HashAlg, salt_len: u32) -> Result<(), CryptoError> {
     let max = k.saturating_sub(hash.digest_len() + 2);
@@ -255,5 +271,27 @@ mod tests {
             resolve(KeyType::Rsa, Some(256), RSA_PSS, None, Some(&[0x30, 0x00])),
             Err(CryptoError::WeakHashAlgo)
         );
+    }
+
+    #[test]
+    fn resolving_for_any_key_keeps_the_refusals_that_do_not_depend_on_the_key() {
+        let rsa = resolve_any_key(RSA_SHA256, None, None).unwrap();
+        assert_eq!(rsa.hash, HashAlg::Sha256);
+        let ec = resolve_any_key(ECDSA_SHA384, None, None).unwrap();
+        assert_eq!(ec.scheme, Scheme::Ecdsa);
+        // A salt no 2048-bit key could take passes: the key is not known yet.
+        let huge_salt = pss_der(HashAlg::Sha256, 4000);
+        assert!(resolve_any_key(RSA_PSS, None, Some(&huge_salt)).is_ok());
+        assert!(matches!(
+            resolve_any_key("1.0.0.85038", None, None),
+            Err(CryptoError::UnknownSignAlgo)
+        ));
+        assert!(resolve_any_key(RSA_SHA256, Some(SHA1), None).is_err());
+        assert!(matches!(
+            resolve_any_key(ECDSA_SHA256, Some(SHA384), None),
+            Err(CryptoError::HashAlgoContradicts)
+        ));
+        assert!(resolve_any_key(RSA, None, None).is_err());
+        assert!(resolve_any_key(RSA_PSS, Some(SHA256), None).is_err());
     }
 }

@@ -30,6 +30,28 @@ pub struct CertInfo {
     pub qualifier: &'static str,
 }
 
+/// Where a moment falls in a certificate's validity period (RFC 5280 §4.1.2.5: from notBefore
+/// through notAfter, both inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validity {
+    NotYetValid,
+    Valid,
+    Expired,
+}
+
+impl Validity {
+    /// For a certificate valid from `not_before` through `not_after` (Unix seconds), at `now`.
+    pub fn at(not_before: i64, not_after: i64, now: i64) -> Self {
+        if now < not_before {
+            Self::NotYetValid
+        } else if now > not_after {
+            Self::Expired
+        } else {
+            Self::Valid
+        }
+    }
+}
+
 /// `id-pe-qcStatements` (RFC 3739).
 const QC_STATEMENTS: const_oid::ObjectIdentifier =
     const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.3");
@@ -366,5 +388,13 @@ mod tests {
         // a QcType that is not a SEQUENCE OF OID is a malformed certificate, not a guess
         let not_oids = Some(der::Any::encode_from(&5u8).unwrap());
         assert!(with(&[(QC_COMPLIANCE, None), (QC_TYPE, not_oids)]).is_err());
+    }
+
+    #[test]
+    fn validity_includes_both_ends() {
+        assert_eq!(Validity::at(10, 20, 9), Validity::NotYetValid);
+        assert_eq!(Validity::at(10, 20, 10), Validity::Valid);
+        assert_eq!(Validity::at(10, 20, 20), Validity::Valid);
+        assert_eq!(Validity::at(10, 20, 21), Validity::Expired);
     }
 }

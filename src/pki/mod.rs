@@ -10,7 +10,7 @@ mod keys;
 pub(crate) mod testkey;
 
 pub use ca::{issue_end_entity, issue_time_stamping, renew_end_entity, self_signed_ca};
-pub use cert::{CertInfo, generalized_time, parse, split_chain, verify_signed_by_p256};
+pub use cert::{CertInfo, Validity, generalized_time, parse, split_chain, verify_signed_by_p256};
 
 /// Something that signs with the CA's private key (in Quill: a P-256 key inside the PKCS#11 token).
 pub trait CaKey {

@@ -25,7 +25,8 @@ pub struct CredentialView {
     /// DER certificates, end-entity first.
     pub chain: Vec<Vec<u8>>,
     pub cert: CertInfo,
-    pub cert_valid_now: bool,
+    /// The certificate's validity at the time of the request.
+    pub cert_validity: pki::Validity,
     pub multisign: i32,
     pub otp_online: bool,
 }
@@ -33,7 +34,7 @@ pub struct CredentialView {
 impl CredentialView {
     /// Usable for signing right now (`onlyValid`).
     pub fn is_valid(&self) -> bool {
-        self.enabled && self.cert_valid_now
+        self.enabled && self.cert_validity == pki::Validity::Valid
     }
 
     /// `max_failures`: a credential at the PIN/OTP failure limit shows as disabled.
@@ -55,7 +56,7 @@ impl CredentialView {
             key_type,
             key_bits: row.key_bits,
             sign_algos: sign_algos_for(key_type),
-            cert_valid_now: cert.not_before <= now && now < cert.not_after,
+            cert_validity: pki::Validity::at(cert.not_before, cert.not_after, now),
             chain,
             cert,
             multisign: row.multisign,

@@ -114,6 +114,61 @@ pub(crate) fn unknown_credential() -> CscError {
     CscError::invalid("Invalid parameter credentialID")
 }
 
+/// A credential's certificate must be valid at `now` to sign (RFC 5280: notBefore through
+/// notAfter, inclusive).
+pub(crate) fn check_certificate_valid(
+    not_before: i64,
+    not_after: i64,
+    now: i64,
+) -> Result<(), CscError> {
+    match crate::pki::Validity::at(not_before, not_after, now) {
+        crate::pki::Validity::Valid => Ok(()),
+        crate::pki::Validity::Expired => Err(CscError::invalid("Signing certificate is expired")),
+        crate::pki::Validity::NotYetValid => {
+            Err(CscError::invalid("Signing certificate is not yet valid"))
+        }
+    }
+}
+
+/// An asynchronous call's SAD before it is accepted: there, and not empty (an empty one is
+/// refused as the synchronous call refuses it, as unknown).
+pub(crate) fn check_sad_given(sad: Option<&crate::secret::Secret>) -> Result<(), CscError> {
+    match sad {
+        None => Err(CscError::invalid(
+            "Missing (or invalid type) string parameter SAD",
+        )),
+        Some(sad) if sad.expose().is_empty() => {
+            Err(signing::refusal(repo::sads::SadRefusal::Unknown))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The key a request is resolved for: its type and, for RSA, its modulus length in bytes.
+/// `None` before the credential is known (an asynchronous call's check of its fields).
+pub(crate) type KeyFacts = Option<(KeyType, Option<usize>)>;
+
+/// A request's `signAlgo`, `hashAlgorithmOID` and base64 `signAlgoParams`, resolved for `key`.
+pub(crate) fn resolve_algorithm(
+    key: KeyFacts,
+    sign_algo: &str,
+    hash_algo: Option<&str>,
+    sign_algo_params: Option<&str>,
+) -> Result<crate::crypto::ResolvedSign, CscError> {
+    let params = sign_algo_params
+        .map(|p| {
+            crate::crypto::b64::decode(p)
+                .map_err(|_| CscError::invalid("Invalid parameter signAlgoParams"))
+        })
+        .transpose()?;
+    Ok(match key {
+        Some((key, modulus_bytes)) => {
+            crate::crypto::resolve(key, modulus_bytes, sign_algo, hash_algo, params.as_deref())?
+        }
+        None => crate::crypto::resolve_any_key(sign_algo, hash_algo, params.as_deref())?,
+    })
+}
+
 /// Decode base64 digests for `hash`, refusing duplicates.
 pub fn decode_digests(
     values: &[String],

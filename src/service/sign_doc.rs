@@ -103,11 +103,7 @@ struct Task {
     attached: bool,
 }
 
-fn plan_item(
-    item: DocItem,
-    key: KeyType,
-    modulus_bytes: Option<usize>,
-) -> Result<Vec<Task>, CscError> {
+fn plan_item(item: &DocItem, key: super::KeyFacts) -> Result<Vec<Task>, CscError> {
     match item.signature_format.as_deref() {
         Some("C") => {}
         Some(_) => {
@@ -131,30 +127,22 @@ fn plan_item(
     let attached = attached(item.envelope.as_deref(), is_document)?;
     let sign_algo = item
         .sign_algo
-        .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter signAlgo"))?;
-    let params = item
-        .sign_algo_params
         .as_deref()
-        .map(|p| {
-            crypto::b64::decode(p)
-                .map_err(|_| CscError::invalid("Invalid parameter signAlgoParams"))
-        })
-        .transpose()?;
+        .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter signAlgo"))?;
     // A whole document with generic rsaEncryption and no hashAlgorithmOID: SHA-256.
     let hash_algo = match (
         &item.hash_algo,
         &item.payload,
-        SignAlgo::from_oid(&sign_algo),
+        SignAlgo::from_oid(sign_algo),
     ) {
         (None, Payload::Document(_), Ok(SignAlgo::RsaPkcs1)) => Some(HashAlg::Sha256.oid().into()),
         (given, _, _) => given.clone(),
     };
-    let resolved = crypto::resolve(
+    let resolved = super::resolve_algorithm(
         key,
-        modulus_bytes,
-        &sign_algo,
+        sign_algo,
         hash_algo.as_deref(),
-        params.as_deref(),
+        item.sign_algo_params.as_deref(),
     )?;
     // The parameters go into the SignerInfo as DER written by Quill, from what `resolve` read
     // of them: a client's encoding may spell out DEFAULT values (saltLength 20, trailerField
@@ -177,7 +165,7 @@ fn plan_item(
         level,
         attached,
     };
-    match item.payload {
+    match &item.payload {
         Payload::Digests(hashes) => {
             if hashes.is_empty() {
                 return Err(CscError::invalid("Empty hash array"));
@@ -187,17 +175,57 @@ fn plan_item(
                     "Missing (or invalid type) string parameter hashAlgorithmOID",
                 ));
             }
-            Ok(super::decode_digests(&hashes, resolved.hash)?
+            Ok(super::decode_digests(hashes, resolved.hash)?
                 .into_iter()
                 .map(|d| task(d, None))
                 .collect())
         }
         Payload::Document(b64) => {
-            let doc = crypto::b64::decode(&b64)
+            let doc = crypto::b64::decode(b64)
                 .map_err(|_| CscError::invalid("Invalid Base64 document string parameter"))?;
             let digest = resolved.hash.digest(&doc);
             Ok(vec![task(digest, attached.then_some(doc))])
         }
+    }
+}
+
+/// The signatures a request asks for, and their one digest algorithm.
+fn plan(items: &[DocItem], key: super::KeyFacts) -> Result<(Vec<Task>, HashAlg), CscError> {
+    let mut tasks = Vec::new();
+    for item in items {
+        tasks.extend(plan_item(item, key)?);
+    }
+    let Some(hash) = tasks.first().map(|t| t.resolved.hash) else {
+        return Err(CscError::invalid(
+            "Empty documentDigests and documents objects",
+        ));
+    };
+    if tasks.iter().any(|t| t.resolved.hash != hash) {
+        return Err(CscError::invalid(
+            "Invalid parameter hashAlgorithmOID: one digest algorithm per request (the SAD's)",
+        ));
+    }
+    let digests = tasks.iter().map(|t| t.digest.as_slice());
+    let mut seen = std::collections::HashSet::with_capacity(tasks.len());
+    if digests.into_iter().any(|d| !seen.insert(d)) {
+        return Err(CscError::invalid(
+            "Duplicate hash in documentDigests or documents",
+        ));
+    }
+    Ok((tasks, hash))
+}
+
+/// Whether a request could be signed by some credential: every refusal that depends on neither
+/// the credential nor the SAD. An asynchronous call is refused with these before it is
+/// accepted, as a synchronous call with the same body would be.
+pub fn check_well_formed(input: &SignDocInput) -> Result<(), CscError> {
+    super::check_sad_given(input.sad.as_ref())?;
+    match (&input.credential_id, &input.signature_qualifier) {
+        (Some(id), _) if !super::credential_id_valid(id) => Err(super::unknown_credential()),
+        (None, None) => Err(CscError::invalid(
+            "Missing (or invalid type) string parameter credentialID",
+        )),
+        _ => plan(&input.items, None).map(|_| ()),
     }
 }
 
@@ -319,9 +347,7 @@ pub async fn sign_doc(
     let cred = super::owned_credential(state, user, &credential_id).await?;
     super::check_usable(state, &cred.status, cred.failed_auths)?;
     let now = state.clock.now();
-    if now >= cred.not_after {
-        return Err(CscError::invalid("Signing certificate is expired"));
-    }
+    super::check_certificate_valid(cred.not_before, cred.not_after, now)?;
     if let Some(wanted) = &input.signature_qualifier
         && let Some(why) = super::qualifier_mismatch(&cred.cert_chain, wanted)?
     {
@@ -330,31 +356,13 @@ pub async fn sign_doc(
     let key = super::key_type_of(&cred.key_type)?;
     let modulus_bytes =
         (key == KeyType::Rsa).then(|| usize::try_from(cred.key_bits / 8).unwrap_or(0));
-    let mut tasks = Vec::new();
-    for item in input.items {
-        tasks.extend(plan_item(item, key, modulus_bytes)?);
-    }
+    let (tasks, hash) = plan(&input.items, Some((key, modulus_bytes)))?;
     if tasks.len() > usize::try_from(cred.multisign).unwrap_or(0) {
         return Err(CscError::invalid(
             "Too many signatures for one call (more than multisign)",
         ));
     }
-    let Some(hash) = tasks.first().map(|t| t.resolved.hash) else {
-        return Err(CscError::invalid(
-            "Empty documentDigests and documents objects",
-        ));
-    };
-    if tasks.iter().any(|t| t.resolved.hash != hash) {
-        return Err(CscError::invalid(
-            "Invalid parameter hashAlgorithmOID: one digest algorithm per request (the SAD's)",
-        ));
-    }
     let digests: Vec<Vec<u8>> = tasks.iter().map(|t| t.digest.clone()).collect();
-    if (1..digests.len()).any(|i| digests.iter().take(i).any(|d| Some(d) == digests.get(i))) {
-        return Err(CscError::invalid(
-            "Duplicate hash in documentDigests or documents",
-        ));
-    }
     let chain = crate::pki::split_chain(&cred.cert_chain)?;
     let needs_tsa = tasks.iter().any(|t| t.level == Level::BaselineT);
 

@@ -25,6 +25,39 @@ pub struct SignHashInput {
     pub operation_mode: Option<String>,
 }
 
+impl SignHashInput {
+    /// The algorithm and the decoded digests, for `key`.
+    fn resolve(
+        &self,
+        key: super::KeyFacts,
+    ) -> Result<(crypto::ResolvedSign, Vec<Vec<u8>>), CscError> {
+        let resolved = super::resolve_algorithm(
+            key,
+            &self.sign_algo,
+            self.hash_algo.as_deref(),
+            self.sign_algo_params.as_deref(),
+        )?;
+        Ok((
+            resolved,
+            super::decode_digests(&self.hashes, resolved.hash)?,
+        ))
+    }
+
+    /// Whether the call could be signed by some credential: every refusal that depends on
+    /// neither the credential nor the SAD. An asynchronous call is refused with these before it
+    /// is accepted, as a synchronous call with the same body would be.
+    pub fn check_well_formed(&self) -> Result<(), CscError> {
+        super::check_sad_given(self.sad.as_ref())?;
+        if self.hashes.is_empty() {
+            return Err(CscError::invalid("Empty hash array"));
+        }
+        if !super::credential_id_valid(&self.credential_id) {
+            return Err(super::unknown_credential());
+        }
+        self.resolve(None).map(|_| ())
+    }
+}
+
 /// A signHash body parsed but not yet checked against its caller (the API layer's request type).
 pub trait SignHashBody: Send + 'static {
     /// The credential it names, if any: looked up together with the caller's token.
@@ -159,7 +192,7 @@ pub async fn sign_hash<B: SignHashBody>(
                 .ok_or(CscError::InvalidToken)?;
         let user = owner.user_id;
         let credential_token = owner.scope == crate::store::models::SCOPE_CREDENTIAL;
-        let input = body?.into_input(credential_token.then_some(bearer))?;
+        let mut input = body?.into_input(credential_token.then_some(bearer))?;
         let span = tracing::Span::current();
         span.record("credential_id", input.credential_id.as_str());
         span.record("n", input.hashes.len());
@@ -169,6 +202,7 @@ pub async fn sign_hash<B: SignHashBody>(
         }
         let sad = input
             .sad
+            .take()
             .ok_or_else(|| CscError::invalid("Missing (or invalid type) string parameter SAD"))?;
         if input.hashes.is_empty() {
             return Err(CscError::invalid("Empty hash array"));
@@ -177,32 +211,16 @@ pub async fn sign_hash<B: SignHashBody>(
             .filter(|_| super::credential_id_valid(&input.credential_id))
             .ok_or_else(super::unknown_credential)?;
         super::check_usable(&st, &cred.status, cred.failed_auths)?;
-        if now >= cred.not_after {
-            return Err(CscError::invalid("Signing certificate is expired"));
-        }
+        super::check_certificate_valid(cred.not_before, cred.not_after, now)?;
         if input.hashes.len() > usize::try_from(cred.multisign).unwrap_or(0) {
             return Err(CscError::invalid(
                 "Too many hashes for one call (more than multisign)",
             ));
         }
         let key = super::key_type_of(&cred.key_type)?;
-        let params = match &input.sign_algo_params {
-            Some(p) => Some(
-                crypto::b64::decode(p)
-                    .map_err(|_| CscError::invalid("Invalid parameter signAlgoParams"))?,
-            ),
-            None => None,
-        };
         let modulus_bytes =
             (key == KeyType::Rsa).then(|| usize::try_from(cred.key_bits / 8).unwrap_or(0));
-        let resolved = crypto::resolve(
-            key,
-            modulus_bytes,
-            &input.sign_algo,
-            input.hash_algo.as_deref(),
-            params.as_deref(),
-        )?;
-        let digests = super::decode_digests(&input.hashes, resolved.hash)?;
+        let (resolved, digests) = input.resolve(Some((key, modulus_bytes)))?;
         let inputs = digests
             .iter()
             .map(|d| token_input(&resolved, d))

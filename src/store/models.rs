@@ -57,6 +57,7 @@ pub struct SigningCredential {
     pub key_id: Vec<u8>,
     pub key_type: String,
     pub key_bits: i32,
+    pub not_before: i64,
     pub not_after: i64,
     pub status: String,
     pub multisign: i32,

@@ -430,3 +430,115 @@ fn sign_doc_async_answers_as_the_synchronous_call() {
     let again = answer(&app, &token, &accepted(&request(&sad, "A")));
     assert_eq!((again.status, &again.body), (sync.status, &sync.body));
 }
+
+/// A body the synchronous call refuses whatever its credential and SAD (bad types, OIDs,
+/// base64, digest lengths, duplicates, unsupported formats) is refused at once in the
+/// asynchronous mode too, with the synchronous call's answer: nothing is accepted to fail later.
+#[test]
+fn a_malformed_asynchronous_call_is_refused_as_the_synchronous_one() {
+    let env = Env::new();
+    let s = signer("hal");
+    let cred = env.enroll(&s, "ec-p256").credential_id;
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let h = digest(SHA256, b"malformed");
+    let sad = app.authorize(&token, &s, &cred, std::slice::from_ref(&h), SHA256);
+    // Both answers of one body: synchronous ("S") and asynchronous ("A").
+    let both = |path: &str, body: &Value| {
+        let mut answers = ["S", "A"].map(|mode| {
+            let mut b = body.clone();
+            b["operationMode"] = mode.into();
+            app.post(path, Some(&token), &b)
+        });
+        let [sync, r#async] = &mut answers;
+        assert_eq!(sync.status, 400, "{body}: {}", sync.body);
+        assert_eq!(
+            (r#async.status, &r#async.body),
+            (sync.status, &sync.body),
+            "{body}"
+        );
+    };
+    let base = json!({"credentialID": cred, "SAD": sad, "hashes": [b64(&h)], "signAlgo": ES256});
+    let hash_bodies: Vec<Value> = vec![
+        json!({"hashes": -2.741086609446957e16}),
+        json!({"hashes": []}),
+        json!({"hashes": ["%%%%"]}),
+        json!({"hashes": [b64(&[1, 2, 3])]}),
+        json!({"hashes": [b64(&h), b64(&h)]}),
+        json!({"hash": [b64(&h)]}),
+        json!({"signAlgo": "1.0.0.85038"}),
+        json!({"hashAlgorithmOID": "0.38267*"}),
+        json!({"hashAlgorithmOID": SHA384}),
+        json!({"hashAlgorithmOID": SHA256, "hashAlgo": SHA256}),
+        json!({"signAlgoParams": "\u{7f}not base64"}),
+        json!({"signAlgoParams": b64(&[0x30, 0x00])}),
+        json!({"credentialID": ""}),
+        json!({"credentialID": "x".repeat(257)}),
+        json!({"SAD": null}),
+        json!({"SAD": ""}),
+    ];
+    for extra in hash_bodies {
+        let mut b = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                b.as_object_mut().unwrap().remove(k);
+            } else {
+                b[k] = v.clone();
+            }
+        }
+        both("/csc/v2/signatures/signHash", &b);
+    }
+    let item = json!({"hashes": [b64(&h)], "hashAlgorithmOID": SHA256,
+                      "signature_format": "C", "signAlgo": ES256});
+    let doc_bodies: Vec<Value> = vec![
+        json!({"hashAlgorithmOID": "0.38267*"}),
+        json!({"signAlgo": "1.0.0.85038"}),
+        json!({"signature_format": "X"}),
+        json!({"signed_props": [{}]}),
+        json!({"conformance_level": "Ades-B-LTA"}),
+        json!({"signed_envelope_property": "Attached"}),
+        json!({"hashes": ["%%%%"]}),
+        json!({"hashes": [b64(&[1, 2, 3])]}),
+        json!({"hashAlgorithmOID": SHA384}),
+    ];
+    let doc = |items: Value| json!({"credentialID": cred, "SAD": sad, "documentDigests": items});
+    for extra in doc_bodies {
+        let mut it = item.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            it[k] = v.clone();
+        }
+        both("/csc/v2/signatures/signDoc", &doc(json!([it])));
+    }
+    // Across entries: the same digest twice.
+    both(
+        "/csc/v2/signatures/signDoc",
+        &doc(json!([item.clone(), item.clone()])),
+    );
+    both(
+        "/csc/v2/signatures/signDoc",
+        &json!({"credentialID": cred, "SAD": sad, "documents": [{"document": "not base64!",
+                "signature_format": "C", "signAlgo": ES256}]}),
+    );
+    both(
+        "/csc/v2/signatures/signDoc",
+        &json!({"SAD": sad, "documentDigests": [item.clone()]}),
+    );
+    for sad in [json!(null), json!("")] {
+        let mut b = json!({"credentialID": cred, "documentDigests": [item.clone()]});
+        if !sad.is_null() {
+            b["SAD"] = sad;
+        }
+        both("/csc/v2/signatures/signDoc", &b);
+    }
+    assert_eq!(
+        env.db_i64("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sign_jobs"),
+        0
+    );
+    // Nothing was spent: the SAD still signs, asynchronously.
+    let id = accepted(&app.sign_hash_raw(&token, {
+        let mut b = base.clone();
+        b["operationMode"] = "A".into();
+        b
+    }));
+    assert_eq!(answer(&app, &token, &id).status, 200);
+}

@@ -302,6 +302,59 @@ impl OperatorCase {
     }
 }
 
+/// A certificate signs from its notBefore second through its notAfter second: one not yet
+/// valid (set in the database behind Quill's back) signs nothing by signHash or signDoc, with
+/// its own error, is left out of `onlyValid`, and its SAD is not spent.
+#[test]
+fn a_certificate_not_yet_valid_does_not_sign() {
+    let case = OperatorCase::new("early");
+    let OperatorCase {
+        env,
+        app,
+        token,
+        cred,
+        other,
+        sad,
+        h,
+        ..
+    } = &case;
+    let set_not_before = |t: i64| {
+        assert_eq!(
+            env.db_execute(&format!(
+                "UPDATE credentials SET not_before = {t} WHERE id = '{cred}'"
+            )),
+            1
+        );
+    };
+    set_not_before(4_102_444_800);
+    let r = case.sign();
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.description(), "Signing certificate is not yet valid");
+    let r = app.post(
+        "/csc/v2/signatures/signDoc",
+        Some(token),
+        &json!({"credentialID": cred, "SAD": sad,
+                "documentDigests": [{"hashes": [b64(h)], "hashAlgorithmOID": SHA256,
+                    "signature_format": "C", "signAlgo": "1.2.840.10045.4.3.2"}]}),
+    );
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.description(), "Signing certificate is not yet valid");
+    let valid = app.post(
+        "/csc/v2/credentials/list",
+        Some(token),
+        &json!({"onlyValid": true}),
+    );
+    assert_eq!(
+        valid.body["credentialIDs"],
+        json!([other]),
+        "{}",
+        valid.body
+    );
+    set_not_before(0);
+    let r = case.sign();
+    case.assert_signed(&r);
+}
+
 /// `quill credential renew`: a new certificate for the credential's key, same subject, new
 /// serial and validity, issued by the development CA and served at once by a running server;
 /// a SAD issued before the renewal still signs, and the signature verifies under the new

@@ -94,7 +94,7 @@ macro_rules! page_query {
                     .eq(STATUS_ENABLED)
                     .and(credentials::failed_auths.lt(max_failures))
                     .and(credentials::not_before.le(now))
-                    .and(credentials::not_after.gt(now))),
+                    .and(credentials::not_after.ge(now))),
             )
             .order((credentials::created_at.asc(), credentials::id.asc()))
             .limit($limit)

@@ -87,11 +87,20 @@ fn only_valid_is_filtered_inside_the_page_query() {
     for i in 0..30 {
         let mut r = sample(&format!("c{i:02}"), "u1");
         r.created_at = i64::from(i);
-        match i % 5 {
+        // A certificate is valid from notBefore through notAfter, both seconds included.
+        match i % 7 {
             0 => r.status = "scale-test".into(),
             1 => r.failed_auths = 5,
             2 => r.not_before = 16,
-            3 => r.not_after = 15,
+            3 => r.not_after = 14,
+            4 => {
+                r.not_after = 15;
+                valid.push(r.id.clone());
+            }
+            5 => {
+                r.not_before = 15;
+                valid.push(r.id.clone());
+            }
             _ => valid.push(r.id.clone()),
         }
         rows.push(r);
