@@ -63,6 +63,30 @@ pub fn is_overflow(e: &actix_web::Error) -> bool {
         || e.to_string().contains("overflow")
 }
 
+/// Read a request body taken as `web::Payload` (for a handler that judges the caller before it
+/// reads): the same size limit, deadline and errors as [`RawBody`].
+pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, CscError> {
+    if declared_length(req).is_some_and(|n| n > MAX_BODY) {
+        return Err(CscError::PayloadTooLarge);
+    }
+    match payload.to_bytes_limited(MAX_BODY).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if super::deadline::is_timeout(&e) => Err(CscError::RequestTimeout),
+        Ok(Err(_)) => Err(CscError::invalid("Unreadable request body")),
+        Err(_) => Err(CscError::PayloadTooLarge),
+    }
+}
+
+/// The body length a request announces (`Content-Length`), if it announces one.
+pub fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// A request body read but not yet parsed (for handlers that must check the caller first and
 /// parse later, off the executor); the same size limit and errors as `CscJson`.
 pub struct RawBody(pub web::Bytes);

@@ -230,12 +230,7 @@ pub async fn rfc3161(
             "Content-Type must be application/timestamp-query",
         ));
     }
-    let body = match payload.to_bytes_limited(super::extract::MAX_BODY).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) if super::deadline::is_timeout(&e) => return Err(CscError::RequestTimeout),
-        Ok(Err(_)) => return Err(CscError::invalid("Unreadable request body")),
-        Err(_) => return Err(CscError::PayloadTooLarge),
-    };
+    let body = super::extract::read_body(&req, payload).await?;
     let reply = tsa::rfc3161(&state, body.to_vec()).await?;
     Ok(HttpResponse::Ok().content_type(REPLY_TYPE).body(reply))
 }

@@ -3,7 +3,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{CscJson, RawBody, SignCaller, bearer, parse_body};
+use super::extract::{
+    CscJson, RawBody, SignCaller, bearer, declared_length, parse_body, read_body,
+};
 use crate::error::CscError;
 use crate::secret::Secret;
 use crate::service::session;
@@ -40,6 +42,10 @@ pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
 
+/// A body up to this size is read before its token is judged (with the rest of the call, in
+/// one store hop); a larger one, or one of unannounced length, only for a live token.
+const READ_BEFORE_AUTH_MAX: usize = 64 << 10;
+
 /// Authentication, parsing, the credential and SAD checks and the spend happen in one blocking
 /// call of the service (the hot path: one pooled connection, one write transaction). A body
 /// that names `operationMode`, `validity_period` or `response_uri` is looked at first: an
@@ -47,9 +53,15 @@ pub struct SignHashResponse {
 pub async fn sign_hash(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: RawBody,
+    payload: web::Payload,
 ) -> Result<HttpResponse, CscError> {
     let bearer = bearer(&req)?;
+    if declared_length(&req).is_none_or(|n| n > READ_BEFORE_AUTH_MAX) {
+        // Up to 1 MiB is read only for a caller who may sign: the token is judged first (one
+        // more store hop, on calls with many hashes).
+        session::authenticate_for_signing(&state, &bearer).await?;
+    }
+    let body = RawBody(read_body(&req, payload).await?);
     let small = body.0.len() <= signing::ON_WORKER_MAX_BODY;
     if mentions_async_fields(&body.0)
         && let Ok(fields) = serde_json::from_slice::<AsyncFields>(&body.0)

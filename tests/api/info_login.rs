@@ -271,6 +271,57 @@ fn a_body_sent_too_slowly_gets_408_and_the_connection_closes() {
     assert_eq!(check(&response, 200)["name"], "Quill");
 }
 
+/// A caller whose token is not live is answered 401 before the body it announced arrives:
+/// nobody without a token makes Quill wait for (and hold) up to 1 MiB. Checked with the body
+/// deadline at 30 s and the answer awaited for at most 10 s.
+#[test]
+fn a_large_body_is_not_awaited_for_a_dead_token() {
+    let env = Env::new();
+    let app = env.spawn_with(&["--body-timeout", "30"]);
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let status_of = |path: &str, length: usize| -> (String, std::time::Duration) {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer not-a-live-token\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{"
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        (
+            String::from_utf8_lossy(&head).into_owned(),
+            started.elapsed(),
+        )
+    };
+    for path in [
+        "/csc/v2/signatures/signHash",
+        "/csc/v2/signatures/signDoc",
+        "/csc/v2/credentials/authorize",
+        "/csc/v2/credentials/list",
+    ] {
+        let (head, waited) = status_of(path, 1_000_000);
+        assert!(
+            head.starts_with("HTTP/1.1 401"),
+            "{path}: {head:?} after {waited:?}"
+        );
+    }
+    // A small one is read first and judged with the call: the same 401 once it is all there.
+    let r = app.post_raw(
+        "/csc/v2/signatures/signHash",
+        Some("not-a-live-token"),
+        r#"{"credentialID": "x"}"#,
+    );
+    r.assert_error(401, "invalid_token");
+}
+
 /// Answers that carry a secret (an access token, a SAD) tell every cache not to keep them;
 /// others (info) need not.
 #[test]
