@@ -19,6 +19,11 @@ use crate::store::models::UserId;
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// Largest body of a method anyone may call without a token (`info`, `auth/login`, the OAuth
+/// token, revocation and authorization-page forms, RFC 3161): their bodies are a few hundred
+/// bytes, and a stranger should not make Quill hold a megabyte per connection.
+pub const OPEN_MAX_BODY: usize = 64 << 10;
+
 /// A CSC JSON request body.
 pub struct CscJson<T>(pub T);
 
@@ -64,12 +69,16 @@ pub fn is_overflow(e: &actix_web::Error) -> bool {
 }
 
 /// Read a request body taken as `web::Payload` (for a handler that judges the caller before it
-/// reads): the same size limit, deadline and errors as [`RawBody`].
-pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, CscError> {
-    if declared_length(req).is_some_and(|n| n > MAX_BODY) {
+/// reads): the deadline and errors of [`RawBody`], with the size limit `limit`.
+pub async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, CscError> {
+    if declared_length(req).is_some_and(|n| n > limit) {
         return Err(CscError::PayloadTooLarge);
     }
-    match payload.to_bytes_limited(MAX_BODY).await {
+    match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if super::deadline::is_timeout(&e) => Err(CscError::RequestTimeout),
         Ok(Err(_)) => Err(CscError::invalid("Unreadable request body")),

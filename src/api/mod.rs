@@ -75,6 +75,11 @@ fn method(path: &str, route: Route) -> actix_web::Resource {
         .default_service(web::to(method_not_allowed))
 }
 
+/// A resource anyone may call without a token: bodies up to [`extract::OPEN_MAX_BODY`].
+fn open_to_all(resource: actix_web::Resource) -> actix_web::Resource {
+    resource.app_data(web::PayloadConfig::new(extract::OPEN_MAX_BODY))
+}
+
 fn csc_scope(prefix: &str) -> actix_web::Scope {
     let scope =
         NOT_IMPLEMENTED
@@ -85,8 +90,11 @@ fn csc_scope(prefix: &str) -> actix_web::Scope {
                 }))
             });
     scope
-        .service(method("/info", web::post().to(info::info)))
-        .service(method("/auth/login", web::post().to(auth::login)))
+        .service(open_to_all(method("/info", web::post().to(info::info))))
+        .service(open_to_all(method(
+            "/auth/login",
+            web::post().to(auth::login),
+        )))
         .service(method("/auth/revoke", web::post().to(auth::revoke)))
         .service(method(
             "/credentials/list",
@@ -178,18 +186,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get("/metrics", ops::metrics))
         .service(get(LOGO, info::logo))
         .service(method("/tsa", web::post().to(sign_doc::rfc3161)))
-        .service(
+        .service(open_to_all(
             web::resource(OAUTH_AUTHORIZE)
                 .route(web::get().to(oauth2::authorize_page))
                 .route(web::post().to(oauth2::authorize_submit))
                 .default_service(web::to(get_or_post)),
-        )
-        .service(method(OAUTH_TOKEN, web::post().to(oauth2::token)))
+        ))
+        .service(open_to_all(method(
+            OAUTH_TOKEN,
+            web::post().to(oauth2::token),
+        )))
         .service(method(
             OAUTH_PUSHED_AUTHORIZE,
             web::post().to(oauth2::pushed_authorize),
         ))
-        .service(method(OAUTH_REVOKE, web::post().to(oauth2::revoke)))
+        .service(open_to_all(method(
+            OAUTH_REVOKE,
+            web::post().to(oauth2::revoke),
+        )))
         .service(get(OAUTH_METADATA, oauth2::metadata))
         .default_service(web::to(not_found));
 }

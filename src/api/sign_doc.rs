@@ -230,7 +230,7 @@ pub async fn rfc3161(
             "Content-Type must be application/timestamp-query",
         ));
     }
-    let body = super::extract::read_body(&req, payload).await?;
+    let body = super::extract::read_body(&req, payload, super::extract::OPEN_MAX_BODY).await?;
     let reply = tsa::rfc3161(&state, body.to_vec()).await?;
     Ok(HttpResponse::Ok().content_type(REPLY_TYPE).body(reply))
 }

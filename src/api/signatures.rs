@@ -61,7 +61,7 @@ pub async fn sign_hash(
         // more store hop, on calls with many hashes).
         session::authenticate_for_signing(&state, &bearer).await?;
     }
-    let body = RawBody(read_body(&req, payload).await?);
+    let body = RawBody(read_body(&req, payload, super::extract::MAX_BODY).await?);
     let small = body.0.len() <= signing::ON_WORKER_MAX_BODY;
     if mentions_async_fields(&body.0)
         && let Ok(fields) = serde_json::from_slice::<AsyncFields>(&body.0)

@@ -322,6 +322,68 @@ fn a_large_body_is_not_awaited_for_a_dead_token() {
     r.assert_error(401, "invalid_token");
 }
 
+/// Methods anyone may call without a token take bodies up to 64 KiB (refused from the
+/// Content-Length, before a byte is read); the others keep 1 MiB.
+#[test]
+fn open_methods_take_bodies_up_to_64_kib() {
+    let env = Env::new();
+    let s = signer("olga");
+    env.enroll(&s, "ec-p256");
+    let app = env.spawn();
+    let token = app.login(&s.user, &s.password);
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let head_with = |path: &str, content_type: &str, length: usize, auth: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+             {auth}Content-Length: {length}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.lines().next().unwrap_or_default().to_string()
+    };
+    let head_for =
+        |path: &str, content_type: &str, length: usize| head_with(path, content_type, length, "");
+    let form = "application/x-www-form-urlencoded";
+    for (path, content_type) in [
+        ("/csc/v2/info", "application/json"),
+        ("/csc/v1/info", "application/json"),
+        ("/csc/v2/auth/login", "application/json"),
+        ("/oauth2/token", form),
+        ("/oauth2/revoke", form),
+        ("/oauth2/authorize", form),
+        ("/tsa", "application/timestamp-query"),
+    ] {
+        let head = head_for(path, content_type, (64 << 10) + 1);
+        assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
+    }
+    // At the limit: not refused for its size.
+    let padding = |n: usize| "x".repeat(n - r#"{"lang":"en","clientData":""}"#.len());
+    let body = json!({"lang": "en", "clientData": padding(64 << 10)});
+    assert_eq!(body.to_string().len(), 64 << 10);
+    let r = app.post("/csc/v2/info", None, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A method that needs a token: up to 1 MiB.
+    let r = app.post(
+        "/csc/v2/credentials/list",
+        Some(&token),
+        &json!({"clientData": "x".repeat(512 << 10)}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let head = head_with(
+        "/csc/v2/credentials/list",
+        "application/json",
+        (1 << 20) + 1,
+        &format!("Authorization: Bearer {token}\r\n"),
+    );
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+}
+
 /// Answers that carry a secret (an access token, a SAD) tell every cache not to keep them;
 /// others (info) need not.
 #[test]
