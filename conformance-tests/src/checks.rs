@@ -66,6 +66,15 @@ pub mod names {
     pub const EXTEND: &str = "credentials/extendTransaction";
     pub const SIGN_EXTENDED: &str = "signatures/signHash: extended SAD verifies";
     pub const SAD_EXPIRY: &str = "SAD: refused after expiresIn";
+    /// The asynchronous mode (`operationMode: "A"`, `signatures/signPolling`): only when
+    /// `info` says `asynchronousOperationMode: true` and lists `signatures/signPolling`.
+    pub const ASYNC_UNKNOWN_ID: &str = "signatures/signPolling: unknown requestID";
+    pub const ASYNC_AUTHZ: &str = "credentials/authorize: SAD for the asynchronous call";
+    pub const ASYNC_MALFORMED: &str = "signatures/signHash (async): malformed call refused at once";
+    pub const ASYNC_FAKE_SAD: &str = "signatures/signHash (async): made-up SAD signs nothing";
+    pub const ASYNC_SIGN: &str = "signatures/signHash (async): polled signature verifies";
+    pub const ASYNC_POLL_AGAIN: &str =
+        "signatures/signPolling: the answer polled again is the same";
     pub const REVOKE: &str = "auth/revoke";
     pub const REVOKED_TOKEN: &str = "auth/revoke: token refused afterwards";
     pub const REQUESTS: &str = "JSON Schema: requests sent by the suite";
@@ -96,6 +105,14 @@ pub mod names {
     ];
     /// Rows of the SAD lifecycle authorization (one credential).
     pub const LIFECYCLE_TASK: &[&str] = &[AUTHZ_AGAIN, EXTEND, SIGN_EXTENDED, SAD_EXPIRY];
+    /// Rows of the asynchronous authorization (one credential).
+    pub const ASYNC_TASK: &[&str] = &[
+        ASYNC_AUTHZ,
+        ASYNC_MALFORMED,
+        ASYNC_FAKE_SAD,
+        ASYNC_SIGN,
+        ASYNC_POLL_AGAIN,
+    ];
 }
 
 use names as n;
@@ -117,6 +134,13 @@ const PROTECTED: &[&str] = &[
 ];
 /// SAD lifetime assumed when `expiresIn` is absent (CSC default).
 const DEFAULT_SAD_TTL: u64 = 3600;
+/// `validity_period` of the suite's asynchronous calls, milliseconds: long enough to poll the
+/// answer twice, well within CSC's usual bounds.
+const ASYNC_VALIDITY_MS: u64 = 60_000;
+/// How often and how long an asynchronous call's answer is polled for.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+const POLL_FOR: Duration = Duration::from_secs(30);
+const MAX_POLLS: usize = 300;
 
 /// How one auth object is satisfied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +203,7 @@ enum Task {
     WrongPin,
     Main,
     Lifecycle,
+    Async,
 }
 
 /// A conformance run in progress.
@@ -190,6 +215,8 @@ pub struct Suite<'a> {
     report: Report,
     last: Instant,
     methods: Vec<String>,
+    /// `info.asynchronousOperationMode` is `true`.
+    async_mode: bool,
     token: Option<String>,
     request_problems: Vec<String>,
     requests_checked: usize,
@@ -273,6 +300,7 @@ impl<'a> Suite<'a> {
             report: Report::new(&cfg.base_url),
             last: Instant::now(),
             methods: Vec::new(),
+            async_mode: false,
             token: None,
             request_problems: Vec::new(),
             requests_checked: 0,
@@ -439,8 +467,11 @@ impl<'a> Suite<'a> {
         if !codes.contains(&code) {
             problems.push(format!("expected error {codes:?}"));
         }
-        if r.body.get("signatures").is_some() || r.body.get("SAD").is_some() {
-            problems.push("a refusal must not carry signatures or a SAD".into());
+        if ["signatures", "SAD", "responseID"]
+            .iter()
+            .any(|k| r.body.get(k).is_some())
+        {
+            problems.push("a refusal must not carry signatures, a SAD or a responseID".into());
         }
         if problems.is_empty() {
             Ok(format!("HTTP {} {code}{}", r.status, description(r)))
@@ -483,6 +514,7 @@ impl<'a> Suite<'a> {
         }
         let (ids, list_infos) = self.list();
         self.service_errors();
+        self.async_service_errors();
         let mut creds = Vec::new();
         for id in ids {
             let entry = list_infos
@@ -504,6 +536,7 @@ impl<'a> Suite<'a> {
             .map_err(Fatal::Connection)?;
         let ok = self.expect_ok("info", &r, 200);
         self.methods = str_list(r.body.get("methods"));
+        self.async_mode = r.body.get("asynchronousOperationMode") == Some(&Value::Bool(true));
         let usable = r.status == 200 && r.body.is_object();
         let detail = ok.map(|()| {
             format!(
@@ -919,6 +952,8 @@ impl<'a> Suite<'a> {
             };
             self.skip_all(&[n::AUTHZ_WRONG_PIN, n::AUTHZ_WRONG_OTP], None, why);
             self.skip_all(n::LIFECYCLE_TASK, None, why);
+            let why = self.async_unsupported().unwrap_or_else(|| why.to_string());
+            self.skip_all(n::ASYNC_TASK, None, &why);
             return;
         }
         let first = ready.first().copied().unwrap_or(0);
@@ -964,7 +999,19 @@ impl<'a> Suite<'a> {
             }
             tasks.push((i, t));
         }
-        for round in 0..3 {
+        // The asynchronous call has an authorization of its own, on one credential: one with
+        // the fewest tasks (the last of those), so that it adds at most one TOTP step.
+        match self.async_unsupported() {
+            Some(why) => self.skip_all(n::ASYNC_TASK, None, &why),
+            None => {
+                let fewest = tasks.iter().map(|(_, t)| t.len()).min().unwrap_or(0);
+                if let Some((_, t)) = tasks.iter_mut().rev().find(|(_, t)| t.len() == fewest) {
+                    t.push(Task::Async);
+                }
+            }
+        }
+        let rounds = tasks.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
+        for round in 0..rounds {
             for (i, list) in &tasks {
                 let (Some(task), Some(cred)) = (list.get(round), creds.get_mut(*i)) else {
                     continue;
@@ -973,6 +1020,7 @@ impl<'a> Suite<'a> {
                     Task::WrongPin => self.wrong_pin_task(cred),
                     Task::Main => self.main_task(cred),
                     Task::Lifecycle => self.lifecycle_task(cred),
+                    Task::Async => self.async_task(cred),
                 }
             }
         }
@@ -1168,6 +1216,17 @@ impl<'a> Suite<'a> {
         let token = self.bearer();
         let r = self.call("signatures/signHash", Auth::Bearer(&token), &body)?;
         self.expect_ok("signatures/signHash", &r, 200)?;
+        Self::verify_answer(cred, plan, digest, &r)
+    }
+
+    /// The one signature of a signHash answer (given at once, or polled for an asynchronous
+    /// call), verified against the credential's certificate.
+    fn verify_answer(
+        cred: &Cred,
+        plan: &SignPlan,
+        digest: &[u8],
+        r: &Resp,
+    ) -> Result<String, String> {
         let sigs = r
             .body
             .get("signatures")
@@ -1525,6 +1584,305 @@ impl<'a> Suite<'a> {
         self.result(n::SAD_EXPIRY, cid, res);
     }
 
+    // ----- the asynchronous mode -----
+
+    /// Why the asynchronous checks cannot run (None: they can). signHash itself is required
+    /// by every signing task (see `blocker`).
+    fn async_unsupported(&self) -> Option<String> {
+        if !self.async_mode {
+            return Some("info.asynchronousOperationMode is not true".into());
+        }
+        if !self.advertised("signatures/signPolling") {
+            return Some(Self::not_advertised("signatures/signPolling"));
+        }
+        None
+    }
+
+    /// `signatures/signPolling` for a requestID no call was answered with.
+    fn async_service_errors(&mut self) {
+        if let Some(why) = self.async_unsupported() {
+            self.skip(n::ASYNC_UNKNOWN_ID, None, &why);
+            return;
+        }
+        let token = self.bearer();
+        let random: u128 = rand::random();
+        let body = json!({"requestID": format!("csc-conformance-unknown-{random:032x}")});
+        let sent = self.call("signatures/signPolling", Auth::Bearer(&token), &body);
+        self.error_check(n::ASYNC_UNKNOWN_ID, None, sent, &[400], INVALID_REQUEST);
+    }
+
+    /// A signHash body made asynchronous: `operationMode: "A"` and a `validity_period`.
+    fn async_body(cred: &Cred, sad: &str, plan: &SignPlan, hashes: &[String]) -> Value {
+        let mut body = Self::sign_body(cred, sad, plan, hashes);
+        set(&mut body, "operationMode", json!("A"));
+        set(&mut body, "validity_period", json!(ASYNC_VALIDITY_MS));
+        body
+    }
+
+    /// The `responseID` of an accepted asynchronous call: HTTP 200, a non-empty string, and
+    /// no signatures yet.
+    fn response_id_of(&mut self, r: &Resp) -> Result<String, String> {
+        self.expect_ok("signatures/signHash", r, 200)?;
+        if r.body.get("signatures").is_some() {
+            return Err(format!(
+                "an asynchronous call is answered with a responseID, not signatures: {}",
+                r.summary()
+            ));
+        }
+        r.body
+            .get("responseID")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| format!("no responseID string: {}", r.summary()))
+    }
+
+    /// Poll `id` until the call has its answer (anything but 202), every [`POLL_EVERY`] for at
+    /// most [`POLL_FOR`] (and never more than [`MAX_POLLS`] times); every 202 must be the CSC
+    /// error `accepted_request`. The answer and how many polls it took.
+    fn poll_answer(&mut self, id: &str) -> Result<(Resp, usize), String> {
+        let body = json!({"requestID": id});
+        let started = Instant::now();
+        let file = schema::file_for("signatures/signPolling", Kind::Response);
+        for polls in 1..=MAX_POLLS {
+            let token = self.bearer();
+            let r = self.call("signatures/signPolling", Auth::Bearer(&token), &body)?;
+            if r.status != 202 {
+                return Ok((r, polls));
+            }
+            if r.json_error.is_some() || r.error_code() != Some("accepted_request") {
+                return Err(format!(
+                    "HTTP 202 must carry the CSC error accepted_request: {}",
+                    r.summary()
+                ));
+            }
+            self.schema_note("schema: signatures/signPolling response", &file, &r.body);
+            if started.elapsed() >= POLL_FOR {
+                break;
+            }
+            std::thread::sleep(POLL_EVERY);
+        }
+        Err(format!(
+            "still HTTP 202 accepted_request after {:.1} s of polling",
+            started.elapsed().as_secs_f64()
+        ))
+    }
+
+    /// A CSC error with a 4xx status, whatever its code, carrying nothing signed.
+    fn expect_client_error(&mut self, r: &Resp) -> Result<String, String> {
+        let mut problems = Vec::new();
+        if !(400..500).contains(&r.status) {
+            problems.push("expected a 4xx status".to_string());
+        }
+        if let Some(e) = &r.json_error {
+            problems.push(format!("the error body is not JSON ({e})"));
+        } else {
+            self.schema_note(n::SCHEMA_ERRORS, "error.json", &r.body);
+        }
+        let code = r.error_code().unwrap_or("");
+        if code.is_empty() {
+            problems.push("expected a CSC error body with an error code".into());
+        }
+        if ["signatures", "SAD", "responseID"]
+            .iter()
+            .any(|k| r.body.get(k).is_some())
+        {
+            problems.push("a refusal must not carry signatures, a SAD or a responseID".into());
+        }
+        if problems.is_empty() {
+            Ok(format!("HTTP {} {code}{}", r.status, description(r)))
+        } else {
+            Err(format!("{}; got {}", problems.join("; "), r.summary()))
+        }
+    }
+
+    /// An asynchronous signHash with a SAD of its own: malformed calls and a made-up SAD first
+    /// (while the SAD is live, so that only the fault is refused), then the call that signs,
+    /// its answer polled and verified, and polled again.
+    fn async_task(&mut self, cred: &mut Cred) {
+        let c = cred.id.clone();
+        let cid = Some(c.as_str());
+        if cred.authorize_failed {
+            let why = "credentials/authorize failed earlier; not retried (lockout counters)";
+            self.skip_all(n::ASYNC_TASK, cid, why);
+            return;
+        }
+        let Some(plan) = cred.plans.first().copied() else {
+            self.skip_all(n::ASYNC_TASK, cid, "no signAlgo the suite can verify");
+            return;
+        };
+        let digest = self.hash(cred, "async");
+        let pin = self.cfg.pin.clone();
+        let granted = self
+            .authorize(cred, std::slice::from_ref(&digest), &pin)
+            .and_then(|r| self.sad_of("credentials/authorize", &r));
+        let (sad, ttl) = match granted {
+            Ok((sad, ttl)) => {
+                let d = format!(
+                    "SAD for 1 hash, expiresIn {}",
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                );
+                self.record(n::ASYNC_AUTHZ, cid, Outcome::Pass, d);
+                (sad, ttl)
+            }
+            Err(e) => {
+                cred.authorize_failed = true;
+                self.record(n::ASYNC_AUTHZ, cid, Outcome::Fail, e);
+                let why = "no SAD: credentials/authorize failed";
+                self.skip_all(
+                    &[
+                        n::ASYNC_MALFORMED,
+                        n::ASYNC_FAKE_SAD,
+                        n::ASYNC_SIGN,
+                        n::ASYNC_POLL_AGAIN,
+                    ],
+                    cid,
+                    why,
+                );
+                return;
+            }
+        };
+        let issued = Instant::now();
+        let valid = Self::async_body(cred, &sad, &plan, &[b64(&digest)]);
+
+        let res = self.async_malformed(cred, &valid);
+        self.result(n::ASYNC_MALFORMED, cid, res);
+        let res = self.async_fake_sad(&valid);
+        self.result(n::ASYNC_FAKE_SAD, cid, res);
+
+        let token = self.bearer();
+        let signed = self
+            .call("signatures/signHash", Auth::Bearer(&token), &valid)
+            .and_then(|r| self.response_id_of(&r))
+            .and_then(|id| {
+                let (r, polls) = self.poll_answer(&id)?;
+                self.expect_ok("signatures/signPolling", &r, 200)?;
+                let d = Self::verify_answer(cred, &plan, &digest, &r)?;
+                Ok((id, r, format!("answered after {polls} poll(s): {d}")))
+            });
+        let (id, first) = match signed {
+            Ok((id, first, d)) => {
+                self.record(n::ASYNC_SIGN, cid, Outcome::Pass, d);
+                (id, first)
+            }
+            Err(e) => {
+                let e = format!(
+                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
+                    issued.elapsed().as_secs_f64(),
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                );
+                self.record(n::ASYNC_SIGN, cid, Outcome::Fail, e);
+                let why = "no signed answer to poll again";
+                self.skip(n::ASYNC_POLL_AGAIN, cid, why);
+                return;
+            }
+        };
+        // An answer may be polled again within its validity period: the same answer.
+        let token = self.bearer();
+        let res = self
+            .call(
+                "signatures/signPolling",
+                Auth::Bearer(&token),
+                &json!({"requestID": id}),
+            )
+            .and_then(|r| {
+                self.expect_ok("signatures/signPolling", &r, first.status)?;
+                let (a, b) = (r.body.get("signatures"), first.body.get("signatures"));
+                if a != b {
+                    return Err(format!(
+                        "the signatures differ from the first answer's: {}",
+                        r.summary()
+                    ));
+                }
+                Ok(format!(
+                    "HTTP {}, the same {} signature(s)",
+                    r.status,
+                    a.and_then(Value::as_array).map_or(0, Vec::len)
+                ))
+            });
+        self.result(n::ASYNC_POLL_AGAIN, cid, res);
+    }
+
+    /// Asynchronous calls that are malformed whoever's credential and SAD they name (hashes
+    /// not base64; a `signAlgo` OID no algorithm has): refused at once with 400
+    /// `invalid_request` and no `responseID`. One wrongly accepted is polled to its end
+    /// before the SAD is used again.
+    fn async_malformed(&mut self, cred: &Cred, valid: &Value) -> Result<String, String> {
+        let token = self.bearer();
+        let mut not_base64 = valid.clone();
+        set(&mut not_base64, "hashes", json!(["%%%not-base64%%%"]));
+        // An OID under 2.25 (UUIDs as integers) names no algorithm.
+        let unknown_oid = format!("2.25.{}", rand::random::<u64>());
+        let mut unknown_algo = valid.clone();
+        set(&mut unknown_algo, "signAlgo", json!(unknown_oid));
+        set(
+            &mut unknown_algo,
+            "hashAlgorithmOID",
+            json!(cred.hash.oid()),
+        );
+        if let Some(obj) = unknown_algo.as_object_mut() {
+            obj.remove("signAlgoParams");
+        }
+        let cases = [
+            ("hashes not base64".to_string(), not_base64),
+            (format!("unknown signAlgo {unknown_oid}"), unknown_algo),
+        ];
+        let (mut passed, mut problems) = (Vec::new(), Vec::new());
+        for (what, body) in cases {
+            let r = self.call_bad("signatures/signHash", Auth::Bearer(&token), &body)?;
+            let accepted = r.body.get("responseID").and_then(Value::as_str);
+            if let (200, Some(id)) = (r.status, accepted) {
+                let later = match self.poll_answer(id) {
+                    Ok((answer, _)) => answer.summary(),
+                    Err(e) => e,
+                };
+                problems.push(format!(
+                    "{what}: accepted (HTTP 200 with a responseID) instead of refused at once; \
+                     its polled answer: {later}"
+                ));
+                continue;
+            }
+            match self.expect_error(&r, &[400], INVALID_REQUEST) {
+                Ok(d) => passed.push(format!("{what}: {d}")),
+                Err(e) => problems.push(format!("{what}: {e}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(passed.join("; "))
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// An asynchronous call with a random SAD: refused at once with a 4xx CSC error, or
+    /// accepted and its polled answer a 4xx CSC error; never signatures.
+    fn async_fake_sad(&mut self, valid: &Value) -> Result<String, String> {
+        let token = self.bearer();
+        let mut body = valid.clone();
+        let random: u128 = rand::random();
+        set(
+            &mut body,
+            "SAD",
+            json!(format!("csc-conformance-random-SAD-{random:032x}")),
+        );
+        let r = self.call_bad("signatures/signHash", Auth::Bearer(&token), &body)?;
+        if r.status != 200 {
+            return self
+                .expect_client_error(&r)
+                .map(|d| format!("refused at once: {d}"));
+        }
+        let id = self.response_id_of(&r)?;
+        let (answer, polls) = self.poll_answer(&id)?;
+        if answer.status == 200 {
+            return Err(format!(
+                "the polled answer of a call with a made-up SAD must be a CSC error: {}",
+                answer.summary()
+            ));
+        }
+        self.expect_client_error(&answer)
+            .map(|d| format!("accepted, then polled ({polls} poll(s)): {d}"))
+    }
+
     // ----- the end -----
 
     fn revoke(&mut self) {
@@ -1761,6 +2119,50 @@ mod tests {
         cred.factors = vec![("PIN".into(), Factor::Pin)];
         s.wrong_pin_task(&mut cred);
         assert_eq!(s.report.named(n::AUTHZ_WRONG_OTP)[0].outcome, Outcome::Skip);
+    }
+
+    #[test]
+    fn async_checks_need_the_mode_and_signpolling() {
+        let cfg = config();
+        let mut s = suite(&cfg);
+        s.methods = vec![
+            "signatures/signHash".into(),
+            "signatures/signPolling".into(),
+        ];
+        assert!(
+            s.async_unsupported()
+                .unwrap()
+                .contains("asynchronousOperationMode")
+        );
+        s.async_mode = true;
+        assert_eq!(s.async_unsupported(), None);
+        s.methods.pop();
+        assert!(
+            s.async_unsupported()
+                .unwrap()
+                .contains("signatures/signPolling")
+        );
+        // Not offered: the unknown-requestID row is SKIP, and nothing is sent.
+        s.async_service_errors();
+        assert_eq!(
+            s.report.named(n::ASYNC_UNKNOWN_ID)[0].outcome,
+            Outcome::Skip
+        );
+    }
+
+    #[test]
+    fn an_asynchronous_refusal_is_any_4xx_csc_error_without_a_response_id() {
+        let cfg = config();
+        let mut s = suite(&cfg);
+        let forbidden = resp(403, json!({"error": "invalid_sad"}));
+        assert!(s.expect_client_error(&forbidden).is_ok());
+        let accepted = resp(202, json!({"error": "accepted_request"}));
+        assert!(s.expect_client_error(&accepted).is_err());
+        let no_code = resp(400, json!({"message": "no"}));
+        assert!(s.expect_client_error(&no_code).is_err());
+        let with_id = resp(400, json!({"error": "invalid_request", "responseID": "x"}));
+        assert!(s.expect_client_error(&with_id).is_err());
+        assert!(s.expect_error(&with_id, &[400], INVALID_REQUEST).is_err());
     }
 
     #[test]

@@ -73,6 +73,14 @@ pub const FILES: &[(&str, &str)] = &[
         "signatures-signHash.response.json",
         include_str!("../../schema/signatures-signHash.response.json"),
     ),
+    (
+        "signatures-signPolling.request.json",
+        include_str!("../../schema/signatures-signPolling.request.json"),
+    ),
+    (
+        "signatures-signPolling.response.json",
+        include_str!("../../schema/signatures-signPolling.response.json"),
+    ),
 ];
 
 /// The schema file for a CSC method's request or response: `credentials/info` →

@@ -1,9 +1,10 @@
 //! The black-box CSC v2 conformance suite (`conformance-tests/`, crate `csc-conformance`)
-//! against Quill: in process it finds nothing wrong and really runs its core checks (PASS, not
-//! SKIP); the `csc-conformance` binary does the same and writes JUnit XML; and given a wrong PIN
-//! the suite fails — so it can fail — without locking the credentials. Two runs back to back
-//! never present a TOTP code twice, and behind a proxy that breaks one thing (certInfo, OTP
-//! checks, SAD binding, per-user TOTP counting) the matching row fails or passes as it should.
+//! against Quill: in process it finds nothing wrong and really runs its core checks, the
+//! asynchronous mode's included (PASS, not SKIP); the `csc-conformance` binary does the same
+//! and writes JUnit XML; and given a wrong PIN the suite fails — so it can fail — without
+//! locking the credentials. Two runs back to back never present a TOTP code twice, and behind
+//! a proxy that breaks one thing (certInfo, OTP checks, SAD binding, per-user TOTP counting)
+//! the matching row fails or passes as it should.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -189,6 +190,24 @@ fn conformance_suite_passes_against_quill() {
     for name in n::LIFECYCLE_TASK {
         assert_pass(&report, name, None);
     }
+    // The asynchronous mode (Quill's info says asynchronousOperationMode: true and lists
+    // signatures/signPolling): run on one credential, every row PASS, not SKIP.
+    assert_pass(&report, n::ASYNC_UNKNOWN_ID, None);
+    for name in n::ASYNC_TASK {
+        assert_pass(&report, name, None);
+    }
+    let signed = assert_pass(&report, n::ASYNC_SIGN, None);
+    assert!(
+        signed.contains("signature verifies against the certificate"),
+        "{signed}"
+    );
+    let malformed = assert_pass(&report, n::ASYNC_MALFORMED, None);
+    assert!(
+        malformed.contains("hashes not base64: HTTP 400 invalid_request")
+            && malformed.contains("unknown signAlgo"),
+        "{malformed}"
+    );
+    assert_pass(&report, "schema: signatures/signPolling response", None);
     let expiry = assert_pass(&report, n::SAD_EXPIRY, None);
     assert!(expiry.contains("SAD expired"), "{expiry}");
     // Both RSA schemes were signed and verified.
@@ -559,6 +578,14 @@ fn conformance_suite_fails_a_server_that_ignores_the_sad() {
         "{}",
         report.table()
     );
+    // The asynchronous call with a made-up SAD is signed too (its polled answer has signatures).
+    let fake = row(&report, n::ASYNC_FAKE_SAD, None);
+    assert_eq!(fake.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        fake.detail.contains("must be a CSC error"),
+        "{}",
+        fake.detail
+    );
     assert_eq!(report.exit_code(), 1);
 }
 
@@ -691,8 +718,8 @@ fn conformance_suite_passes_a_server_that_counts_totp_per_user() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(
         accepted.lock().unwrap().len(),
-        3,
-        "three SADs: two signing, one lifecycle"
+        4,
+        "four SADs: two signing, one lifecycle, one asynchronous"
     );
 
     cfg.totp_scope = TotpScope::Credential;
