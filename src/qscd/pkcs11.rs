@@ -280,6 +280,20 @@ fn hash_mech(h: HashAlg) -> (MechanismType, PkcsMgfType) {
     }
 }
 
+/// The SEC1 bytes of a `CKA_EC_POINT` on a curve of `field_len`-byte coordinates. PKCS#11
+/// says a DER OCTET STRING, and SoftHSM2 and kryoptic answer so; some tokens answer the bare
+/// SEC1 point (PKCS#11 3.x's form for Edwards and Montgomery keys). An uncompressed point begins
+/// with 0x04, the OCTET STRING tag, and parses as DER whenever its next byte happens to equal
+/// the length of the rest (1 key in 256), so the bare form is recognised by its length first.
+pub(super) fn ec_point_bytes(point: Vec<u8>, field_len: usize) -> Vec<u8> {
+    if point.len() == 1 + 2 * field_len && point.first() == Some(&0x04) {
+        return point;
+    }
+    der::asn1::OctetString::from_der(&point)
+        .map(|o| o.into_bytes())
+        .unwrap_or(point)
+}
+
 /// DER SPKI of a public key object.
 fn spki_of(session: &Session, public: ObjectHandle) -> Result<Vec<u8>, OpError> {
     use rsa::pkcs8::EncodePublicKey;
@@ -319,15 +333,13 @@ fn spki_of(session: &Session, public: ObjectHandle) -> Result<Vec<u8>, OpError> 
         let (params, point) = params
             .zip(point)
             .ok_or_else(|| bad("EC key without point"))?;
-        // SoftHSM2 returns CKA_EC_POINT DER-wrapped in an OCTET STRING.
-        let raw = der::asn1::OctetString::from_der(&point)
-            .map(|o| o.into_bytes())
-            .unwrap_or(point);
         if params == curve_params(KeySpec::EcP256)? {
+            let raw = ec_point_bytes(point, 32);
             p256::PublicKey::from_sec1_bytes(&raw)
                 .map_err(|e| bad(&e.to_string()))?
                 .to_public_key_der()
         } else if params == curve_params(KeySpec::EcP384)? {
+            let raw = ec_point_bytes(point, 48);
             p384::PublicKey::from_sec1_bytes(&raw)
                 .map_err(|e| bad(&e.to_string()))?
                 .to_public_key_der()
