@@ -6,6 +6,33 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// Connect to `app` and send a POST of `path` that announces a `length`-byte body, with the
+/// extra header lines `headers` (each ending in CRLF), followed by the body bytes `sent`;
+/// reads wait up to `wait_s` seconds.
+fn post_head(
+    app: &TestApp,
+    path: &str,
+    content_type: &str,
+    headers: &str,
+    length: usize,
+    sent: &[u8],
+    wait_s: u64,
+) -> std::net::TcpStream {
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(wait_s)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+         {headers}Content-Length: {length}\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(sent).unwrap();
+    stream
+}
+
 #[test]
 fn info_describes_the_service() {
     let env = Env::new();
@@ -116,18 +143,15 @@ fn routing_errors_are_csc_json() {
     }
     // An oversize body is refused from its Content-Length, before it is read: announce 2 MiB
     // and send none of it (a client still writing would see the connection closed under it).
-    let addr = app.base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /csc/v2/info HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        2 << 20
-    )
-    .unwrap();
+    let mut stream = post_head(
+        &app,
+        "/csc/v2/info",
+        "application/json",
+        "Connection: close\r\n",
+        2 << 20,
+        b"",
+        10,
+    );
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
@@ -211,21 +235,9 @@ fn login_and_revoke() {
 fn a_body_sent_too_slowly_gets_408_and_the_connection_closes() {
     let env = Env::new();
     let app = env.spawn_with(&["--body-timeout", "1"]);
-    let addr = app.base.trim_start_matches("http://").to_string();
     // Announce `body`, send only its first `sent` bytes, and wait for the answer.
     let send = |path: &str, content_type: &str, body: &[u8], sent: usize| {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .unwrap();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
-             Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        stream.write_all(&body[..sent]).unwrap();
+        let mut stream = post_head(&app, path, content_type, "", body.len(), &body[..sent], 20);
         let started = std::time::Instant::now();
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
@@ -255,15 +267,15 @@ fn a_body_sent_too_slowly_gets_408_and_the_connection_closes() {
     let (response, _) = send("/tsa", "application/timestamp-query", &[0x30; 40], 3);
     assert_eq!(check(&response, 408)["error"], "invalid_request");
     // A body in two pieces, in time: served.
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        stream,
-        "POST /csc/v2/info HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+    let mut stream = post_head(
+        &app,
+        "/csc/v2/info",
+        "application/json",
+        "Connection: close\r\n",
         body.len(),
-        std::str::from_utf8(&body[..5]).unwrap()
-    )
-    .unwrap();
+        &body[..5],
+        20,
+    );
     std::thread::sleep(std::time::Duration::from_millis(200));
     stream.write_all(&body[5..]).unwrap();
     let mut response = String::new();
@@ -278,18 +290,9 @@ fn a_body_sent_too_slowly_gets_408_and_the_connection_closes() {
 fn a_large_body_is_not_awaited_for_a_dead_token() {
     let env = Env::new();
     let app = env.spawn_with(&["--body-timeout", "30"]);
-    let addr = app.base.trim_start_matches("http://").to_string();
     let status_of = |path: &str, length: usize| -> (String, std::time::Duration) {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer not-a-live-token\r\n\
-             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{"
-        )
-        .unwrap();
+        let auth = "Authorization: Bearer not-a-live-token\r\n";
+        let mut stream = post_head(&app, path, "application/json", auth, length, b"{", 10);
         let started = std::time::Instant::now();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
@@ -331,18 +334,9 @@ fn open_methods_take_bodies_up_to_64_kib() {
     env.enroll(&s, "ec-p256");
     let app = env.spawn();
     let token = app.login(&s.user, &s.password);
-    let addr = app.base.trim_start_matches("http://").to_string();
     let head_with = |path: &str, content_type: &str, length: usize, auth: &str| -> String {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
-             {auth}Content-Length: {length}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        let headers = format!("{auth}Connection: close\r\n");
+        let mut stream = post_head(&app, path, content_type, &headers, length, b"", 10);
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
         response.lines().next().unwrap_or_default().to_string()
