@@ -75,6 +75,11 @@ pub mod names {
     pub const ASYNC_SIGN: &str = "signatures/signHash (async): polled signature verifies";
     pub const ASYNC_POLL_AGAIN: &str =
         "signatures/signPolling: the answer polled again is the same";
+    /// `signatures/signDoc` (CAdES, detached, over a document digest): only when `info`
+    /// lists `signatures/signDoc`; on one credential, with one more hash in its main SAD.
+    pub const DOC_BAD_FORMAT: &str = "signatures/signDoc: unknown signature_format refused";
+    pub const DOC_SIGN: &str = "signatures/signDoc: detached CAdES-B-B verifies";
+    pub const DOC_REFUSED: &str = "signatures/signDoc: spent SAD or unbound hash refused";
     pub const REVOKE: &str = "auth/revoke";
     pub const REVOKED_TOKEN: &str = "auth/revoke: token refused afterwards";
     pub const REQUESTS: &str = "JSON Schema: requests sent by the suite";
@@ -113,6 +118,8 @@ pub mod names {
         ASYNC_SIGN,
         ASYNC_POLL_AGAIN,
     ];
+    /// Rows of signDoc (one credential, within its main task).
+    pub const DOC_TASK: &[&str] = &[DOC_BAD_FORMAT, DOC_SIGN, DOC_REFUSED];
 }
 
 use names as n;
@@ -141,6 +148,17 @@ const ASYNC_VALIDITY_MS: u64 = 60_000;
 const POLL_EVERY: Duration = Duration::from_millis(100);
 const POLL_FOR: Duration = Duration::from_secs(30);
 const MAX_POLLS: usize = 300;
+/// Fields a refusal must not carry: signatures (signHash's, signDoc's), a SAD, a responseID.
+const NOT_IN_A_REFUSAL: &[&str] = &[
+    "signatures",
+    "SignatureObject",
+    "DocumentWithSignature",
+    "SAD",
+    "responseID",
+];
+/// The multisign a credential needs for the signDoc checks: two signHash signatures and one
+/// signDoc signature from its main SAD.
+const DOC_MULTISIGN: u64 = 3;
 
 /// How one auth object is satisfied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +193,8 @@ struct Cred {
     /// Another credential under test (ID, a sign plan, its hash): its ID is sent with this
     /// credential's SAD, which must be refused.
     other: Option<(String, SignPlan, HashAlg)>,
+    /// The signDoc checks run in this credential's main task (its SAD gets one more hash).
+    doc: bool,
 }
 
 impl Cred {
@@ -194,6 +214,7 @@ impl Cred {
             challenge_recorded: false,
             sad_ttl: None,
             other: None,
+            doc: false,
         }
     }
 }
@@ -217,6 +238,9 @@ pub struct Suite<'a> {
     methods: Vec<String>,
     /// `info.asynchronousOperationMode` is `true`.
     async_mode: bool,
+    /// `info.signature_formats.formats` and `info.conformance_levels`, when given.
+    signature_formats: Option<Vec<String>>,
+    conformance_levels: Option<Vec<String>>,
     token: Option<String>,
     request_problems: Vec<String>,
     requests_checked: usize,
@@ -301,6 +325,8 @@ impl<'a> Suite<'a> {
             last: Instant::now(),
             methods: Vec::new(),
             async_mode: false,
+            signature_formats: None,
+            conformance_levels: None,
             token: None,
             request_problems: Vec::new(),
             requests_checked: 0,
@@ -467,10 +493,7 @@ impl<'a> Suite<'a> {
         if !codes.contains(&code) {
             problems.push(format!("expected error {codes:?}"));
         }
-        if ["signatures", "SAD", "responseID"]
-            .iter()
-            .any(|k| r.body.get(k).is_some())
-        {
+        if NOT_IN_A_REFUSAL.iter().any(|k| r.body.get(k).is_some()) {
             problems.push("a refusal must not carry signatures, a SAD or a responseID".into());
         }
         if problems.is_empty() {
@@ -537,6 +560,16 @@ impl<'a> Suite<'a> {
         let ok = self.expect_ok("info", &r, 200);
         self.methods = str_list(r.body.get("methods"));
         self.async_mode = r.body.get("asynchronousOperationMode") == Some(&Value::Bool(true));
+        self.signature_formats = r
+            .body
+            .pointer("/signature_formats/formats")
+            .filter(|v| v.is_array())
+            .map(|v| str_list(Some(v)));
+        self.conformance_levels = r
+            .body
+            .get("conformance_levels")
+            .filter(|v| v.is_array())
+            .map(|v| str_list(Some(v)));
         let usable = r.status == 200 && r.body.is_object();
         let detail = ok.map(|()| {
             format!(
@@ -952,6 +985,8 @@ impl<'a> Suite<'a> {
             };
             self.skip_all(&[n::AUTHZ_WRONG_PIN, n::AUTHZ_WRONG_OTP], None, why);
             self.skip_all(n::LIFECYCLE_TASK, None, why);
+            let doc_why = self.doc_unsupported().unwrap_or_else(|| why.to_string());
+            self.skip_all(n::DOC_TASK, None, &doc_why);
             let why = self.async_unsupported().unwrap_or_else(|| why.to_string());
             self.skip_all(n::ASYNC_TASK, None, &why);
             return;
@@ -1007,6 +1042,30 @@ impl<'a> Suite<'a> {
                 let fewest = tasks.iter().map(|(_, t)| t.len()).min().unwrap_or(0);
                 if let Some((_, t)) = tasks.iter_mut().rev().find(|(_, t)| t.len() == fewest) {
                     t.push(Task::Async);
+                }
+            }
+        }
+        // signDoc needs no authorization of its own: the main SAD of one credential (the last
+        // whose multisign allows it) authorizes one hash more, which signDoc signs.
+        match self.doc_unsupported() {
+            Some(why) => self.skip_all(n::DOC_TASK, None, &why),
+            None => {
+                let target = ready
+                    .iter()
+                    .rev()
+                    .copied()
+                    .find(|&i| creds.get(i).is_some_and(|c| c.multisign >= DOC_MULTISIGN))
+                    .and_then(|i| creds.get_mut(i));
+                match target {
+                    Some(cred) => cred.doc = true,
+                    None => self.skip_all(
+                        n::DOC_TASK,
+                        None,
+                        &format!(
+                            "no credential has multisign {DOC_MULTISIGN} or more: its SAD (two \
+                             signHash signatures) has none to spare for signDoc"
+                        ),
+                    ),
                 }
             }
         }
@@ -1295,7 +1354,13 @@ impl<'a> Suite<'a> {
             self.hash(cred, "h2"),
             self.hash(cred, "h3"),
         );
-        let bound: Vec<Vec<u8>> = [h1.clone(), h2.clone()].into_iter().take(count).collect();
+        // The signDoc credential's SAD authorizes one hash more, the document digest signDoc
+        // signs (after the two signHash signatures, before the exhaustion check).
+        let doc_hash = self.hash(cred, "signDoc");
+        let mut bound: Vec<Vec<u8>> = [h1.clone(), h2.clone()].into_iter().take(count).collect();
+        if cred.doc {
+            bound.push(doc_hash.clone());
+        }
         let pin = self.cfg.pin.clone();
         let granted = self
             .authorize(cred, &bound, &pin)
@@ -1308,8 +1373,10 @@ impl<'a> Suite<'a> {
                     cid,
                     Outcome::Pass,
                     format!(
-                        "SAD for {count} hash(es) ({}), expiresIn {}",
+                        "SAD for {} hash(es) ({}){}, expiresIn {}",
+                        bound.len(),
                         cred.hash.name(),
+                        if cred.doc { ", one for signDoc" } else { "" },
                         ttl.map_or("absent".into(), |t| format!("{t} s"))
                     ),
                 );
@@ -1318,7 +1385,11 @@ impl<'a> Suite<'a> {
             Err(e) => {
                 cred.authorize_failed = true;
                 self.record(n::AUTHZ, cid, Outcome::Fail, e);
-                self.skip_all(n::MAIN_TASK, cid, "no SAD: credentials/authorize failed");
+                let why = "no SAD: credentials/authorize failed";
+                self.skip_all(n::MAIN_TASK, cid, why);
+                if cred.doc {
+                    self.skip_all(n::DOC_TASK, cid, why);
+                }
                 return;
             }
         };
@@ -1439,9 +1510,20 @@ impl<'a> Suite<'a> {
                 "multisign is 1: the SAD covers one hash",
             );
         }
+        // signDoc spends the SAD's last signature (the document digest).
+        let doc_signed = if cred.doc {
+            self.doc_checks(cred, (&sad, issued, ttl), &p1, &doc_hash, &h3)
+        } else {
+            true
+        };
         // The budget (numSignatures) is spent: one more signature must be refused. SCAL 1: a
         // hash never signed, so the budget alone is tested. SCAL 2: only bound hashes are
         // signable, so a bound hash is signed again.
+        if !doc_signed && !cred.scal2 {
+            let why = "signDoc was not answered 200: the SAD may have a signature left (SCAL 1)";
+            self.skip(n::SAD_EXHAUSTED, cid, why);
+            return;
+        }
         let (again, what) = if cred.scal2 {
             (
                 if count == 2 { &h2 } else { &h1 },
@@ -1584,6 +1666,184 @@ impl<'a> Suite<'a> {
         self.result(n::SAD_EXPIRY, cid, res);
     }
 
+    // ----- signDoc -----
+
+    /// Why the signDoc checks cannot run (None: they can): the method is not advertised, or
+    /// `info` says the server builds no CAdES, or no baseline B level.
+    fn doc_unsupported(&self) -> Option<String> {
+        if !self.advertised("signatures/signDoc") {
+            return Some(Self::not_advertised("signatures/signDoc"));
+        }
+        if let Some(formats) = &self.signature_formats
+            && !formats.iter().any(|f| f == "C")
+        {
+            return Some(format!(
+                "info.signature_formats.formats {formats:?} does not offer C (CAdES)"
+            ));
+        }
+        if let Some(levels) = &self.conformance_levels
+            && !levels.is_empty()
+            && !levels.iter().any(|l| l.eq_ignore_ascii_case("Ades-B-B"))
+        {
+            return Some(format!(
+                "info.conformance_levels {levels:?} does not offer Ades-B-B"
+            ));
+        }
+        None
+    }
+
+    /// A signDoc body: one detached CAdES-B-B over `digest` (`documentDigests`).
+    fn doc_body(cred: &Cred, sad: &str, plan: &SignPlan, digest: &[u8]) -> Value {
+        let mut item = json!({
+            "hashes": [b64(digest)],
+            "hashAlgorithmOID": cred.hash.oid(),
+            "signAlgo": plan.sign_algo,
+            "signature_format": "C",
+            "conformance_level": "Ades-B-B",
+            "signed_envelope_property": "Detached",
+        });
+        if let Ok(Some(params)) = plan.params_b64() {
+            set(&mut item, "signAlgoParams", json!(params));
+        }
+        json!({"credentialID": cred.id, "SAD": sad, "documentDigests": [item]})
+    }
+
+    /// The one `SignatureObject` of a signDoc answer, checked as a detached CAdES-B-B over
+    /// `digest` made with the credential's key and certificate.
+    fn verify_doc_answer(
+        &mut self,
+        cred: &Cred,
+        plan: &SignPlan,
+        digest: &[u8],
+        r: &Resp,
+    ) -> Result<String, String> {
+        self.expect_ok("signatures/signDoc", r, 200)?;
+        let objects = r
+            .body
+            .get("SignatureObject")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("no SignatureObject array: {}", r.summary()))?;
+        let [object] = objects.as_slice() else {
+            return Err(format!(
+                "{} SignatureObjects for one detached signature",
+                objects.len()
+            ));
+        };
+        let attached = r
+            .body
+            .get("DocumentWithSignature")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if attached != 0 {
+            return Err(format!(
+                "{attached} DocumentWithSignature for a detached signature over a digest"
+            ));
+        }
+        let cms = object
+            .as_str()
+            .ok_or("SignatureObject[0] is not a string")
+            .and_then(|t| std_base64(t).map_err(|_| "SignatureObject[0] is not base64"))
+            .map_err(str::to_string)?;
+        let leaf = cred.leaf.as_ref().ok_or("no certificate to verify with")?;
+        let cert = cred
+            .info
+            .pointer("/cert/certificates/0")
+            .and_then(Value::as_str)
+            .and_then(|t| std_base64(t).ok())
+            .ok_or("no end-entity certificate in credentials/info")?;
+        let d = crate::cades::verify_detached(leaf, &cert, plan, digest, &cms)?;
+        Ok(format!("{}-byte CMS: {d}", cms.len()))
+    }
+
+    /// signDoc with the credential's main SAD, which still authorizes `doc_hash`: a made-up
+    /// signature_format, (SCAL 2) a hash the SAD does not bind (`unbound`), both while the
+    /// SAD is live; then the detached CAdES-B-B over `doc_hash`, verified; then the same call
+    /// again, the SAD now spent. Whether signDoc was answered 200 (so spent the SAD's last
+    /// signature).
+    fn doc_checks(
+        &mut self,
+        cred: &Cred,
+        sad: (&str, Instant, Option<u64>),
+        plan: &SignPlan,
+        doc_hash: &[u8],
+        unbound: &[u8],
+    ) -> bool {
+        let cid = Some(cred.id.as_str());
+        let (sad, issued, ttl) = sad;
+        let token = self.bearer();
+        let valid = Self::doc_body(cred, sad, plan, doc_hash);
+
+        // Not a CSC signature_format: refused, not signed in some other format.
+        let mut bad_format = valid.clone();
+        if let Some(item) = bad_format.pointer_mut("/documentDigests/0") {
+            set(item, "signature_format", json!("Z"));
+        }
+        let sent = self.call_bad("signatures/signDoc", Auth::Bearer(&token), &bad_format);
+        let res = sent
+            .and_then(|r| self.expect_error(&r, &[400], INVALID_REQUEST))
+            .map(|d| format!("signature_format \"Z\": {d}"));
+        self.result(n::DOC_BAD_FORMAT, cid, res);
+
+        // SCAL 2: a hash outside the SAD (any 4xx CSC error, e.g. 403 invalid_hash).
+        let unbound_res = cred.scal2.then(|| {
+            let body = Self::doc_body(cred, sad, plan, unbound);
+            self.call("signatures/signDoc", Auth::Bearer(&token), &body)
+                .and_then(|r| self.expect_client_error(&r))
+                .map(|d| format!("a hash the SAD does not bind: {d}"))
+                .map_err(|e| format!("a hash the SAD does not bind: {e}"))
+        });
+
+        let sent = self.call("signatures/signDoc", Auth::Bearer(&token), &valid);
+        // Answered 200: the SAD's signature is spent, whether or not what came back is right.
+        let ok = matches!(&sent, Ok(r) if r.status == 200);
+        let signed = sent
+            .and_then(|r| self.verify_doc_answer(cred, plan, doc_hash, &r))
+            .map_err(|e| {
+                format!(
+                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
+                    issued.elapsed().as_secs_f64(),
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                )
+            });
+        self.result(n::DOC_SIGN, cid, signed);
+
+        // The same call again: its signature is spent (SCAL 1: the budget; SCAL 2: the
+        // budget or the hash's one use).
+        let spent_res = ok.then(|| {
+            self.call("signatures/signDoc", Auth::Bearer(&token), &valid)
+                .and_then(|r| self.expect_client_error(&r))
+                .map(|d| format!("the same call again, the SAD spent: {d}"))
+                .map_err(|e| format!("the same call again, the SAD spent: {e}"))
+        });
+        let parts: Vec<Result<String, String>> = unbound_res.into_iter().chain(spent_res).collect();
+        if parts.is_empty() {
+            self.skip(
+                n::DOC_REFUSED,
+                cid,
+                "SCAL 1 (no hash binding) and signDoc was not answered 200: nothing spent to \
+                 refuse",
+            );
+        } else {
+            let failed = parts.iter().any(Result::is_err);
+            let mut detail = parts
+                .iter()
+                .map(|p| match p {
+                    Ok(d) | Err(d) => d.as_str(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            if !ok {
+                detail.push_str(" (signDoc was not answered 200: the spent-SAD call is not sent)");
+            }
+            self.result(
+                n::DOC_REFUSED,
+                cid,
+                if failed { Err(detail) } else { Ok(detail) },
+            );
+        }
+        ok
+    }
+
     // ----- the asynchronous mode -----
 
     /// Why the asynchronous checks cannot run (None: they can). signHash itself is required
@@ -1683,10 +1943,7 @@ impl<'a> Suite<'a> {
         if code.is_empty() {
             problems.push("expected a CSC error body with an error code".into());
         }
-        if ["signatures", "SAD", "responseID"]
-            .iter()
-            .any(|k| r.body.get(k).is_some())
-        {
+        if NOT_IN_A_REFUSAL.iter().any(|k| r.body.get(k).is_some()) {
             problems.push("a refusal must not carry signatures, a SAD or a responseID".into());
         }
         if problems.is_empty() {
@@ -2148,6 +2405,33 @@ mod tests {
             s.report.named(n::ASYNC_UNKNOWN_ID)[0].outcome,
             Outcome::Skip
         );
+    }
+
+    #[test]
+    fn sign_doc_checks_need_the_method_and_cades() {
+        let cfg = config();
+        let mut s = suite(&cfg);
+        assert!(s.doc_unsupported().unwrap().contains("signatures/signDoc"));
+        s.methods = vec!["signatures/signDoc".into()];
+        assert_eq!(s.doc_unsupported(), None, "info says nothing of formats");
+        s.signature_formats = Some(vec!["P".into()]);
+        assert!(s.doc_unsupported().unwrap().contains("CAdES"));
+        s.signature_formats = Some(vec!["P".into(), "C".into()]);
+        s.conformance_levels = Some(vec!["AdES-B-T".into()]);
+        assert!(s.doc_unsupported().unwrap().contains("Ades-B-B"));
+        s.conformance_levels = Some(vec!["AdES-B-B".into()]);
+        assert_eq!(
+            s.doc_unsupported(),
+            None,
+            "levels compare case-insensitively"
+        );
+        // A signDoc refusal must not carry a signature either.
+        let signed = resp(
+            400,
+            json!({"error": "invalid_request", "SignatureObject": ["MA=="]}),
+        );
+        assert!(s.expect_client_error(&signed).is_err());
+        assert!(s.expect_error(&signed, &[400], INVALID_REQUEST).is_err());
     }
 
     #[test]

@@ -4,16 +4,19 @@
 //! [`run`] talks to a server over HTTP the way a relying party does — `info`, `auth/login`,
 //! `credentials/list`, `credentials/info`, `credentials/authorize` with PIN and OTP,
 //! `signatures/signHash` (also asynchronous, answered by `signatures/signPolling`, when the
-//! server offers it), `credentials/extendTransaction`, `auth/revoke` — and returns a
-//! [`Report`]: one named row per check with PASS, FAIL or SKIP and a detail. Every response
-//! (and every well-formed request the suite sends) is checked against the JSON Schemas of the
-//! repository's `schema/` directory, binary fields must be standard base64 and OIDs dotted
-//! decimal, `certInfo` must describe the certificate returned with it, error answers must carry the status and code the spec mandates, SCAL2 SADs must be
-//! bound to their hashes, budgets and expiry must hold, and every signature must verify against
+//! server offers it), `signatures/signDoc` (a detached CAdES-B-B, when offered),
+//! `credentials/extendTransaction`, `auth/revoke` — and returns a [`Report`]: one named row
+//! per check with PASS, FAIL or SKIP and a detail. Every response (and every well-formed
+//! request the suite sends) is checked against the JSON Schemas of the repository's `schema/`
+//! directory, binary fields must be standard base64 and OIDs dotted decimal, `certInfo` must
+//! describe the certificate returned with it, error answers must carry the status and code the
+//! spec mandates, SCAL2 SADs must be bound to their hashes, budgets and expiry must hold, and
+//! every signature must verify against
 //! the credential's certificate. Methods `info` does not advertise are skipped.
 //!
 //! The `csc-conformance` binary is a thin command line over this library.
 
+pub mod cades;
 pub mod certinfo;
 pub mod checks;
 pub mod client;

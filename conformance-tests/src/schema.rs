@@ -74,6 +74,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../schema/signatures-signHash.response.json"),
     ),
     (
+        "signatures-signDoc.request.json",
+        include_str!("../../schema/signatures-signDoc.request.json"),
+    ),
+    (
+        "signatures-signDoc.response.json",
+        include_str!("../../schema/signatures-signDoc.response.json"),
+    ),
+    (
         "signatures-signPolling.request.json",
         include_str!("../../schema/signatures-signPolling.request.json"),
     ),

@@ -1,10 +1,10 @@
 //! The black-box CSC v2 conformance suite (`conformance-tests/`, crate `csc-conformance`)
 //! against Quill: in process it finds nothing wrong and really runs its core checks, the
-//! asynchronous mode's included (PASS, not SKIP); the `csc-conformance` binary does the same
-//! and writes JUnit XML; and given a wrong PIN the suite fails — so it can fail — without
-//! locking the credentials. Two runs back to back never present a TOTP code twice, and behind
-//! a proxy that breaks one thing (certInfo, OTP checks, SAD binding, per-user TOTP counting)
-//! the matching row fails or passes as it should.
+//! asynchronous mode's and signDoc's included (PASS, not SKIP); the `csc-conformance` binary
+//! does the same and writes JUnit XML; and given a wrong PIN the suite fails — so it can fail —
+//! without locking the credentials. Two runs back to back never present a TOTP code twice, and
+//! behind a proxy that breaks one thing (certInfo, OTP checks and signDoc signatures, SAD
+//! binding, per-user TOTP counting) the matching row fails or passes as it should.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +14,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use csc_conformance::{Config, OtpSource, Outcome, Report, TotpScope, TotpState, names as n};
@@ -208,6 +210,29 @@ fn conformance_suite_passes_against_quill() {
         "{malformed}"
     );
     assert_pass(&report, "schema: signatures/signPolling response", None);
+    // signDoc (Quill lists it): one credential's main SAD authorizes one hash more, signed as
+    // a detached CAdES-B-B and verified; every row PASS, not SKIP.
+    for name in n::DOC_TASK {
+        assert_pass(&report, name, None);
+    }
+    let doc = assert_pass(&report, n::DOC_SIGN, None);
+    assert!(
+        doc.contains("message-digest = the authorized hash")
+            && doc.contains("signing-certificate-v2 with the SHA-256 of the certificate")
+            && doc.contains("verifies"),
+        "{doc}"
+    );
+    let format = assert_pass(&report, n::DOC_BAD_FORMAT, None);
+    assert!(format.contains("HTTP 400 invalid_request"), "{format}");
+    // Quill's credentials are SCAL 2: a hash outside the SAD is 403 invalid_hash; the spent
+    // SAD is refused too.
+    let refused = assert_pass(&report, n::DOC_REFUSED, None);
+    assert!(
+        refused.contains("does not bind: HTTP 403 invalid_hash")
+            && refused.contains("the SAD spent: HTTP 400 invalid_request"),
+        "{refused}"
+    );
+    assert_pass(&report, "schema: signatures/signDoc response", None);
     let expiry = assert_pass(&report, n::SAD_EXPIRY, None);
     assert!(expiry.contains("SAD expired"), "{expiry}");
     // Both RSA schemes were signed and verified.
@@ -516,12 +541,23 @@ fn conformance_suite_accepts_optional_fields_left_out() {
     assert_eq!(report.exit_code(), 0, "{}", report.table());
 }
 
-/// A server that accepts any OTP once the PIN is right fails the wrong-OTP check.
+/// A server that accepts any OTP once the PIN is right fails the wrong-OTP check; one whose
+/// signDoc signatures are corrupt (here the same server: the proxy flips a bit of the CMS
+/// signature value) fails the signDoc check.
 #[test]
 fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
     let w = serve("otto");
     let pin = w.s.pin.clone();
     let hook: RespHook = Arc::new(move |method, req, status, body| {
+        if method == "signatures/signDoc" && *status == 200 {
+            // A CAdES-B-B SignedData has no unsigned attributes: its DER ends with the one
+            // SignerInfo's signature value, so the last byte is the signature's.
+            if let Some(sig) = body["SignatureObject"][0].as_str() {
+                let mut der = STANDARD.decode(sig).unwrap();
+                *der.last_mut().unwrap() ^= 1;
+                body["SignatureObject"][0] = json!(STANDARD.encode(der));
+            }
+        }
         let right_pin = req["authData"]
             .as_array()
             .is_some_and(|a| a.iter().any(|o| o["value"] == json!(pin)));
@@ -536,6 +572,16 @@ fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
     let r = row(&report, n::AUTHZ_WRONG_OTP, None);
     assert_eq!(r.outcome, Outcome::Fail, "{}", report.table());
     assert!(r.detail.contains("wrong OTP was accepted"), "{}", r.detail);
+    let doc = row(&report, n::DOC_SIGN, None);
+    assert_eq!(doc.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        doc.detail.contains("the SignerInfo's signature") && doc.detail.contains("does not verify"),
+        "{}",
+        doc.detail
+    );
+    // The rest of signDoc still holds: refusals, and the exhausted SAD.
+    assert_pass(&report, n::DOC_BAD_FORMAT, None);
+    assert_pass(&report, n::DOC_REFUSED, None);
     assert_eq!(report.exit_code(), 1);
     // The run goes on: the real authorizations still succeed.
     for cred in [&w.rsa, &w.ec] {
