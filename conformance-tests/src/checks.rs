@@ -1540,6 +1540,40 @@ impl<'a> Suite<'a> {
         self.result(n::SAD_EXHAUSTED, cid, res);
     }
 
+    /// A SAD for `hashes` with the configured PIN, recorded as `row`: PASS with its lifetime,
+    /// or FAIL, the credential marked (no later authorization of it) and `dependents` skipped.
+    fn authorize_row(
+        &mut self,
+        cred: &mut Cred,
+        hashes: &[Vec<u8>],
+        row: &str,
+        dependents: &[&str],
+    ) -> Option<(String, Option<u64>)> {
+        let c = cred.id.clone();
+        let cid = Some(c.as_str());
+        let pin = self.cfg.pin.clone();
+        let granted = self
+            .authorize(cred, hashes, &pin)
+            .and_then(|r| self.sad_of("credentials/authorize", &r));
+        match granted {
+            Ok((sad, ttl)) => {
+                let d = format!(
+                    "SAD for {} hash(es), expiresIn {}",
+                    hashes.len(),
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                );
+                self.record(row, cid, Outcome::Pass, d);
+                Some((sad, ttl))
+            }
+            Err(e) => {
+                cred.authorize_failed = true;
+                self.record(row, cid, Outcome::Fail, e);
+                self.skip_all(dependents, cid, "no SAD: credentials/authorize failed");
+                None
+            }
+        }
+    }
+
     fn lifecycle_task(&mut self, cred: &mut Cred) {
         let c = cred.id.clone();
         let cid = Some(c.as_str());
@@ -1571,26 +1605,13 @@ impl<'a> Suite<'a> {
             .take(count)
             .map(|l| self.hash(cred, l))
             .collect();
-        let pin = self.cfg.pin.clone();
-        let granted = self
-            .authorize(cred, &hashes, &pin)
-            .and_then(|r| self.sad_of("credentials/authorize", &r));
-        let (mut sad, mut ttl) = match granted {
-            Ok((sad, ttl)) => {
-                let d = format!(
-                    "SAD for {count} hash(es), expiresIn {}",
-                    ttl.map_or("absent".into(), |t| format!("{t} s"))
-                );
-                self.record(n::AUTHZ_AGAIN, cid, Outcome::Pass, d);
-                (sad, ttl)
-            }
-            Err(e) => {
-                cred.authorize_failed = true;
-                self.record(n::AUTHZ_AGAIN, cid, Outcome::Fail, e);
-                let why = "no SAD: credentials/authorize failed";
-                self.skip_all(&[n::EXTEND, n::SIGN_EXTENDED, n::SAD_EXPIRY], cid, why);
-                return;
-            }
+        let Some((mut sad, mut ttl)) = self.authorize_row(
+            cred,
+            &hashes,
+            n::AUTHZ_AGAIN,
+            &[n::EXTEND, n::SIGN_EXTENDED, n::SAD_EXPIRY],
+        ) else {
+            return;
         };
         let mut issued = Instant::now();
         let Some(p1) = cred.plans.first().copied() else {
@@ -1969,35 +1990,18 @@ impl<'a> Suite<'a> {
             return;
         };
         let digest = self.hash(cred, "async");
-        let pin = self.cfg.pin.clone();
-        let granted = self
-            .authorize(cred, std::slice::from_ref(&digest), &pin)
-            .and_then(|r| self.sad_of("credentials/authorize", &r));
-        let (sad, ttl) = match granted {
-            Ok((sad, ttl)) => {
-                let d = format!(
-                    "SAD for 1 hash, expiresIn {}",
-                    ttl.map_or("absent".into(), |t| format!("{t} s"))
-                );
-                self.record(n::ASYNC_AUTHZ, cid, Outcome::Pass, d);
-                (sad, ttl)
-            }
-            Err(e) => {
-                cred.authorize_failed = true;
-                self.record(n::ASYNC_AUTHZ, cid, Outcome::Fail, e);
-                let why = "no SAD: credentials/authorize failed";
-                self.skip_all(
-                    &[
-                        n::ASYNC_MALFORMED,
-                        n::ASYNC_FAKE_SAD,
-                        n::ASYNC_SIGN,
-                        n::ASYNC_POLL_AGAIN,
-                    ],
-                    cid,
-                    why,
-                );
-                return;
-            }
+        let Some((sad, ttl)) = self.authorize_row(
+            cred,
+            std::slice::from_ref(&digest),
+            n::ASYNC_AUTHZ,
+            &[
+                n::ASYNC_MALFORMED,
+                n::ASYNC_FAKE_SAD,
+                n::ASYNC_SIGN,
+                n::ASYNC_POLL_AGAIN,
+            ],
+        ) else {
+            return;
         };
         let issued = Instant::now();
         let valid = Self::async_body(cred, &sad, &plan, &[b64(&digest)]);
