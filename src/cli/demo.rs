@@ -32,7 +32,8 @@ pub struct DemoArgs {
     /// Directory holding the demo's state.
     #[arg(long, default_value = "var")]
     pub dir: PathBuf,
-    /// PKCS#11 module (SoftHSM2).
+    /// PKCS#11 module. SoftHSM2's (file name containing "softhsm") gets its token directory
+    /// under --dir; another module is used with its own configuration.
     #[arg(
         long,
         env = "QUILL_PKCS11_MODULE",
@@ -79,13 +80,24 @@ fn digits(n: usize) -> String {
         .collect()
 }
 
+/// Whether `module` is SoftHSM2's (by its file name: `libsofthsm2.so`, or a versioned or
+/// renamed copy that keeps the `softhsm` stem).
+fn is_softhsm2(module: &Path) -> bool {
+    module
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.to_ascii_lowercase().contains("softhsm"))
+}
+
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     fs::create_dir_all(&args.dir)?;
     let dir = fs::canonicalize(&args.dir)?;
     let conf = dir.join("softhsm2.conf");
+    let softhsm = is_softhsm2(&args.pkcs11_module);
     // SoftHSM2 reads SOFTHSM2_CONF when the module initialises: point it at our own token
-    // directory by re-executing ourselves with the variable set.
-    if std::env::var_os("SOFTHSM2_CONF").as_deref() != Some(conf.as_os_str()) {
+    // directory by re-executing ourselves with the variable set. Another module keeps its own
+    // configuration (the demo only makes its token there, in a free slot).
+    if softhsm && std::env::var_os("SOFTHSM2_CONF").as_deref() != Some(conf.as_os_str()) {
         let tokens = dir.join("tokens");
         fs::create_dir_all(&tokens)?;
         fs::write(
@@ -115,10 +127,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         &SecretString::from(so_pin),
         &SecretString::from(token_pin.clone()),
     )?;
-    if created {
+    if created && softhsm {
         eprintln!(
             "created SoftHSM2 token {TOKEN_LABEL:?} in {}",
             dir.join("tokens").display()
+        );
+    } else if created {
+        eprintln!(
+            "created token {TOKEN_LABEL:?} with {} (where it lives is that module's \
+             configuration)",
+            args.pkcs11_module.display()
         );
     }
 
@@ -203,12 +221,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         write_private(&user_file, &serde_json::to_string_pretty(&demo)?)?;
         demo
     };
-    print_banner(&demo, listen, &dir)?;
+    print_banner(&demo, listen, &dir, !softhsm)?;
     super::serve::serve(state, listener, &serve_args)
 }
 
-fn print_banner(d: &DemoUser, listen: std::net::SocketAddr, dir: &Path) -> anyhow::Result<()> {
+/// `token_elsewhere`: the token is another module's, not under `dir`, and outlives it.
+fn print_banner(
+    d: &DemoUser,
+    listen: std::net::SocketAddr,
+    dir: &Path,
+    token_elsewhere: bool,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
+    let token = if token_elsewhere {
+        format!(
+            "\n(the token {TOKEN_LABEL:?} is the PKCS#11 module's: to start over, delete it there too)"
+        )
+    } else {
+        String::new()
+    };
     let base = format!("http://{listen}/csc/v2");
     let text = format!(
         r#"
@@ -221,7 +252,7 @@ TOTP secret         : {totp}
 otpauth URI         : {uri}
 RSA-2048 credential : {rsa}
 P-256 credential    : {ec}
-(kept in {file}; delete the {dir} directory to start over)
+(kept in {file}; delete the {dir} directory to start over){token}
 
 Walk-through (copy and paste into another terminal):
 

@@ -108,15 +108,18 @@ fn enroll_validates_input_and_adds_credentials() {
 
 /// Start `quill demo` in a directory and return what it printed before serving.
 fn demo_once(dir: &std::path::Path) -> (String, std::process::Child) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quill"))
-        .args(["demo", "--listen", "127.0.0.1:0"])
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_quill"));
+    demo.args(["demo", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env_remove("SOFTHSM2_CONF")
         .env("QUILL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    demo_until_serving(demo)
+}
+
+/// Spawn a `quill demo` command and return what it printed on stdout before serving.
+fn demo_until_serving(mut demo: Command) -> (String, std::process::Child) {
+    let mut child = demo.stdout(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut text = String::new();
     loop {
@@ -130,6 +133,67 @@ fn demo_once(dir: &std::path::Path) -> (String, std::process::Child) {
         }
     }
     (text, child)
+}
+
+/// `quill demo` with a PKCS#11 module other than SoftHSM2's (here SoftHSM2 under another file
+/// name, configured by the caller's SOFTHSM2_CONF) makes its token with that module's own
+/// configuration: no SoftHSM2 configuration or token directory of its own, a message that names
+/// the module, a banner that says the token outlives the demo's directory, and a working server.
+#[test]
+fn demo_with_another_module_uses_that_module_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("module-tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.path().join("module.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let module = dir.path().join("libother-pkcs11.so");
+    std::os::unix::fs::symlink(SOFTHSM_MODULE, &module).unwrap();
+    let log = dir.path().join("demo.err");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_quill"));
+    demo.args(["demo", "--listen", "127.0.0.1:0", "--pkcs11-module"])
+        .arg(&module)
+        .current_dir(dir.path())
+        .env("SOFTHSM2_CONF", &conf)
+        .env("QUILL_LOG", "warn")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (text, mut child) = demo_until_serving(demo);
+    let listening =
+        serde_json::from_str::<Value>(text.lines().last().unwrap()).unwrap()["listening"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let info = reqwest::blocking::Client::new()
+        .post(format!("http://{listening}/csc/v2/info"))
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    let status = info.status();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200);
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains(&format!(
+            "created token \"quill-demo\" with {}",
+            module.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("SoftHSM2 token"), "{err}");
+    let var = dir.path().join("var");
+    assert!(var.join("demo-user.json").exists());
+    assert!(!var.join("softhsm2.conf").exists() && !var.join("tokens").exists());
+    // the token is in the module's own directory
+    assert_eq!(std::fs::read_dir(&tokens).unwrap().count(), 1);
+    assert!(text.contains("is the PKCS#11 module's"), "{text}");
+    assert!(field(&text, "password").starts_with("demo-"));
 }
 
 fn field<'a>(text: &'a str, name: &str) -> &'a str {
