@@ -142,17 +142,8 @@ fn demo_until_serving(mut demo: Command) -> (String, std::process::Child) {
 #[test]
 fn demo_with_another_module_uses_that_module_configuration() {
     let dir = tempfile::tempdir().unwrap();
+    let conf = softhsm_conf(dir.path(), "module-tokens", "module.conf");
     let tokens = dir.path().join("module-tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.path().join("module.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
     let module = dir.path().join("libother-pkcs11.so");
     std::os::unix::fs::symlink(SOFTHSM_MODULE, &module).unwrap();
     let log = dir.path().join("demo.err");

@@ -102,20 +102,31 @@ macro_rules! on_test_db {
         }
     };
 }
+/// A SoftHSM2 configuration `dir/conf_name` whose tokens live in `dir/tokens_name` (made empty);
+/// the configuration's path.
+pub fn softhsm_conf(
+    dir: &std::path::Path,
+    tokens_name: &str,
+    conf_name: &str,
+) -> std::path::PathBuf {
+    let tokens = dir.join(tokens_name);
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join(conf_name);
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
+        let conf = softhsm_conf(dir.path(), "tokens", "softhsm2.conf");
         let status = Command::new("softhsm2-util")
             .args(["--init-token", "--free", "--label", "quill-test"])
             .args(["--pin", TOKEN_PIN, "--so-pin", "5678-so"])
