@@ -75,10 +75,14 @@ pub mod names {
     pub const ASYNC_SIGN: &str = "signatures/signHash (async): polled signature verifies";
     pub const ASYNC_POLL_AGAIN: &str =
         "signatures/signPolling: the answer polled again is the same";
-    /// `signatures/signDoc` (CAdES, detached, over a document digest): only when `info`
-    /// lists `signatures/signDoc`; on one credential, with one more hash in its main SAD.
+    /// `signatures/signDoc` (CAdES): only when `info` lists `signatures/signDoc`; on one
+    /// credential, with one more hash in its main SAD per signature (B-B, B-T, attached).
     pub const DOC_BAD_FORMAT: &str = "signatures/signDoc: unknown signature_format refused";
     pub const DOC_SIGN: &str = "signatures/signDoc: detached CAdES-B-B verifies";
+    /// Unless `info.conformance_levels` leaves out Ades-B-T.
+    pub const DOC_SIGN_T: &str = "signatures/signDoc: detached CAdES-B-T time-stamp verifies";
+    /// Unless `info.signature_formats.envelope_properties` leaves out Attached for C.
+    pub const DOC_ATTACHED: &str = "signatures/signDoc: attached CAdES of a document verifies";
     pub const DOC_REFUSED: &str = "signatures/signDoc: spent SAD or unbound hash refused";
     pub const REVOKE: &str = "auth/revoke";
     pub const REVOKED_TOKEN: &str = "auth/revoke: token refused afterwards";
@@ -119,7 +123,13 @@ pub mod names {
         ASYNC_POLL_AGAIN,
     ];
     /// Rows of signDoc (one credential, within its main task).
-    pub const DOC_TASK: &[&str] = &[DOC_BAD_FORMAT, DOC_SIGN, DOC_REFUSED];
+    pub const DOC_TASK: &[&str] = &[
+        DOC_BAD_FORMAT,
+        DOC_SIGN,
+        DOC_SIGN_T,
+        DOC_ATTACHED,
+        DOC_REFUSED,
+    ];
 }
 
 use names as n;
@@ -157,8 +167,59 @@ const NOT_IN_A_REFUSAL: &[&str] = &[
     "responseID",
 ];
 /// The multisign a credential needs for the signDoc checks: two signHash signatures and one
-/// signDoc signature from its main SAD.
+/// signDoc signature (the CAdES-B-B) from its main SAD; the B-T and the attached signature
+/// take one more each.
 const DOC_MULTISIGN: u64 = 3;
+
+/// The signDoc checks one credential's main SAD pays for, beyond the CAdES-B-B (one
+/// signature each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DocPlan {
+    /// A detached CAdES-B-T too.
+    t: bool,
+    /// An attached CAdES of a whole document, signed with this plan: its signAlgo implies the
+    /// digest (a `documents` entry has no hashAlgorithmOID).
+    attached: Option<SignPlan>,
+}
+
+impl DocPlan {
+    /// The signatures the plan takes from the SAD.
+    fn signatures(&self) -> u64 {
+        1 + u64::from(self.t) + u64::from(self.attached.is_some())
+    }
+
+    /// The rows the plan records.
+    fn rows(&self) -> Vec<&'static str> {
+        let mut rows = vec![n::DOC_BAD_FORMAT, n::DOC_SIGN];
+        if self.t {
+            rows.push(n::DOC_SIGN_T);
+        }
+        if self.attached.is_some() {
+            rows.push(n::DOC_ATTACHED);
+        }
+        rows.push(n::DOC_REFUSED);
+        rows
+    }
+}
+
+/// What the signDoc calls sign: the digests and the document the main SAD authorizes.
+struct DocInputs {
+    /// The digest signed as a detached CAdES-B-B.
+    b: Vec<u8>,
+    /// The digest signed as a detached CAdES-B-T.
+    t: Option<Vec<u8>>,
+    /// The document signed as an attached CAdES, and how.
+    attached: Option<(SignPlan, Vec<u8>)>,
+}
+
+/// The signature one signDoc call must return.
+#[derive(Debug, Clone, Copy)]
+enum DocExpect<'a> {
+    /// A detached CAdES over `digest`, B-B or (`t`) B-T.
+    Detached { digest: &'a [u8], t: bool },
+    /// An attached CAdES of `document`.
+    Attached { document: &'a [u8] },
+}
 
 /// How one auth object is satisfied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,8 +254,9 @@ struct Cred {
     /// Another credential under test (ID, a sign plan, its hash): its ID is sent with this
     /// credential's SAD, which must be refused.
     other: Option<(String, SignPlan, HashAlg)>,
-    /// The signDoc checks run in this credential's main task (its SAD gets one more hash).
-    doc: bool,
+    /// The signDoc checks run in this credential's main task (its SAD gets one more hash
+    /// per signDoc signature).
+    doc: Option<DocPlan>,
 }
 
 impl Cred {
@@ -214,7 +276,7 @@ impl Cred {
             challenge_recorded: false,
             sad_ttl: None,
             other: None,
-            doc: false,
+            doc: None,
         }
     }
 }
@@ -241,6 +303,8 @@ pub struct Suite<'a> {
     /// `info.signature_formats.formats` and `info.conformance_levels`, when given.
     signature_formats: Option<Vec<String>>,
     conformance_levels: Option<Vec<String>>,
+    /// `info.signature_formats.envelope_properties` for C, when given.
+    cades_envelopes: Option<Vec<String>>,
     token: Option<String>,
     request_problems: Vec<String>,
     requests_checked: usize,
@@ -327,6 +391,7 @@ impl<'a> Suite<'a> {
             async_mode: false,
             signature_formats: None,
             conformance_levels: None,
+            cades_envelopes: None,
             token: None,
             request_problems: Vec::new(),
             requests_checked: 0,
@@ -570,6 +635,14 @@ impl<'a> Suite<'a> {
             .get("conformance_levels")
             .filter(|v| v.is_array())
             .map(|v| str_list(Some(v)));
+        // envelope_properties[i] lists the envelopes of formats[i].
+        self.cades_envelopes = self.signature_formats.as_ref().and_then(|formats| {
+            let at = formats.iter().position(|f| f == "C")?;
+            r.body
+                .pointer(&format!("/signature_formats/envelope_properties/{at}"))
+                .filter(|v| v.is_array())
+                .map(|v| str_list(Some(v)))
+        });
         let usable = r.status == 200 && r.body.is_object();
         let detail = ok.map(|()| {
             format!(
@@ -1045,19 +1118,28 @@ impl<'a> Suite<'a> {
                 }
             }
         }
-        // signDoc needs no authorization of its own: the main SAD of one credential (the last
-        // whose multisign allows it) authorizes one hash more, which signDoc signs.
+        // signDoc needs no authorization of its own: the main SAD of one credential (of those
+        // whose multisign allows the most signDoc checks, the last) authorizes one hash more
+        // per signDoc signature.
         match self.doc_unsupported() {
             Some(why) => self.skip_all(n::DOC_TASK, None, &why),
             None => {
                 let target = ready
                     .iter()
-                    .rev()
                     .copied()
-                    .find(|&i| creds.get(i).is_some_and(|c| c.multisign >= DOC_MULTISIGN))
-                    .and_then(|i| creds.get_mut(i));
+                    .filter_map(|i| creds.get(i).map(|c| (i, c)))
+                    .filter(|(_, c)| c.multisign >= DOC_MULTISIGN)
+                    .map(|(i, c)| (i, self.doc_offer(c)))
+                    .max_by_key(|(_, (plan, _))| plan.signatures());
                 match target {
-                    Some(cred) => cred.doc = true,
+                    Some((i, (plan, skipped))) => {
+                        if let Some(cred) = creds.get_mut(i) {
+                            cred.doc = Some(plan);
+                            for (row, why) in skipped {
+                                self.skip(row, Some(&cred.id), &why);
+                            }
+                        }
+                    }
                     None => self.skip_all(
                         n::DOC_TASK,
                         None,
@@ -1354,13 +1436,25 @@ impl<'a> Suite<'a> {
             self.hash(cred, "h2"),
             self.hash(cred, "h3"),
         );
-        // The signDoc credential's SAD authorizes one hash more, the document digest signDoc
-        // signs (after the two signHash signatures, before the exhaustion check).
-        let doc_hash = self.hash(cred, "signDoc");
+        // The signDoc credential's SAD authorizes one hash more per signDoc signature: the
+        // digests signed detached (B-B, B-T) and the digest of the document signed attached
+        // (after the two signHash signatures, before the exhaustion check).
+        let doc = cred.doc.map(|plan| DocInputs {
+            b: self.hash(cred, "signDoc"),
+            t: plan.t.then(|| self.hash(cred, "signDoc B-T")),
+            attached: plan.attached.map(|p| (p, self.document(cred))),
+        });
         let mut bound: Vec<Vec<u8>> = [h1.clone(), h2.clone()].into_iter().take(count).collect();
-        if cred.doc {
-            bound.push(doc_hash.clone());
+        if let Some(d) = &doc {
+            bound.push(d.b.clone());
+            bound.extend(d.t.clone());
+            bound.extend(
+                d.attached
+                    .as_ref()
+                    .map(|(p, document)| p.hash.digest(document)),
+            );
         }
+        let doc_signatures = cred.doc.map_or(0, |d| d.signatures());
         let pin = self.cfg.pin.clone();
         let granted = self
             .authorize(cred, &bound, &pin)
@@ -1376,7 +1470,11 @@ impl<'a> Suite<'a> {
                         "SAD for {} hash(es) ({}){}, expiresIn {}",
                         bound.len(),
                         cred.hash.name(),
-                        if cred.doc { ", one for signDoc" } else { "" },
+                        if doc_signatures > 0 {
+                            format!(", {doc_signatures} for signDoc")
+                        } else {
+                            String::new()
+                        },
                         ttl.map_or("absent".into(), |t| format!("{t} s"))
                     ),
                 );
@@ -1387,8 +1485,8 @@ impl<'a> Suite<'a> {
                 self.record(n::AUTHZ, cid, Outcome::Fail, e);
                 let why = "no SAD: credentials/authorize failed";
                 self.skip_all(n::MAIN_TASK, cid, why);
-                if cred.doc {
-                    self.skip_all(n::DOC_TASK, cid, why);
+                if let Some(plan) = cred.doc {
+                    self.skip_all(&plan.rows(), cid, why);
                 }
                 return;
             }
@@ -1510,17 +1608,17 @@ impl<'a> Suite<'a> {
                 "multisign is 1: the SAD covers one hash",
             );
         }
-        // signDoc spends the SAD's last signature (the document digest).
-        let doc_signed = if cred.doc {
-            self.doc_checks(cred, (&sad, issued, ttl), &p1, &doc_hash, &h3)
-        } else {
-            true
+        // signDoc spends the SAD's last signatures (the document digests).
+        let doc_signed = match &doc {
+            Some(d) => self.doc_checks(cred, (&sad, issued, ttl), &p1, d, &h3),
+            None => true,
         };
         // The budget (numSignatures) is spent: one more signature must be refused. SCAL 1: a
         // hash never signed, so the budget alone is tested. SCAL 2: only bound hashes are
         // signable, so a bound hash is signed again.
         if !doc_signed && !cred.scal2 {
-            let why = "signDoc was not answered 200: the SAD may have a signature left (SCAL 1)";
+            let why = "a signDoc call was not answered 200: the SAD may have a signature left \
+                       (SCAL 1)";
             self.skip(n::SAD_EXHAUSTED, cid, why);
             return;
         }
@@ -1713,14 +1811,90 @@ impl<'a> Suite<'a> {
         None
     }
 
-    /// A signDoc body: one detached CAdES-B-B over `digest` (`documentDigests`).
-    fn doc_body(cred: &Cred, sad: &str, plan: &SignPlan, digest: &[u8]) -> Value {
+    /// Why the CAdES-B-T check cannot run (None: it can): `info.conformance_levels` lists
+    /// levels, Ades-B-T not among them.
+    fn doc_t_unsupported(&self) -> Option<String> {
+        match &self.conformance_levels {
+            Some(levels)
+                if !levels.is_empty()
+                    && !levels.iter().any(|l| l.eq_ignore_ascii_case("Ades-B-T")) =>
+            {
+                Some(format!(
+                    "info.conformance_levels {levels:?} does not offer Ades-B-T"
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Why the attached check cannot run (None: it can): `info.signature_formats` gives the
+    /// envelope properties of C, Attached not among them. (An attached CAdES can only be made
+    /// of a whole document, so a server that offers it must take `documents`.)
+    fn doc_attached_unsupported(&self) -> Option<String> {
+        match &self.cades_envelopes {
+            Some(envelopes) if !envelopes.iter().any(|e| e == "Attached") => Some(format!(
+                "info.signature_formats.envelope_properties for C is {envelopes:?}: no Attached"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The signDoc checks `cred`'s main SAD could pay for beyond the CAdES-B-B (its multisign
+    /// less the two signHash signatures and the B-B), B-T first, and the rows left out, with
+    /// why.
+    fn doc_offer(&self, cred: &Cred) -> (DocPlan, Vec<(&'static str, String)>) {
+        let mut spare = cred.multisign.saturating_sub(DOC_MULTISIGN);
+        let mut plan = DocPlan::default();
+        let mut skipped = Vec::new();
+        let no_spare = |plan: &DocPlan| {
+            format!(
+                "multisign {}: the SAD (two signHash signatures, {} signDoc) has no signature \
+                 to spare for it",
+                cred.multisign,
+                plan.signatures()
+            )
+        };
+        match self.doc_t_unsupported() {
+            Some(why) => skipped.push((n::DOC_SIGN_T, why)),
+            None if spare > 0 => {
+                plan.t = true;
+                spare -= 1;
+            }
+            None => skipped.push((n::DOC_SIGN_T, no_spare(&plan))),
+        }
+        // A `documents` entry has no hashAlgorithmOID: the signAlgo must imply the digest.
+        let implied = cred.plans.iter().find(|p| !p.send_hash_oid).copied();
+        match (self.doc_attached_unsupported(), implied) {
+            (Some(why), _) => skipped.push((n::DOC_ATTACHED, why)),
+            (None, None) => skipped.push((
+                n::DOC_ATTACHED,
+                "no signAlgo of key.algo the suite signs with implies the digest algorithm \
+                 (a documents entry carries no hashAlgorithmOID)"
+                    .into(),
+            )),
+            (None, Some(p)) if spare > 0 => plan.attached = Some(p),
+            (None, Some(_)) => skipped.push((n::DOC_ATTACHED, no_spare(&plan))),
+        }
+        (plan, skipped)
+    }
+
+    /// The document the suite signs attached: text that belongs to this run only.
+    fn document(&self, cred: &Cred) -> Vec<u8> {
+        format!(
+            "csc-conformance {} {}: a whole document, signed attached\n",
+            self.nonce, cred.id
+        )
+        .into_bytes()
+    }
+
+    /// A signDoc body: one detached CAdES at `level` over `digest` (`documentDigests`).
+    fn doc_body(cred: &Cred, sad: &str, plan: &SignPlan, digest: &[u8], level: &str) -> Value {
         let mut item = json!({
             "hashes": [b64(digest)],
             "hashAlgorithmOID": cred.hash.oid(),
             "signAlgo": plan.sign_algo,
             "signature_format": "C",
-            "conformance_level": "Ades-B-B",
+            "conformance_level": level,
             "signed_envelope_property": "Detached",
         });
         if let Ok(Some(params)) = plan.params_b64() {
@@ -1729,42 +1903,64 @@ impl<'a> Suite<'a> {
         json!({"credentialID": cred.id, "SAD": sad, "documentDigests": [item]})
     }
 
-    /// The one `SignatureObject` of a signDoc answer, checked as a detached CAdES-B-B over
-    /// `digest` made with the credential's key and certificate.
+    /// A signDoc body: one attached CAdES-B-B of `document` (`documents`).
+    fn doc_attached_body(cred: &Cred, sad: &str, plan: &SignPlan, document: &[u8]) -> Value {
+        let mut item = json!({
+            "document": b64(document),
+            "signAlgo": plan.sign_algo,
+            "signature_format": "C",
+            "conformance_level": "Ades-B-B",
+            "signed_envelope_property": "Attached",
+        });
+        if let Ok(Some(params)) = plan.params_b64() {
+            set(&mut item, "signAlgoParams", json!(params));
+        }
+        json!({"credentialID": cred.id, "SAD": sad, "documents": [item]})
+    }
+
+    /// The one signature of a signDoc answer — a `SignatureObject` when detached, a
+    /// `DocumentWithSignature` when attached, nothing in the other array — checked as
+    /// `expect` says, made with the credential's key and certificate.
     fn verify_doc_answer(
         &mut self,
         cred: &Cred,
         plan: &SignPlan,
-        digest: &[u8],
+        expect: DocExpect<'_>,
         r: &Resp,
     ) -> Result<String, String> {
         self.expect_ok("signatures/signDoc", r, 200)?;
+        let (field, other, kind) = match expect {
+            DocExpect::Detached { .. } => (
+                "SignatureObject",
+                "DocumentWithSignature",
+                "a detached signature over a digest",
+            ),
+            DocExpect::Attached { .. } => (
+                "DocumentWithSignature",
+                "SignatureObject",
+                "an attached signature of a document",
+            ),
+        };
         let objects = r
             .body
-            .get("SignatureObject")
+            .get(field)
             .and_then(Value::as_array)
-            .ok_or_else(|| format!("no SignatureObject array: {}", r.summary()))?;
+            .ok_or_else(|| format!("no {field} array: {}", r.summary()))?;
         let [object] = objects.as_slice() else {
-            return Err(format!(
-                "{} SignatureObjects for one detached signature",
-                objects.len()
-            ));
+            return Err(format!("{} {field}s for {kind}", objects.len()));
         };
-        let attached = r
+        let others = r
             .body
-            .get("DocumentWithSignature")
+            .get(other)
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
-        if attached != 0 {
-            return Err(format!(
-                "{attached} DocumentWithSignature for a detached signature over a digest"
-            ));
+        if others != 0 {
+            return Err(format!("{others} {other} for {kind}"));
         }
         let cms = object
             .as_str()
-            .ok_or("SignatureObject[0] is not a string")
-            .and_then(|t| std_base64(t).map_err(|_| "SignatureObject[0] is not base64"))
-            .map_err(str::to_string)?;
+            .ok_or_else(|| format!("{field}[0] is not a string"))
+            .and_then(|t| std_base64(t).map_err(|_| format!("{field}[0] is not base64")))?;
         let leaf = cred.leaf.as_ref().ok_or("no certificate to verify with")?;
         let cert = cred
             .info
@@ -1772,27 +1968,63 @@ impl<'a> Suite<'a> {
             .and_then(Value::as_str)
             .and_then(|t| std_base64(t).ok())
             .ok_or("no end-entity certificate in credentials/info")?;
-        let d = crate::cades::verify_detached(leaf, &cert, plan, digest, &cms)?;
+        let d = match expect {
+            DocExpect::Detached { digest, t: false } => {
+                crate::cades::verify_detached(leaf, &cert, plan, digest, &cms)?
+            }
+            DocExpect::Detached { digest, t: true } => {
+                crate::cades::verify_detached_t(leaf, &cert, plan, digest, &cms, unix_now())?
+            }
+            DocExpect::Attached { document } => {
+                crate::cades::verify_attached(leaf, &cert, plan, document, &cms)?
+            }
+        };
         Ok(format!("{}-byte CMS: {d}", cms.len()))
     }
 
-    /// signDoc with the credential's main SAD, which still authorizes `doc_hash`: a made-up
-    /// signature_format, (SCAL 2) a hash the SAD does not bind (`unbound`), both while the
-    /// SAD is live; then the detached CAdES-B-B over `doc_hash`, verified; then the same call
-    /// again, the SAD now spent. Whether signDoc was answered 200 (so spent the SAD's last
-    /// signature).
+    /// One signDoc call that must sign (`body`), its answer checked as `expect` says, recorded
+    /// as `row`. Whether it was answered 200 (so spent a signature of the SAD, whether or not
+    /// what came back is right).
+    fn doc_sign_row(
+        &mut self,
+        cred: &Cred,
+        (plan, body, expect): (&SignPlan, &Value, DocExpect<'_>),
+        (issued, ttl): (Instant, Option<u64>),
+        row: &str,
+    ) -> bool {
+        let token = self.bearer();
+        let sent = self.call("signatures/signDoc", Auth::Bearer(&token), body);
+        let ok = matches!(&sent, Ok(r) if r.status == 200);
+        let signed = sent
+            .and_then(|r| self.verify_doc_answer(cred, plan, expect, &r))
+            .map_err(|e| {
+                format!(
+                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
+                    issued.elapsed().as_secs_f64(),
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                )
+            });
+        self.result(row, Some(&cred.id), signed);
+        ok
+    }
+
+    /// signDoc with the credential's main SAD, which still authorizes the digests of `inputs`:
+    /// a made-up signature_format, (SCAL 2) a hash the SAD does not bind (`unbound`), both
+    /// while the SAD is live; then the detached CAdES-B-B, the B-T and the attached CAdES the
+    /// plan has, each verified; then the B-B call again, the SAD now spent. Whether every
+    /// signing call was answered 200 (so the SAD's signatures are all spent).
     fn doc_checks(
         &mut self,
         cred: &Cred,
         sad: (&str, Instant, Option<u64>),
         plan: &SignPlan,
-        doc_hash: &[u8],
+        inputs: &DocInputs,
         unbound: &[u8],
     ) -> bool {
         let cid = Some(cred.id.as_str());
         let (sad, issued, ttl) = sad;
         let token = self.bearer();
-        let valid = Self::doc_body(cred, sad, plan, doc_hash);
+        let valid = Self::doc_body(cred, sad, plan, &inputs.b, "Ades-B-B");
 
         // Not a CSC signature_format: refused, not signed in some other format.
         let mut bad_format = valid.clone();
@@ -1807,30 +2039,35 @@ impl<'a> Suite<'a> {
 
         // SCAL 2: a hash outside the SAD (any 4xx CSC error, e.g. 403 invalid_hash).
         let unbound_res = cred.scal2.then(|| {
-            let body = Self::doc_body(cred, sad, plan, unbound);
+            let body = Self::doc_body(cred, sad, plan, unbound, "Ades-B-B");
             self.call("signatures/signDoc", Auth::Bearer(&token), &body)
                 .and_then(|r| self.expect_client_error(&r))
                 .map(|d| format!("a hash the SAD does not bind: {d}"))
                 .map_err(|e| format!("a hash the SAD does not bind: {e}"))
         });
 
-        let sent = self.call("signatures/signDoc", Auth::Bearer(&token), &valid);
-        // Answered 200: the SAD's signature is spent, whether or not what came back is right.
-        let ok = matches!(&sent, Ok(r) if r.status == 200);
-        let signed = sent
-            .and_then(|r| self.verify_doc_answer(cred, plan, doc_hash, &r))
-            .map_err(|e| {
-                format!(
-                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
-                    issued.elapsed().as_secs_f64(),
-                    ttl.map_or("absent".into(), |t| format!("{t} s"))
-                )
-            });
-        self.result(n::DOC_SIGN, cid, signed);
+        let when = (issued, ttl);
+        let b = DocExpect::Detached {
+            digest: &inputs.b,
+            t: false,
+        };
+        let b_ok = self.doc_sign_row(cred, (plan, &valid, b), when, n::DOC_SIGN);
+        let mut all_ok = b_ok;
+        if let Some(digest) = &inputs.t {
+            let body = Self::doc_body(cred, sad, plan, digest, "Ades-B-T");
+            let t = DocExpect::Detached { digest, t: true };
+            all_ok &= self.doc_sign_row(cred, (plan, &body, t), when, n::DOC_SIGN_T);
+        }
+        if let Some((p, document)) = &inputs.attached {
+            let body = Self::doc_attached_body(cred, sad, p, document);
+            let a = DocExpect::Attached { document };
+            all_ok &= self.doc_sign_row(cred, (p, &body, a), when, n::DOC_ATTACHED);
+        }
 
-        // The same call again: its signature is spent (SCAL 1: the budget; SCAL 2: the
-        // budget or the hash's one use).
-        let spent_res = ok.then(|| {
+        // The B-B call again: its signature is spent (SCAL 1: the budget, so only once every
+        // call signed; SCAL 2: the budget or the hash's one use).
+        let send_again = b_ok && (all_ok || cred.scal2);
+        let spent_res = send_again.then(|| {
             self.call("signatures/signDoc", Auth::Bearer(&token), &valid)
                 .and_then(|r| self.expect_client_error(&r))
                 .map(|d| format!("the same call again, the SAD spent: {d}"))
@@ -1841,8 +2078,8 @@ impl<'a> Suite<'a> {
             self.skip(
                 n::DOC_REFUSED,
                 cid,
-                "SCAL 1 (no hash binding) and signDoc was not answered 200: nothing spent to \
-                 refuse",
+                "SCAL 1 (no hash binding) and a signDoc call was not answered 200: nothing \
+                 spent to refuse",
             );
         } else {
             let failed = parts.iter().any(Result::is_err);
@@ -1853,8 +2090,10 @@ impl<'a> Suite<'a> {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            if !ok {
-                detail.push_str(" (signDoc was not answered 200: the spent-SAD call is not sent)");
+            if !send_again {
+                detail.push_str(
+                    " (a signDoc call was not answered 200: the spent-SAD call is not sent)",
+                );
             }
             self.result(
                 n::DOC_REFUSED,
@@ -1862,7 +2101,7 @@ impl<'a> Suite<'a> {
                 if failed { Err(detail) } else { Ok(detail) },
             );
         }
-        ok
+        all_ok
     }
 
     // ----- the asynchronous mode -----
@@ -2436,6 +2675,58 @@ mod tests {
         );
         assert!(s.expect_client_error(&signed).is_err());
         assert!(s.expect_error(&signed, &[400], INVALID_REQUEST).is_err());
+    }
+
+    #[test]
+    fn sign_doc_b_t_and_attached_need_info_and_signatures_to_spare() {
+        let cfg = config();
+        let mut s = suite(&cfg);
+        s.methods = vec!["signatures/signDoc".into()];
+        let ec = verify::plans_for(
+            &verify::KeyKind::P256,
+            &[verify::ECDSA_SHA256, verify::EC_PUBLIC_KEY],
+        )
+        .unwrap()
+        .1;
+        let mut cred = Cred::new("c1");
+        cred.plans = ec.clone();
+        cred.multisign = 5;
+        // info says nothing: both run, the attached one with the signAlgo implying SHA-256.
+        let (plan, skipped) = s.doc_offer(&cred);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert!(plan.t);
+        assert_eq!(
+            plan.attached.map(|p| p.sign_algo),
+            Some(verify::ECDSA_SHA256)
+        );
+        assert_eq!(plan.signatures(), 3);
+        assert_eq!(plan.rows().len(), n::DOC_TASK.len());
+        // multisign 4: the SAD has one signature to spare, for the B-T.
+        cred.multisign = 4;
+        let (plan, skipped) = s.doc_offer(&cred);
+        assert!(plan.t && plan.attached.is_none());
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].0, n::DOC_ATTACHED);
+        assert!(skipped[0].1.contains("multisign 4"), "{}", skipped[0].1);
+        // info leaves out Ades-B-T and Attached.
+        cred.multisign = 5;
+        s.conformance_levels = Some(vec!["Ades-B-B".into()]);
+        s.cades_envelopes = Some(vec!["Detached".into()]);
+        let (plan, skipped) = s.doc_offer(&cred);
+        assert_eq!(plan, DocPlan::default());
+        assert!(
+            skipped[0].1.contains("does not offer Ades-B-T"),
+            "{skipped:?}"
+        );
+        assert!(skipped[1].1.contains("no Attached"), "{skipped:?}");
+        s.conformance_levels = Some(vec!["ades-b-b".into(), "ADES-B-T".into()]);
+        s.cades_envelopes = Some(vec!["Detached".into(), "Attached".into()]);
+        assert_eq!(s.doc_offer(&cred).0.signatures(), 3);
+        // Only id-ecPublicKey + hashAlgorithmOID: a document cannot say its digest.
+        cred.plans = ec.into_iter().filter(|p| p.send_hash_oid).collect();
+        let (plan, skipped) = s.doc_offer(&cred);
+        assert!(plan.t && plan.attached.is_none());
+        assert!(skipped[0].1.contains("implies the digest"), "{skipped:?}");
     }
 
     #[test]

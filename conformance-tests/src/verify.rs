@@ -412,6 +412,53 @@ pub fn plans_for(kind: &KeyKind, key_algo: &[&str]) -> Option<(HashAlg, Vec<Sign
     best
 }
 
+/// How a CMS SignerInfo made by someone else (a TSA) is verified: its signatureAlgorithm
+/// (with its parameters) and its digestAlgorithm `digest`, for a key of `kind`. An error when
+/// the suite cannot verify that combination.
+pub fn cms_plan(
+    kind: &KeyKind,
+    signature_algorithm: &spki::AlgorithmIdentifierOwned,
+    digest: HashAlg,
+) -> Result<SignPlan, String> {
+    let oid = signature_algorithm.oid.to_string();
+    let plan = candidates(kind, digest)
+        .into_iter()
+        .find(|p| p.sign_algo == oid)
+        .ok_or_else(|| {
+            format!(
+                "signatureAlgorithm {oid} with digestAlgorithm {} and a {} key: not a \
+                 combination the suite verifies",
+                digest.name(),
+                kind.describe()
+            )
+        })?;
+    if plan.pss {
+        let der = signature_algorithm
+            .parameters
+            .as_ref()
+            .ok_or("RSASSA-PSS without parameters")?
+            .to_der()
+            .map_err(|e| format!("cannot encode the RSASSA-PSS parameters: {e}"))?;
+        let params = rsa::pkcs1::RsaPssParams::from_der(&der)
+            .map_err(|e| format!("RSASSA-PSS-params do not parse: {e}"))?;
+        let mgf_hash = params.mask_gen.parameters.map(|p| p.oid.to_string());
+        if params.hash.oid.to_string() != digest.oid()
+            || mgf_hash.as_deref() != Some(digest.oid())
+            || usize::from(params.salt_len) != digest.digest_len()
+        {
+            return Err(format!(
+                "RSASSA-PSS with hash {}, MGF1 hash {}, salt {}: the suite verifies only the \
+                 digestAlgorithm ({}) for both and a salt as long as the digest",
+                params.hash.oid,
+                mgf_hash.unwrap_or_else(|| "absent".into()),
+                params.salt_len,
+                digest.name()
+            ));
+        }
+    }
+    Ok(plan)
+}
+
 /// A signAlgo OID that is well formed but not in `key.algo` (for the "unsupported signAlgo"
 /// check).
 pub fn unsupported_sign_algo(key_algo: &[&str]) -> &'static str {
@@ -517,40 +564,19 @@ mod tests {
     /// A certificate (unsigned: the DER check does not verify) with one basicConstraints
     /// extension whose value is `bc`, as DER.
     fn cert_with_basic_constraints(bc: &[u8]) -> Vec<u8> {
-        use der::asn1::{BitString, OctetString};
+        use der::asn1::OctetString;
         use der::oid::AssociatedOid;
-        use x509_cert::{TbsCertificate, ext, name::Name, serial_number::SerialNumber, time};
-        let algo = spki::AlgorithmIdentifierOwned {
-            oid: der::oid::ObjectIdentifier::new_unwrap(ECDSA_SHA256),
-            parameters: None,
+        use x509_cert::ext;
+        let extension = ext::Extension {
+            extn_id: ext::pkix::BasicConstraints::OID,
+            critical: true,
+            extn_value: OctetString::new(bc).unwrap(),
         };
-        let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
-        let spki_der =
-            p256::pkcs8::EncodePublicKey::to_public_key_der(key.verifying_key()).unwrap();
-        let tbs = TbsCertificate {
-            version: x509_cert::Version::V3,
-            serial_number: SerialNumber::new(&[1]).unwrap(),
-            signature: algo.clone(),
-            issuer: Name::default(),
-            validity: time::Validity::from_now(std::time::Duration::from_secs(60)).unwrap(),
-            subject: Name::default(),
-            subject_public_key_info: spki::SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
-                .unwrap(),
-            issuer_unique_id: None,
-            subject_unique_id: None,
-            extensions: Some(vec![ext::Extension {
-                extn_id: ext::pkix::BasicConstraints::OID,
-                critical: true,
-                extn_value: OctetString::new(bc).unwrap(),
-            }]),
-        };
-        Certificate {
-            tbs_certificate: tbs,
-            signature_algorithm: algo,
-            signature: BitString::from_bytes(&[0; 8]).unwrap(),
-        }
-        .to_der()
-        .unwrap()
+        crate::test_support::certificate(
+            &crate::test_support::p256_key(7),
+            1,
+            Some(vec![extension]),
+        )
     }
 
     fn parse_one(der: &[u8]) -> Result<Vec<Certificate>, String> {
@@ -577,6 +603,36 @@ mod tests {
         // A value that does not decode as basic constraints is not DER of them either.
         let err = parse_one(&cert_with_basic_constraints(&[0x04, 0x00])).unwrap_err();
         assert!(err.contains("2.5.29.19"), "{err}");
+    }
+
+    #[test]
+    fn cms_signer_plans() {
+        let alg = |oid: &str, params: Option<Vec<u8>>| spki::AlgorithmIdentifierOwned {
+            oid: der::oid::ObjectIdentifier::new_unwrap(oid),
+            parameters: params.map(|p| der::Any::from_der(&p).unwrap()),
+        };
+        let p = cms_plan(&KeyKind::P256, &alg(ECDSA_SHA256, None), HashAlg::Sha256).unwrap();
+        assert_eq!((p.sign_algo, p.hash), (ECDSA_SHA256, HashAlg::Sha256));
+        let p = cms_plan(&KeyKind::P384, &alg(EC_PUBLIC_KEY, None), HashAlg::Sha384).unwrap();
+        assert!(p.send_hash_oid);
+        // The signature algorithm's digest is not the digestAlgorithm, or not the key's kind.
+        assert!(cms_plan(&KeyKind::P256, &alg(ECDSA_SHA384, None), HashAlg::Sha256).is_err());
+        assert!(cms_plan(&KeyKind::P256, &alg(SHA256_RSA, None), HashAlg::Sha256).is_err());
+        let rsa = KeyKind::Rsa { bits: 2048 };
+        let p = cms_plan(&rsa, &alg(RSA_ENCRYPTION, None), HashAlg::Sha512).unwrap();
+        assert_eq!((p.pss, p.hash), (false, HashAlg::Sha512));
+        // RSASSA-PSS: parameters naming the digestAlgorithm and its length as the salt.
+        let pss = |salt: u8| {
+            rsa::pkcs1::RsaPssParams::new::<sha2::Sha384>(salt)
+                .to_der()
+                .unwrap()
+        };
+        let p = cms_plan(&rsa, &alg(RSA_PSS, Some(pss(48))), HashAlg::Sha384).unwrap();
+        assert!(p.pss);
+        let e = cms_plan(&rsa, &alg(RSA_PSS, Some(pss(20))), HashAlg::Sha384).unwrap_err();
+        assert!(e.contains("salt 20"), "{e}");
+        assert!(cms_plan(&rsa, &alg(RSA_PSS, Some(pss(48))), HashAlg::Sha256).is_err());
+        assert!(cms_plan(&rsa, &alg(RSA_PSS, None), HashAlg::Sha384).is_err());
     }
 
     fn p256_free_pss() -> SignPlan {

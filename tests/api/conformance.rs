@@ -210,17 +210,41 @@ fn conformance_suite_passes_against_quill() {
         "{malformed}"
     );
     assert_pass(&report, "schema: signatures/signPolling response", None);
-    // signDoc (Quill lists it): one credential's main SAD authorizes one hash more, signed as
-    // a detached CAdES-B-B and verified; every row PASS, not SKIP.
+    // signDoc (Quill lists it, with Ades-B-T and Attached CAdES): one credential's main SAD
+    // authorizes three hashes more, signed as a detached CAdES-B-B, a detached CAdES-B-T and an
+    // attached CAdES of a document, each verified; every row PASS, not SKIP.
     for name in n::DOC_TASK {
         assert_pass(&report, name, None);
     }
+    assert!(
+        report
+            .named(n::AUTHZ)
+            .iter()
+            .any(|r| r.detail.contains("SAD for 5 hash(es)") && r.detail.contains("3 for signDoc")),
+        "{}",
+        report.table()
+    );
     let doc = assert_pass(&report, n::DOC_SIGN, None);
     assert!(
         doc.contains("message-digest = the authorized hash")
             && doc.contains("signing-certificate-v2 with the SHA-256 of the certificate")
             && doc.contains("verifies"),
         "{doc}"
+    );
+    let t = assert_pass(&report, n::DOC_SIGN_T, None);
+    assert!(
+        t.contains("message-digest = the authorized hash")
+            && t.contains("messageImprint = the SHA-256 of the signature value")
+            && t.contains("the TSA's signature (ecdsa-with-SHA256")
+            && t.contains("Quill Development TSA"),
+        "{t}"
+    );
+    let attached = assert_pass(&report, n::DOC_ATTACHED, None);
+    assert!(
+        attached.contains("attached (eContent is the")
+            && attached.contains("message-digest = the document's digest")
+            && attached.contains("verifies"),
+        "{attached}"
     );
     let format = assert_pass(&report, n::DOC_BAD_FORMAT, None);
     assert!(format.contains("HTTP 400 invalid_request"), "{format}");
@@ -542,8 +566,9 @@ fn conformance_suite_accepts_optional_fields_left_out() {
 }
 
 /// A server that accepts any OTP once the PIN is right fails the wrong-OTP check; one whose
-/// signDoc signatures are corrupt (here the same server: the proxy flips a bit of the CMS
-/// signature value) fails the signDoc check.
+/// signDoc signatures are corrupt (here the same server: the proxy flips the last bit of each
+/// CMS) fails the signDoc checks: the B-B's and the attached signature's value, the B-T's
+/// time-stamp signature.
 #[test]
 fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
     let w = serve("otto");
@@ -551,11 +576,14 @@ fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
     let hook: RespHook = Arc::new(move |method, req, status, body| {
         if method == "signatures/signDoc" && *status == 200 {
             // A CAdES-B-B SignedData has no unsigned attributes: its DER ends with the one
-            // SignerInfo's signature value, so the last byte is the signature's.
-            if let Some(sig) = body["SignatureObject"][0].as_str() {
-                let mut der = STANDARD.decode(sig).unwrap();
-                *der.last_mut().unwrap() ^= 1;
-                body["SignatureObject"][0] = json!(STANDARD.encode(der));
+            // SignerInfo's signature value, so the last byte is the signature's. A B-T's DER
+            // ends with its signature-time-stamp, whose DER ends with the TSA's signature.
+            for field in ["SignatureObject", "DocumentWithSignature"] {
+                if let Some(sig) = body[field][0].as_str() {
+                    let mut der = STANDARD.decode(sig).unwrap();
+                    *der.last_mut().unwrap() ^= 1;
+                    body[field][0] = json!(STANDARD.encode(der));
+                }
             }
         }
         let right_pin = req["authData"]
@@ -578,6 +606,23 @@ fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
         doc.detail.contains("the SignerInfo's signature") && doc.detail.contains("does not verify"),
         "{}",
         doc.detail
+    );
+    let t = row(&report, n::DOC_SIGN_T, None);
+    assert_eq!(t.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        t.detail
+            .contains("the time-stamp token: the TSA's signature")
+            && t.detail.contains("does not verify"),
+        "{}",
+        t.detail
+    );
+    let attached = row(&report, n::DOC_ATTACHED, None);
+    assert_eq!(attached.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        attached.detail.contains("the SignerInfo's signature")
+            && attached.detail.contains("does not verify"),
+        "{}",
+        attached.detail
     );
     // The rest of signDoc still holds: refusals, and the exhausted SAD.
     assert_pass(&report, n::DOC_BAD_FORMAT, None);
