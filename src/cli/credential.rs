@@ -3,6 +3,9 @@
 //! `quill credential disable` / `enable --credential ID [--reason TEXT]` suspend a credential
 //! and lift the suspension; `quill credential expiring` lists the certificates that end soon and
 //! `quill credential renew --credential ID` gives a credential a new certificate for its key;
+//! `quill credential csr --credential ID [--out FILE]` writes a PKCS#10 request for its key, for
+//! the operator's own CA, and `quill credential import-cert --credential ID --chain FILE` takes
+//! the chain that CA issued;
 //! `quill credential orphan-keys [--delete]` finds the key pairs no credential refers to.
 //! Each prints one JSON object (`expiring`, one per line).
 
@@ -54,6 +57,35 @@ pub enum CredentialCommand {
         /// Validity of the new certificate from now, in days.
         #[arg(long, default_value_t = crate::service::enrol::CERT_DAYS)]
         days: u32,
+    },
+    /// Write a PEM PKCS#10 certification request for a credential's key (signed in the token;
+    /// subject: its current certificate's) for another CA to certify; `import-cert` then
+    /// takes the chain it issued. Without --out, the PEM goes to standard output.
+    Csr {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        token: TokenArgs,
+        /// The credential ID.
+        #[arg(long)]
+        credential: String,
+        /// Write the request to this file (prints `{"credential_id", "csr"}`).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Replace a credential's certificate chain with one another CA issued for its key (PEM
+    /// file: the end-entity certificate first, then its issuers). Refused, changing nothing,
+    /// unless the certificate is for the credential's key and not expired, and each
+    /// certificate is issued and signed by the next, a CA. Audited (`import_certificate`).
+    ImportCert {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The credential ID.
+        #[arg(long)]
+        credential: String,
+        /// The PEM certificate chain, end entity first.
+        #[arg(long)]
+        chain: std::path::PathBuf,
     },
     /// List the credential key pairs in the token(s) that no credential refers to (left by an
     /// enrolment killed between making the key and storing the credential), one JSON object
@@ -167,6 +199,46 @@ pub fn run_credential(cmd: CredentialCommand) -> anyhow::Result<()> {
             )?;
             tracing::info!(credential_id = %credential, "certificate renewed by the operator");
             println!("{}", serde_json::to_string(&renewed)?);
+            Ok(())
+        }
+        CredentialCommand::Csr {
+            store,
+            token,
+            credential,
+            out,
+        } => {
+            let store = Store::open_existing(&store.database_url, 1)?;
+            let qscd = token.open()?;
+            let pem = crate::service::own_ca::certification_request(&store, &qscd, &credential)?;
+            match out {
+                None => print!("{pem}"),
+                Some(path) => {
+                    std::fs::write(&path, pem)
+                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+                    println!(
+                        "{}",
+                        serde_json::json!({ "credential_id": credential, "csr": path })
+                    );
+                }
+            }
+            Ok(())
+        }
+        CredentialCommand::ImportCert {
+            store,
+            credential,
+            chain,
+        } => {
+            let pem = std::fs::read(&chain)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", chain.display()))?;
+            let store = Store::open_existing(&store.database_url, 1)?;
+            let imported = crate::service::own_ca::import_certificate(
+                &store,
+                &SystemClock,
+                &credential,
+                &pem,
+            )?;
+            tracing::info!(credential_id = %credential, "certificate chain imported by the operator");
+            println!("{}", serde_json::to_string(&imported)?);
             Ok(())
         }
     }

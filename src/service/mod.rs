@@ -6,6 +6,7 @@ pub mod challenge;
 pub mod credentials;
 pub mod enrol;
 pub mod oauth;
+pub mod own_ca;
 pub mod paging;
 pub mod purge;
 pub mod seed;
