@@ -30,6 +30,7 @@ mod oauth_browser;
 mod online_otp;
 mod openssl_readme;
 mod ops;
+mod own_ca;
 mod paging;
 mod pg;
 mod pyhanko;
