@@ -359,6 +359,14 @@ pub fn renew_certificate(
     );
     let (ca_key, ca_cert) = find_ca(qscd)?
         .ok_or_else(|| anyhow::anyhow!("the token holds no development CA to renew with"))?;
+    // A certificate another CA issued (`quill credential import-cert`) is renewed by that CA:
+    // replacing it here would silently swap the provider's certificate for a development one.
+    anyhow::ensure!(
+        chain.get(1) == Some(&ca_cert),
+        "credential {credential_id:?} has a certificate from another CA ({}): renew it there \
+         (quill credential csr, then import-cert)",
+        old_info.issuer_dn
+    );
     let now = clock.now();
     let at = time::OffsetDateTime::from_unix_timestamp(now)?;
     let cert = pki::renew_end_entity(&ca_cert, &ca_key, old, days, at)?;

@@ -320,6 +320,21 @@ fn import_cert_takes_a_chain_issued_for_the_key() {
         "eu_eidas_aes"
     );
 
+    // Renewal from the development CA would swap the provider's certificate for its own: refused,
+    // nothing changed.
+    let renew = env
+        .quill()
+        .args(["credential", "renew", "--credential", &cred])
+        .output()
+        .unwrap();
+    assert!(!renew.status.success());
+    let err = String::from_utf8_lossy(&renew.stderr);
+    assert!(err.contains("a certificate from another CA"), "{err}");
+    assert_eq!(
+        served_chain(&app, &token, &cred),
+        [ee.clone(), ca.der.clone()]
+    );
+
     // One audit record with both serial numbers and the issuer; the chain verifies.
     assert_eq!(audited(), 1);
     let detailed = env.db_i64(&format!(
