@@ -356,10 +356,27 @@ fn first(session: &Session, template: &[Attribute]) -> Result<Option<ObjectHandl
     Ok(session.find_objects(template)?.into_iter().next())
 }
 
+/// The template that finds every private key on the token that is finished being made: with
+/// `CKA_TOKEN` true. Reading an attribute of an object (C_GetAttributeValue) is safe only on
+/// those: SoftHSM2's file store makes a key by writing its file once per default attribute
+/// (`CKA_TOKEN` false among them) and then once with the caller's template (`CKA_TOKEN` true,
+/// `CKA_ID`, ...), and another process that reads an attribute of such a half-made object
+/// "completes" it with default values in its own copy and writes that copy back over the
+/// file. When that write lands last, the key is lost: its file holds a default-valued,
+/// unreadable object, while the enrolment that made it succeeded and stored its credential
+/// (signHash then failed with 500, "credential key missing from token").
+fn made_private_keys() -> [Attribute; 2] {
+    [
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::Token(true),
+    ]
+}
+
 /// Every private key on the token with its CKA_ID (keys without one are left out); nothing
-/// when there are more than `max`.
+/// when there are more than `max`. Keys another process is still making are left out (see
+/// [`made_private_keys`]); they are found later by their CKA_ID.
 fn private_key_ids(session: &Session, max: usize) -> Result<Vec<(Vec<u8>, ObjectHandle)>, CkError> {
-    let keys = session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?;
+    let keys = session.find_objects(&made_private_keys())?;
     if keys.len() > max {
         tracing::info!(
             keys = keys.len(),
@@ -887,9 +904,10 @@ impl Qscd for Pkcs11Qscd {
     }
 
     fn key_ids_labelled(&self, label_prefix: &str) -> Result<Vec<Vec<u8>>, QscdError> {
+        // Only finished keys: reading a half-made one can destroy it (`made_private_keys`).
         self.with_session(|s| {
             let mut out = Vec::new();
-            for h in s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])? {
+            for h in s.find_objects(&made_private_keys())? {
                 let (mut id, mut label) = (None, None);
                 for a in s.get_attributes(h, &[AttributeType::Id, AttributeType::Label])? {
                     match a {

@@ -624,3 +624,95 @@ fn ec_points_are_read_bare_or_der_wrapped() {
         assert_eq!(ec_point_bytes(wrapped, 32), bare);
     }
 }
+
+/// The directory of the SoftHSM2 token labelled `label` (SoftHSM2's file store: one directory
+/// per token under `directories.tokendir`, its label in `token.object`).
+fn softhsm2_token_dir(label: &str) -> std::path::PathBuf {
+    let conf = std::fs::read_to_string(std::env::var_os("SOFTHSM2_CONF").unwrap()).unwrap();
+    let tokens = conf
+        .lines()
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "directories.tokendir").then(|| value.trim().to_string())
+        })
+        .unwrap();
+    std::fs::read_dir(tokens)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|dir| {
+            std::fs::read(dir.join("token.object"))
+                .is_ok_and(|t| t.windows(label.len()).any(|w| w == label.as_bytes()))
+        })
+        .unwrap()
+}
+
+/// SoftHSM2's file store makes a key pair in several writes of each object's file: first the
+/// class, then every other attribute's default value one at a time (`CKA_TOKEN` false, an empty
+/// `CKA_ID`), then the caller's template (`CKA_TOKEN` true, the CKA_ID), then the key itself.
+/// A process that read an attribute of such a half-made key (C_GetAttributeValue) filled in its
+/// own copy with defaults and wrote that back over the file; when its write came last, the
+/// key was lost. Seen as a 500 ("credential key missing from token") on signHash after
+/// enrolments ran in parallel (`cli::concurrent_first_enrolments_…`): the first key lookup of
+/// an enrolment (or a server) indexes every private key on the token by reading its CKA_ID,
+/// and read the key another enrolment was making at that moment.
+///
+/// Here the half-made key is what the other process has on disk after its second write: the
+/// object file holds the class alone, and the token's generation counter says it changed.
+/// Indexing the token, and listing its keys, must not write to it.
+#[test]
+fn key_lookups_leave_a_key_another_process_is_still_making_alone() {
+    if !is_softhsm2() {
+        return;
+    }
+    let cfg = new_token("half");
+    let maker = Pkcs11Qscd::open(&cfg).unwrap();
+    maker
+        .generate_key_pair(KeySpec::EcP256, b"whole", "quill:whole")
+        .unwrap();
+    let dir = softhsm2_token_dir(&cfg.token_label);
+    // The other process's file: generation 2, then CKA_CLASS (0) as an unsigned long (kind 2)
+    // with the value CKO_PRIVATE_KEY (3), each number 8 bytes big-endian.
+    let mut half = Vec::new();
+    for n in [2u64, 0, 2, 3] {
+        half.extend_from_slice(&n.to_be_bytes());
+    }
+    let object = dir.join("0badc0de-half-made.object");
+    std::fs::write(&object, &half).unwrap();
+    std::fs::write(dir.join("0badc0de-half-made.lock"), b"").unwrap();
+    let bump_generation = || {
+        let generation = dir.join("generation");
+        let bytes: [u8; 8] = std::fs::read(&generation).unwrap().try_into().unwrap();
+        let next = u64::from_be_bytes(bytes) + 1;
+        std::fs::write(&generation, next.to_be_bytes()).unwrap();
+    };
+    bump_generation();
+    // A fresh instance (a server, or another enrolment) indexes the token at its first lookup.
+    let untouched = |after: &str| {
+        let now = std::fs::read(&object).unwrap();
+        assert!(
+            now == half,
+            "{after} wrote over the half-made key's file ({} bytes, were {})",
+            now.len(),
+            half.len()
+        );
+    };
+    let reader = Pkcs11Qscd::open(&cfg).unwrap();
+    assert!(reader.has_key(b"whole").unwrap());
+    untouched("the index");
+    ec_sign_verifies(&reader, b"whole");
+    assert!(
+        !reader.has_key(b"").unwrap(),
+        "the half-made key is not indexed"
+    );
+    // Listing keys (`quill credential orphan-keys`) reads every key's CKA_ID and label too.
+    let lister = Pkcs11Qscd::open(&cfg).unwrap();
+    assert_eq!(
+        lister.key_ids_labelled("quill:").unwrap(),
+        vec![b"whole".to_vec()]
+    );
+    untouched("the listing");
+    std::fs::remove_file(&object).unwrap();
+    std::fs::remove_file(dir.join("0badc0de-half-made.lock")).unwrap();
+    bump_generation();
+    assert!(reader.has_key(b"whole").unwrap());
+}
