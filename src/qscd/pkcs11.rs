@@ -458,7 +458,12 @@ impl Pkcs11Qscd {
             })?;
         let session = ctx.open_rw_session(slot).map_err(Attach::of)?;
         login(&session, &cfg.pin).map_err(|e| {
-            let transient = is_transient(&e);
+            // CKR_USER_PIN_NOT_INITIALIZED too: SoftHSM2 reads the user PIN's record once, when
+            // the module is initialised, and every C_Login of another process rewrites the token
+            // file, which reads as empty for a moment. A module initialised then says "not
+            // initialised" until it is initialised again (the retry's rescan). No PIN is tried,
+            // so no try is used up; a token whose PIN really is not set fails after the patience.
+            let transient = is_transient(&e) || rv(&e) == Some(RvError::UserPinNotInitialized);
             let e = QscdError::Config(format!("login to token {:?} failed: {e}", cfg.token_label));
             if transient {
                 Attach::NotYet(e)
