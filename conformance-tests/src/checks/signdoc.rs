@@ -1,0 +1,380 @@
+//! `signatures/signDoc` (CSC v2; CAdES, ETSI EN 319 122-1): which signDoc checks a credential's
+//! main SAD can pay for ([`DocPlan`]), the bodies sent, and the checks: an unknown
+//! `signature_format` refused, detached CAdES-B-B and B-T and an attached CAdES verified, the spent
+//! SAD or an unbound hash refused.
+
+use super::*;
+
+/// The multisign a credential needs for the signDoc checks: two signHash signatures and one
+/// signDoc signature (the CAdES-B-B) from its main SAD; the B-T and the attached signature
+/// take one more each.
+pub(super) const DOC_MULTISIGN: u64 = 3;
+
+/// The signDoc checks one credential's main SAD pays for, beyond the CAdES-B-B (one
+/// signature each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct DocPlan {
+    /// A detached CAdES-B-T too.
+    pub(super) t: bool,
+    /// An attached CAdES of a whole document, signed with this plan: its signAlgo implies the
+    /// digest (a `documents` entry has no hashAlgorithmOID).
+    pub(super) attached: Option<SignPlan>,
+}
+
+impl DocPlan {
+    /// The signatures the plan takes from the SAD.
+    pub(super) fn signatures(&self) -> u64 {
+        1 + u64::from(self.t) + u64::from(self.attached.is_some())
+    }
+
+    /// The rows the plan records.
+    pub(super) fn rows(&self) -> Vec<&'static str> {
+        let mut rows = vec![n::DOC_BAD_FORMAT, n::DOC_SIGN];
+        if self.t {
+            rows.push(n::DOC_SIGN_T);
+        }
+        if self.attached.is_some() {
+            rows.push(n::DOC_ATTACHED);
+        }
+        rows.push(n::DOC_REFUSED);
+        rows
+    }
+}
+
+/// What the signDoc calls sign: the digests and the document the main SAD authorizes.
+pub(super) struct DocInputs {
+    /// The digest signed as a detached CAdES-B-B.
+    pub(super) b: Vec<u8>,
+    /// The digest signed as a detached CAdES-B-T.
+    pub(super) t: Option<Vec<u8>>,
+    /// The document signed as an attached CAdES, and how.
+    pub(super) attached: Option<(SignPlan, Vec<u8>)>,
+}
+
+/// The signature one signDoc call must return.
+#[derive(Debug, Clone, Copy)]
+enum DocExpect<'a> {
+    /// A detached CAdES over `digest`, B-B or (`t`) B-T.
+    Detached { digest: &'a [u8], t: bool },
+    /// An attached CAdES of `document`.
+    Attached { document: &'a [u8] },
+}
+
+impl Suite<'_> {
+    /// Why the signDoc checks cannot run (None: they can): the method is not advertised, or
+    /// `info` says the server builds no CAdES, or no baseline B level.
+    pub(super) fn doc_unsupported(&self) -> Option<String> {
+        if !self.advertised("signatures/signDoc") {
+            return Some(Self::not_advertised("signatures/signDoc"));
+        }
+        if let Some(formats) = &self.signature_formats
+            && !formats.iter().any(|f| f == "C")
+        {
+            return Some(format!(
+                "info.signature_formats.formats {formats:?} does not offer C (CAdES)"
+            ));
+        }
+        if let Some(levels) = &self.conformance_levels
+            && !levels.is_empty()
+            && !levels.iter().any(|l| l.eq_ignore_ascii_case("Ades-B-B"))
+        {
+            return Some(format!(
+                "info.conformance_levels {levels:?} does not offer Ades-B-B"
+            ));
+        }
+        None
+    }
+
+    /// Why the CAdES-B-T check cannot run (None: it can): `info.conformance_levels` lists
+    /// levels, Ades-B-T not among them.
+    fn doc_t_unsupported(&self) -> Option<String> {
+        match &self.conformance_levels {
+            Some(levels)
+                if !levels.is_empty()
+                    && !levels.iter().any(|l| l.eq_ignore_ascii_case("Ades-B-T")) =>
+            {
+                Some(format!(
+                    "info.conformance_levels {levels:?} does not offer Ades-B-T"
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Why the attached check cannot run (None: it can): `info.signature_formats` gives the
+    /// envelope properties of C, Attached not among them. (An attached CAdES can only be made
+    /// of a whole document, so a server that offers it must take `documents`.)
+    fn doc_attached_unsupported(&self) -> Option<String> {
+        match &self.cades_envelopes {
+            Some(envelopes) if !envelopes.iter().any(|e| e == "Attached") => Some(format!(
+                "info.signature_formats.envelope_properties for C is {envelopes:?}: no Attached"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The signDoc checks `cred`'s main SAD could pay for beyond the CAdES-B-B (its multisign
+    /// less the two signHash signatures and the B-B), B-T first, and the rows left out, with
+    /// why.
+    pub(super) fn doc_offer(&self, cred: &Cred) -> (DocPlan, Vec<(&'static str, String)>) {
+        let mut spare = cred.multisign.saturating_sub(DOC_MULTISIGN);
+        let mut plan = DocPlan::default();
+        let mut skipped = Vec::new();
+        let no_spare = |plan: &DocPlan| {
+            format!(
+                "multisign {}: the SAD (two signHash signatures, {} signDoc) has no signature \
+                 to spare for it",
+                cred.multisign,
+                plan.signatures()
+            )
+        };
+        match self.doc_t_unsupported() {
+            Some(why) => skipped.push((n::DOC_SIGN_T, why)),
+            None if spare > 0 => {
+                plan.t = true;
+                spare -= 1;
+            }
+            None => skipped.push((n::DOC_SIGN_T, no_spare(&plan))),
+        }
+        // A `documents` entry has no hashAlgorithmOID: the signAlgo must imply the digest.
+        let implied = cred.plans.iter().find(|p| !p.send_hash_oid).copied();
+        match (self.doc_attached_unsupported(), implied) {
+            (Some(why), _) => skipped.push((n::DOC_ATTACHED, why)),
+            (None, None) => skipped.push((
+                n::DOC_ATTACHED,
+                "no signAlgo of key.algo the suite signs with implies the digest algorithm \
+                 (a documents entry carries no hashAlgorithmOID)"
+                    .into(),
+            )),
+            (None, Some(p)) if spare > 0 => plan.attached = Some(p),
+            (None, Some(_)) => skipped.push((n::DOC_ATTACHED, no_spare(&plan))),
+        }
+        (plan, skipped)
+    }
+
+    /// The document the suite signs attached: text that belongs to this run only.
+    pub(super) fn document(&self, cred: &Cred) -> Vec<u8> {
+        format!(
+            "csc-conformance {} {}: a whole document, signed attached\n",
+            self.nonce, cred.id
+        )
+        .into_bytes()
+    }
+
+    /// A signDoc body: one detached CAdES at `level` over `digest` (`documentDigests`).
+    fn doc_body(cred: &Cred, sad: &str, plan: &SignPlan, digest: &[u8], level: &str) -> Value {
+        let mut item = json!({
+            "hashes": [b64(digest)],
+            "hashAlgorithmOID": cred.hash.oid(),
+            "signAlgo": plan.sign_algo,
+            "signature_format": "C",
+            "conformance_level": level,
+            "signed_envelope_property": "Detached",
+        });
+        if let Ok(Some(params)) = plan.params_b64() {
+            set(&mut item, "signAlgoParams", json!(params));
+        }
+        json!({"credentialID": cred.id, "SAD": sad, "documentDigests": [item]})
+    }
+
+    /// A signDoc body: one attached CAdES-B-B of `document` (`documents`).
+    fn doc_attached_body(cred: &Cred, sad: &str, plan: &SignPlan, document: &[u8]) -> Value {
+        let mut item = json!({
+            "document": b64(document),
+            "signAlgo": plan.sign_algo,
+            "signature_format": "C",
+            "conformance_level": "Ades-B-B",
+            "signed_envelope_property": "Attached",
+        });
+        if let Ok(Some(params)) = plan.params_b64() {
+            set(&mut item, "signAlgoParams", json!(params));
+        }
+        json!({"credentialID": cred.id, "SAD": sad, "documents": [item]})
+    }
+
+    /// The one signature of a signDoc answer — a `SignatureObject` when detached, a
+    /// `DocumentWithSignature` when attached, nothing in the other array — checked as
+    /// `expect` says, made with the credential's key and certificate.
+    fn verify_doc_answer(
+        &mut self,
+        cred: &Cred,
+        plan: &SignPlan,
+        expect: DocExpect<'_>,
+        r: &Resp,
+    ) -> Result<String, String> {
+        self.expect_ok("signatures/signDoc", r, 200)?;
+        let (field, other, kind) = match expect {
+            DocExpect::Detached { .. } => (
+                "SignatureObject",
+                "DocumentWithSignature",
+                "a detached signature over a digest",
+            ),
+            DocExpect::Attached { .. } => (
+                "DocumentWithSignature",
+                "SignatureObject",
+                "an attached signature of a document",
+            ),
+        };
+        let objects = r
+            .body
+            .get(field)
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("no {field} array: {}", r.summary()))?;
+        let [object] = objects.as_slice() else {
+            return Err(format!("{} {field}s for {kind}", objects.len()));
+        };
+        let others = r
+            .body
+            .get(other)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if others != 0 {
+            return Err(format!("{others} {other} for {kind}"));
+        }
+        let cms = object
+            .as_str()
+            .ok_or_else(|| format!("{field}[0] is not a string"))
+            .and_then(|t| std_base64(t).map_err(|_| format!("{field}[0] is not base64")))?;
+        let leaf = cred.leaf.as_ref().ok_or("no certificate to verify with")?;
+        let cert = cred
+            .info
+            .pointer("/cert/certificates/0")
+            .and_then(Value::as_str)
+            .and_then(|t| std_base64(t).ok())
+            .ok_or("no end-entity certificate in credentials/info")?;
+        let d = match expect {
+            DocExpect::Detached { digest, t: false } => {
+                crate::cades::verify_detached(leaf, &cert, plan, digest, &cms)?
+            }
+            DocExpect::Detached { digest, t: true } => {
+                crate::cades::verify_detached_t(leaf, &cert, plan, digest, &cms, unix_now())?
+            }
+            DocExpect::Attached { document } => {
+                crate::cades::verify_attached(leaf, &cert, plan, document, &cms)?
+            }
+        };
+        Ok(format!("{}-byte CMS: {d}", cms.len()))
+    }
+
+    /// One signDoc call that must sign (`body`), its answer checked as `expect` says, recorded
+    /// as `row`. Whether it was answered 200 (so spent a signature of the SAD, whether or not
+    /// what came back is right).
+    fn doc_sign_row(
+        &mut self,
+        cred: &Cred,
+        (plan, body, expect): (&SignPlan, &Value, DocExpect<'_>),
+        (issued, ttl): (Instant, Option<u64>),
+        row: &str,
+    ) -> bool {
+        let token = self.bearer();
+        let sent = self.call("signatures/signDoc", Auth::Bearer(&token), body);
+        let ok = matches!(&sent, Ok(r) if r.status == 200);
+        let signed = sent
+            .and_then(|r| self.verify_doc_answer(cred, plan, expect, &r))
+            .map_err(|e| {
+                format!(
+                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
+                    issued.elapsed().as_secs_f64(),
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                )
+            });
+        self.result(row, Some(&cred.id), signed);
+        ok
+    }
+
+    /// signDoc with the credential's main SAD, which still authorizes the digests of `inputs`:
+    /// a made-up signature_format, (SCAL 2) a hash the SAD does not bind (`unbound`), both
+    /// while the SAD is live; then the detached CAdES-B-B, the B-T and the attached CAdES the
+    /// plan has, each verified; then the B-B call again, the SAD now spent. Whether every
+    /// signing call was answered 200 (so the SAD's signatures are all spent).
+    pub(super) fn doc_checks(
+        &mut self,
+        cred: &Cred,
+        sad: (&str, Instant, Option<u64>),
+        plan: &SignPlan,
+        inputs: &DocInputs,
+        unbound: &[u8],
+    ) -> bool {
+        let cid = Some(cred.id.as_str());
+        let (sad, issued, ttl) = sad;
+        let token = self.bearer();
+        let valid = Self::doc_body(cred, sad, plan, &inputs.b, "Ades-B-B");
+
+        // Not a CSC signature_format: refused, not signed in some other format.
+        let mut bad_format = valid.clone();
+        if let Some(item) = bad_format.pointer_mut("/documentDigests/0") {
+            set(item, "signature_format", json!("Z"));
+        }
+        let sent = self.call_bad("signatures/signDoc", Auth::Bearer(&token), &bad_format);
+        let res = sent
+            .and_then(|r| self.expect_error(&r, &[400], INVALID_REQUEST))
+            .map(|d| format!("signature_format \"Z\": {d}"));
+        self.result(n::DOC_BAD_FORMAT, cid, res);
+
+        // SCAL 2: a hash outside the SAD (any 4xx CSC error, e.g. 403 invalid_hash).
+        let unbound_res = cred.scal2.then(|| {
+            let body = Self::doc_body(cred, sad, plan, unbound, "Ades-B-B");
+            self.call("signatures/signDoc", Auth::Bearer(&token), &body)
+                .and_then(|r| self.expect_client_error(&r))
+                .map(|d| format!("a hash the SAD does not bind: {d}"))
+                .map_err(|e| format!("a hash the SAD does not bind: {e}"))
+        });
+
+        let when = (issued, ttl);
+        let b = DocExpect::Detached {
+            digest: &inputs.b,
+            t: false,
+        };
+        let b_ok = self.doc_sign_row(cred, (plan, &valid, b), when, n::DOC_SIGN);
+        let mut all_ok = b_ok;
+        if let Some(digest) = &inputs.t {
+            let body = Self::doc_body(cred, sad, plan, digest, "Ades-B-T");
+            let t = DocExpect::Detached { digest, t: true };
+            all_ok &= self.doc_sign_row(cred, (plan, &body, t), when, n::DOC_SIGN_T);
+        }
+        if let Some((p, document)) = &inputs.attached {
+            let body = Self::doc_attached_body(cred, sad, p, document);
+            let a = DocExpect::Attached { document };
+            all_ok &= self.doc_sign_row(cred, (p, &body, a), when, n::DOC_ATTACHED);
+        }
+
+        // The B-B call again: its signature is spent (SCAL 1: the budget, so only once every
+        // call signed; SCAL 2: the budget or the hash's one use).
+        let send_again = b_ok && (all_ok || cred.scal2);
+        let spent_res = send_again.then(|| {
+            self.call("signatures/signDoc", Auth::Bearer(&token), &valid)
+                .and_then(|r| self.expect_client_error(&r))
+                .map(|d| format!("the same call again, the SAD spent: {d}"))
+                .map_err(|e| format!("the same call again, the SAD spent: {e}"))
+        });
+        let parts: Vec<Result<String, String>> = unbound_res.into_iter().chain(spent_res).collect();
+        if parts.is_empty() {
+            self.skip(
+                n::DOC_REFUSED,
+                cid,
+                "SCAL 1 (no hash binding) and a signDoc call was not answered 200: nothing \
+                 spent to refuse",
+            );
+        } else {
+            let failed = parts.iter().any(Result::is_err);
+            let mut detail = parts
+                .iter()
+                .map(|p| match p {
+                    Ok(d) | Err(d) => d.as_str(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            if !send_again {
+                detail.push_str(
+                    " (a signDoc call was not answered 200: the spent-SAD call is not sent)",
+                );
+            }
+            self.result(
+                n::DOC_REFUSED,
+                cid,
+                if failed { Err(detail) } else { Ok(detail) },
+            );
+        }
+        all_ok
+    }
+}
