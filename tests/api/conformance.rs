@@ -210,9 +210,10 @@ fn conformance_suite_passes_against_quill() {
         "{malformed}"
     );
     assert_pass(&report, "schema: signatures/signPolling response", None);
-    // signDoc (Quill lists it, with Ades-B-T and Attached CAdES): one credential's main SAD
-    // authorizes three hashes more, signed as a detached CAdES-B-B, a detached CAdES-B-T and an
-    // attached CAdES of a document, each verified; every row PASS, not SKIP.
+    // signDoc (Quill lists it, with Ades-B-T and Attached CAdES, and offers the asynchronous
+    // mode): one credential's main SAD authorizes four hashes more, signed as a detached
+    // CAdES-B-B, a detached CAdES-B-T, an attached CAdES of a document and, asynchronously, a
+    // detached CAdES-B-B, each verified; every row PASS, not SKIP.
     for name in n::DOC_TASK {
         assert_pass(&report, name, None);
     }
@@ -220,7 +221,7 @@ fn conformance_suite_passes_against_quill() {
         report
             .named(n::AUTHZ)
             .iter()
-            .any(|r| r.detail.contains("SAD for 5 hash(es)") && r.detail.contains("3 for signDoc")),
+            .any(|r| r.detail.contains("SAD for 6 hash(es)") && r.detail.contains("4 for signDoc")),
         "{}",
         report.table()
     );
@@ -245,6 +246,16 @@ fn conformance_suite_passes_against_quill() {
             && attached.contains("message-digest = the document's digest")
             && attached.contains("verifies"),
         "{attached}"
+    );
+    // The asynchronous one: a responseID, polled (202 accepted_request while it runs) to a
+    // SignatureObject checked as the synchronous B-B's.
+    let polled = assert_pass(&report, n::DOC_ASYNC, None);
+    assert!(
+        polled.contains("answered after")
+            && polled.contains("message-digest = the authorized hash")
+            && polled.contains("signing-certificate-v2 with the SHA-256 of the certificate")
+            && polled.contains("verifies"),
+        "{polled}"
     );
     let format = assert_pass(&report, n::DOC_BAD_FORMAT, None);
     assert!(format.contains("HTTP 400 invalid_request"), "{format}");
@@ -567,14 +578,17 @@ fn conformance_suite_accepts_optional_fields_left_out() {
 
 /// A server that accepts any OTP once the PIN is right fails the wrong-OTP check; one whose
 /// signDoc signatures are corrupt (here the same server: the proxy flips the last bit of each
-/// CMS) fails the signDoc checks: the B-B's and the attached signature's value, the B-T's
-/// time-stamp signature.
+/// CMS, also in the signPolling answer of the asynchronous signDoc) fails the signDoc checks:
+/// the B-B's, the attached and the asynchronous signature's value, the B-T's time-stamp
+/// signature.
 #[test]
 fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
     let w = serve("otto");
     let pin = w.s.pin.clone();
     let hook: RespHook = Arc::new(move |method, req, status, body| {
-        if method == "signatures/signDoc" && *status == 200 {
+        // signPolling answers of signHash carry `signatures`, left alone.
+        let doc_answer = method == "signatures/signDoc" || method == "signatures/signPolling";
+        if doc_answer && *status == 200 {
             // A CAdES-B-B SignedData has no unsigned attributes: its DER ends with the one
             // SignerInfo's signature value, so the last byte is the signature's. A B-T's DER
             // ends with its signature-time-stamp, whose DER ends with the TSA's signature.
@@ -623,6 +637,14 @@ fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
             && attached.detail.contains("does not verify"),
         "{}",
         attached.detail
+    );
+    let polled = row(&report, n::DOC_ASYNC, None);
+    assert_eq!(polled.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        polled.detail.contains("the SignerInfo's signature")
+            && polled.detail.contains("does not verify"),
+        "{}",
+        polled.detail
     );
     // The rest of signDoc still holds: refusals, and the exhausted SAD.
     assert_pass(&report, n::DOC_BAD_FORMAT, None);

@@ -1,7 +1,9 @@
-//! The asynchronous mode (CSC v2 `operationMode: "A"` on `signatures/signHash`, answered by
-//! `signatures/signPolling`): gated on `info.asynchronousOperationMode` and the method being
-//! advertised; the unknown-requestID error, malformed calls and a made-up SAD refused, the
-//! polled signature verified, and the answer polled again unchanged.
+//! The asynchronous mode (CSC v2 `operationMode: "A"` on `signatures/signHash` and
+//! `signatures/signDoc`, answered by `signatures/signPolling`): gated on
+//! `info.asynchronousOperationMode` and the method being advertised; the unknown-requestID
+//! error, malformed calls and a made-up SAD refused, the polled signature verified, and the
+//! answer polled again unchanged; and the asynchronous signDoc row, paid for by the signDoc
+//! credential's main SAD ([`signdoc`](super::signdoc) plans it).
 
 use super::*;
 
@@ -47,11 +49,12 @@ impl Suite<'_> {
         body
     }
 
-    /// The `responseID` of an accepted asynchronous call: HTTP 200, a non-empty string, and
-    /// no signatures yet.
-    fn response_id_of(&mut self, r: &Resp) -> Result<String, String> {
-        self.expect_ok("signatures/signHash", r, 200)?;
-        if r.body.get("signatures").is_some() {
+    /// The `responseID` of an accepted asynchronous call to `method`: HTTP 200, a non-empty
+    /// string, and no signatures yet.
+    fn response_id_of(&mut self, method: &str, r: &Resp) -> Result<String, String> {
+        self.expect_ok(method, r, 200)?;
+        let signed = ["signatures", "SignatureObject", "DocumentWithSignature"];
+        if signed.iter().any(|k| r.body.get(k).is_some()) {
             return Err(format!(
                 "an asynchronous call is answered with a responseID, not signatures: {}",
                 r.summary()
@@ -161,7 +164,7 @@ impl Suite<'_> {
         let token = self.bearer();
         let signed = self
             .call("signatures/signHash", Auth::Bearer(&token), &valid)
-            .and_then(|r| self.response_id_of(&r))
+            .and_then(|r| self.response_id_of("signatures/signHash", &r))
             .and_then(|id| {
                 let (r, polls) = self.poll_answer(&id)?;
                 self.expect_ok("signatures/signPolling", &r, 200)?;
@@ -279,7 +282,7 @@ impl Suite<'_> {
                 .expect_client_error(&r)
                 .map(|d| format!("refused at once: {d}"));
         }
-        let id = self.response_id_of(&r)?;
+        let id = self.response_id_of("signatures/signHash", &r)?;
         let (answer, polls) = self.poll_answer(&id)?;
         if answer.status == 200 {
             return Err(format!(
@@ -289,5 +292,45 @@ impl Suite<'_> {
         }
         self.expect_client_error(&answer)
             .map(|d| format!("accepted, then polled ({polls} poll(s)): {d}"))
+    }
+
+    /// The asynchronous signDoc check, one more signature of the signDoc credential's main SAD
+    /// (no authorization of its own): `body`, a synchronous detached CAdES-B-B over `digest`,
+    /// sent with `operationMode: "A"`; accepted with a responseID, polled to its answer, whose
+    /// `SignatureObject` must verify as the synchronous B-B's does; recorded as `row`. Whether
+    /// the polled answer was 200 (so spent a signature of the SAD, whether or not what came
+    /// back is right).
+    pub(super) fn doc_async_row(
+        &mut self,
+        cred: &Cred,
+        (plan, body, digest): (&SignPlan, &Value, &[u8]),
+        (issued, ttl): (Instant, Option<u64>),
+        row: &str,
+    ) -> bool {
+        let mut body = body.clone();
+        set(&mut body, "operationMode", json!("A"));
+        set(&mut body, "validity_period", json!(ASYNC_VALIDITY_MS));
+        let token = self.bearer();
+        let mut spent = false;
+        let signed = self
+            .call("signatures/signDoc", Auth::Bearer(&token), &body)
+            .and_then(|r| self.response_id_of("signatures/signDoc", &r))
+            .and_then(|id| {
+                let (r, polls) = self.poll_answer(&id)?;
+                spent = r.status == 200;
+                let expect = DocExpect::Detached { digest, t: false };
+                let method = "signatures/signPolling";
+                let d = self.verify_doc_answer(method, cred, plan, expect, &r)?;
+                Ok(format!("answered after {polls} poll(s): {d}"))
+            })
+            .map_err(|e| {
+                format!(
+                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
+                    issued.elapsed().as_secs_f64(),
+                    ttl.map_or("absent".into(), |t| format!("{t} s"))
+                )
+            });
+        self.result(row, Some(&cred.id), signed);
+        spent
     }
 }

@@ -40,7 +40,7 @@ mod signhash;
 mod tests;
 
 use names as n;
-use signdoc::{DOC_MULTISIGN, DocInputs, DocPlan};
+use signdoc::{DOC_MULTISIGN, DocExpect, DocInputs, DocPlan};
 
 const INVALID_REQUEST: &[&str] = &["invalid_request"];
 /// Wrong PIN: v2 `invalid_authentication_data`, v1 `invalid_pin`.

@@ -56,13 +56,16 @@ pub const ASYNC_FAKE_SAD: &str = "signatures/signHash (async): made-up SAD signs
 pub const ASYNC_SIGN: &str = "signatures/signHash (async): polled signature verifies";
 pub const ASYNC_POLL_AGAIN: &str = "signatures/signPolling: the answer polled again is the same";
 /// `signatures/signDoc` (CAdES): only when `info` lists `signatures/signDoc`; on one
-/// credential, with one more hash in its main SAD per signature (B-B, B-T, attached).
+/// credential, with one more hash in its main SAD per signature (B-B, B-T, attached, async).
 pub const DOC_BAD_FORMAT: &str = "signatures/signDoc: unknown signature_format refused";
 pub const DOC_SIGN: &str = "signatures/signDoc: detached CAdES-B-B verifies";
 /// Unless `info.conformance_levels` leaves out Ades-B-T.
 pub const DOC_SIGN_T: &str = "signatures/signDoc: detached CAdES-B-T time-stamp verifies";
 /// Unless `info.signature_formats.envelope_properties` leaves out Attached for C.
 pub const DOC_ATTACHED: &str = "signatures/signDoc: attached CAdES of a document verifies";
+/// Unless the asynchronous mode is off (gated as the asynchronous signHash rows are): one more
+/// digest of the same SAD, signed as a detached CAdES-B-B with `operationMode: "A"`.
+pub const DOC_ASYNC: &str = "signatures/signDoc (async): polled detached CAdES-B-B verifies";
 pub const DOC_REFUSED: &str = "signatures/signDoc: spent SAD or unbound hash refused";
 pub const REVOKE: &str = "auth/revoke";
 pub const REVOKED_TOKEN: &str = "auth/revoke: token refused afterwards";
@@ -108,5 +111,6 @@ pub const DOC_TASK: &[&str] = &[
     DOC_SIGN,
     DOC_SIGN_T,
     DOC_ATTACHED,
+    DOC_ASYNC,
     DOC_REFUSED,
 ];

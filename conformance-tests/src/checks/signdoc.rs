@@ -1,13 +1,14 @@
 //! `signatures/signDoc` (CSC v2; CAdES, ETSI EN 319 122-1): which signDoc checks a credential's
 //! main SAD can pay for ([`DocPlan`]), the bodies sent, and the checks: an unknown
-//! `signature_format` refused, detached CAdES-B-B and B-T and an attached CAdES verified, the spent
+//! `signature_format` refused, detached CAdES-B-B and B-T and an attached CAdES verified (the
+//! asynchronous B-B's call and polling are in [`asynchronous`](super::asynchronous)), the spent
 //! SAD or an unbound hash refused.
 
 use super::*;
 
 /// The multisign a credential needs for the signDoc checks: two signHash signatures and one
-/// signDoc signature (the CAdES-B-B) from its main SAD; the B-T and the attached signature
-/// take one more each.
+/// signDoc signature (the CAdES-B-B) from its main SAD; the B-T, the attached and the
+/// asynchronous signature take one more each.
 pub(super) const DOC_MULTISIGN: u64 = 3;
 
 /// The signDoc checks one credential's main SAD pays for, beyond the CAdES-B-B (one
@@ -19,12 +20,14 @@ pub(super) struct DocPlan {
     /// An attached CAdES of a whole document, signed with this plan: its signAlgo implies the
     /// digest (a `documents` entry has no hashAlgorithmOID).
     pub(super) attached: Option<SignPlan>,
+    /// A detached CAdES-B-B of one more digest, asynchronously (`operationMode: "A"`).
+    pub(super) asynchronous: bool,
 }
 
 impl DocPlan {
     /// The signatures the plan takes from the SAD.
     pub(super) fn signatures(&self) -> u64 {
-        1 + u64::from(self.t) + u64::from(self.attached.is_some())
+        1 + u64::from(self.t) + u64::from(self.attached.is_some()) + u64::from(self.asynchronous)
     }
 
     /// The rows the plan records.
@@ -35,6 +38,9 @@ impl DocPlan {
         }
         if self.attached.is_some() {
             rows.push(n::DOC_ATTACHED);
+        }
+        if self.asynchronous {
+            rows.push(n::DOC_ASYNC);
         }
         rows.push(n::DOC_REFUSED);
         rows
@@ -49,11 +55,13 @@ pub(super) struct DocInputs {
     pub(super) t: Option<Vec<u8>>,
     /// The document signed as an attached CAdES, and how.
     pub(super) attached: Option<(SignPlan, Vec<u8>)>,
+    /// The digest signed as a detached CAdES-B-B asynchronously.
+    pub(super) asynchronous: Option<Vec<u8>>,
 }
 
 /// The signature one signDoc call must return.
 #[derive(Debug, Clone, Copy)]
-enum DocExpect<'a> {
+pub(super) enum DocExpect<'a> {
     /// A detached CAdES over `digest`, B-B or (`t`) B-T.
     Detached { digest: &'a [u8], t: bool },
     /// An attached CAdES of `document`.
@@ -114,8 +122,8 @@ impl Suite<'_> {
     }
 
     /// The signDoc checks `cred`'s main SAD could pay for beyond the CAdES-B-B (its multisign
-    /// less the two signHash signatures and the B-B), B-T first, and the rows left out, with
-    /// why.
+    /// less the two signHash signatures and the B-B), B-T first, then the attached, then the
+    /// asynchronous one, and the rows left out, with why.
     pub(super) fn doc_offer(&self, cred: &Cred) -> (DocPlan, Vec<(&'static str, String)>) {
         let mut spare = cred.multisign.saturating_sub(DOC_MULTISIGN);
         let mut plan = DocPlan::default();
@@ -146,8 +154,16 @@ impl Suite<'_> {
                  (a documents entry carries no hashAlgorithmOID)"
                     .into(),
             )),
-            (None, Some(p)) if spare > 0 => plan.attached = Some(p),
+            (None, Some(p)) if spare > 0 => {
+                plan.attached = Some(p);
+                spare -= 1;
+            }
             (None, Some(_)) => skipped.push((n::DOC_ATTACHED, no_spare(&plan))),
+        }
+        match self.async_unsupported() {
+            Some(why) => skipped.push((n::DOC_ASYNC, why)),
+            None if spare > 0 => plan.asynchronous = true,
+            None => skipped.push((n::DOC_ASYNC, no_spare(&plan))),
         }
         (plan, skipped)
     }
@@ -192,17 +208,19 @@ impl Suite<'_> {
         json!({"credentialID": cred.id, "SAD": sad, "documents": [item]})
     }
 
-    /// The one signature of a signDoc answer — a `SignatureObject` when detached, a
+    /// The one signature of a signDoc answer (given at once by `method` signatures/signDoc, or
+    /// polled from signatures/signPolling) — a `SignatureObject` when detached, a
     /// `DocumentWithSignature` when attached, nothing in the other array — checked as
     /// `expect` says, made with the credential's key and certificate.
-    fn verify_doc_answer(
+    pub(super) fn verify_doc_answer(
         &mut self,
+        method: &str,
         cred: &Cred,
         plan: &SignPlan,
         expect: DocExpect<'_>,
         r: &Resp,
     ) -> Result<String, String> {
-        self.expect_ok("signatures/signDoc", r, 200)?;
+        self.expect_ok(method, r, 200)?;
         let (field, other, kind) = match expect {
             DocExpect::Detached { .. } => (
                 "SignatureObject",
@@ -270,7 +288,7 @@ impl Suite<'_> {
         let sent = self.call("signatures/signDoc", Auth::Bearer(&token), body);
         let ok = matches!(&sent, Ok(r) if r.status == 200);
         let signed = sent
-            .and_then(|r| self.verify_doc_answer(cred, plan, expect, &r))
+            .and_then(|r| self.verify_doc_answer("signatures/signDoc", cred, plan, expect, &r))
             .map_err(|e| {
                 format!(
                     "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
@@ -284,9 +302,10 @@ impl Suite<'_> {
 
     /// signDoc with the credential's main SAD, which still authorizes the digests of `inputs`:
     /// a made-up signature_format, (SCAL 2) a hash the SAD does not bind (`unbound`), both
-    /// while the SAD is live; then the detached CAdES-B-B, the B-T and the attached CAdES the
-    /// plan has, each verified; then the B-B call again, the SAD now spent. Whether every
-    /// signing call was answered 200 (so the SAD's signatures are all spent).
+    /// while the SAD is live; then the detached CAdES-B-B, the B-T, the attached CAdES and the
+    /// asynchronous B-B the plan has, each verified; then the B-B call again, the SAD now
+    /// spent. Whether every signing call was answered 200 (so the SAD's signatures are all
+    /// spent).
     pub(super) fn doc_checks(
         &mut self,
         cred: &Cred,
@@ -336,6 +355,10 @@ impl Suite<'_> {
             let body = Self::doc_attached_body(cred, sad, p, document);
             let a = DocExpect::Attached { document };
             all_ok &= self.doc_sign_row(cred, (p, &body, a), when, n::DOC_ATTACHED);
+        }
+        if let Some(digest) = &inputs.asynchronous {
+            let body = Self::doc_body(cred, sad, plan, digest, "Ades-B-B");
+            all_ok &= self.doc_async_row(cred, (plan, &body, digest), when, n::DOC_ASYNC);
         }
 
         // The B-B call again: its signature is spent (SCAL 1: the budget, so only once every

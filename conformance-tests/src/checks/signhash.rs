@@ -107,12 +107,14 @@ impl Suite<'_> {
             self.hash(cred, "h3"),
         );
         // The signDoc credential's SAD authorizes one hash more per signDoc signature: the
-        // digests signed detached (B-B, B-T) and the digest of the document signed attached
-        // (after the two signHash signatures, before the exhaustion check).
+        // digests signed detached (B-B, B-T), the digest of the document signed attached and
+        // the digest signed asynchronously (after the two signHash signatures, before the
+        // exhaustion check).
         let doc = cred.doc.map(|plan| DocInputs {
             b: self.hash(cred, "signDoc"),
             t: plan.t.then(|| self.hash(cred, "signDoc B-T")),
             attached: plan.attached.map(|p| (p, self.document(cred))),
+            asynchronous: plan.asynchronous.then(|| self.hash(cred, "signDoc async")),
         });
         let mut bound: Vec<Vec<u8>> = [h1.clone(), h2.clone()].into_iter().take(count).collect();
         if let Some(d) = &doc {
@@ -123,6 +125,7 @@ impl Suite<'_> {
                     .as_ref()
                     .map(|(p, document)| p.hash.digest(document)),
             );
+            bound.extend(d.asynchronous.clone());
         }
         let doc_signatures = cred.doc.map_or(0, |d| d.signatures());
         let pin = self.cfg.pin.clone();

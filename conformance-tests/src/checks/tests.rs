@@ -182,21 +182,23 @@ fn sign_doc_b_t_and_attached_need_info_and_signatures_to_spare() {
     let mut cred = Cred::new("c1");
     cred.plans = ec.clone();
     cred.multisign = 5;
-    // info says nothing: both run, the attached one with the signAlgo implying SHA-256.
+    // info says nothing: both run, the attached one with the signAlgo implying SHA-256 (the
+    // asynchronous mode is off here: its row is left out).
     let (plan, skipped) = s.doc_offer(&cred);
-    assert!(skipped.is_empty(), "{skipped:?}");
-    assert!(plan.t);
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].0, n::DOC_ASYNC);
+    assert!(plan.t && !plan.asynchronous);
     assert_eq!(
         plan.attached.map(|p| p.sign_algo),
         Some(verify::ECDSA_SHA256)
     );
     assert_eq!(plan.signatures(), 3);
-    assert_eq!(plan.rows().len(), n::DOC_TASK.len());
+    assert_eq!(plan.rows().len(), n::DOC_TASK.len() - 1);
     // multisign 4: the SAD has one signature to spare, for the B-T.
     cred.multisign = 4;
     let (plan, skipped) = s.doc_offer(&cred);
     assert!(plan.t && plan.attached.is_none());
-    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped.len(), 2);
     assert_eq!(skipped[0].0, n::DOC_ATTACHED);
     assert!(skipped[0].1.contains("multisign 4"), "{}", skipped[0].1);
     // info leaves out Ades-B-T and Attached.
@@ -218,6 +220,61 @@ fn sign_doc_b_t_and_attached_need_info_and_signatures_to_spare() {
     let (plan, skipped) = s.doc_offer(&cred);
     assert!(plan.t && plan.attached.is_none());
     assert!(skipped[0].1.contains("implies the digest"), "{skipped:?}");
+}
+
+#[test]
+fn sign_doc_async_needs_the_mode_and_a_signature_to_spare() {
+    let cfg = config();
+    let mut s = suite(&cfg);
+    s.methods = vec!["signatures/signDoc".into(), "signatures/signPolling".into()];
+    s.async_mode = true;
+    let ec = verify::plans_for(
+        &verify::KeyKind::P256,
+        &[verify::ECDSA_SHA256, verify::EC_PUBLIC_KEY],
+    )
+    .unwrap()
+    .1;
+    let mut cred = Cred::new("c1");
+    cred.plans = ec;
+    // multisign 6: two signHash, then B-B, B-T, attached and the asynchronous B-B.
+    cred.multisign = 6;
+    let (plan, skipped) = s.doc_offer(&cred);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert!(plan.t && plan.attached.is_some() && plan.asynchronous);
+    assert_eq!(plan.signatures(), 4);
+    assert_eq!(plan.rows(), n::DOC_TASK.to_vec());
+    // multisign 5: the asynchronous row comes last, so it is the one left out.
+    cred.multisign = 5;
+    let (plan, skipped) = s.doc_offer(&cred);
+    assert!(plan.t && plan.attached.is_some() && !plan.asynchronous);
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].0, n::DOC_ASYNC);
+    assert!(skipped[0].1.contains("multisign 5"), "{}", skipped[0].1);
+    // info leaves out the B-T: its signature goes to the asynchronous row.
+    s.conformance_levels = Some(vec!["Ades-B-B".into()]);
+    let (plan, skipped) = s.doc_offer(&cred);
+    assert!(!plan.t && plan.attached.is_some() && plan.asynchronous);
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].0, n::DOC_SIGN_T);
+    // Gated as the asynchronous signHash rows: the mode, and signatures/signPolling.
+    cred.multisign = 6;
+    s.conformance_levels = None;
+    s.methods.pop();
+    let (plan, skipped) = s.doc_offer(&cred);
+    assert!(!plan.asynchronous);
+    assert_eq!(skipped[0].0, n::DOC_ASYNC);
+    assert!(
+        skipped[0].1.contains("signatures/signPolling"),
+        "{skipped:?}"
+    );
+    s.methods.push("signatures/signPolling".into());
+    s.async_mode = false;
+    let (plan, skipped) = s.doc_offer(&cred);
+    assert!(!plan.asynchronous);
+    assert!(
+        skipped[0].1.contains("asynchronousOperationMode"),
+        "{skipped:?}"
+    );
 }
 
 #[test]
