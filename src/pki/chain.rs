@@ -63,34 +63,27 @@ pub(crate) fn verify_signature(
             key.verify(rsa::Pkcs1v15Sign::new_unprefixed(), &digest_info, signature)
                 .map_err(|_| bad())
         }
-        (false, OID_EC_PUBLIC_KEY) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-            match curve {
-                Some(OID_P256) => {
-                    use p256::pkcs8::DecodePublicKey as _;
-                    let key = p256::ecdsa::VerifyingKey::from_public_key_der(signer_spki_der)
-                        .map_err(|e| key_error(&e))?;
-                    let sig = p256::ecdsa::DerSignature::from_bytes(signature)
-                        .map_err(|_| PkiError::Parse("malformed ECDSA signature".to_owned()))?;
-                    key.verify_prehash(&digest, &sig).map_err(|_| bad())
-                }
-                Some(OID_P384) => {
-                    use p384::pkcs8::DecodePublicKey as _;
-                    let key = p384::ecdsa::VerifyingKey::from_public_key_der(signer_spki_der)
-                        .map_err(|e| key_error(&e))?;
-                    let sig = p384::ecdsa::DerSignature::from_bytes(signature)
-                        .map_err(|_| PkiError::Parse("malformed ECDSA signature".to_owned()))?;
-                    key.verify_prehash(&digest, &sig).map_err(|_| bad())
-                }
-                _ => Err(PkiError::Key(
-                    "unsupported elliptic curve (P-256 and P-384 are)".to_owned(),
-                )),
+        (false, OID_EC_PUBLIC_KEY) => match super::keys::named_curve(&spki) {
+            Some(OID_P256) => {
+                use p256::pkcs8::DecodePublicKey as _;
+                let key = p256::ecdsa::VerifyingKey::from_public_key_der(signer_spki_der)
+                    .map_err(|e| key_error(&e))?;
+                let sig = p256::ecdsa::DerSignature::from_bytes(signature)
+                    .map_err(|_| PkiError::Parse("malformed ECDSA signature".to_owned()))?;
+                key.verify_prehash(&digest, &sig).map_err(|_| bad())
             }
-        }
+            Some(OID_P384) => {
+                use p384::pkcs8::DecodePublicKey as _;
+                let key = p384::ecdsa::VerifyingKey::from_public_key_der(signer_spki_der)
+                    .map_err(|e| key_error(&e))?;
+                let sig = p384::ecdsa::DerSignature::from_bytes(signature)
+                    .map_err(|_| PkiError::Parse("malformed ECDSA signature".to_owned()))?;
+                key.verify_prehash(&digest, &sig).map_err(|_| bad())
+            }
+            _ => Err(PkiError::Key(
+                "unsupported elliptic curve (P-256 and P-384 are)".to_owned(),
+            )),
+        },
         (_, key_alg) => Err(PkiError::Key(format!(
             "signature algorithm {algorithm} does not fit the signer's key ({key_alg})"
         ))),

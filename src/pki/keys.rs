@@ -24,6 +24,14 @@ pub(crate) fn key_id(subject_public_key: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// The named curve of an id-ecPublicKey SubjectPublicKeyInfo (None: no OID parameter).
+pub(crate) fn named_curve(spki: &SubjectPublicKeyInfoRef<'_>) -> Option<ObjectIdentifier> {
+    spki.algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+}
+
 /// A subject public key as rcgen wants it: the BIT STRING contents plus an rcgen algorithm
 /// whose public-key identifier (rsaEncryption + NULL, or id-ecPublicKey + curve) rcgen writes.
 pub(crate) struct SpkiKey {
@@ -38,18 +46,11 @@ impl SpkiKey {
             .map_err(|e| PkiError::Parse(format!("SubjectPublicKeyInfo: {e}")))?;
         let alg = match spki.algorithm.oid {
             OID_RSA_ENCRYPTION => &PKCS_RSA_SHA256,
-            OID_EC_PUBLIC_KEY => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-                match curve {
-                    Some(OID_P256) => &PKCS_ECDSA_P256_SHA256,
-                    Some(OID_P384) => &PKCS_ECDSA_P384_SHA384,
-                    _ => return Err(PkiError::Key("unsupported elliptic curve".to_owned())),
-                }
-            }
+            OID_EC_PUBLIC_KEY => match named_curve(&spki) {
+                Some(OID_P256) => &PKCS_ECDSA_P256_SHA256,
+                Some(OID_P384) => &PKCS_ECDSA_P384_SHA384,
+                _ => return Err(PkiError::Key("unsupported elliptic curve".to_owned())),
+            },
             other => return Err(PkiError::Key(format!("unsupported key algorithm {other}"))),
         };
         let bits = spki

@@ -332,6 +332,34 @@ pub struct Renewed {
     pub not_after: i64,
 }
 
+/// Replace `row`'s certificate chain with `new_chain` and its validity (notBefore, notAfter),
+/// if the chain is still the row's, with `audit` in the same write transaction; whether it was
+/// replaced (renewal and the import of another CA's chain).
+pub(super) fn replace_certificate_audited(
+    store: &Store,
+    row: &CredentialRow,
+    new_chain: &[u8],
+    (not_before, not_after): (i64, i64),
+    audit: &crate::store::repo::audit::Event,
+) -> Result<bool, StoreError> {
+    store.with(|c| {
+        c.write_tx(|c| {
+            let replaced = repo::credentials::replace_certificate(
+                c,
+                &row.id,
+                &row.cert_chain,
+                new_chain,
+                not_before,
+                not_after,
+            )?;
+            if replaced {
+                repo::audit::append(c, audit)?;
+            }
+            Ok(replaced)
+        })
+    })
+}
+
 /// Renew a credential's certificate: a new one from the development CA for the same key and
 /// subject, valid `days` from now. The key must still be in the token and be the key of the old
 /// certificate; the CA must exist (renewal never creates one). SADs already issued stay valid:
@@ -385,22 +413,13 @@ pub fn renew_certificate(
             "not_after": info.not_after,
         }),
     );
-    let replaced = store.with(|c| {
-        c.write_tx(|c| {
-            let replaced = repo::credentials::replace_certificate(
-                c,
-                credential_id,
-                &row.cert_chain,
-                &new_chain,
-                info.not_before,
-                info.not_after,
-            )?;
-            if replaced {
-                repo::audit::append(c, &audit)?;
-            }
-            Ok(replaced)
-        })
-    })?;
+    let replaced = replace_certificate_audited(
+        store,
+        &row,
+        &new_chain,
+        (info.not_before, info.not_after),
+        &audit,
+    )?;
     anyhow::ensure!(
         replaced,
         "credential {credential_id:?} changed meanwhile (renewed by someone else?); nothing done"

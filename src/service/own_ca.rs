@@ -138,22 +138,13 @@ pub fn import_certificate(
             "not_after": info.not_after,
         }),
     );
-    let replaced = store.with(|c| {
-        c.write_tx(|c| {
-            let replaced = repo::credentials::replace_certificate(
-                c,
-                credential_id,
-                &row.cert_chain,
-                &issued.chain,
-                info.not_before,
-                info.not_after,
-            )?;
-            if replaced {
-                repo::audit::append(c, &audit)?;
-            }
-            Ok(replaced)
-        })
-    })?;
+    let replaced = super::enrol::replace_certificate_audited(
+        store,
+        &row,
+        &issued.chain,
+        (info.not_before, info.not_after),
+        &audit,
+    )?;
     anyhow::ensure!(
         replaced,
         "credential {credential_id:?} changed meanwhile (renewed or imported by someone else?); \

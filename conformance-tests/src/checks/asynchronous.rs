@@ -177,11 +177,7 @@ impl Suite<'_> {
                 (id, first)
             }
             Err(e) => {
-                let e = format!(
-                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
-                    issued.elapsed().as_secs_f64(),
-                    ttl.map_or("absent".into(), |t| format!("{t} s"))
-                );
+                let e = with_sad_age(e, issued, ttl);
                 self.record(n::ASYNC_SIGN, cid, Outcome::Fail, e);
                 let why = "no signed answer to poll again";
                 self.skip(n::ASYNC_POLL_AGAIN, cid, why);
@@ -323,13 +319,7 @@ impl Suite<'_> {
                 let d = self.verify_doc_answer(method, cred, plan, expect, &r)?;
                 Ok(format!("answered after {polls} poll(s): {d}"))
             })
-            .map_err(|e| {
-                format!(
-                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
-                    issued.elapsed().as_secs_f64(),
-                    ttl.map_or("absent".into(), |t| format!("{t} s"))
-                )
-            });
+            .map_err(|e| with_sad_age(e, issued, ttl));
         self.result(row, Some(&cred.id), signed);
         spent
     }

@@ -498,3 +498,13 @@ impl<'a> Suite<'a> {
         self.result_or_warn(n::REQUESTS, None, res);
     }
 }
+
+/// A failed signing row's detail with how old its SAD was and the lifetime the server gave it
+/// (a SAD that expired before the call is the server's answer, not a signing fault).
+fn with_sad_age(e: String, issued: Instant, ttl: Option<u64>) -> String {
+    format!(
+        "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
+        issued.elapsed().as_secs_f64(),
+        ttl.map_or("absent".into(), |t| format!("{t} s"))
+    )
+}

@@ -289,13 +289,7 @@ impl Suite<'_> {
         let ok = matches!(&sent, Ok(r) if r.status == 200);
         let signed = sent
             .and_then(|r| self.verify_doc_answer("signatures/signDoc", cred, plan, expect, &r))
-            .map_err(|e| {
-                format!(
-                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
-                    issued.elapsed().as_secs_f64(),
-                    ttl.map_or("absent".into(), |t| format!("{t} s"))
-                )
-            });
+            .map_err(|e| with_sad_age(e, issued, ttl));
         self.result(row, Some(&cred.id), signed);
         ok
     }

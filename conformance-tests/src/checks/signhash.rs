@@ -44,13 +44,7 @@ impl Suite<'_> {
     ) -> Result<String, String> {
         let (sad, issued, ttl) = sad;
         self.sign_and_verify_inner(cred, sad, plan, digest)
-            .map_err(|e| {
-                format!(
-                    "{e} [{:.1} s after the SAD was issued, expiresIn {}]",
-                    issued.elapsed().as_secs_f64(),
-                    ttl.map_or("absent".into(), |t| format!("{t} s"))
-                )
-            })
+            .map_err(|e| with_sad_age(e, issued, ttl))
     }
 
     fn sign_and_verify_inner(
