@@ -101,27 +101,12 @@ impl Suite<'_> {
 
     /// A CSC error with a 4xx status, whatever its code, carrying nothing signed.
     pub(super) fn expect_client_error(&mut self, r: &Resp) -> Result<String, String> {
-        let mut problems = Vec::new();
-        if !(400..500).contains(&r.status) {
-            problems.push("expected a 4xx status".to_string());
-        }
-        if let Some(e) = &r.json_error {
-            problems.push(format!("the error body is not JSON ({e})"));
-        } else {
-            self.schema_note(n::SCHEMA_ERRORS, "error.json", &r.body);
-        }
-        let code = r.error_code().unwrap_or("");
-        if code.is_empty() {
-            problems.push("expected a CSC error body with an error code".into());
-        }
-        if NOT_IN_A_REFUSAL.iter().any(|k| r.body.get(k).is_some()) {
-            problems.push("a refusal must not carry signatures, a SAD or a responseID".into());
-        }
-        if problems.is_empty() {
-            Ok(format!("HTTP {} {code}{}", r.status, description(r)))
-        } else {
-            Err(format!("{}; got {}", problems.join("; "), r.summary()))
-        }
+        let status = (!(400..500).contains(&r.status)).then(|| "expected a 4xx status".to_string());
+        let code = r
+            .error_code()
+            .is_none_or(str::is_empty)
+            .then(|| "expected a CSC error body with an error code".to_string());
+        self.refusal(r, status, code)
     }
 
     /// An asynchronous signHash with a SAD of its own: malformed calls and a made-up SAD first

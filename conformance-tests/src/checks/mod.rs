@@ -391,24 +391,34 @@ impl<'a> Suite<'a> {
         statuses: &[u16],
         codes: &[&str],
     ) -> Result<String, String> {
-        let mut problems = Vec::new();
-        if !statuses.contains(&r.status) {
-            problems.push(format!("expected HTTP {statuses:?}"));
-        }
+        let status = (!statuses.contains(&r.status)).then(|| format!("expected HTTP {statuses:?}"));
+        let code = r.error_code().unwrap_or("");
+        let code = (!codes.contains(&code)).then(|| format!("expected error {codes:?}"));
+        self.refusal(r, status, code)
+    }
+
+    /// A refusal's verdict: `status` and `code` are what is wrong with its status and error
+    /// code (None: right); then its body must be JSON (error.json's strictness is a schema row)
+    /// and carry nothing signed.
+    pub(super) fn refusal(
+        &mut self,
+        r: &Resp,
+        status: Option<String>,
+        code: Option<String>,
+    ) -> Result<String, String> {
+        let mut problems: Vec<String> = status.into_iter().collect();
         if let Some(e) = &r.json_error {
             problems.push(format!("the error body is not JSON ({e})"));
         } else {
             // error_description is optional (§6): error.json's strictness is a schema row.
             self.schema_note(n::SCHEMA_ERRORS, "error.json", &r.body);
         }
-        let code = r.error_code().unwrap_or("");
-        if !codes.contains(&code) {
-            problems.push(format!("expected error {codes:?}"));
-        }
+        problems.extend(code);
         if NOT_IN_A_REFUSAL.iter().any(|k| r.body.get(k).is_some()) {
             problems.push("a refusal must not carry signatures, a SAD or a responseID".into());
         }
         if problems.is_empty() {
+            let code = r.error_code().unwrap_or("");
             Ok(format!("HTTP {} {code}{}", r.status, description(r)))
         } else {
             Err(format!("{}; got {}", problems.join("; "), r.summary()))

@@ -173,12 +173,7 @@ fn sign_doc_b_t_and_attached_need_info_and_signatures_to_spare() {
     let cfg = config();
     let mut s = suite(&cfg);
     s.methods = vec!["signatures/signDoc".into()];
-    let ec = verify::plans_for(
-        &verify::KeyKind::P256,
-        &[verify::ECDSA_SHA256, verify::EC_PUBLIC_KEY],
-    )
-    .unwrap()
-    .1;
+    let ec = p256_plans();
     let mut cred = Cred::new("c1");
     cred.plans = ec.clone();
     cred.multisign = 5;
@@ -228,12 +223,7 @@ fn sign_doc_async_needs_the_mode_and_a_signature_to_spare() {
     let mut s = suite(&cfg);
     s.methods = vec!["signatures/signDoc".into(), "signatures/signPolling".into()];
     s.async_mode = true;
-    let ec = verify::plans_for(
-        &verify::KeyKind::P256,
-        &[verify::ECDSA_SHA256, verify::EC_PUBLIC_KEY],
-    )
-    .unwrap()
-    .1;
+    let ec = p256_plans();
     let mut cred = Cred::new("c1");
     cred.plans = ec;
     // multisign 6: two signHash, then B-B, B-T, attached and the asynchronous B-B.
@@ -324,4 +314,14 @@ fn factors_from_auth_objects_and_v1() {
         Some(&("OTP".into(), Factor::OnlineOtp))
     );
     assert_eq!(factors(&json!({})).len(), 2);
+}
+
+/// The signing plans of a P-256 credential listing ecdsa-with-SHA256 and id-ecPublicKey.
+fn p256_plans() -> Vec<verify::SignPlan> {
+    verify::plans_for(
+        &verify::KeyKind::P256,
+        &[verify::ECDSA_SHA256, verify::EC_PUBLIC_KEY],
+    )
+    .unwrap()
+    .1
 }
