@@ -6,17 +6,19 @@
 //! *is* a SAD: stored as a SAD row keyed by the token's hash, bound to the user, credential,
 //! digest algorithm, digests and count, and spent by the same code as any SAD.
 //!
-//! `request` parses and bounds an authorization request, `page` runs the signer's page (begin,
-//! submit: password, PIN and OTP, then the code), `client` the client's endpoints (token, PAR,
-//! revocation).
+//! `request` parses and bounds an authorization request, `page` shows the signer's page (begin),
+//! `submit` takes its answers (password, PIN and OTP, then the code), `client` runs the client's
+//! endpoints (token, PAR, revocation).
 
 mod client;
 mod page;
 mod request;
+mod submit;
 
 pub use client::{ClientAuth, TokenResponse, push, revoke, token_endpoint};
-pub use page::{CredentialView, Outcome, Page, Step, Submission, begin, submit};
+pub use page::{CredentialView, Page, Step, begin};
 pub use request::AuthzParams;
+pub use submit::{Outcome, Submission, submit};
 
 use std::collections::HashMap;
 

@@ -1,5 +1,5 @@
-//! The signer's authorization page: `begin` stores the request and shows the page, `submit`
-//! checks the password, PIN and OTP and issues the authorization code.
+//! The signer's authorization page: `begin` stores the request and shows the page (`submit`,
+//! beside it, takes the page's answers).
 
 use super::request::*;
 use super::*;
@@ -20,7 +20,10 @@ pub struct Page {
 
 /// Send the owner of an online-OTP credential its code from the page, unless one is pending
 /// (nothing for an authenticator-app credential).
-async fn send_online_code(st: &AppState, cred: &CredentialRow) -> Result<(), OAuthError> {
+pub(super) async fn send_online_code(
+    st: &AppState,
+    cred: &CredentialRow,
+) -> Result<(), OAuthError> {
     if !crate::service::challenge::is_online(cred) {
         return Ok(());
     }
@@ -54,7 +57,7 @@ pub struct CredentialView {
 }
 
 impl CredentialView {
-    fn of(cred: &CredentialRow, step: Step) -> CredentialView {
+    pub(super) fn of(cred: &CredentialRow, step: Step) -> CredentialView {
         CredentialView {
             name: Some(cred.description.clone().unwrap_or_else(|| cred.id.clone())),
             sends_code: crate::service::challenge::is_online(cred),
@@ -64,7 +67,10 @@ impl CredentialView {
 }
 
 /// The live authorization request of a page, by its handle's hash.
-async fn live_request(st: &AppState, handle_hash: &[u8]) -> Result<Option<RequestRow>, OAuthError> {
+pub(super) async fn live_request(
+    st: &AppState,
+    handle_hash: &[u8],
+) -> Result<Option<RequestRow>, OAuthError> {
     let (store, hh, now) = (st.store.clone(), handle_hash.to_vec(), st.clock.now());
     Ok(blocking::run(move || Ok(store.with(|c| repo::oauth::request(c, &hh, now))?)).await?)
 }
@@ -90,7 +96,7 @@ pub(super) async fn usable_credential(
 /// The signer's credential for a request that named only a `signatureQualifier`: the oldest
 /// of `user_id`'s credentials that is usable now, makes that qualifier, allows the request's
 /// signatures (picked at the page's login step).
-async fn credential_by_qualifier(
+pub(super) async fn credential_by_qualifier(
     st: &AppState,
     p: &AuthzParams,
     user_id: &str,
@@ -260,295 +266,5 @@ pub async fn begin(st: &AppState, p: HashMap<String, String>) -> Result<Page, Au
         params,
         credential,
         error: None,
-    })
-}
-
-/// The page's form, as posted.
-pub struct Submission {
-    pub handle: Secret,
-    pub csrf_form: Secret,
-    pub csrf_cookie: Option<Secret>,
-    pub cancel: bool,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub pin: Option<Secret>,
-    pub otp: Option<Secret>,
-}
-
-/// What the page's submission leads to.
-pub enum Outcome {
-    /// Redirect to the client with a code.
-    Code {
-        redirect_uri: String,
-        code: Secret,
-        state: Option<String>,
-    },
-    /// Show the page again: its next step, or the same after a wrong answer (counted).
-    Page(Box<Page>),
-}
-
-/// `POST oauth2/authorize`: the signer's answer.
-pub async fn submit(st: &AppState, form: Submission) -> Result<Outcome, AuthzFailure> {
-    let now = st.clock.now();
-    let handle_hash = token::hash(form.handle.expose());
-    let row = live_request(st, &handle_hash)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_request("This authorization page has expired"))?;
-    // Double-submit CSRF check: the form's token equals the cookie's and is the one the page
-    // was rendered with.
-    let csrf_ok = match (&form.csrf_cookie, &row.csrf_hash) {
-        (Some(cookie), Some(stored)) => {
-            let same: bool = cookie
-                .expose()
-                .as_bytes()
-                .ct_eq(form.csrf_form.expose().as_bytes())
-                .into();
-            let bound: bool = token::hash(form.csrf_form.expose()).ct_eq(stored).into();
-            same && bound
-        }
-        _ => false,
-    };
-    if !csrf_ok {
-        return Err(
-            OAuthError::invalid_request("Invalid form submission (CSRF check failed)").into(),
-        );
-    }
-    let params: AuthzParams = serde_json::from_str(&row.params)
-        .map_err(|e| OAuthError::from(CscError::Internal(e.to_string())))?;
-    let redirect = |error| AuthzFailure::Redirect {
-        redirect_uri: params.redirect_uri.clone(),
-        state: params.state.clone(),
-        error,
-    };
-    let drop_request = |st: &AppState| {
-        let store = st.store.clone();
-        let hh = handle_hash.clone();
-        blocking::run(move || Ok(store.with(|c| repo::oauth::drop_request(c, &hh))?))
-    };
-    // The credential locked: the page ends, and the client hears access_denied.
-    let locked = |st: &AppState| {
-        let ended = drop_request(st);
-        let denied = redirect(OAuthError::access_denied("Credential locked"));
-        async move {
-            match ended.await {
-                Ok(_) => denied,
-                Err(e) => OAuthError::from(e).into(),
-            }
-        }
-    };
-    if form.cancel {
-        drop_request(st).await.map_err(OAuthError::from)?;
-        return Err(redirect(OAuthError::access_denied("The signer declined")));
-    }
-    let client_name = load_client(st, &params.client_id)
-        .await?
-        .map(|c| c.name)
-        .unwrap_or_default();
-    let show = |error: Option<&'static str>, credential| {
-        Outcome::Page(Box::new(Page {
-            handle: form.handle.clone(),
-            csrf: form.csrf_form.clone(),
-            params: params.clone(),
-            client_name: client_name.clone(),
-            credential,
-            error,
-        }))
-    };
-    let retry = |error: &'static str, credential| show(Some(error), credential);
-    let st2 = st.clone();
-    let user_id = if params.is_credential() {
-        // Named by the request, or picked by its qualifier at this page's login step. One that
-        // can no longer serve (disabled or locked meanwhile) ends the page.
-        let named = match params.credential_id {
-            Some(_) => match usable_credential(st, &params).await {
-                Ok(cred) => Some(cred),
-                Err(e) => {
-                    if e.status < 500 {
-                        drop_request(st).await.map_err(OAuthError::from)?;
-                    }
-                    return Err(redirect(e));
-                }
-            },
-            None => None,
-        };
-        let step = match (&named, &row.signer_id) {
-            (_, Some(_)) => Step::Codes,
-            (Some(cred), None) if !crate::service::challenge::is_online(cred) => Step::All,
-            _ => Step::Login,
-        };
-        let shown = |step| match &named {
-            Some(cred) => Some(CredentialView::of(cred, step)),
-            None => Some(CredentialView {
-                name: None,
-                sends_code: false,
-                step,
-            }),
-        };
-        let signer = match (&row.signer_id, step) {
-            // The signer logged in on this page before.
-            (Some(id), _) => id.clone(),
-            _ => {
-                let (Some(name), Some(pw)) = (form.username.clone(), form.password.clone()) else {
-                    return Ok(retry("missing", shown(step)));
-                };
-                if step == Step::All && (form.pin.is_none() || form.otp.is_none()) {
-                    return Ok(retry("missing", shown(step)));
-                }
-                // The signer logs in first: PIN and OTP are only tried (and only counted
-                // towards the credential's lockout) for its owner, and an online code only
-                // sent to its owner, so knowing a credential ID is not enough to lock it or to
-                // send codes. A wrong password counts towards the user's login lockout, as
-                // auth/login.
-                let st3 = st.clone();
-                let logged_in = blocking::run(move || {
-                    let now = st3.clock.now();
-                    crate::service::session::check_password(&st3, &name, &pw, now)
-                })
-                .await;
-                match logged_in {
-                    Ok(user) if named.as_ref().is_none_or(|c| c.user_id == user.id) => user.id,
-                    Ok(_) | Err(CscError::AuthenticationError) => {
-                        return Ok(retry("wrong_password", shown(step)));
-                    }
-                    Err(e) => return Err(redirect(e.into())),
-                }
-            }
-        };
-        if step == Step::Login {
-            let (cred, picked) = match named {
-                Some(cred) => (cred, None),
-                None => {
-                    let found = credential_by_qualifier(st, &params, &signer)
-                        .await
-                        .map_err(redirect)?;
-                    let Some(cred) = found else {
-                        drop_request(st).await.map_err(OAuthError::from)?;
-                        return Err(redirect(OAuthError::access_denied(
-                            "None of the signer's credentials makes this signatureQualifier",
-                        )));
-                    };
-                    // The request now names it: the next step, the code and the token do.
-                    let mut p = params.clone();
-                    p.credential_id = Some(cred.id.clone());
-                    let p = serde_json::to_string(&p)
-                        .map_err(|e| OAuthError::from(CscError::Internal(e.to_string())))?;
-                    (cred, Some(p))
-                }
-            };
-            let store = st.store.clone();
-            let (hh, who) = (handle_hash.clone(), signer.clone());
-            let recorded = blocking::run(move || {
-                let now = st2.clock.now();
-                Ok(store.with(|c| repo::oauth::log_in(c, &hh, &who, picked.as_deref(), now))?)
-            })
-            .await
-            .map_err(OAuthError::from)?;
-            if !recorded {
-                return Err(OAuthError::invalid_request(
-                    "This authorization page has expired or was already used",
-                )
-                .into());
-            }
-            send_online_code(st, &cred).await.map_err(redirect)?;
-            return Ok(show(None, Some(CredentialView::of(&cred, Step::Codes))));
-        }
-        let (Some(pin), Some(otp)) = (form.pin.clone(), form.otp.clone()) else {
-            return Ok(retry("missing", shown(step)));
-        };
-        let cred = match named.clone() {
-            Some(cred) if cred.user_id == signer => cred,
-            _ => {
-                return Err(redirect(OAuthError::access_denied(
-                    "Not the signer's credential",
-                )));
-            }
-        };
-        let c2 = cred.clone();
-        let st4 = st.clone();
-        let checked = blocking::run(move || {
-            let now = st4.clock.now();
-            crate::service::authorize::check_sole_control(&st4, &c2.user_id, &c2, &pin, &otp, now)
-        })
-        .await;
-        match checked {
-            Ok(()) => cred.user_id,
-            Err(CscError::InvalidAuthenticationData) => {
-                // The same page submitted twice at once: one got the code, the other ends here
-                // (its attempt counted, as a replayed OTP); no page to show again, no new code.
-                if live_request(st, &handle_hash).await?.is_none() {
-                    return Err(OAuthError::invalid_request(
-                        "This authorization page was already used",
-                    )
-                    .into());
-                }
-                if step == Step::Codes
-                    && let Err(e) = send_online_code(st, &cred).await
-                {
-                    // A code used up by its wrong tries is replaced, a pending one kept; a
-                    // credential that this attempt locked gets none, and ends the page.
-                    if e.status < 500 {
-                        return Err(locked(st).await);
-                    }
-                    return Err(redirect(e));
-                }
-                return Ok(retry("wrong_pin_otp", shown(step)));
-            }
-            Err(CscError::InvalidRequest(_)) => return Err(locked(st).await),
-            Err(e) => return Err(redirect(e.into())),
-        }
-    } else {
-        let (Some(name), Some(pw)) = (form.username.clone(), form.password.clone()) else {
-            return Ok(retry("missing", None));
-        };
-        let checked = blocking::run(move || {
-            let now = st2.clock.now();
-            crate::service::session::check_password(&st2, &name, &pw, now)
-        })
-        .await;
-        match checked {
-            Ok(user) => user.id,
-            Err(CscError::AuthenticationError) => return Ok(retry("wrong_password", None)),
-            Err(e) => return Err(redirect(e.into())),
-        }
-    };
-    let code = token::generate();
-    let row = CodeRow {
-        code_hash: token::hash(code.expose()),
-        client_id: params.client_id.clone(),
-        user_id: user_id.clone(),
-        // With the credential the signer authorized, named or picked.
-        params: row.params,
-        used: false,
-        token_hash: None,
-        expires_at: now + CODE_TTL,
-        created_at: now,
-    };
-    let event = crate::service::event(
-        now,
-        &user_id,
-        "oauth_authorize",
-        params.credential_id.as_deref(),
-        "granted",
-        serde_json::json!({
-            "client_id": params.client_id,
-            "scope": params.scope,
-            "num_signatures": params.num_signatures,
-            "hashes": params.digests,
-        }),
-    );
-    let store = st.store.clone();
-    let issued = blocking::run(move || {
-        Ok(store.with(|c| repo::oauth::issue_code(c, &handle_hash, &row, &event))?)
-    })
-    .await
-    .map_err(OAuthError::from)?;
-    if !issued {
-        return Err(OAuthError::invalid_request("This authorization page was already used").into());
-    }
-    tracing::info!(scope = %params.scope, "oauth authorization code issued");
-    Ok(Outcome::Code {
-        redirect_uri: params.redirect_uri,
-        code,
-        state: params.state,
     })
 }
