@@ -163,5 +163,6 @@ diesel::table! {
         result -> Nullable<Text>,
         expires_at -> BigInt,
         created_at -> BigInt,
+        sealed_result -> Nullable<Binary>,
     }
 }

@@ -431,9 +431,10 @@ mod tests {
                 user_id: "u".into(),
                 credential_token_hash: None,
                 status: Some(200),
-                result: Some("{}".into()),
+                result: None,
                 expires_at,
                 created_at: 0,
+                sealed_result: Some(vec![id; 40]),
             };
             assert!(store.with(|c| insert_within(c, &row, 10)).unwrap());
         }

@@ -16,10 +16,13 @@ pub struct JobRow {
     pub credential_token_hash: Option<Vec<u8>>,
     /// HTTP status of the answer; `None` while the call runs.
     pub status: Option<i32>,
-    /// The answer's JSON; `None` while the call runs.
+    /// The answer's JSON in clear, as versions before sealing wrote it; `None` from them on.
     pub result: Option<String>,
     pub expires_at: i64,
     pub created_at: i64,
+    /// The answer's JSON sealed for the caller (`service::sign_jobs::seal`); `None` while the
+    /// call runs.
+    pub sealed_result: Option<Vec<u8>>,
 }
 
 /// Insert a running job unless its caller already holds `max_held` jobs, expired or not (until
@@ -49,13 +52,13 @@ pub fn insert_within(conn: &mut DbConn, row: &JobRow, max_held: i64) -> Result<b
     .map_err(StoreError::from)
 }
 
-/// Record a job's answer (once: a finished job keeps its first answer), kept until
+/// Record a job's sealed answer (once: a finished job keeps its first answer), kept until
 /// `expires_at` (its validity counted from now, when the answer exists).
 pub fn finish(
     conn: &mut DbConn,
     id_hash: &[u8],
     status: i32,
-    result: &str,
+    sealed: &[u8],
     expires_at: i64,
 ) -> Result<bool, StoreError> {
     Ok(diesel::update(
@@ -65,7 +68,7 @@ pub fn finish(
     )
     .set((
         sign_jobs::status.eq(status),
-        sign_jobs::result.eq(result),
+        sign_jobs::sealed_result.eq(sealed),
         sign_jobs::expires_at.eq(expires_at),
     ))
     .execute(conn)?
@@ -111,6 +114,7 @@ mod tests {
             result: None,
             expires_at,
             created_at: 0,
+            sealed_result: None,
         }
     }
 
@@ -152,13 +156,14 @@ mod tests {
                     find(c, &[4; 32], "u", None, 10)?.is_some(),
                     "the user's service token"
                 );
-                assert!(finish(c, &[1; 32], 200, "{\"signatures\":[]}", 500)?);
-                assert!(!finish(c, &[1; 32], 400, "{}", 500)?, "answered once");
+                assert!(finish(c, &[1; 32], 200, b"sealed", 500)?);
+                assert!(!finish(c, &[1; 32], 400, b"other", 500)?, "answered once");
                 let done = find(c, &[1; 32], "u", None, 100)?.unwrap();
                 assert_eq!(
-                    (done.status, done.result.as_deref(), done.expires_at),
-                    (Some(200), Some("{\"signatures\":[]}"), 500)
+                    (done.status, done.sealed_result.as_deref(), done.expires_at),
+                    (Some(200), Some(&b"sealed"[..]), 500)
                 );
+                assert_eq!(done.result, None, "nothing in clear");
                 Ok(())
             })
             .unwrap();

@@ -3,11 +3,14 @@
 //! go and answered at once with a `responseID`; the signing call itself (the caller's token,
 //! the credential, the SAD and its spend, the signatures) then runs as it would have
 //! synchronously, and its answer, a success or the CSC error it met, is kept for its
-//! `validity_period` (a row per call, the responseID stored as its SHA-256, bound to the user).
+//! `validity_period` (a row per call, the responseID stored as its SHA-256, bound to the user),
+//! sealed under a key derived from the responseID ([`seal`]).
 //! With a `response_uri` among `--async-callback-origins`, Quill posts `{"responseID"}` there
 //! when the answer is ready; the answer itself is only ever given to signPolling. Calls run on
 //! the server's main runtime, not an HTTP worker's, and a stopping server waits for them
 //! ([`Running::drained`]) as it does for requests in flight.
+
+mod seal;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -217,6 +220,7 @@ where
         result: None,
         expires_at: now + keep,
         created_at: now,
+        sealed_result: None,
     };
     let store = st.store.clone();
     let inserted = blocking::run(move || {
@@ -255,10 +259,18 @@ where
             }
         };
         let store = st.store.clone();
-        let text = answer.to_string();
         let expires_at = st.clock.now() + keep;
+        let sealed_for = response_id.clone();
         let stored = blocking::run(move || {
-            Ok(store.with(|c| repo::sign_jobs::finish(c, &id_hash, status, &text, expires_at))?)
+            let bound = seal::Bound {
+                id_hash: &id_hash,
+                status,
+            };
+            let sealed = seal::seal(sealed_for.expose(), &bound, answer.to_string().as_bytes())?;
+            Ok(
+                store
+                    .with(|c| repo::sign_jobs::finish(c, &id_hash, status, &sealed, expires_at))?,
+            )
         })
         .await;
         match stored {
@@ -337,8 +349,21 @@ pub async fn poll(
     })
     .await?
     .ok_or_else(unknown)?;
-    match (row.status, row.result) {
-        (Some(status), Some(result)) => Ok((u16::try_from(status).unwrap_or(500), result)),
-        _ => Err(CscError::AcceptedRequest),
-    }
+    let Some(status) = row.status else {
+        return Err(CscError::AcceptedRequest);
+    };
+    let answer = match (row.sealed_result, row.result) {
+        (Some(sealed), _) => {
+            let bound = seal::Bound {
+                id_hash: &row.id_hash,
+                status,
+            };
+            let clear = seal::open(request_id, &bound, &sealed)?;
+            String::from_utf8(clear).map_err(|e| CscError::Internal(e.to_string()))?
+        }
+        // Written in clear by a version before sealing.
+        (None, Some(result)) => result,
+        (None, None) => return Err(CscError::AcceptedRequest),
+    };
+    Ok((u16::try_from(status).unwrap_or(500), answer))
 }

@@ -1,0 +1,1 @@
+ALTER TABLE sign_jobs DROP COLUMN sealed_result;
