@@ -1,8 +1,11 @@
 //! The report: one row per scenario, key and concurrency, the server's time breakdown per
-//! signHash scenario, the table on stderr and the issue's targets judged on this run.
+//! signHash scenario, the table on stderr and the issue's targets judged on this run (step 6),
+//! and the JSON report on stdout and to `--json FILE`.
 
-use serde_json::Value;
+use anyhow::Context;
+use serde_json::{Value, json};
 
+use super::args::SignArgs;
 use crate::cli::bench::load::Run;
 
 /// One row of the report.
@@ -73,7 +76,69 @@ pub(super) fn breakdown(
     }
 }
 
-pub(super) fn print_table(rows: &[Row]) {
+/// Everything the end of a run reports.
+pub(super) struct Report {
+    pub(super) database: &'static str,
+    pub(super) rows: Vec<Row>,
+    /// `GET /healthz` per concurrency.
+    pub(super) floor: Vec<Value>,
+    pub(super) breakdowns: Vec<Breakdown>,
+    /// Server peak RSS at the end, and before the authorize → signHash flows (MiB).
+    pub(super) rss: f64,
+    pub(super) rss_sign_hash: f64,
+    pub(super) cold_start_ms: f64,
+    pub(super) argon2_ms: f64,
+    pub(super) authorize_p50_ms: f64,
+    /// Time spent authorizing the signHash scenarios' SADs.
+    pub(super) prepare_seconds: f64,
+}
+
+impl Report {
+    /// 6. The table and the targets on stderr; the JSON report on stdout and to `--json FILE`.
+    pub(super) fn finish(&self, args: &SignArgs) -> anyhow::Result<()> {
+        let Report {
+            database,
+            rows,
+            floor,
+            breakdowns,
+            rss,
+            rss_sign_hash,
+            cold_start_ms,
+            argon2_ms,
+            authorize_p50_ms,
+            prepare_seconds,
+        } = self;
+        let report = json!({
+            "database": database,
+            "results": rows,
+            "server_peak_rss_mib": rss,
+            "cold_start_ms": cold_start_ms,
+            "http_floor": floor,
+            "server_breakdown": breakdowns,
+        });
+        print_table(rows);
+        eprintln!(
+            "argon2id PIN verification alone (m={} KiB, t={}): {argon2_ms:.1} ms; \
+             credentials/authorize p50 (includes it): {authorize_p50_ms:.1} ms; \
+             SADs authorized in {prepare_seconds:.1} s",
+            args.hash.argon2_memory_kib, args.hash.argon2_iterations
+        );
+        eprintln!(
+            "server peak RSS {rss:.1} MiB ({rss_sign_hash:.1} MiB before the parallel authorize \
+             flows); cold start {cold_start_ms:.0} ms"
+        );
+        print_targets(rows, floor, breakdowns, *rss, *cold_start_ms);
+        let text = serde_json::to_string_pretty(&report)?;
+        if let Some(path) = &args.json {
+            std::fs::write(path, format!("{text}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        println!("{}", serde_json::to_string(&report)?);
+        Ok(())
+    }
+}
+
+fn print_table(rows: &[Row]) {
     eprintln!(
         "\n{:<15} {:<9} {:>4} {:>10} {:>10} {:>7} {:>8} {:>8} {:>9}",
         "scenario", "key", "conc", "rate/s", "raw/s", "ratio", "p50 ms", "p99 ms", "+p99 ms"
@@ -101,7 +166,7 @@ pub(super) fn print_table(rows: &[Row]) {
 }
 
 /// The issue's targets, each judged on this run's figures.
-pub(super) fn print_targets(
+fn print_targets(
     rows: &[Row],
     floor: &[Value],
     breakdowns: &[Breakdown],
