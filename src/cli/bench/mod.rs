@@ -42,3 +42,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => sign::run(args.sign),
     }
 }
+
+/// Write a report: pretty JSON to `--json FILE` when given, and one line of JSON on stdout.
+fn emit_report(report: &serde_json::Value, json: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report)?;
+        std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("{}", serde_json::to_string(report)?);
+    Ok(())
+}

@@ -405,13 +405,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<()> {
         "scenarios": figures,
     });
     print_table(&report, &figures_of(&report));
-    let text = serde_json::to_string_pretty(&report)?;
-    if let Some(path) = &args.json {
-        std::fs::write(path, format!("{text}\n"))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(())
+    super::emit_report(&report, args.json.as_deref())
 }
 
 fn figures_of(report: &Value) -> Vec<Value> {

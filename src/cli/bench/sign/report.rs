@@ -2,7 +2,6 @@
 //! signHash scenario, the table on stderr and the issue's targets judged on this run (step 6),
 //! and the JSON report on stdout and to `--json FILE`.
 
-use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::args::SignArgs;
@@ -128,13 +127,7 @@ impl Report {
              flows); cold start {cold_start_ms:.0} ms"
         );
         print_targets(rows, floor, breakdowns, *rss, *cold_start_ms);
-        let text = serde_json::to_string_pretty(&report)?;
-        if let Some(path) = &args.json {
-            std::fs::write(path, format!("{text}\n"))
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        println!("{}", serde_json::to_string(&report)?);
-        Ok(())
+        crate::cli::bench::emit_report(&report, args.json.as_deref())
     }
 }
 
