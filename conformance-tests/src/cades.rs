@@ -217,14 +217,19 @@ struct BaselineB {
     summary: String,
 }
 
-/// The CAdES-B-B checks: `cms_der` is a CMS SignedData over `digest` (the document's digest,
-/// with `plan.hash`) by the key of `leaf` / `cert_der` with `plan`; `content`: the document it
-/// must carry (attached), or None (detached: no eContent).
+/// What a signature's message-digest must equal, for the details.
+const AUTHORIZED_HASH: &str = "the authorized hash";
+const DOCUMENT_DIGEST: &str = "the document's digest";
+
+/// The CAdES-B-B checks: `cms_der` is a CMS SignedData over `digest` (`digest_what`: the
+/// authorized hash, or the digest of a document with `plan.hash`) by the key of `leaf` /
+/// `cert_der` with `plan`; `content`: the document it must carry (attached), or None
+/// (detached: no eContent).
 fn baseline_b(
     leaf: &Leaf,
     cert_der: &[u8],
     plan: &SignPlan,
-    digest: &[u8],
+    (digest, digest_what): (&[u8], &str),
     content: Option<&[u8]>,
     cms_der: &[u8],
 ) -> Result<BaselineB, String> {
@@ -276,11 +281,6 @@ fn baseline_b(
     if si.signed_attrs.is_none() {
         return Err("no signed attributes (CAdES requires them)".into());
     }
-    let digest_what = if content.is_some() {
-        "the document's digest"
-    } else {
-        "the authorized hash"
-    };
     let attrs = content_attrs(si, ID_DATA, digest, digest_what)?;
     let sc_any = single_value(
         &attrs,
@@ -337,7 +337,15 @@ pub fn verify_detached(
     digest: &[u8],
     cms_der: &[u8],
 ) -> Result<String, String> {
-    baseline_b(leaf, cert_der, plan, digest, None, cms_der).map(|b| b.summary)
+    baseline_b(
+        leaf,
+        cert_der,
+        plan,
+        (digest, AUTHORIZED_HASH),
+        None,
+        cms_der,
+    )
+    .map(|b| b.summary)
 }
 
 /// Check `cms_der` as a detached CAdES-B-T signature over `digest`: everything
@@ -351,7 +359,14 @@ pub fn verify_detached_t(
     cms_der: &[u8],
     now: u64,
 ) -> Result<String, String> {
-    let b = baseline_b(leaf, cert_der, plan, digest, None, cms_der)?;
+    let b = baseline_b(
+        leaf,
+        cert_der,
+        plan,
+        (digest, AUTHORIZED_HASH),
+        None,
+        cms_der,
+    )?;
     let t = signature_time_stamp(&b.signer, now)?;
     Ok(format!("{}; {t}", b.summary))
 }
@@ -367,7 +382,23 @@ pub fn verify_attached(
     cms_der: &[u8],
 ) -> Result<String, String> {
     let digest = plan.hash.digest(document);
-    baseline_b(leaf, cert_der, plan, &digest, Some(document), cms_der).map(|b| b.summary)
+    let md = (digest.as_slice(), DOCUMENT_DIGEST);
+    baseline_b(leaf, cert_der, plan, md, Some(document), cms_der).map(|b| b.summary)
+}
+
+/// Check `cms_der` (one `SignatureObject`, decoded) as a detached CAdES-B-B signature of the
+/// whole `document` (a `documents` entry signed `Detached`): no eContent, its message-digest
+/// the document's digest (with `plan.hash`), and the rest as [`verify_detached`].
+pub fn verify_detached_document(
+    leaf: &Leaf,
+    cert_der: &[u8],
+    plan: &SignPlan,
+    document: &[u8],
+    cms_der: &[u8],
+) -> Result<String, String> {
+    let digest = plan.hash.digest(document);
+    let md = (digest.as_slice(), DOCUMENT_DIGEST);
+    baseline_b(leaf, cert_der, plan, md, None, cms_der).map(|b| b.summary)
 }
 
 /// CAdES-B-T's signature-time-stamp of `si`: exactly one unsigned attribute
@@ -467,34 +498,34 @@ pub fn signature_time_stamp(si: &SignerInfo, now: u64) -> Result<String, String>
     ))
 }
 
+/// Builders of CAdES signatures for unit tests (here and in the checks' tests): ECDSA P-256
+/// SignerInfos, SignedData, detached and attached CAdES-B-B.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
-    use crate::test_support::key_and_cert;
     use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
     use cms::content_info::CmsVersion;
     use cms::signed_data::{EncapsulatedContentInfo, SignerInfos};
-    use der::asn1::{GeneralizedTime, Int, SetOfVec};
+    use der::asn1::SetOfVec;
     use p256::ecdsa::SigningKey;
     use p256::ecdsa::signature::hazmat::PrehashSigner;
-    use x509_tsp::{MessageImprint, TspVersion};
 
-    fn oid(s: &str) -> ObjectIdentifier {
+    pub(crate) fn oid(s: &str) -> ObjectIdentifier {
         ObjectIdentifier::new_unwrap(s)
     }
 
-    fn alg(s: &str) -> AlgorithmIdentifierOwned {
+    pub(crate) fn alg(s: &str) -> AlgorithmIdentifierOwned {
         AlgorithmIdentifierOwned {
             oid: oid(s),
             parameters: None,
         }
     }
 
-    fn any<T: Encode>(value: &T) -> Any {
+    pub(crate) fn any<T: Encode>(value: &T) -> Any {
         Any::from_der(&value.to_der().unwrap()).unwrap()
     }
 
-    fn attr<T: Encode>(o: &str, value: &T) -> Attribute {
+    pub(crate) fn attr<T: Encode>(o: &str, value: &T) -> Attribute {
         Attribute {
             oid: oid(o),
             values: SetOfVec::try_from(vec![any(value)]).unwrap(),
@@ -502,7 +533,7 @@ mod tests {
     }
 
     /// ESS signing-certificate-v2 naming `cert_der` by its SHA-256.
-    fn ess(cert_der: &[u8]) -> Attribute {
+    pub(crate) fn ess(cert_der: &[u8]) -> Attribute {
         let sc = SigningCertificateV2 {
             certs: vec![EssCertIdV2 {
                 hash_algorithm: None,
@@ -516,7 +547,7 @@ mod tests {
 
     /// A SignerInfo by `sk` (certificate `cert_der`, ECDSA with SHA-256) over the signed
     /// attributes content-type `content_type`, message-digest `digest` and `extra`.
-    fn signer(
+    pub(crate) fn signer(
         sk: &SigningKey,
         cert_der: &[u8],
         content_type: &str,
@@ -548,7 +579,7 @@ mod tests {
 
     /// A DER ContentInfo of the SignedData of `si` over content of type `content_type`
     /// (`econtent`: encapsulated), carrying `certs`.
-    fn content_info(
+    pub(crate) fn content_info(
         si: SignerInfo,
         content_type: &str,
         econtent: Option<&[u8]>,
@@ -581,14 +612,37 @@ mod tests {
     }
 
     /// A CAdES-B-B SignerInfo over `digest` by `sk`, naming `cert_der`.
-    fn cades_signer(sk: &SigningKey, cert_der: &[u8], digest: &[u8]) -> SignerInfo {
+    pub(crate) fn cades_signer(sk: &SigningKey, cert_der: &[u8], digest: &[u8]) -> SignerInfo {
         signer(sk, cert_der, ID_DATA, digest, vec![ess(cert_der)])
     }
 
     /// A detached CAdES-B-B over `digest` by `sk`, naming `cert_der`.
-    fn cades(sk: &SigningKey, cert_der: &[u8], digest: &[u8]) -> Vec<u8> {
+    pub(crate) fn cades(sk: &SigningKey, cert_der: &[u8], digest: &[u8]) -> Vec<u8> {
         content_info(cades_signer(sk, cert_der, digest), ID_DATA, None, &[])
     }
+
+    /// An attached CAdES-B-B of `document` by `sk` (over its SHA-256), naming `cert_der`.
+    pub(crate) fn cades_attached(sk: &SigningKey, cert_der: &[u8], document: &[u8]) -> Vec<u8> {
+        let si = cades_signer(sk, cert_der, &HashAlg::Sha256.digest(document));
+        content_info(si, ID_DATA, Some(document), &[])
+    }
+
+    /// The suite's plan for ecdsa-with-SHA256 with the key of `leaf`.
+    pub(crate) fn p256_plan(leaf: &Leaf) -> SignPlan {
+        verify::plans_for(&leaf.kind, &[verify::ECDSA_SHA256])
+            .unwrap()
+            .1[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use crate::test_support::key_and_cert;
+    use der::asn1::{GeneralizedTime, Int, SetOfVec};
+    use p256::ecdsa::SigningKey;
+    use x509_tsp::{MessageImprint, TspVersion};
 
     /// A TimeStampToken by the TSA `tsa` (key, certificate) of `imprint` (SHA-256) at `at`.
     fn token(tsa: (&SigningKey, &[u8]), imprint: &[u8], at: u64) -> Vec<u8> {
@@ -648,12 +702,6 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs()
-    }
-
-    fn p256_plan(leaf: &Leaf) -> SignPlan {
-        verify::plans_for(&leaf.kind, &[verify::ECDSA_SHA256])
-            .unwrap()
-            .1[0]
     }
 
     #[test]
@@ -796,5 +844,36 @@ mod tests {
         );
         let e = verify_attached(&leaf, &cert, &plan, doc, &other).unwrap_err();
         assert!(e.contains("not the document's digest"), "{e}");
+    }
+
+    #[test]
+    fn a_detached_cades_of_a_document_verifies_and_a_wrong_one_is_caught() {
+        let (sk, cert, leaf) = key_and_cert(7, 1);
+        let plan = p256_plan(&leaf);
+        let doc = b"a whole document, signed detached".as_slice();
+        let good = cades(&sk, &cert, &HashAlg::Sha256.digest(doc));
+        let ok = verify_detached_document(&leaf, &cert, &plan, doc, &good).unwrap();
+        assert!(
+            ok.contains("detached,") && ok.contains("message-digest = the document's digest"),
+            "{ok}"
+        );
+        // Signed over another document's digest.
+        let e =
+            verify_detached_document(&leaf, &cert, &plan, b"another document", &good).unwrap_err();
+        assert!(e.contains("not the document's digest"), "{e}");
+        // Signed over the digest of the document's base64 (what was sent, not the document).
+        let b64 = crate::formats::b64(doc);
+        let of_b64 = cades(&sk, &cert, &HashAlg::Sha256.digest(b64.as_bytes()));
+        let e = verify_detached_document(&leaf, &cert, &plan, doc, &of_b64).unwrap_err();
+        assert!(e.contains("not the document's digest"), "{e}");
+        // Attached where detached was asked: the document is carried.
+        let attached = cades_attached(&sk, &cert, doc);
+        let e = verify_detached_document(&leaf, &cert, &plan, doc, &attached).unwrap_err();
+        assert!(e.contains("must not carry the content"), "{e}");
+        // The signature value broken.
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let e = verify_detached_document(&leaf, &cert, &plan, doc, &bad).unwrap_err();
+        assert!(e.contains("does not verify"), "{e}");
     }
 }

@@ -4,8 +4,9 @@
 //! [`run`] talks to a server over HTTP the way a relying party does — `info`, `auth/login`,
 //! `credentials/list`, `credentials/info`, `credentials/authorize` with PIN and OTP,
 //! `signatures/signHash` (also asynchronous, answered by `signatures/signPolling`, when the
-//! server offers it), `signatures/signDoc` (CAdES: detached B-B and B-T, attached, and a
-//! detached B-B asynchronously in the asynchronous mode; when offered),
+//! server offers it), `signatures/signDoc` (CAdES: detached B-B and B-T, attached and detached
+//! whole documents, several entries and hashes in one call, and a detached B-B asynchronously
+//! in the asynchronous mode; when offered),
 //! `credentials/extendTransaction`, `auth/revoke` — and returns a [`Report`]: one
 //! named row per check with PASS, FAIL or SKIP and a detail. Every response (and every well-formed
 //! request the suite sends) is checked against the JSON Schemas of the repository's `schema/`
@@ -18,6 +19,7 @@
 //! The `csc-conformance` binary is a thin command line over this library.
 
 pub mod cades;
+pub mod cades_batch;
 pub mod certinfo;
 pub mod checks;
 pub mod client;

@@ -211,9 +211,10 @@ fn conformance_suite_passes_against_quill() {
     );
     assert_pass(&report, "schema: signatures/signPolling response", None);
     // signDoc (Quill lists it, with Ades-B-T and Attached CAdES, and offers the asynchronous
-    // mode): one credential's main SAD authorizes four hashes more, signed as a detached
-    // CAdES-B-B, a detached CAdES-B-T, an attached CAdES of a document and, asynchronously, a
-    // detached CAdES-B-B, each verified; every row PASS, not SKIP.
+    // mode): one credential's main SAD authorizes eight hashes more, signed as a detached
+    // CAdES-B-B, a detached CAdES-B-T, an attached CAdES of a document, asynchronously a
+    // detached CAdES-B-B, a detached CAdES of a whole document and, in one call of two
+    // entries, three detached CAdES-B-B, each verified; every row PASS, not SKIP.
     for name in n::DOC_TASK {
         assert_pass(&report, name, None);
     }
@@ -221,7 +222,7 @@ fn conformance_suite_passes_against_quill() {
         report
             .named(n::AUTHZ)
             .iter()
-            .any(|r| r.detail.contains("SAD for 6 hash(es)") && r.detail.contains("4 for signDoc")),
+            .any(|r| r.detail.contains("SAD for 10 hash(es)") && r.detail.contains("8 for signDoc")),
         "{}",
         report.table()
     );
@@ -256,6 +257,23 @@ fn conformance_suite_passes_against_quill() {
             && polled.contains("signing-certificate-v2 with the SHA-256 of the certificate")
             && polled.contains("verifies"),
         "{polled}"
+    );
+    // A whole document signed detached: a SignatureObject without eContent over its digest.
+    let detached = assert_pass(&report, n::DOC_DETACHED_DOC, None);
+    assert!(
+        detached.contains("CMS SignedData, detached")
+            && detached.contains("message-digest = the document's digest")
+            && detached.contains("verifies"),
+        "{detached}"
+    );
+    // Two entries (two hashes, then one with the credential's second signAlgo) in one call:
+    // three SignatureObjects in request order, each over its own hash.
+    let several = assert_pass(&report, n::DOC_SEVERAL, None);
+    assert!(
+        several.contains("two documentDigests entries, 3 hashes in one call")
+            && several.contains("3 SignatureObjects in request order")
+            && several.contains("message-digest = the authorized hash"),
+        "{several}"
     );
     let format = assert_pass(&report, n::DOC_BAD_FORMAT, None);
     assert!(format.contains("HTTP 400 invalid_request"), "{format}");
@@ -578,9 +596,10 @@ fn conformance_suite_accepts_optional_fields_left_out() {
 
 /// A server that accepts any OTP once the PIN is right fails the wrong-OTP check; one whose
 /// signDoc signatures are corrupt (here the same server: the proxy flips the last bit of each
-/// CMS, also in the signPolling answer of the asynchronous signDoc) fails the signDoc checks:
-/// the B-B's, the attached and the asynchronous signature's value, the B-T's time-stamp
-/// signature.
+/// one-signature CMS answer, also in the signPolling answer of the asynchronous signDoc, and
+/// reverses the order of an answer with several) fails the signDoc checks: the B-B's, the
+/// attached, the asynchronous and the detached document's signature value, the B-T's
+/// time-stamp signature, and the several-entries call's order.
 #[test]
 fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
     let w = serve("otto");
@@ -593,7 +612,12 @@ fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
             // SignerInfo's signature value, so the last byte is the signature's. A B-T's DER
             // ends with its signature-time-stamp, whose DER ends with the TSA's signature.
             for field in ["SignatureObject", "DocumentWithSignature"] {
-                if let Some(sig) = body[field][0].as_str() {
+                // (`get_mut`, not `body[field]`: that would add the field as null.)
+                if let Some(several) = body.get_mut(field).and_then(Value::as_array_mut)
+                    && several.len() > 1
+                {
+                    several.reverse();
+                } else if let Some(sig) = body[field][0].as_str() {
                     let mut der = STANDARD.decode(sig).unwrap();
                     *der.last_mut().unwrap() ^= 1;
                     body[field][0] = json!(STANDARD.encode(der));
@@ -645,6 +669,24 @@ fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
             && polled.detail.contains("does not verify"),
         "{}",
         polled.detail
+    );
+    let detached = row(&report, n::DOC_DETACHED_DOC, None);
+    assert_eq!(detached.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        detached.detail.contains("the SignerInfo's signature")
+            && detached.detail.contains("does not verify"),
+        "{}",
+        detached.detail
+    );
+    let several = row(&report, n::DOC_SEVERAL, None);
+    assert_eq!(several.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        several
+            .detail
+            .contains("SignatureObject[0] is the signature of hash 2")
+            && several.detail.contains("not in request order"),
+        "{}",
+        several.detail
     );
     // The rest of signDoc still holds: refusals, and the exhausted SAD.
     assert_pass(&report, n::DOC_BAD_FORMAT, None);

@@ -9,8 +9,8 @@
 //! [`service`] (`info`, `auth/login`, bearer-token errors, `auth/revoke`), [`credentials`]
 //! (`credentials/list`, `credentials/info`), [`authorize`] (`credentials/authorize` and the
 //! scheduling of authorizations), [`signhash`] (`signatures/signHash` on the main SAD),
-//! [`lifecycle`] (`credentials/extendTransaction`, SAD expiry), [`signdoc`]
-//! (`signatures/signDoc`, CAdES) and [`asynchronous`] (`operationMode: "A"`,
+//! [`lifecycle`] (`credentials/extendTransaction`, SAD expiry), [`doc_plan`], [`signdoc`] and
+//! [`signdoc_batch`] (`signatures/signDoc`, CAdES) and [`asynchronous`] (`operationMode: "A"`,
 //! `signatures/signPolling`).
 
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::Fatal;
+use crate::cades_batch;
 use crate::certinfo::{self, Verdict};
 use crate::client::{Auth, Client, Resp};
 use crate::config::Config;
@@ -30,17 +31,22 @@ use crate::verify::{self, HashAlg, Leaf, SignPlan};
 mod asynchronous;
 mod authorize;
 mod credentials;
+mod doc_plan;
 mod lifecycle;
 pub mod names;
 mod service;
 mod signdoc;
+mod signdoc_batch;
 mod signhash;
 
 #[cfg(test)]
+mod signdoc_tests;
+#[cfg(test)]
 mod tests;
 
+use doc_plan::{DOC_MULTISIGN, DocInputs, DocPlan};
 use names as n;
-use signdoc::{DOC_MULTISIGN, DocExpect, DocInputs, DocPlan};
+use signdoc::DocExpect;
 
 const INVALID_REQUEST: &[&str] = &["invalid_request"];
 /// Wrong PIN: v2 `invalid_authentication_data`, v1 `invalid_pin`.

@@ -56,7 +56,8 @@ pub const ASYNC_FAKE_SAD: &str = "signatures/signHash (async): made-up SAD signs
 pub const ASYNC_SIGN: &str = "signatures/signHash (async): polled signature verifies";
 pub const ASYNC_POLL_AGAIN: &str = "signatures/signPolling: the answer polled again is the same";
 /// `signatures/signDoc` (CAdES): only when `info` lists `signatures/signDoc`; on one
-/// credential, with one more hash in its main SAD per signature (B-B, B-T, attached, async).
+/// credential, with one more hash in its main SAD per signature (B-B, B-T, attached, async,
+/// detached document, and three for the several-entries call).
 pub const DOC_BAD_FORMAT: &str = "signatures/signDoc: unknown signature_format refused";
 pub const DOC_SIGN: &str = "signatures/signDoc: detached CAdES-B-B verifies";
 /// Unless `info.conformance_levels` leaves out Ades-B-T.
@@ -66,6 +67,13 @@ pub const DOC_ATTACHED: &str = "signatures/signDoc: attached CAdES of a document
 /// Unless the asynchronous mode is off (gated as the asynchronous signHash rows are): one more
 /// digest of the same SAD, signed as a detached CAdES-B-B with `operationMode: "A"`.
 pub const DOC_ASYNC: &str = "signatures/signDoc (async): polled detached CAdES-B-B verifies";
+/// Unless `info.signature_formats.envelope_properties` leaves out Detached for C: a whole
+/// document (`documents`) signed detached.
+pub const DOC_DETACHED_DOC: &str = "signatures/signDoc: detached CAdES of a document verifies";
+/// One call, two `documentDigests` entries (two hashes, then one): one detached CAdES-B-B
+/// per hash, in request order.
+pub const DOC_SEVERAL: &str =
+    "signatures/signDoc: several entries and hashes in one call verify in order";
 pub const DOC_REFUSED: &str = "signatures/signDoc: spent SAD or unbound hash refused";
 pub const REVOKE: &str = "auth/revoke";
 pub const REVOKED_TOKEN: &str = "auth/revoke: token refused afterwards";
@@ -112,5 +120,7 @@ pub const DOC_TASK: &[&str] = &[
     DOC_SIGN_T,
     DOC_ATTACHED,
     DOC_ASYNC,
+    DOC_DETACHED_DOC,
+    DOC_SEVERAL,
     DOC_REFUSED,
 ];

@@ -1,62 +1,22 @@
-//! `signatures/signDoc` (CSC v2; CAdES, ETSI EN 319 122-1): which signDoc checks a credential's
-//! main SAD can pay for ([`DocPlan`]), the bodies sent, and the checks: an unknown
+//! `signatures/signDoc` (CSC v2; CAdES, ETSI EN 319 122-1): the bodies sent and the checks
+//! (which of them a credential's main SAD pays for is [`doc_plan`](super::doc_plan)'s): an unknown
 //! `signature_format` refused, detached CAdES-B-B and B-T and an attached CAdES verified (the
-//! asynchronous B-B's call and polling are in [`asynchronous`](super::asynchronous)), the spent
-//! SAD or an unbound hash refused.
+//! asynchronous B-B's call and polling are in [`asynchronous`](super::asynchronous), the
+//! detached whole document and the several-entries call in [`signdoc_batch`](super::signdoc_batch)),
+//! the spent SAD or an unbound hash refused.
 
 use super::*;
 
-/// The multisign a credential needs for the signDoc checks: two signHash signatures and one
-/// signDoc signature (the CAdES-B-B) from its main SAD; the B-T, the attached and the
-/// asynchronous signature take one more each.
-pub(super) const DOC_MULTISIGN: u64 = 3;
-
-/// The signDoc checks one credential's main SAD pays for, beyond the CAdES-B-B (one
-/// signature each).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct DocPlan {
-    /// A detached CAdES-B-T too.
-    pub(super) t: bool,
-    /// An attached CAdES of a whole document, signed with this plan: its signAlgo implies the
-    /// digest (a `documents` entry has no hashAlgorithmOID).
-    pub(super) attached: Option<SignPlan>,
-    /// A detached CAdES-B-B of one more digest, asynchronously (`operationMode: "A"`).
-    pub(super) asynchronous: bool,
-}
-
-impl DocPlan {
-    /// The signatures the plan takes from the SAD.
-    pub(super) fn signatures(&self) -> u64 {
-        1 + u64::from(self.t) + u64::from(self.attached.is_some()) + u64::from(self.asynchronous)
-    }
-
-    /// The rows the plan records.
-    pub(super) fn rows(&self) -> Vec<&'static str> {
-        let mut rows = vec![n::DOC_BAD_FORMAT, n::DOC_SIGN];
-        if self.t {
-            rows.push(n::DOC_SIGN_T);
-        }
-        if self.attached.is_some() {
-            rows.push(n::DOC_ATTACHED);
-        }
-        if self.asynchronous {
-            rows.push(n::DOC_ASYNC);
-        }
-        rows.push(n::DOC_REFUSED);
-        rows
-    }
-}
-
-/// What the signDoc calls sign: the digests and the document the main SAD authorizes.
-pub(super) struct DocInputs {
-    /// The digest signed as a detached CAdES-B-B.
-    pub(super) b: Vec<u8>,
-    /// The digest signed as a detached CAdES-B-T.
-    pub(super) t: Option<Vec<u8>>,
-    /// The document signed as an attached CAdES, and how.
-    pub(super) attached: Option<(SignPlan, Vec<u8>)>,
-    /// The digest signed as a detached CAdES-B-B asynchronously.
-    pub(super) asynchronous: Option<Vec<u8>>,
+/// The credential's key and its end-entity certificate (DER), to verify a CAdES with.
+pub(super) fn signer_of(cred: &Cred) -> Result<(&Leaf, Vec<u8>), String> {
+    let leaf = cred.leaf.as_ref().ok_or("no certificate to verify with")?;
+    let cert = cred
+        .info
+        .pointer("/cert/certificates/0")
+        .and_then(Value::as_str)
+        .and_then(|t| std_base64(t).ok())
+        .ok_or("no end-entity certificate in credentials/info")?;
+    Ok((leaf, cert))
 }
 
 /// The signature one signDoc call must return.
@@ -66,121 +26,22 @@ pub(super) enum DocExpect<'a> {
     Detached { digest: &'a [u8], t: bool },
     /// An attached CAdES of `document`.
     Attached { document: &'a [u8] },
+    /// A detached CAdES of the whole `document` (its digest with the plan's hash).
+    DetachedDocument { document: &'a [u8] },
 }
 
 impl Suite<'_> {
-    /// Why the signDoc checks cannot run (None: they can): the method is not advertised, or
-    /// `info` says the server builds no CAdES, or no baseline B level.
-    pub(super) fn doc_unsupported(&self) -> Option<String> {
-        if !self.advertised("signatures/signDoc") {
-            return Some(Self::not_advertised("signatures/signDoc"));
-        }
-        if let Some(formats) = &self.signature_formats
-            && !formats.iter().any(|f| f == "C")
-        {
-            return Some(format!(
-                "info.signature_formats.formats {formats:?} does not offer C (CAdES)"
-            ));
-        }
-        if let Some(levels) = &self.conformance_levels
-            && !levels.is_empty()
-            && !levels.iter().any(|l| l.eq_ignore_ascii_case("Ades-B-B"))
-        {
-            return Some(format!(
-                "info.conformance_levels {levels:?} does not offer Ades-B-B"
-            ));
-        }
-        None
-    }
-
-    /// Why the CAdES-B-T check cannot run (None: it can): `info.conformance_levels` lists
-    /// levels, Ades-B-T not among them.
-    fn doc_t_unsupported(&self) -> Option<String> {
-        match &self.conformance_levels {
-            Some(levels)
-                if !levels.is_empty()
-                    && !levels.iter().any(|l| l.eq_ignore_ascii_case("Ades-B-T")) =>
-            {
-                Some(format!(
-                    "info.conformance_levels {levels:?} does not offer Ades-B-T"
-                ))
-            }
-            _ => None,
-        }
-    }
-
-    /// Why the attached check cannot run (None: it can): `info.signature_formats` gives the
-    /// envelope properties of C, Attached not among them. (An attached CAdES can only be made
-    /// of a whole document, so a server that offers it must take `documents`.)
-    fn doc_attached_unsupported(&self) -> Option<String> {
-        match &self.cades_envelopes {
-            Some(envelopes) if !envelopes.iter().any(|e| e == "Attached") => Some(format!(
-                "info.signature_formats.envelope_properties for C is {envelopes:?}: no Attached"
-            )),
-            _ => None,
-        }
-    }
-
-    /// The signDoc checks `cred`'s main SAD could pay for beyond the CAdES-B-B (its multisign
-    /// less the two signHash signatures and the B-B), B-T first, then the attached, then the
-    /// asynchronous one, and the rows left out, with why.
-    pub(super) fn doc_offer(&self, cred: &Cred) -> (DocPlan, Vec<(&'static str, String)>) {
-        let mut spare = cred.multisign.saturating_sub(DOC_MULTISIGN);
-        let mut plan = DocPlan::default();
-        let mut skipped = Vec::new();
-        let no_spare = |plan: &DocPlan| {
-            format!(
-                "multisign {}: the SAD (two signHash signatures, {} signDoc) has no signature \
-                 to spare for it",
-                cred.multisign,
-                plan.signatures()
-            )
-        };
-        match self.doc_t_unsupported() {
-            Some(why) => skipped.push((n::DOC_SIGN_T, why)),
-            None if spare > 0 => {
-                plan.t = true;
-                spare -= 1;
-            }
-            None => skipped.push((n::DOC_SIGN_T, no_spare(&plan))),
-        }
-        // A `documents` entry has no hashAlgorithmOID: the signAlgo must imply the digest.
-        let implied = cred.plans.iter().find(|p| !p.send_hash_oid).copied();
-        match (self.doc_attached_unsupported(), implied) {
-            (Some(why), _) => skipped.push((n::DOC_ATTACHED, why)),
-            (None, None) => skipped.push((
-                n::DOC_ATTACHED,
-                "no signAlgo of key.algo the suite signs with implies the digest algorithm \
-                 (a documents entry carries no hashAlgorithmOID)"
-                    .into(),
-            )),
-            (None, Some(p)) if spare > 0 => {
-                plan.attached = Some(p);
-                spare -= 1;
-            }
-            (None, Some(_)) => skipped.push((n::DOC_ATTACHED, no_spare(&plan))),
-        }
-        match self.async_unsupported() {
-            Some(why) => skipped.push((n::DOC_ASYNC, why)),
-            None if spare > 0 => plan.asynchronous = true,
-            None => skipped.push((n::DOC_ASYNC, no_spare(&plan))),
-        }
-        (plan, skipped)
-    }
-
-    /// The document the suite signs attached: text that belongs to this run only.
-    pub(super) fn document(&self, cred: &Cred) -> Vec<u8> {
-        format!(
-            "csc-conformance {} {}: a whole document, signed attached\n",
-            self.nonce, cred.id
-        )
-        .into_bytes()
-    }
-
     /// A signDoc body: one detached CAdES at `level` over `digest` (`documentDigests`).
     fn doc_body(cred: &Cred, sad: &str, plan: &SignPlan, digest: &[u8], level: &str) -> Value {
+        let item = Self::doc_item(cred, plan, &[digest], level);
+        json!({"credentialID": cred.id, "SAD": sad, "documentDigests": [item]})
+    }
+
+    /// One `documentDigests` entry: detached CAdES at `level` over `digests`, with `plan`.
+    pub(super) fn doc_item(cred: &Cred, plan: &SignPlan, digests: &[&[u8]], level: &str) -> Value {
+        let hashes: Vec<String> = digests.iter().map(|d| b64(d)).collect();
         let mut item = json!({
-            "hashes": [b64(digest)],
+            "hashes": hashes,
             "hashAlgorithmOID": cred.hash.oid(),
             "signAlgo": plan.sign_algo,
             "signature_format": "C",
@@ -190,17 +51,24 @@ impl Suite<'_> {
         if let Ok(Some(params)) = plan.params_b64() {
             set(&mut item, "signAlgoParams", json!(params));
         }
-        json!({"credentialID": cred.id, "SAD": sad, "documentDigests": [item]})
+        item
     }
 
-    /// A signDoc body: one attached CAdES-B-B of `document` (`documents`).
-    fn doc_attached_body(cred: &Cred, sad: &str, plan: &SignPlan, document: &[u8]) -> Value {
+    /// A signDoc body: one CAdES-B-B of `document` (`documents`), `envelope` "Attached" or
+    /// "Detached".
+    pub(super) fn doc_document_body(
+        cred: &Cred,
+        sad: &str,
+        plan: &SignPlan,
+        document: &[u8],
+        envelope: &str,
+    ) -> Value {
         let mut item = json!({
             "document": b64(document),
             "signAlgo": plan.sign_algo,
             "signature_format": "C",
             "conformance_level": "Ades-B-B",
-            "signed_envelope_property": "Attached",
+            "signed_envelope_property": envelope,
         });
         if let Ok(Some(params)) = plan.params_b64() {
             set(&mut item, "signAlgoParams", json!(params));
@@ -232,6 +100,11 @@ impl Suite<'_> {
                 "SignatureObject",
                 "an attached signature of a document",
             ),
+            DocExpect::DetachedDocument { .. } => (
+                "SignatureObject",
+                "DocumentWithSignature",
+                "a detached signature of a document",
+            ),
         };
         let objects = r
             .body
@@ -253,13 +126,7 @@ impl Suite<'_> {
             .as_str()
             .ok_or_else(|| format!("{field}[0] is not a string"))
             .and_then(|t| std_base64(t).map_err(|_| format!("{field}[0] is not base64")))?;
-        let leaf = cred.leaf.as_ref().ok_or("no certificate to verify with")?;
-        let cert = cred
-            .info
-            .pointer("/cert/certificates/0")
-            .and_then(Value::as_str)
-            .and_then(|t| std_base64(t).ok())
-            .ok_or("no end-entity certificate in credentials/info")?;
+        let (leaf, cert) = signer_of(cred)?;
         let d = match expect {
             DocExpect::Detached { digest, t: false } => {
                 crate::cades::verify_detached(leaf, &cert, plan, digest, &cms)?
@@ -270,6 +137,9 @@ impl Suite<'_> {
             DocExpect::Attached { document } => {
                 crate::cades::verify_attached(leaf, &cert, plan, document, &cms)?
             }
+            DocExpect::DetachedDocument { document } => {
+                crate::cades::verify_detached_document(leaf, &cert, plan, document, &cms)?
+            }
         };
         Ok(format!("{}-byte CMS: {d}", cms.len()))
     }
@@ -277,7 +147,7 @@ impl Suite<'_> {
     /// One signDoc call that must sign (`body`), its answer checked as `expect` says, recorded
     /// as `row`. Whether it was answered 200 (so spent a signature of the SAD, whether or not
     /// what came back is right).
-    fn doc_sign_row(
+    pub(super) fn doc_sign_row(
         &mut self,
         cred: &Cred,
         (plan, body, expect): (&SignPlan, &Value, DocExpect<'_>),
@@ -296,8 +166,9 @@ impl Suite<'_> {
 
     /// signDoc with the credential's main SAD, which still authorizes the digests of `inputs`:
     /// a made-up signature_format, (SCAL 2) a hash the SAD does not bind (`unbound`), both
-    /// while the SAD is live; then the detached CAdES-B-B, the B-T, the attached CAdES and the
-    /// asynchronous B-B the plan has, each verified; then the B-B call again, the SAD now
+    /// while the SAD is live; then the detached CAdES-B-B, the B-T, the attached CAdES, the
+    /// asynchronous B-B, the detached document and the several-entries call the plan has, each
+    /// verified; then the B-B call again, the SAD now
     /// spent. Whether every signing call was answered 200 (so the SAD's signatures are all
     /// spent).
     pub(super) fn doc_checks(
@@ -346,7 +217,7 @@ impl Suite<'_> {
             all_ok &= self.doc_sign_row(cred, (plan, &body, t), when, n::DOC_SIGN_T);
         }
         if let Some((p, document)) = &inputs.attached {
-            let body = Self::doc_attached_body(cred, sad, p, document);
+            let body = Self::doc_document_body(cred, sad, p, document, "Attached");
             let a = DocExpect::Attached { document };
             all_ok &= self.doc_sign_row(cred, (p, &body, a), when, n::DOC_ATTACHED);
         }
@@ -354,6 +225,7 @@ impl Suite<'_> {
             let body = Self::doc_body(cred, sad, plan, digest, "Ades-B-B");
             all_ok &= self.doc_async_row(cred, (plan, &body, digest), when, n::DOC_ASYNC);
         }
+        all_ok &= self.doc_batch_rows(cred, (sad, issued, ttl), inputs);
 
         // The B-B call again: its signature is spent (SCAL 1: the budget, so only once every
         // call signed; SCAL 2: the budget or the hash's one use).

@@ -101,26 +101,26 @@ impl Suite<'_> {
             self.hash(cred, "h3"),
         );
         // The signDoc credential's SAD authorizes one hash more per signDoc signature: the
-        // digests signed detached (B-B, B-T), the digest of the document signed attached and
-        // the digest signed asynchronously (after the two signHash signatures, before the
+        // digests signed detached (B-B, B-T), the digest of the document signed attached, the
+        // digest signed asynchronously, the digest of the document signed detached and the
+        // several-entries call's digests (after the two signHash signatures, before the
         // exhaustion check).
         let doc = cred.doc.map(|plan| DocInputs {
             b: self.hash(cred, "signDoc"),
             t: plan.t.then(|| self.hash(cred, "signDoc B-T")),
-            attached: plan.attached.map(|p| (p, self.document(cred))),
+            attached: plan.attached.map(|p| (p, self.document(cred, "attached"))),
             asynchronous: plan.asynchronous.then(|| self.hash(cred, "signDoc async")),
+            detached_doc: plan
+                .detached_doc
+                .map(|p| (p, self.document(cred, "detached"))),
+            several: plan.several.then(|| {
+                (0..doc_plan::SEVERAL_HASHES)
+                    .map(|i| self.hash(cred, &format!("signDoc several {i}")))
+                    .collect()
+            }),
         });
         let mut bound: Vec<Vec<u8>> = [h1.clone(), h2.clone()].into_iter().take(count).collect();
-        if let Some(d) = &doc {
-            bound.push(d.b.clone());
-            bound.extend(d.t.clone());
-            bound.extend(
-                d.attached
-                    .as_ref()
-                    .map(|(p, document)| p.hash.digest(document)),
-            );
-            bound.extend(d.asynchronous.clone());
-        }
+        bound.extend(doc.iter().flat_map(DocInputs::digests));
         let doc_signatures = cred.doc.map_or(0, |d| d.signatures());
         let pin = self.cfg.pin.clone();
         let granted = self

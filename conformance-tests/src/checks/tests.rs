@@ -3,7 +3,7 @@
 use super::credentials::factors;
 use super::*;
 
-fn resp(status: u16, body: Value) -> Resp {
+pub(super) fn resp(status: u16, body: Value) -> Resp {
     Resp {
         status,
         text: body.to_string(),
@@ -13,11 +13,11 @@ fn resp(status: u16, body: Value) -> Resp {
     }
 }
 
-fn suite(cfg: &Config) -> Suite<'_> {
+pub(super) fn suite(cfg: &Config) -> Suite<'_> {
     Suite::new(cfg).unwrap()
 }
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     let mut c = Config::new(
         "http://127.0.0.1:9",
         "u",
@@ -142,132 +142,6 @@ fn async_checks_need_the_mode_and_signpolling() {
 }
 
 #[test]
-fn sign_doc_checks_need_the_method_and_cades() {
-    let cfg = config();
-    let mut s = suite(&cfg);
-    assert!(s.doc_unsupported().unwrap().contains("signatures/signDoc"));
-    s.methods = vec!["signatures/signDoc".into()];
-    assert_eq!(s.doc_unsupported(), None, "info says nothing of formats");
-    s.signature_formats = Some(vec!["P".into()]);
-    assert!(s.doc_unsupported().unwrap().contains("CAdES"));
-    s.signature_formats = Some(vec!["P".into(), "C".into()]);
-    s.conformance_levels = Some(vec!["AdES-B-T".into()]);
-    assert!(s.doc_unsupported().unwrap().contains("Ades-B-B"));
-    s.conformance_levels = Some(vec!["AdES-B-B".into()]);
-    assert_eq!(
-        s.doc_unsupported(),
-        None,
-        "levels compare case-insensitively"
-    );
-    // A signDoc refusal must not carry a signature either.
-    let signed = resp(
-        400,
-        json!({"error": "invalid_request", "SignatureObject": ["MA=="]}),
-    );
-    assert!(s.expect_client_error(&signed).is_err());
-    assert!(s.expect_error(&signed, &[400], INVALID_REQUEST).is_err());
-}
-
-#[test]
-fn sign_doc_b_t_and_attached_need_info_and_signatures_to_spare() {
-    let cfg = config();
-    let mut s = suite(&cfg);
-    s.methods = vec!["signatures/signDoc".into()];
-    let ec = p256_plans();
-    let mut cred = Cred::new("c1");
-    cred.plans = ec.clone();
-    cred.multisign = 5;
-    // info says nothing: both run, the attached one with the signAlgo implying SHA-256 (the
-    // asynchronous mode is off here: its row is left out).
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert_eq!(skipped[0].0, n::DOC_ASYNC);
-    assert!(plan.t && !plan.asynchronous);
-    assert_eq!(
-        plan.attached.map(|p| p.sign_algo),
-        Some(verify::ECDSA_SHA256)
-    );
-    assert_eq!(plan.signatures(), 3);
-    assert_eq!(plan.rows().len(), n::DOC_TASK.len() - 1);
-    // multisign 4: the SAD has one signature to spare, for the B-T.
-    cred.multisign = 4;
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert!(plan.t && plan.attached.is_none());
-    assert_eq!(skipped.len(), 2);
-    assert_eq!(skipped[0].0, n::DOC_ATTACHED);
-    assert!(skipped[0].1.contains("multisign 4"), "{}", skipped[0].1);
-    // info leaves out Ades-B-T and Attached.
-    cred.multisign = 5;
-    s.conformance_levels = Some(vec!["Ades-B-B".into()]);
-    s.cades_envelopes = Some(vec!["Detached".into()]);
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert_eq!(plan, DocPlan::default());
-    assert!(
-        skipped[0].1.contains("does not offer Ades-B-T"),
-        "{skipped:?}"
-    );
-    assert!(skipped[1].1.contains("no Attached"), "{skipped:?}");
-    s.conformance_levels = Some(vec!["ades-b-b".into(), "ADES-B-T".into()]);
-    s.cades_envelopes = Some(vec!["Detached".into(), "Attached".into()]);
-    assert_eq!(s.doc_offer(&cred).0.signatures(), 3);
-    // Only id-ecPublicKey + hashAlgorithmOID: a document cannot say its digest.
-    cred.plans = ec.into_iter().filter(|p| p.send_hash_oid).collect();
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert!(plan.t && plan.attached.is_none());
-    assert!(skipped[0].1.contains("implies the digest"), "{skipped:?}");
-}
-
-#[test]
-fn sign_doc_async_needs_the_mode_and_a_signature_to_spare() {
-    let cfg = config();
-    let mut s = suite(&cfg);
-    s.methods = vec!["signatures/signDoc".into(), "signatures/signPolling".into()];
-    s.async_mode = true;
-    let ec = p256_plans();
-    let mut cred = Cred::new("c1");
-    cred.plans = ec;
-    // multisign 6: two signHash, then B-B, B-T, attached and the asynchronous B-B.
-    cred.multisign = 6;
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert!(skipped.is_empty(), "{skipped:?}");
-    assert!(plan.t && plan.attached.is_some() && plan.asynchronous);
-    assert_eq!(plan.signatures(), 4);
-    assert_eq!(plan.rows(), n::DOC_TASK.to_vec());
-    // multisign 5: the asynchronous row comes last, so it is the one left out.
-    cred.multisign = 5;
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert!(plan.t && plan.attached.is_some() && !plan.asynchronous);
-    assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert_eq!(skipped[0].0, n::DOC_ASYNC);
-    assert!(skipped[0].1.contains("multisign 5"), "{}", skipped[0].1);
-    // info leaves out the B-T: its signature goes to the asynchronous row.
-    s.conformance_levels = Some(vec!["Ades-B-B".into()]);
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert!(!plan.t && plan.attached.is_some() && plan.asynchronous);
-    assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert_eq!(skipped[0].0, n::DOC_SIGN_T);
-    // Gated as the asynchronous signHash rows: the mode, and signatures/signPolling.
-    cred.multisign = 6;
-    s.conformance_levels = None;
-    s.methods.pop();
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert!(!plan.asynchronous);
-    assert_eq!(skipped[0].0, n::DOC_ASYNC);
-    assert!(
-        skipped[0].1.contains("signatures/signPolling"),
-        "{skipped:?}"
-    );
-    s.methods.push("signatures/signPolling".into());
-    s.async_mode = false;
-    let (plan, skipped) = s.doc_offer(&cred);
-    assert!(!plan.asynchronous);
-    assert!(
-        skipped[0].1.contains("asynchronousOperationMode"),
-        "{skipped:?}"
-    );
-}
-
-#[test]
 fn an_asynchronous_refusal_is_any_4xx_csc_error_without_a_response_id() {
     let cfg = config();
     let mut s = suite(&cfg);
@@ -317,7 +191,7 @@ fn factors_from_auth_objects_and_v1() {
 }
 
 /// The signing plans of a P-256 credential listing ecdsa-with-SHA256 and id-ecPublicKey.
-fn p256_plans() -> Vec<verify::SignPlan> {
+pub(super) fn p256_plans() -> Vec<verify::SignPlan> {
     verify::plans_for(
         &verify::KeyKind::P256,
         &[verify::ECDSA_SHA256, verify::EC_PUBLIC_KEY],
