@@ -1,5 +1,6 @@
 //! What the suite needs to know about the server under test and the signer it acts for.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,6 +70,12 @@ pub struct Config {
     pub max_wait: Duration,
     /// Timeout of one HTTP request.
     pub http_timeout: Duration,
+    /// Where the suite listens for the `response_uri` callback of an asynchronous call (port
+    /// 0: any free port); None: the callback row is SKIP.
+    pub callback_listen: Option<SocketAddr>,
+    /// The `response_uri` the server is given; None: `http://<the address bound>/csc-callback`
+    /// (set it when the server reaches the suite through NAT or a proxy).
+    pub callback_url: Option<String>,
 }
 
 impl Config {
@@ -91,6 +98,8 @@ impl Config {
             credentials: Vec::new(),
             max_wait: Duration::from_secs(30),
             http_timeout: Duration::from_secs(60),
+            callback_listen: None,
+            callback_url: None,
         }
     }
 }

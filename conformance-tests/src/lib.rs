@@ -20,6 +20,7 @@
 
 pub mod cades;
 pub mod cades_batch;
+pub mod callback;
 pub mod certinfo;
 pub mod checks;
 pub mod client;

@@ -2,6 +2,7 @@
 //! (optionally JUnit XML). Exit code 0: no check failed; 1: a check failed; 2: usage or
 //! connection error.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -66,6 +67,19 @@ struct Args {
     /// Timeout of one HTTP request, seconds
     #[arg(long, default_value_t = 60, value_name = "N")]
     timeout_secs: u64,
+    /// Listen here (e.g. 127.0.0.1:8099) for the response_uri callback of an asynchronous
+    /// signHash; without it that check is skipped
+    #[arg(long, env = "CSC_CALLBACK_LISTEN", value_name = "ADDR:PORT")]
+    callback_listen: Option<SocketAddr>,
+    /// The response_uri the server is given [default: http://<listen address>/csc-callback];
+    /// for a server that reaches the suite through NAT or a proxy
+    #[arg(
+        long,
+        env = "CSC_CALLBACK_URL",
+        value_name = "URL",
+        requires = "callback_listen"
+    )]
+    callback_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -87,6 +101,8 @@ fn main() -> ExitCode {
     config.totp_state = args.totp_state.map_or(TotpState::Default, TotpState::File);
     config.max_wait = Duration::from_secs(args.max_wait_secs);
     config.http_timeout = Duration::from_secs(args.timeout_secs.max(1));
+    config.callback_listen = args.callback_listen;
+    config.callback_url = args.callback_url;
 
     let report = match csc_conformance::run(&config) {
         Ok(r) => r,

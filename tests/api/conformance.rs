@@ -1,10 +1,12 @@
 //! The black-box CSC v2 conformance suite (`conformance-tests/`, crate `csc-conformance`)
 //! against Quill: in process it finds nothing wrong and really runs its core checks, the
-//! asynchronous mode's and signDoc's included (PASS, not SKIP); the `csc-conformance` binary
+//! asynchronous mode's (with its `response_uri` callback) and signDoc's included (PASS, not
+//! SKIP); the `csc-conformance` binary
 //! does the same and writes JUnit XML; and given a wrong PIN the suite fails — so it can fail —
 //! without locking the credentials. Two runs back to back never present a TOTP code twice, and
 //! behind a proxy that breaks one thing (certInfo, OTP checks and signDoc signatures, SAD
-//! binding, per-user TOTP counting) the matching row fails or passes as it should.
+//! binding, per-user TOTP counting) the matching row fails or passes as it should; a
+//! `response_uri` Quill refuses is a WARN, one it cannot reach a FAIL.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -33,11 +35,18 @@ struct Served {
 }
 
 fn serve(name: &str) -> Served {
+    serve_with(name, &[])
+}
+
+/// [`serve`], Quill started with `extra` flags too.
+fn serve_with(name: &str, extra: &[&str]) -> Served {
     let env = Env::new();
     let s = signer(name);
     let rsa = env.enroll(&s, "rsa-2048").credential_id;
     let ec = env.enroll(&s, "ec-p256").credential_id;
-    let app = env.spawn_with(&["--sad-ttl", "5"]);
+    let mut flags = vec!["--sad-ttl", "5"];
+    flags.extend_from_slice(extra);
+    let app = env.spawn_with(&flags);
     Served {
         env,
         app,
@@ -45,6 +54,23 @@ fn serve(name: &str) -> Served {
         rsa,
         ec,
     }
+}
+
+/// A port of 127.0.0.1 free a moment ago (bound, read and let go).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A Quill that calls back `http://127.0.0.1:<port>` and `port`: the suite's
+/// `--callback-listen 127.0.0.1:<port>` makes the callback row run.
+fn serve_calling_back(name: &str) -> (Served, u16) {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    (
+        serve_with(name, &["--async-callback-origins", &origin]),
+        port,
+    )
 }
 
 /// The suite's settings for `w`. Quill counts TOTP replays per credential, so the faster
@@ -104,11 +130,13 @@ fn printed_failures(report: &csc_conformance::Report) -> Vec<String> {
 
 #[test]
 fn conformance_suite_passes_against_quill() {
-    let w = serve("conny");
+    let (w, port) = serve_calling_back("conny");
     // Quill counts TOTP replays per credential: the per-credential scope (its default, the
     // per-secret scope, waits a step per credential; it runs in
     // `conformance_suite_passes_a_server_that_counts_totp_per_user`).
-    let cfg = config(&w, &w.s.pin);
+    let mut cfg = config(&w, &w.s.pin);
+    // Quill calls back the suite's listener (its origin is among --async-callback-origins).
+    cfg.callback_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
     let report = csc_conformance::run(&cfg).expect("the suite runs");
     let failures = printed_failures(&report);
     assert!(
@@ -203,6 +231,15 @@ fn conformance_suite_passes_against_quill() {
         signed.contains("signature verifies against the certificate"),
         "{signed}"
     );
+    // The call carried response_uri: Quill posted its responseID once the answer was stored,
+    // so the first poll after the callback had it.
+    let announced = assert_pass(&report, n::ASYNC_CALLBACK, None);
+    assert!(
+        announced.contains("POST /csc-callback with the call's responseID")
+            && announced.contains("the first poll after it had the answer"),
+        "{announced}"
+    );
+    assert!(signed.contains("answered after 1 poll(s)"), "{signed}");
     let malformed = assert_pass(&report, n::ASYNC_MALFORMED, None);
     assert!(
         malformed.contains("hashes not base64: HTTP 400 invalid_request")
@@ -315,7 +352,7 @@ fn conformance_binary() -> PathBuf {
 #[test]
 fn conformance_binary_passes_and_writes_junit() {
     let bin = conformance_binary();
-    let w = serve("junie");
+    let (w, port) = serve_calling_back("junie");
     let junit = w.env.dir.path().join("conformance.xml");
     // The OTP comes from a command (`quill otp`), as it would for a hardware token or an app;
     // Quill counts TOTP replays per credential, so the faster scope will do.
@@ -333,6 +370,7 @@ fn conformance_binary_passes_and_writes_junit() {
         .arg(&state)
         .args(["--max-wait-secs", "10", "--junit"])
         .arg(&junit)
+        .args(["--callback-listen", &format!("127.0.0.1:{port}")])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -602,7 +640,9 @@ fn conformance_suite_accepts_optional_fields_left_out() {
 /// time-stamp signature, and the several-entries call's order.
 #[test]
 fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
-    let w = serve("otto");
+    // Quill calls back a port where nobody listens: the suite, listening elsewhere but
+    // telling Quill that port (--callback-url), hears nothing and fails the callback row.
+    let (w, nobody) = serve_calling_back("otto");
     let pin = w.s.pin.clone();
     let hook: RespHook = Arc::new(move |method, req, status, body| {
         // signPolling answers of signHash carry `signatures`, left alone.
@@ -633,8 +673,20 @@ fn conformance_suite_fails_a_server_that_accepts_a_wrong_otp() {
         }
     });
     let base = proxy(&w.app.base, no_req_hook(), hook);
-    let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
+    let mut cfg = via(&w, &base);
+    cfg.callback_listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.callback_url = Some(format!("http://127.0.0.1:{nobody}/csc-callback"));
+    let report = csc_conformance::run(&cfg).expect("the suite runs");
     println!("{}", report.table());
+    let unheard = row(&report, n::ASYNC_CALLBACK, None);
+    assert_eq!(unheard.outcome, Outcome::Fail, "{}", report.table());
+    assert!(
+        unheard.detail.contains("no POST at") && unheard.detail.contains("within 30 s"),
+        "{}",
+        unheard.detail
+    );
+    // The signature itself is still polled and verified.
+    assert_pass(&report, n::ASYNC_SIGN, None);
     let r = row(&report, n::AUTHZ_WRONG_OTP, None);
     assert_eq!(r.outcome, Outcome::Fail, "{}", report.table());
     assert!(r.detail.contains("wrong OTP was accepted"), "{}", r.detail);
@@ -774,9 +826,24 @@ fn conformance_suite_logs_in_again_when_the_token_expires() {
         }
     });
     let base = proxy(&w.app.base, on_req, on_resp);
-    let report = csc_conformance::run(&via(&w, &base)).expect("the suite runs");
+    let mut cfg = via(&w, &base);
+    // This Quill calls back no origin: the suite's response_uri is refused, a WARN (the
+    // operator has to allow it), and the asynchronous call is signed without it.
+    cfg.callback_listen = Some("127.0.0.1:0".parse().unwrap());
+    let report = csc_conformance::run(&cfg).expect("the suite runs");
     let failures = printed_failures(&report);
     assert!(failures.is_empty(), "{failures:#?}");
+    let refused = row(&report, n::ASYNC_CALLBACK, None);
+    assert_eq!(refused.outcome, Outcome::Warn, "{}", report.table());
+    assert!(
+        refused.detail.contains("HTTP 400 invalid_request")
+            && refused
+                .detail
+                .contains("not an origin this server calls back"),
+        "{}",
+        refused.detail
+    );
+    assert_pass(&report, n::ASYNC_SIGN, None);
 }
 
 /// Two runs back to back with the same TOTP secret: the second starts in the 30-second step

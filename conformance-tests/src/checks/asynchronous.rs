@@ -51,7 +51,7 @@ impl Suite<'_> {
 
     /// The `responseID` of an accepted asynchronous call to `method`: HTTP 200, a non-empty
     /// string, and no signatures yet.
-    fn response_id_of(&mut self, method: &str, r: &Resp) -> Result<String, String> {
+    pub(super) fn response_id_of(&mut self, method: &str, r: &Resp) -> Result<String, String> {
         self.expect_ok(method, r, 200)?;
         let signed = ["signatures", "SignatureObject", "DocumentWithSignature"];
         if signed.iter().any(|k| r.body.get(k).is_some()) {
@@ -132,6 +132,7 @@ impl Suite<'_> {
             &[
                 n::ASYNC_MALFORMED,
                 n::ASYNC_FAKE_SAD,
+                n::ASYNC_CALLBACK,
                 n::ASYNC_SIGN,
                 n::ASYNC_POLL_AGAIN,
             ],
@@ -146,16 +147,22 @@ impl Suite<'_> {
         let res = self.async_fake_sad(&valid);
         self.result(n::ASYNC_FAKE_SAD, cid, res);
 
-        let token = self.bearer();
-        let signed = self
-            .call("signatures/signHash", Auth::Bearer(&token), &valid)
-            .and_then(|r| self.response_id_of("signatures/signHash", &r))
-            .and_then(|id| {
-                let (r, polls) = self.poll_answer(&id)?;
-                self.expect_ok("signatures/signPolling", &r, 200)?;
-                let d = Self::verify_answer(cred, &plan, &digest, &r)?;
-                Ok((id, r, format!("answered after {polls} poll(s): {d}")))
-            });
+        // With a callback listener the call carries a response_uri, and its callback is
+        // awaited before the answer is polled (the callback row, paid for by this signature).
+        let (sent, announced) = self.async_sign_call(&valid, cid);
+        let mut polls_taken = 0;
+        let signed = sent.and_then(|id| {
+            let (r, polls) = self.poll_answer(&id)?;
+            polls_taken = polls;
+            self.expect_ok("signatures/signPolling", &r, 200)?;
+            let d = Self::verify_answer(cred, &plan, &digest, &r)?;
+            Ok((id, r, format!("answered after {polls} poll(s): {d}")))
+        });
+        let polled = match &signed {
+            Ok(_) => Ok(polls_taken),
+            Err(e) => Err(e.clone()),
+        };
+        self.callback_verdict(announced, polled, cid);
         let (id, first) = match signed {
             Ok((id, first, d)) => {
                 self.record(n::ASYNC_SIGN, cid, Outcome::Pass, d);

@@ -11,7 +11,7 @@
 //! scheduling of authorizations), [`signhash`] (`signatures/signHash` on the main SAD),
 //! [`lifecycle`] (`credentials/extendTransaction`, SAD expiry), [`doc_plan`], [`signdoc`] and
 //! [`signdoc_batch`] (`signatures/signDoc`, CAdES) and [`asynchronous`] (`operationMode: "A"`,
-//! `signatures/signPolling`).
+//! `signatures/signPolling`; [`async_callback`] its `response_uri`).
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::Fatal;
 use crate::cades_batch;
+use crate::callback::CallbackListener;
 use crate::certinfo::{self, Verdict};
 use crate::client::{Auth, Client, Resp};
 use crate::config::Config;
@@ -28,6 +29,7 @@ use crate::report::{CheckResult, Outcome, Report};
 use crate::schema::{self, Kind, Schemas};
 use crate::verify::{self, HashAlg, Leaf, SignPlan};
 
+mod async_callback;
 mod asynchronous;
 mod authorize;
 mod credentials;
@@ -168,6 +170,8 @@ pub struct Suite<'a> {
     /// Logins after the access token was refused with 401.
     relogins: usize,
     nonce: String,
+    /// The `response_uri` listener (`--callback-listen`), when there is one.
+    callback: Option<CallbackListener>,
 }
 
 /// A PIN that differs from `pin` in its last character and keeps its format.
@@ -233,6 +237,11 @@ impl<'a> Suite<'a> {
         .map_err(Fatal::Usage)?;
         let schemas = Schemas::load().map_err(Fatal::Internal)?;
         let nonce: u64 = rand::random();
+        let callback = cfg
+            .callback_listen
+            .map(|addr| CallbackListener::start(addr, cfg.callback_url.as_deref()))
+            .transpose()
+            .map_err(Fatal::Usage)?;
         Ok(Suite {
             cfg,
             client,
@@ -251,6 +260,7 @@ impl<'a> Suite<'a> {
             schema_seen: std::collections::BTreeMap::new(),
             relogins: 0,
             nonce: format!("{nonce:016x}"),
+            callback,
         })
     }
 

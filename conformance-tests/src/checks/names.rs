@@ -55,6 +55,8 @@ pub const ASYNC_MALFORMED: &str = "signatures/signHash (async): malformed call r
 pub const ASYNC_FAKE_SAD: &str = "signatures/signHash (async): made-up SAD signs nothing";
 pub const ASYNC_SIGN: &str = "signatures/signHash (async): polled signature verifies";
 pub const ASYNC_POLL_AGAIN: &str = "signatures/signPolling: the answer polled again is the same";
+pub const ASYNC_CALLBACK: &str =
+    "signatures/signHash: asynchronous answer announced at response_uri";
 /// `signatures/signDoc` (CAdES): only when `info` lists `signatures/signDoc`; on one
 /// credential, with one more hash in its main SAD per signature (B-B, B-T, attached, async,
 /// detached document, and three for the several-entries call).
@@ -110,6 +112,7 @@ pub const ASYNC_TASK: &[&str] = &[
     ASYNC_AUTHZ,
     ASYNC_MALFORMED,
     ASYNC_FAKE_SAD,
+    ASYNC_CALLBACK,
     ASYNC_SIGN,
     ASYNC_POLL_AGAIN,
 ];
