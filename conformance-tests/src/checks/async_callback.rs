@@ -84,7 +84,7 @@ impl Suite<'_> {
 
     /// Wait (at most [`CALLBACK_WAIT`]) for the POST at `url` that announces `id`: the first
     /// POST must be JSON and name `id`.
-    fn await_callback(&self, url: &str, id: &str, sent: Instant) -> Announced {
+    pub(super) fn await_callback(&self, url: &str, id: &str, sent: Instant) -> Announced {
         let Some(l) = &self.callback else {
             return Announced::Missed("no listener".into());
         };

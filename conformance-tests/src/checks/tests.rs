@@ -199,3 +199,71 @@ pub(super) fn p256_plans() -> Vec<verify::SignPlan> {
     .unwrap()
     .1
 }
+
+/// The callback row's verdicts on what reaches the suite's listener: the call's responseID
+/// (then a first poll with the answer), another one, no JSON, and an answer not ready.
+#[test]
+fn callback_row_verdicts() {
+    use super::async_callback::Announced;
+    use std::io::Write;
+    let mut cfg = config();
+    cfg.callback_listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut s = suite(&cfg);
+    let url = s.callback.as_ref().unwrap().url().to_string();
+    let addr = s.callback.as_ref().unwrap().addr();
+    let post = |body: &str| {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "POST /csc-callback HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(body.as_bytes()).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut c, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 204 "), "{answer}");
+    };
+    let sent = Instant::now();
+    let verdict = |s: &mut Suite<'_>, a: Announced, polled: Result<usize, String>| {
+        s.callback_verdict(a, polled, None);
+        let r = s.report.results.pop().unwrap();
+        assert_eq!(r.name, n::ASYNC_CALLBACK);
+        (r.outcome, r.detail)
+    };
+
+    post(r#"{"responseID":"id-1"}"#);
+    let heard = s.await_callback(&url, "id-1", sent);
+    let (o, d) = verdict(&mut s, heard, Ok(1));
+    assert_eq!(o, Outcome::Pass, "{d}");
+    assert!(
+        d.contains("POST /csc-callback with the call's responseID"),
+        "{d}"
+    );
+
+    // Announced before the answer could be polled.
+    post(r#"{"responseID":"id-2"}"#);
+    let heard = s.await_callback(&url, "id-2", sent);
+    let (o, d) = verdict(&mut s, heard, Ok(3));
+    assert_eq!(o, Outcome::Fail, "{d}");
+    assert!(d.contains("took 3 polls"), "{d}");
+
+    // Another call's responseID (not written into the report), no responseID, not JSON.
+    post(r#"{"responseID":"someone-else"}"#);
+    let heard = s.await_callback(&url, "id-3", sent);
+    let (o, d) = verdict(&mut s, heard, Ok(1));
+    assert_eq!(o, Outcome::Fail);
+    assert!(
+        d.contains("another responseID") && !d.contains("someone-else"),
+        "{d}"
+    );
+    post(r#"{"requestID":"id-4"}"#);
+    let heard = s.await_callback(&url, "id-4", sent);
+    let (o, d) = verdict(&mut s, heard, Ok(1));
+    assert_eq!(o, Outcome::Fail);
+    assert!(d.contains("no responseID string"), "{d}");
+    post("responseID=id-5");
+    let heard = s.await_callback(&url, "id-5", sent);
+    let (o, d) = verdict(&mut s, heard, Ok(1));
+    assert_eq!(o, Outcome::Fail);
+    assert!(d.contains("not JSON"), "{d}");
+}
