@@ -2,8 +2,9 @@
 //! `signatures/signDoc`, answered by `signatures/signPolling`): gated on
 //! `info.asynchronousOperationMode` and the method being advertised; the unknown-requestID
 //! error, malformed calls and a made-up SAD refused, the polled signature verified, and the
-//! answer polled again unchanged; and the asynchronous signDoc row, paid for by the signDoc
-//! credential's main SAD ([`signdoc`](super::signdoc) plans it).
+//! answer polled again unchanged (with `--callback-listen`, the signing call carries a
+//! `response_uri`: [`async_callback`](super::async_callback)); and the asynchronous signDoc
+//! row, paid for by the signDoc credential's main SAD ([`signdoc`](super::signdoc) plans it).
 
 use super::*;
 
